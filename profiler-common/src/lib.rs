@@ -1,0 +1,229 @@
+//! Types shared by chokepoint's kernel programs (`chokepoint-ebpf`) and its user-space side.
+//!
+//! Everything here is `#[repr(C)]`, `Copy`, and has no implicit padding: the kernel writes these
+//! bytes and user space reads them back through BPF maps. `aya::Pod` is implemented behind the
+//! `user` feature, which only the user-space crate enables.
+#![no_std]
+
+/// Number of log2 buckets in every latency histogram: bucket `i` counts values in `[2^i, 2^(i+1))`
+/// nanoseconds (bucket 0 also holds 0). 2^36 ns is about 69 s, far beyond any latency we bucket.
+pub const HIST_BUCKETS: usize = 36;
+
+/// Slots in the drop-reason table; `enum skb_drop_reason` values beyond it land in the last slot.
+pub const DROP_REASON_SLOTS: u32 = 256;
+
+/// TCP states as the kernel numbers them (`include/net/tcp_states.h`).
+pub mod tcp_state {
+    pub const ESTABLISHED: i32 = 1;
+    pub const SYN_SENT: i32 = 2;
+    pub const SYN_RECV: i32 = 3;
+    pub const CLOSE: i32 = 7;
+}
+
+/// Indices into the kernel's global per-CPU counter array.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// CLOSE -> SYN_SENT: `connect()` started (the kernel's ActiveOpens).
+    ActiveOpens = 0,
+    /// CLOSE -> SYN_RECV of a child socket: a handshake completed on a listener (PassiveOpens).
+    PassiveOpens,
+    /// SYN_SENT -> ESTABLISHED.
+    ActiveEstablished,
+    /// SYN_RECV -> ESTABLISHED.
+    PassiveEstablished,
+    /// SYN_SENT -> CLOSE: a connect that failed (refused, timed out, reset).
+    ConnectFailed,
+    /// Any state -> CLOSE.
+    Closes,
+    /// `tcp_retransmit_skb` while in SYN_SENT.
+    SynRetransmits,
+    /// `tcp_retransmit_synack`.
+    SynAckRetransmits,
+    ResetsSent,
+    ResetsReceived,
+    /// `skb:kfree_skb` events (per reason in the drop table).
+    SkbDrops,
+    /// Events of each probe family, for overhead figures.
+    TcpStateEvents,
+    SchedSwitches,
+    SchedWakeups,
+    ProcessForks,
+    ThreadExits,
+    /// A map update failed (map full): the event's contribution is lost, never silently.
+    MapUpdateFailed,
+    /// A ring buffer reservation failed: the event was dropped.
+    RingBufferFull,
+}
+
+pub const COUNTER_SLOTS: u32 = 32;
+
+/// Indices into the histogram array (each `HIST_BUCKETS` wide).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Histogram {
+    /// SYN_SENT -> ESTABLISHED per socket.
+    ConnectLatency = 0,
+    /// SYN_RECV -> ESTABLISHED of an accepted child socket.
+    HandshakeLatency,
+}
+
+pub const HISTOGRAM_KINDS: u32 = 2;
+
+/// Byte offsets of the tracepoint fields the programs read. User space reads them from
+/// `/sys/kernel/tracing/events/<group>/<name>/format` at start-up and writes them into the
+/// program's read-only data, so a kernel with a different record layout still works (or is
+/// refused by name) instead of being read at the wrong place.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TracepointOffsets {
+    pub set_state_skaddr: u32,
+    pub set_state_oldstate: u32,
+    pub set_state_newstate: u32,
+    pub set_state_sport: u32,
+    pub set_state_dport: u32,
+    pub set_state_family: u32,
+    pub set_state_protocol: u32,
+    pub retransmit_skb_state: u32,
+    pub kfree_skb_reason: u32,
+    pub switch_prev_pid: u32,
+    pub switch_prev_state: u32,
+    pub switch_prev_comm: u32,
+    pub switch_next_pid: u32,
+    pub wakeup_pid: u32,
+    pub fork_child_pid: u32,
+    pub exit_pid: u32,
+}
+
+/// Connection-setup counts for one (process, port, direction).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnKey {
+    /// The connecting process for active opens; 0 for passive opens (they complete in softirq
+    /// context, so the owner is found in user space from the listening port).
+    pub tgid: u32,
+    /// Remote port for active opens, local (listening) port for passive opens.
+    pub port: u16,
+    /// 0 = active (outbound), 1 = passive (inbound).
+    pub direction: u16,
+}
+
+pub const DIRECTION_ACTIVE: u16 = 0;
+pub const DIRECTION_PASSIVE: u16 = 1;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnCounts {
+    pub opens: u64,
+    pub established: u64,
+    pub failed: u64,
+}
+
+/// What the scheduler probes keep per thread. Only the CPU that switches the thread out writes
+/// `oncpu_ns` and the switch counts; the run-queue figures are written when it is switched in.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThreadCpu {
+    /// Thread-group id (process id); 0 until the thread was first seen switching out.
+    pub tgid: u32,
+    pub _pad: u32,
+    pub oncpu_ns: u64,
+    /// Switched out while blocking (sleep, I/O, lock...).
+    pub voluntary: u64,
+    /// Switched out while still runnable (preempted).
+    pub involuntary: u64,
+    /// Time spent runnable but waiting for a CPU, and how many waits that was.
+    pub runq_ns: u64,
+    pub runq_count: u64,
+    pub runq_hist: [u64; HIST_BUCKETS],
+    pub comm: [u8; 16],
+}
+
+impl Default for ThreadCpu {
+    fn default() -> Self {
+        Self {
+            tgid: 0,
+            _pad: 0,
+            oncpu_ns: 0,
+            voluntary: 0,
+            involuntary: 0,
+            runq_ns: 0,
+            runq_count: 0,
+            runq_hist: [0; HIST_BUCKETS],
+            comm: [0; 16],
+        }
+    }
+}
+
+/// The thread currently on a CPU and since when (one slot per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Running {
+    pub tid: u32,
+    pub _pad: u32,
+    pub since_ns: u64,
+}
+
+/// Rare events sent through the ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcEvent {
+    pub kind: u32,
+    /// Fork: the new task's id. Exit: the exiting thread's id.
+    pub pid: u32,
+    /// Fork: the process (thread group) that forked. Exit: the thread's process.
+    pub tgid: u32,
+    pub _pad: u32,
+    pub ts_ns: u64,
+    pub comm: [u8; 16],
+}
+
+pub const EVENT_FORK: u32 = 1;
+pub const EVENT_EXIT: u32 = 2;
+
+/// log2 bucket of a value in nanoseconds.
+#[inline(always)]
+pub fn log2_bucket(v: u64) -> usize {
+    if v == 0 {
+        return 0;
+    }
+    let b = 63 - v.leading_zeros() as usize;
+    if b >= HIST_BUCKETS { HIST_BUCKETS - 1 } else { b }
+}
+
+#[cfg(feature = "user")]
+mod user {
+    use super::*;
+    // SAFETY: all of these are repr(C), Copy, and have no implicit padding.
+    unsafe impl aya::Pod for TracepointOffsets {}
+    unsafe impl aya::Pod for ConnKey {}
+    unsafe impl aya::Pod for ConnCounts {}
+    unsafe impl aya::Pod for ThreadCpu {}
+    unsafe impl aya::Pod for Running {}
+    unsafe impl aya::Pod for ProcEvent {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_log2_and_clamped() {
+        assert_eq!(log2_bucket(0), 0);
+        assert_eq!(log2_bucket(1), 0);
+        assert_eq!(log2_bucket(2), 1);
+        assert_eq!(log2_bucket(3), 1);
+        assert_eq!(log2_bucket(1024), 10);
+        assert_eq!(log2_bucket(u64::MAX), HIST_BUCKETS - 1);
+    }
+
+    #[test]
+    fn shared_types_have_no_padding() {
+        use core::mem::size_of;
+        assert_eq!(size_of::<ConnKey>(), 8);
+        assert_eq!(size_of::<ConnCounts>(), 24);
+        assert_eq!(size_of::<ThreadCpu>(), 8 + 5 * 8 + HIST_BUCKETS * 8 + 16);
+        assert_eq!(size_of::<ProcEvent>(), 16 + 8 + 16);
+        assert_eq!(size_of::<TracepointOffsets>(), 16 * 4);
+    }
+}

@@ -1,0 +1,151 @@
+//! TCP connection setup: opens, handshake latency, failures, SYN retransmits, resets and
+//! packet drops by reason.
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use chokepoint_common::{
+    ConnCounts, ConnKey, Counter, DIRECTION_ACTIVE, DIRECTION_PASSIVE, DROP_REASON_SLOTS,
+    Histogram, tcp_state,
+};
+
+use crate::maps::{
+    BPF_NOEXIST, CONNECTIONS, DROP_REASONS, HANDSHAKES, HandshakeStart, count, offset, record,
+};
+
+const IPPROTO_TCP: u16 = 6;
+
+#[tracepoint]
+pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
+    let _ = try_set_state(&ctx);
+    0
+}
+
+fn try_set_state(ctx: &TracePointContext) -> Result<(), i32> {
+    // SAFETY: offsets come from this kernel's format file; the read is checked by the helper.
+    let protocol: u16 = unsafe { ctx.read_at(offset!(set_state_protocol))? };
+    if protocol != IPPROTO_TCP {
+        return Ok(());
+    }
+    count(Counter::TcpStateEvents);
+    let old: i32 = unsafe { ctx.read_at(offset!(set_state_oldstate))? };
+    let new: i32 = unsafe { ctx.read_at(offset!(set_state_newstate))? };
+    let skaddr: u64 = unsafe { ctx.read_at(offset!(set_state_skaddr))? };
+
+    match (old, new) {
+        (tcp_state::CLOSE, tcp_state::SYN_SENT) => {
+            count(Counter::ActiveOpens);
+            let port: u16 = unsafe { ctx.read_at(offset!(set_state_dport))? };
+            // connect() runs in the caller's context: this is the connecting process.
+            let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+            let key = ConnKey { tgid, port, direction: DIRECTION_ACTIVE };
+            bump(&key, |c| c.opens += 1);
+            start_handshake(skaddr, key);
+        }
+        (tcp_state::CLOSE, tcp_state::SYN_RECV) => {
+            count(Counter::PassiveOpens);
+            // Runs in softirq context: the owner is found from the listening port.
+            let port: u16 = unsafe { ctx.read_at(offset!(set_state_sport))? };
+            let key = ConnKey { tgid: 0, port, direction: DIRECTION_PASSIVE };
+            bump(&key, |c| c.opens += 1);
+            start_handshake(skaddr, key);
+        }
+        (tcp_state::SYN_SENT, tcp_state::ESTABLISHED) => {
+            count(Counter::ActiveEstablished);
+            finish_handshake(skaddr, Histogram::ConnectLatency, |c| c.established += 1);
+        }
+        (tcp_state::SYN_RECV, tcp_state::ESTABLISHED) => {
+            count(Counter::PassiveEstablished);
+            finish_handshake(skaddr, Histogram::HandshakeLatency, |c| c.established += 1);
+        }
+        (tcp_state::SYN_SENT, tcp_state::CLOSE) => {
+            count(Counter::ConnectFailed);
+            count(Counter::Closes);
+            if let Some(start) = unsafe { HANDSHAKES.get(skaddr) } {
+                let key = start.key;
+                bump(&key, |c| c.failed += 1);
+                let _ = HANDSHAKES.remove(skaddr);
+            }
+        }
+        (_, tcp_state::CLOSE) => count(Counter::Closes),
+        _ => {}
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn start_handshake(skaddr: u64, key: ConnKey) {
+    let start = HandshakeStart { ts_ns: unsafe { bpf_ktime_get_ns() }, key };
+    if HANDSHAKES.insert(skaddr, start, 0).is_err() {
+        count(Counter::MapUpdateFailed);
+    }
+}
+
+#[inline(always)]
+fn finish_handshake(skaddr: u64, histogram: Histogram, update: impl FnOnce(&mut ConnCounts)) {
+    // SAFETY: the entry is copied out before it is removed.
+    let Some(start) = (unsafe { HANDSHAKES.get(skaddr) }).copied() else {
+        return;
+    };
+    let _ = HANDSHAKES.remove(skaddr);
+    let now = unsafe { bpf_ktime_get_ns() };
+    record(histogram, now.saturating_sub(start.ts_ns));
+    bump(&start.key, update);
+}
+
+#[inline(always)]
+fn bump(key: &ConnKey, update: impl FnOnce(&mut ConnCounts)) {
+    if let Some(counts) = CONNECTIONS.get_ptr_mut(key) {
+        // SAFETY: per-CPU value.
+        update(unsafe { &mut *counts });
+        return;
+    }
+    let mut counts = ConnCounts::default();
+    update(&mut counts);
+    // Another program on this CPU cannot have inserted it meanwhile; NOEXIST guards the rest.
+    if CONNECTIONS.insert(key, counts, BPF_NOEXIST).is_err() {
+        count(Counter::MapUpdateFailed);
+    }
+}
+
+#[tracepoint]
+pub fn tcp_retransmit_skb(ctx: TracePointContext) -> u32 {
+    if let Ok(state) = unsafe { ctx.read_at::<i32>(offset!(retransmit_skb_state)) } {
+        if state == tcp_state::SYN_SENT {
+            count(Counter::SynRetransmits);
+        }
+    }
+    0
+}
+
+#[tracepoint]
+pub fn tcp_retransmit_synack(_ctx: TracePointContext) -> u32 {
+    count(Counter::SynAckRetransmits);
+    0
+}
+
+#[tracepoint]
+pub fn tcp_send_reset(_ctx: TracePointContext) -> u32 {
+    count(Counter::ResetsSent);
+    0
+}
+
+#[tracepoint]
+pub fn tcp_receive_reset(_ctx: TracePointContext) -> u32 {
+    count(Counter::ResetsReceived);
+    0
+}
+
+#[tracepoint]
+pub fn kfree_skb(ctx: TracePointContext) -> u32 {
+    count(Counter::SkbDrops);
+    if let Ok(reason) = unsafe { ctx.read_at::<u32>(offset!(kfree_skb_reason)) } {
+        let slot = if reason < DROP_REASON_SLOTS { reason } else { DROP_REASON_SLOTS - 1 };
+        if let Some(n) = DROP_REASONS.get_ptr_mut(slot) {
+            // SAFETY: per-CPU slot.
+            unsafe { *n += 1 };
+        }
+    }
+    0
+}

@@ -1,0 +1,124 @@
+//! The maps shared by all programs, the field offsets user space fills in, and small helpers
+//! to bump counters and histograms.
+use aya_ebpf::{
+    macros::map,
+    maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+};
+use chokepoint_common::{
+    COUNTER_SLOTS, ConnCounts, ConnKey, Counter, DROP_REASON_SLOTS, HIST_BUCKETS, HISTOGRAM_KINDS,
+    Histogram, ProcEvent, Running, ThreadCpu, TracepointOffsets, log2_bucket,
+};
+
+/// Written by user space before load (read-only data): where each tracepoint field lives.
+#[unsafe(no_mangle)]
+static OFFSETS: TracepointOffsets = TracepointOffsets {
+    set_state_skaddr: 0,
+    set_state_oldstate: 0,
+    set_state_newstate: 0,
+    set_state_sport: 0,
+    set_state_dport: 0,
+    set_state_family: 0,
+    set_state_protocol: 0,
+    retransmit_skb_state: 0,
+    kfree_skb_reason: 0,
+    switch_prev_pid: 0,
+    switch_prev_state: 0,
+    switch_prev_comm: 0,
+    switch_next_pid: 0,
+    wakeup_pid: 0,
+    fork_child_pid: 0,
+    exit_pid: 0,
+};
+
+/// The offset of one tracepoint field. A volatile read keeps the compiler from folding the
+/// placeholder zero into the code: the real value is only known at load time.
+macro_rules! offset {
+    ($field:ident) => {
+        {
+            #[allow(unused_unsafe, reason = "the macro is used both inside and outside unsafe blocks")]
+            // SAFETY: a plain read of a static.
+            let value = unsafe { core::ptr::read_volatile(&$crate::maps::offsets().$field) };
+            value as usize
+        }
+    };
+}
+pub(crate) use offset;
+
+#[inline(always)]
+pub fn offsets() -> &'static TracepointOffsets {
+    &OFFSETS
+}
+
+#[map]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
+
+#[map]
+pub static HISTOGRAMS: PerCpuArray<u64> =
+    PerCpuArray::with_max_entries(HISTOGRAM_KINDS * HIST_BUCKETS as u32, 0);
+
+#[map]
+pub static DROP_REASONS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DROP_REASON_SLOTS, 0);
+
+#[map]
+pub static CONNECTIONS: PerCpuHashMap<ConnKey, ConnCounts> =
+    PerCpuHashMap::with_max_entries(16384, 0);
+
+/// A handshake in progress: when it started and whom it belongs to. LRU so sockets that never
+/// finish (a SYN flood, a refused connect without a CLOSE transition) cannot fill it.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct HandshakeStart {
+    pub ts_ns: u64,
+    pub key: ConnKey,
+}
+
+#[map]
+pub static HANDSHAKES: LruHashMap<u64, HandshakeStart> = LruHashMap::with_max_entries(65536, 0);
+
+#[map]
+pub static THREADS: HashMap<u32, ThreadCpu> = HashMap::with_max_entries(32768, 0);
+
+/// A zeroed `ThreadCpu` to insert from: the struct is too large for the 512-byte BPF stack.
+#[map]
+pub static THREAD_TEMPLATE: PerCpuArray<ThreadCpu> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+pub static RUNNING: PerCpuArray<Running> = PerCpuArray::with_max_entries(1, 0);
+
+/// When a thread became runnable (woken, or preempted while runnable).
+#[map]
+pub static RUNNABLE_SINCE: LruHashMap<u32, u64> = LruHashMap::with_max_entries(65536, 0);
+
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
+pub const BPF_NOEXIST: u64 = 1;
+
+#[inline(always)]
+pub fn add(counter: Counter, n: u64) {
+    if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: per-CPU slot, and the program cannot be preempted by itself on this CPU.
+        unsafe { *slot += n };
+    }
+}
+
+#[inline(always)]
+pub fn count(counter: Counter) {
+    add(counter, 1);
+}
+
+#[inline(always)]
+pub fn record(histogram: Histogram, value_ns: u64) {
+    let index = histogram as u32 * HIST_BUCKETS as u32 + log2_bucket(value_ns) as u32;
+    if let Some(slot) = HISTOGRAMS.get_ptr_mut(index) {
+        // SAFETY: per-CPU slot.
+        unsafe { *slot += 1 };
+    }
+}
+
+#[inline(always)]
+pub fn send(event: &ProcEvent) {
+    if EVENTS.output::<ProcEvent>(event, 0).is_err() {
+        count(Counter::RingBufferFull);
+    }
+}

@@ -1,0 +1,2 @@
+//! Load-generator timelines: readers for each tool's output, alignment, knee/USL analysis.
+pub mod cli;
