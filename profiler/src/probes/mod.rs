@@ -1,1 +1,3 @@
-//! TODO
+//! Kernel side: tracepoint layouts, loading and attaching the programs, reading their maps.
+pub mod format;
+pub mod tracepoints;
