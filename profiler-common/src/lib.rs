@@ -18,6 +18,7 @@ pub mod tcp_state {
     pub const SYN_SENT: i32 = 2;
     pub const SYN_RECV: i32 = 3;
     pub const CLOSE: i32 = 7;
+    pub const LISTEN: i32 = 10;
 }
 
 /// Indices into the kernel's global per-CPU counter array.
@@ -26,7 +27,8 @@ pub mod tcp_state {
 pub enum Counter {
     /// CLOSE -> SYN_SENT: `connect()` started (the kernel's ActiveOpens).
     ActiveOpens = 0,
-    /// CLOSE -> SYN_RECV of a child socket: a handshake completed on a listener (PassiveOpens).
+    /// LISTEN (or CLOSE, on older kernels) -> SYN_RECV of a child socket: a handshake
+    /// completed on a listener (the kernel's PassiveOpens).
     PassiveOpens,
     /// SYN_SENT -> ESTABLISHED.
     ActiveEstablished,
@@ -44,10 +46,6 @@ pub enum Counter {
     ResetsReceived,
     /// `skb:kfree_skb` events (per reason in the drop table).
     SkbDrops,
-    /// Events of each probe family, for overhead figures.
-    TcpStateEvents,
-    SchedSwitches,
-    SchedWakeups,
     ProcessForks,
     ThreadExits,
     /// A map update failed (map full): the event's contribution is lost, never silently.
@@ -95,6 +93,30 @@ pub struct TracepointOffsets {
     pub exit_pid: u32,
 }
 
+/// The record layouts the kernel programs are compiled against (Linux 6.x, checked on 6.18).
+/// The fast program variants read fields at these constant offsets with direct loads (the
+/// verifier only allows constant offsets there); user space attaches them only where this
+/// kernel's format files agree, and otherwise the `_compat` variants, which read each field at
+/// the offset found at start-up through `bpf_probe_read_kernel`.
+pub const BUILT_OFFSETS: TracepointOffsets = TracepointOffsets {
+    set_state_skaddr: 8,
+    set_state_oldstate: 16,
+    set_state_newstate: 20,
+    set_state_sport: 24,
+    set_state_dport: 26,
+    set_state_family: 28,
+    set_state_protocol: 30,
+    retransmit_skb_state: 24,
+    kfree_skb_reason: 36,
+    switch_prev_pid: 24,
+    switch_prev_state: 32,
+    switch_prev_comm: 8,
+    switch_next_pid: 56,
+    wakeup_pid: 24,
+    fork_child_pid: 20,
+    exit_pid: 24,
+};
+
 /// Connection-setup counts for one (process, port, direction).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -137,6 +159,9 @@ pub struct ThreadCpu {
     pub runq_count: u64,
     pub runq_hist: [u64; HIST_BUCKETS],
     pub comm: [u8; 16],
+    /// When the thread last became runnable (woken or preempted); 0 while it runs or sleeps.
+    /// Kept here rather than in a map of its own: one hash lookup per switch instead of three.
+    pub runnable_since_ns: u64,
 }
 
 impl Default for ThreadCpu {
@@ -151,6 +176,7 @@ impl Default for ThreadCpu {
             runq_count: 0,
             runq_hist: [0; HIST_BUCKETS],
             comm: [0; 16],
+            runnable_since_ns: 0,
         }
     }
 }
@@ -222,7 +248,7 @@ mod tests {
         use core::mem::size_of;
         assert_eq!(size_of::<ConnKey>(), 8);
         assert_eq!(size_of::<ConnCounts>(), 24);
-        assert_eq!(size_of::<ThreadCpu>(), 8 + 5 * 8 + HIST_BUCKETS * 8 + 16);
+        assert_eq!(size_of::<ThreadCpu>(), 8 + 5 * 8 + HIST_BUCKETS * 8 + 16 + 8);
         assert_eq!(size_of::<ProcEvent>(), 16 + 8 + 16);
         assert_eq!(size_of::<TracepointOffsets>(), 16 * 4);
     }

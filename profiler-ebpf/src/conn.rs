@@ -11,67 +11,68 @@ use chokepoint_common::{
 };
 
 use crate::maps::{
-    BPF_NOEXIST, CONNECTIONS, DROP_REASONS, HANDSHAKES, HandshakeStart, count, offset, record,
+    BPF_NOEXIST, CONNECTIONS, DROP_REASONS, HANDSHAKES, HandshakeStart, count, fast_and_compat,
+    field, record,
 };
 
 const IPPROTO_TCP: u16 = 6;
 
-#[tracepoint]
-pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
-    let _ = try_set_state(&ctx);
-    0
-}
+fast_and_compat!(inet_sock_set_state, inet_sock_set_state_compat, set_state);
 
-fn try_set_state(ctx: &TracePointContext) -> Result<(), i32> {
-    // SAFETY: offsets come from this kernel's format file; the read is checked by the helper.
-    let protocol: u16 = unsafe { ctx.read_at(offset!(set_state_protocol))? };
+fn set_state<const FAST: bool>(ctx: &TracePointContext) -> u32 {
+    let protocol: u16 = field!(ctx, FAST, set_state_protocol);
     if protocol != IPPROTO_TCP {
-        return Ok(());
+        return 0;
     }
-    count(Counter::TcpStateEvents);
-    let old: i32 = unsafe { ctx.read_at(offset!(set_state_oldstate))? };
-    let new: i32 = unsafe { ctx.read_at(offset!(set_state_newstate))? };
-    let skaddr: u64 = unsafe { ctx.read_at(offset!(set_state_skaddr))? };
+    let old: i32 = field!(ctx, FAST, set_state_oldstate);
+    let new: i32 = field!(ctx, FAST, set_state_newstate);
 
     match (old, new) {
         (tcp_state::CLOSE, tcp_state::SYN_SENT) => {
             count(Counter::ActiveOpens);
-            let port: u16 = unsafe { ctx.read_at(offset!(set_state_dport))? };
+            let port: u16 = field!(ctx, FAST, set_state_dport);
             // connect() runs in the caller's context: this is the connecting process.
             let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
             let key = ConnKey { tgid, port, direction: DIRECTION_ACTIVE };
             bump(&key, |c| c.opens += 1);
-            start_handshake(skaddr, key);
+            start_handshake(field!(ctx, FAST, set_state_skaddr), key);
         }
-        (tcp_state::CLOSE, tcp_state::SYN_RECV) => {
+        // The child socket is cloned from the listener (LISTEN -> SYN_RECV on current
+        // kernels, CLOSE -> SYN_RECV on older ones).
+        (tcp_state::LISTEN | tcp_state::CLOSE, tcp_state::SYN_RECV) => {
             count(Counter::PassiveOpens);
             // Runs in softirq context: the owner is found from the listening port.
-            let port: u16 = unsafe { ctx.read_at(offset!(set_state_sport))? };
+            let port: u16 = field!(ctx, FAST, set_state_sport);
             let key = ConnKey { tgid: 0, port, direction: DIRECTION_PASSIVE };
             bump(&key, |c| c.opens += 1);
-            start_handshake(skaddr, key);
+            start_handshake(field!(ctx, FAST, set_state_skaddr), key);
         }
         (tcp_state::SYN_SENT, tcp_state::ESTABLISHED) => {
             count(Counter::ActiveEstablished);
+            let skaddr = field!(ctx, FAST, set_state_skaddr);
             finish_handshake(skaddr, Histogram::ConnectLatency, |c| c.established += 1);
         }
         (tcp_state::SYN_RECV, tcp_state::ESTABLISHED) => {
             count(Counter::PassiveEstablished);
+            let skaddr = field!(ctx, FAST, set_state_skaddr);
             finish_handshake(skaddr, Histogram::HandshakeLatency, |c| c.established += 1);
         }
-        (tcp_state::SYN_SENT, tcp_state::CLOSE) => {
-            count(Counter::ConnectFailed);
+        (tcp_state::SYN_SENT | tcp_state::SYN_RECV, tcp_state::CLOSE) => {
+            if old == tcp_state::SYN_SENT {
+                count(Counter::ConnectFailed);
+            }
             count(Counter::Closes);
-            if let Some(start) = unsafe { HANDSHAKES.get(skaddr) } {
-                let key = start.key;
-                bump(&key, |c| c.failed += 1);
+            let skaddr: u64 = field!(ctx, FAST, set_state_skaddr);
+            // SAFETY: copied out before removal.
+            if let Some(start) = unsafe { HANDSHAKES.get(skaddr) }.copied() {
                 let _ = HANDSHAKES.remove(skaddr);
+                bump(&start.key, |c| c.failed += 1);
             }
         }
         (_, tcp_state::CLOSE) => count(Counter::Closes),
         _ => {}
     }
-    Ok(())
+    0
 }
 
 #[inline(always)]
@@ -109,12 +110,12 @@ fn bump(key: &ConnKey, update: impl FnOnce(&mut ConnCounts)) {
     }
 }
 
-#[tracepoint]
-pub fn tcp_retransmit_skb(ctx: TracePointContext) -> u32 {
-    if let Ok(state) = unsafe { ctx.read_at::<i32>(offset!(retransmit_skb_state)) } {
-        if state == tcp_state::SYN_SENT {
-            count(Counter::SynRetransmits);
-        }
+fast_and_compat!(tcp_retransmit_skb, tcp_retransmit_skb_compat, retransmit_skb);
+
+fn retransmit_skb<const FAST: bool>(ctx: &TracePointContext) -> u32 {
+    let state: i32 = field!(ctx, FAST, retransmit_skb_state);
+    if state == tcp_state::SYN_SENT {
+        count(Counter::SynRetransmits);
     }
     0
 }
@@ -137,15 +138,15 @@ pub fn tcp_receive_reset(_ctx: TracePointContext) -> u32 {
     0
 }
 
-#[tracepoint]
-pub fn kfree_skb(ctx: TracePointContext) -> u32 {
+fast_and_compat!(kfree_skb, kfree_skb_compat, free_skb);
+
+fn free_skb<const FAST: bool>(ctx: &TracePointContext) -> u32 {
     count(Counter::SkbDrops);
-    if let Ok(reason) = unsafe { ctx.read_at::<u32>(offset!(kfree_skb_reason)) } {
-        let slot = if reason < DROP_REASON_SLOTS { reason } else { DROP_REASON_SLOTS - 1 };
-        if let Some(n) = DROP_REASONS.get_ptr_mut(slot) {
-            // SAFETY: per-CPU slot.
-            unsafe { *n += 1 };
-        }
+    let reason: u32 = field!(ctx, FAST, kfree_skb_reason);
+    let slot = if reason < DROP_REASON_SLOTS { reason } else { DROP_REASON_SLOTS - 1 };
+    if let Some(n) = DROP_REASONS.get_ptr_mut(slot) {
+        // SAFETY: per-CPU slot.
+        unsafe { *n += 1 };
     }
     0
 }

@@ -2,7 +2,7 @@
 //! to bump counters and histograms.
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use chokepoint_common::{
     COUNTER_SLOTS, ConnCounts, ConnKey, Counter, DROP_REASON_SLOTS, HIST_BUCKETS, HISTOGRAM_KINDS,
@@ -30,8 +30,34 @@ static OFFSETS: TracepointOffsets = TracepointOffsets {
     exit_pid: 0,
 };
 
-/// The offset of one tracepoint field. A volatile read keeps the compiler from folding the
-/// placeholder zero into the code: the real value is only known at load time.
+/// Reads one field of the tracepoint record. `FAST` programs load it directly at the
+/// compiled-in offset (`BUILT_OFFSETS`: the verifier allows context loads at constant offsets
+/// only, and they cost a fraction of a helper call); `_compat` programs read it through
+/// `bpf_probe_read_kernel` at the offset user space found in this kernel's format file.
+macro_rules! field {
+    ($ctx:expr, $fast:expr, $field:ident) => {
+        if $fast {
+            use aya_ebpf::EbpfContext as _;
+            // SAFETY: user space attaches FAST programs only where the format file matches.
+            unsafe {
+                core::ptr::read(
+                    ($ctx)
+                        .as_ptr()
+                        .cast::<u8>()
+                        .add(chokepoint_common::BUILT_OFFSETS.$field as usize)
+                        .cast(),
+                )
+            }
+        } else {
+            // SAFETY: the helper checks the read; a failed read yields zeroes.
+            unsafe { ($ctx).read_at($crate::maps::offset!($field)) }
+                .unwrap_or_else(|_| unsafe { core::mem::zeroed() })
+        }
+    };
+}
+pub(crate) use field;
+
+/// The offset of one tracepoint field found at start-up.
 macro_rules! offset {
     ($field:ident) => {
         {
@@ -63,8 +89,9 @@ pub static DROP_REASONS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DROP_R
 pub static CONNECTIONS: PerCpuHashMap<ConnKey, ConnCounts> =
     PerCpuHashMap::with_max_entries(16384, 0);
 
-/// A handshake in progress: when it started and whom it belongs to. LRU so sockets that never
-/// finish (a SYN flood, a refused connect without a CLOSE transition) cannot fill it.
+/// A handshake in progress: when it started and whom it belongs to. Entries leave at
+/// ESTABLISHED or CLOSE; a full map is counted (MapUpdateFailed), never silent. A plain hash:
+/// LRU maps cost a lock per update on this hot path.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct HandshakeStart {
@@ -73,7 +100,7 @@ pub struct HandshakeStart {
 }
 
 #[map]
-pub static HANDSHAKES: LruHashMap<u64, HandshakeStart> = LruHashMap::with_max_entries(65536, 0);
+pub static HANDSHAKES: HashMap<u64, HandshakeStart> = HashMap::with_max_entries(65536, 0);
 
 #[map]
 pub static THREADS: HashMap<u32, ThreadCpu> = HashMap::with_max_entries(32768, 0);
@@ -84,10 +111,6 @@ pub static THREAD_TEMPLATE: PerCpuArray<ThreadCpu> = PerCpuArray::with_max_entri
 
 #[map]
 pub static RUNNING: PerCpuArray<Running> = PerCpuArray::with_max_entries(1, 0);
-
-/// When a thread became runnable (woken, or preempted while runnable).
-#[map]
-pub static RUNNABLE_SINCE: LruHashMap<u32, u64> = LruHashMap::with_max_entries(65536, 0);
 
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
@@ -122,3 +145,19 @@ pub fn send(event: &ProcEvent) {
         count(Counter::RingBufferFull);
     }
 }
+
+/// Two entry points per program: the fast one (constant offsets) and `_compat`.
+macro_rules! fast_and_compat {
+    ($fast:ident, $compat:ident, $body:ident) => {
+        #[aya_ebpf::macros::tracepoint]
+        pub fn $fast(ctx: aya_ebpf::programs::TracePointContext) -> u32 {
+            $body::<true>(&ctx)
+        }
+
+        #[aya_ebpf::macros::tracepoint]
+        pub fn $compat(ctx: aya_ebpf::programs::TracePointContext) -> u32 {
+            $body::<false>(&ctx)
+        }
+    };
+}
+pub(crate) use fast_and_compat;
