@@ -1,1 +1,10 @@
-//! TODO
+//! Host collectors: counters the kernel already keeps, read from user space once per interval
+//! (procfs files and sock_diag netlink dumps), which costs far less than per-packet probes.
+//! `host` gives host-wide deltas, `listeners` the accept queues, `processes` who owns what.
+
+mod error;
+pub mod host;
+pub mod procfiles;
+mod sockdiag;
+
+pub use error::CollectError;
