@@ -1,9 +1,12 @@
 //! Host collectors: counters the kernel already keeps, read from user space once per interval
 //! (procfs files and sock_diag netlink dumps), which costs far less than per-packet probes.
 //! `host` gives host-wide deltas, `listeners` the accept queues, `processes` who owns what.
+//! Field-by-field sources are in docs/collectors.md.
 
 mod error;
 pub mod host;
+pub mod listeners;
+pub mod processes;
 pub mod procfiles;
 mod sockdiag;
 

@@ -107,7 +107,7 @@ pub fn parse_sockstat(
         let line_no = index + 1;
         let (group, rest) = split_group(path, line_no, line)?;
         let tokens: Vec<&str> = rest.split_whitespace().collect();
-        if tokens.len() % 2 != 0 {
+        if !tokens.len().is_multiple_of(2) {
             return Err(CollectError::parse(
                 path,
                 line_no,
