@@ -4,12 +4,13 @@
 use std::net::SocketAddr;
 
 use netlink_packet_core::{
-    NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    ErrorBuffer, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NetlinkBuffer, NetlinkHeader,
+    NetlinkMessage, Parseable,
 };
 use netlink_packet_sock_diag::{
     SockDiagMessage,
-    constants::{AF_INET, AF_INET6, IPPROTO_TCP},
-    inet::{ExtensionFlags, InetRequest, SocketId, StateFlags},
+    constants::{AF_INET, AF_INET6, IPPROTO_TCP, SOCK_DIAG_BY_FAMILY},
+    inet::{ExtensionFlags, InetRequest, InetResponseHeader, SocketId, StateFlags},
 };
 use netlink_sys::{Socket, protocols::NETLINK_SOCK_DIAG};
 
@@ -77,15 +78,17 @@ pub fn for_each_tcp_socket(
         let received = received.min(buffer.len());
         let mut offset = 0;
         while offset < received {
-            let message = NetlinkMessage::<SockDiagMessage>::deserialize(&buffer[offset..received])
-                .map_err(|e| CollectError::NetlinkDecode {
-                    what,
-                    reason: e.to_string(),
-                })?;
-            let length = message.header.length as usize;
-            match message.payload {
-                NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(response)) => {
-                    let header = &response.header;
+            let decode = |e: netlink_packet_core::DecodeError| CollectError::NetlinkDecode {
+                what,
+                reason: e.to_string(),
+            };
+            let message = NetlinkBuffer::new_checked(&buffer[offset..received]).map_err(decode)?;
+            let length = message.length() as usize;
+            match message.message_type() {
+                // Only the fixed header is decoded: attributes (none were asked for) are skipped,
+                // which matters when the dump holds tens of thousands of sockets.
+                SOCK_DIAG_BY_FAMILY => {
+                    let header = InetResponseHeader::parse(message.payload()).map_err(decode)?;
                     visit(DiagSocket {
                         state: header.state,
                         local: SocketAddr::new(
@@ -97,9 +100,10 @@ pub fn for_each_tcp_socket(
                         inode: u64::from(header.inode),
                     });
                 }
-                NetlinkPayload::Done(_) => return Ok(()),
-                NetlinkPayload::Error(error) => {
-                    if let Some(code) = error.code {
+                NLMSG_DONE => return Ok(()),
+                NLMSG_ERROR => {
+                    let error = ErrorBuffer::new_checked(message.payload()).map_err(decode)?;
+                    if let Some(code) = error.code() {
                         return Err(io_err(std::io::Error::from_raw_os_error(-code.get())));
                     }
                 }
