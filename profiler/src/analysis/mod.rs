@@ -1,1 +1,109 @@
-//! TODO
+//! Analysis: pure functions over a recording plus load-generator timelines. Nothing here
+//! touches the kernel or the clock, so every verdict can be replayed offline and unit-tested.
+mod summary;
+mod verdict;
+mod window;
+
+use serde::{Deserialize, Serialize};
+
+pub use self::{
+    summary::{HostSummary, LatencySummary, Overhead, ProcessSummary, Totals},
+    verdict::{Evidence, Family, RuledOut, Verdict, VerdictKind},
+    window::Window,
+};
+use crate::{probes::loader::ProbeStatus, recording::Recording, timeline::Timeline};
+
+/// The result of one analysis: the JSON contract documented in docs/json.md.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Analysis {
+    pub verdict: Verdict,
+    pub duration_seconds: f64,
+    pub window: Window,
+    pub totals: Totals,
+    pub host: HostSummary,
+    pub processes: Vec<ProcessSummary>,
+    pub overhead: Overhead,
+    pub load: Vec<LoadSummary>,
+    pub command: Option<Vec<String>>,
+    pub exit_code: Option<i32>,
+    pub probes: ProbeStatus,
+    /// Everything that limits this analysis: probes missing, a truncated recording, a load
+    /// file whose clock is far from the recording's.
+    pub limitations: Vec<String>,
+}
+
+/// A load generator's own figures, as read from its output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadSummary {
+    pub format: String,
+    pub source: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub duration_seconds: f64,
+    pub throughput_per_s: f64,
+}
+
+pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
+    let mut timelines: Vec<Timeline> = recording
+        .end
+        .as_ref()
+        .map(|e| e.load.clone())
+        .unwrap_or_default();
+    timelines.extend(extra_load.iter().cloned());
+
+    let mut limitations = recording.header.limitations.clone();
+    limitations.extend(recording.warnings.iter().cloned());
+    if let Some(end) = &recording.end {
+        limitations.extend(end.load_errors.iter().map(|e| format!("load output: {e}")));
+    }
+    let (start_s, end_s) = window::recording_span(recording);
+    for t in &timelines {
+        if let Some(w) = t.clock_skew_warning(start_s, end_s) {
+            limitations.push(w);
+        }
+    }
+
+    let window = window::choose(recording, &timelines);
+    let all: Vec<_> = recording.intervals.iter().collect();
+    let cpus = recording.header.cpus;
+    let seconds = window::recording_seconds(recording);
+    let totals = summary::totals(recording);
+    let host = summary::host(&all, cpus);
+    // Processes under 10 ms of CPU are noise in a summary (they stay in the recording).
+    let processes = summary::processes(&all, 0.01);
+    let overhead = summary::overhead(&recording.intervals, cpus, seconds);
+    let load = timelines
+        .iter()
+        .map(|t| LoadSummary {
+            format: t.format.to_string(),
+            source: t.source.display().to_string(),
+            requests: t.requests,
+            errors: t.errors,
+            duration_seconds: t.duration_seconds,
+            throughput_per_s: if t.duration_seconds > 0.0 {
+                t.requests as f64 / t.duration_seconds
+            } else {
+                0.0
+            },
+        })
+        .collect();
+    let verdict = verdict::decide(&verdict::Inputs {
+        recording,
+        window: &window,
+    });
+
+    Analysis {
+        verdict,
+        duration_seconds: seconds,
+        window,
+        totals,
+        host,
+        processes,
+        overhead,
+        load,
+        command: recording.header.command.clone(),
+        exit_code: recording.end.as_ref().and_then(|e| e.exit_code),
+        probes: recording.header.probes.clone(),
+        limitations,
+    }
+}

@@ -18,20 +18,26 @@ pub struct Format {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: String,
         #[source]
         source: io::Error,
     },
     #[error("{path} line {line}: cannot parse field declaration {text:?}")]
-    Parse { path: String, line: usize, text: String },
+    Parse {
+        path: String,
+        line: usize,
+        text: String,
+    },
 }
 
 impl Format {
     pub fn read(path: &Path) -> Result<Self, FormatError> {
-        let text = fs::read_to_string(path)
-            .map_err(|source| FormatError::Read { path: path.display().to_string(), source })?;
+        let text = fs::read_to_string(path).map_err(|source| FormatError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::parse(&text).map_err(|(line, text)| FormatError::Parse {
             path: path.display().to_string(),
             line,
@@ -44,7 +50,9 @@ impl Format {
         let mut fields = BTreeMap::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
-            let Some(rest) = line.strip_prefix("field:") else { continue };
+            let Some(rest) = line.strip_prefix("field:") else {
+                continue;
+            };
             let bad = || (i + 1, line.to_string());
             let mut parts = rest.split(';').map(str::trim);
             let decl = parts.next().ok_or_else(bad)?;
@@ -60,7 +68,11 @@ impl Format {
             let (ctype, name) = split_decl(decl).ok_or_else(bad)?;
             fields.insert(
                 name,
-                Field { ctype, offset: offset.ok_or_else(bad)?, size: size.ok_or_else(bad)? },
+                Field {
+                    ctype,
+                    offset: offset.ok_or_else(bad)?,
+                    size: size.ok_or_else(bad)?,
+                },
             );
         }
         Ok(Self { fields })
@@ -77,7 +89,11 @@ fn split_decl(decl: &str) -> Option<(String, String)> {
         Some(i) => (&last[..i], &last[i..]),
         None => (last, ""),
     };
-    if name.is_empty() { None } else { Some((format!("{head}{array}"), name.to_string())) }
+    if name.is_empty() {
+        None
+    } else {
+        Some((format!("{head}{array}"), name.to_string()))
+    }
 }
 
 #[cfg(test)]
@@ -95,7 +111,14 @@ mod tests {
     #[test]
     fn parses_scalars_pointers_arrays_and_data_loc() {
         let f = Format::parse(SET_STATE).expect("parses");
-        assert_eq!(f.fields["skaddr"], Field { ctype: "const void *".into(), offset: 8, size: 8 });
+        assert_eq!(
+            f.fields["skaddr"],
+            Field {
+                ctype: "const void *".into(),
+                offset: 8,
+                size: 8
+            }
+        );
         assert_eq!(f.fields["oldstate"].offset, 16);
         assert_eq!(f.fields["saddr"].ctype, "__u8[4]");
         assert_eq!(f.fields["parent_comm"].ctype, "__data_loc char[]");

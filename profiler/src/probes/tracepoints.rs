@@ -95,7 +95,12 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
         name: "sched_switch",
         program: "sched_switch",
         family: Family::Cpu,
-        fields: &[f("prev_comm", 16), f("prev_pid", 4), f("prev_state", 8), f("next_pid", 4)],
+        fields: &[
+            f("prev_comm", 16),
+            f("prev_pid", 4),
+            f("prev_state", 8),
+            f("next_pid", 4),
+        ],
     },
     Tracepoint {
         group: "sched",
@@ -129,7 +134,7 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
 
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
-    #[error("tracepoint {group}/{name} is not available: {source}")]
+    #[error("tracepoint {group}/{name} is not available")]
     Missing {
         group: &'static str,
         name: &'static str,
@@ -137,7 +142,11 @@ pub enum LayoutError {
         source: FormatError,
     },
     #[error("tracepoint {group}/{name} has no field `{field}`")]
-    NoField { group: &'static str, name: &'static str, field: &'static str },
+    NoField {
+        group: &'static str,
+        name: &'static str,
+        field: &'static str,
+    },
     #[error("tracepoint {group}/{name} field `{field}` is {actual} bytes, expected {expected}")]
     WrongSize {
         group: &'static str,
@@ -154,19 +163,28 @@ impl Tracepoint {
     }
 
     pub fn format_path(&self, tracefs: &Path) -> PathBuf {
-        tracefs.join("events").join(self.group).join(self.name).join("format")
+        tracefs
+            .join("events")
+            .join(self.group)
+            .join(self.name)
+            .join("format")
     }
 
     /// Reads this kernel's layout and checks every field the program needs.
     pub fn layout(&self, tracefs: &Path) -> Result<Format, LayoutError> {
         let (group, name) = (self.group, self.name);
-        let format = Format::read(&self.format_path(tracefs))
-            .map_err(|source| LayoutError::Missing { group, name, source })?;
+        let format =
+            Format::read(&self.format_path(tracefs)).map_err(|source| LayoutError::Missing {
+                group,
+                name,
+                source,
+            })?;
         for spec in self.fields {
-            let field = format
-                .fields
-                .get(spec.name)
-                .ok_or(LayoutError::NoField { group, name, field: spec.name })?;
+            let field = format.fields.get(spec.name).ok_or(LayoutError::NoField {
+                group,
+                name,
+                field: spec.name,
+            })?;
             if field.size != spec.size {
                 return Err(LayoutError::WrongSize {
                     group,
@@ -181,54 +199,93 @@ impl Tracepoint {
     }
 }
 
+/// Where each (tracepoint, field) lives in `TracepointOffsets`.
+type Slot = fn(&mut TracepointOffsets) -> &mut u32;
+const SLOTS: &[(&str, &str, Slot)] = &[
+    ("inet_sock_set_state", "skaddr", |o| &mut o.set_state_skaddr),
+    ("inet_sock_set_state", "oldstate", |o| {
+        &mut o.set_state_oldstate
+    }),
+    ("inet_sock_set_state", "newstate", |o| {
+        &mut o.set_state_newstate
+    }),
+    ("inet_sock_set_state", "sport", |o| &mut o.set_state_sport),
+    ("inet_sock_set_state", "dport", |o| &mut o.set_state_dport),
+    ("inet_sock_set_state", "family", |o| &mut o.set_state_family),
+    ("inet_sock_set_state", "protocol", |o| {
+        &mut o.set_state_protocol
+    }),
+    ("tcp_retransmit_skb", "state", |o| {
+        &mut o.retransmit_skb_state
+    }),
+    ("kfree_skb", "reason", |o| &mut o.kfree_skb_reason),
+    ("sched_switch", "prev_pid", |o| &mut o.switch_prev_pid),
+    ("sched_switch", "prev_state", |o| &mut o.switch_prev_state),
+    ("sched_switch", "prev_comm", |o| &mut o.switch_prev_comm),
+    ("sched_switch", "next_pid", |o| &mut o.switch_next_pid),
+    ("sched_wakeup", "pid", |o| &mut o.wakeup_pid),
+    ("sched_wakeup_new", "pid", |o| &mut o.wakeup_pid),
+    ("sched_process_fork", "child_pid", |o| &mut o.fork_child_pid),
+    ("sched_process_exit", "pid", |o| &mut o.exit_pid),
+];
+
 /// Fills the programs' offsets from the layouts that were read. A tracepoint missing from
 /// `layouts` leaves its offsets at zero: its program is then not attached.
 pub fn offsets(layouts: &[(Tracepoint, Format)]) -> TracepointOffsets {
     let mut o = TracepointOffsets::default();
     for (tp, format) in layouts {
-        let at = |field: &str| format.fields.get(field).map_or(0, |f| f.offset);
-        match tp.name {
-            "inet_sock_set_state" => {
-                o.set_state_skaddr = at("skaddr");
-                o.set_state_oldstate = at("oldstate");
-                o.set_state_newstate = at("newstate");
-                o.set_state_sport = at("sport");
-                o.set_state_dport = at("dport");
-                o.set_state_family = at("family");
-                o.set_state_protocol = at("protocol");
-            }
-            "tcp_retransmit_skb" => o.retransmit_skb_state = at("state"),
-            "kfree_skb" => o.kfree_skb_reason = at("reason"),
-            "sched_switch" => {
-                o.switch_prev_pid = at("prev_pid");
-                o.switch_prev_state = at("prev_state");
-                o.switch_prev_comm = at("prev_comm");
-                o.switch_next_pid = at("next_pid");
-            }
-            "sched_wakeup" | "sched_wakeup_new" => o.wakeup_pid = at("pid"),
-            "sched_process_fork" => o.fork_child_pid = at("child_pid"),
-            "sched_process_exit" => o.exit_pid = at("pid"),
-            _ => {}
+        for (name, field, slot) in SLOTS.iter().filter(|s| s.0 == tp.name) {
+            debug_assert_eq!(*name, tp.name);
+            *slot(&mut o) = format.fields.get(*field).map_or(0, |f| f.offset);
         }
     }
     o
+}
+
+impl Tracepoint {
+    /// Whether this kernel lays the record out as the fast program was compiled for.
+    pub fn matches_built_layout(&self, format: &Format) -> bool {
+        let mut built = chokepoint_common::BUILT_OFFSETS;
+        SLOTS
+            .iter()
+            .filter(|s| s.0 == self.name)
+            .all(|(_, field, slot)| {
+                format.fields.get(*field).map(|f| f.offset) == Some(*slot(&mut built))
+            })
+    }
+
+    /// The program to attach on this kernel: the fast one, or the `_compat` variant that reads
+    /// fields at the offsets found at start-up.
+    pub fn program_for(&self, format: &Format) -> String {
+        if self.fields.is_empty() || self.matches_built_layout(format) {
+            self.program.to_string()
+        } else {
+            format!("{}_compat", self.program)
+        }
+    }
 }
 
 /// `enum skb_drop_reason` names from the kfree_skb format's `__print_symbolic` table, so drop
 /// reasons are named as this kernel names them.
 pub fn drop_reason_names(tracefs: &Path) -> Vec<(u32, String)> {
     let path = tracefs.join("events/skb/kfree_skb/format");
-    let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
     parse_symbolic(&text)
 }
 
 fn parse_symbolic(text: &str) -> Vec<(u32, String)> {
-    let Some(start) = text.find("__print_symbolic(") else { return Vec::new() };
+    let Some(start) = text.find("__print_symbolic(") else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for chunk in text[start..].split('{').skip(1) {
         let Some(end) = chunk.find('}') else { continue };
         let mut parts = chunk[..end].splitn(2, ',');
-        let (Some(num), Some(name)) = (parts.next(), parts.next()) else { continue };
+        let (Some(num), Some(name)) = (parts.next(), parts.next()) else {
+            continue;
+        };
         if let Ok(num) = num.trim().parse::<u32>() {
             out.push((num, name.trim().trim_matches('"').to_string()));
         }
@@ -245,8 +302,56 @@ mod tests {
         let t = r#"print fmt: "reason: %s", __print_symbolic(REC->reason, { 2, "NOT_SPECIFIED" }, { 3, "NO_SOCKET" })"#;
         assert_eq!(
             parse_symbolic(t),
-            vec![(2, "NOT_SPECIFIED".to_string()), (3, "NO_SOCKET".to_string())]
+            vec![
+                (2, "NOT_SPECIFIED".to_string()),
+                (3, "NO_SOCKET".to_string())
+            ]
         );
+    }
+
+    #[test]
+    fn built_layout_is_matched_field_by_field() {
+        let tp = TRACEPOINTS
+            .iter()
+            .find(|t| t.name == "sched_switch")
+            .expect("listed");
+        let mut format = Format::default();
+        for (name, offset) in [
+            ("prev_comm", 8),
+            ("prev_pid", 24),
+            ("prev_state", 32),
+            ("next_pid", 56),
+        ] {
+            format.fields.insert(
+                name.into(),
+                crate::probes::format::Field {
+                    ctype: "int".into(),
+                    offset,
+                    size: 4,
+                },
+            );
+        }
+        assert!(tp.matches_built_layout(&format));
+        assert_eq!(tp.program_for(&format), "sched_switch");
+        format.fields.get_mut("next_pid").expect("present").offset = 60;
+        assert!(!tp.matches_built_layout(&format));
+        assert_eq!(tp.program_for(&format), "sched_switch_compat");
+        let o = offsets(&[(*tp, format)]);
+        assert_eq!((o.switch_next_pid, o.switch_prev_pid), (60, 24));
+    }
+
+    #[test]
+    fn every_field_read_has_a_slot() {
+        for tp in TRACEPOINTS {
+            for f in tp.fields {
+                assert!(
+                    SLOTS.iter().any(|s| s.0 == tp.name && s.1 == f.name),
+                    "{} {}",
+                    tp.id(),
+                    f.name
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,1 +1,3 @@
-//! TODO
+//! Renders an analysis: the human summary and the JSON result.
+pub mod json;
+pub mod text;

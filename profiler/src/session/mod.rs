@@ -1,1 +1,307 @@
-//! TODO
+//! The recording session behind `run` and `record`: attach the probes, start the load
+//! generator, read every source once per interval, append to the recording, and detach on
+//! every exit path (dropping `Probes` detaches; nothing is pinned).
+mod assemble;
+mod child;
+pub mod processes;
+mod sampler;
+
+use std::{
+    collections::BTreeMap,
+    io,
+    path::PathBuf,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use aya::maps::RingBuf;
+use chokepoint_common::{EVENT_EXIT, EVENT_FORK, ProcEvent};
+use nix::sys::signal::Signal;
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{SignalKind, signal},
+};
+
+pub use self::child::SpawnError;
+use self::{child::LoadCommand, processes::ProcessTable, sampler::Sampler};
+use crate::{
+    collect, doctor,
+    probes::{
+        loader::{LoadError, Probes},
+        reader::{MapReader, ReadError},
+        stats::StatsGuard,
+        tracepoints,
+    },
+    recording::{End, FORMAT_VERSION, Header, RecordingWriter},
+    timeline,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("{0}")]
+    Privilege(String),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Maps(#[from] ReadError),
+    #[error("ring buffer EVENTS: {0}")]
+    RingBuffer(String),
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    #[error("cannot write recording {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("installing signal handlers")]
+    Signal(#[source] io::Error),
+}
+
+pub struct Options {
+    pub out: PathBuf,
+    pub interval: Duration,
+    /// The load generator to start (`run`); None for `record`.
+    pub command: Option<Vec<String>>,
+    /// `record --duration`.
+    pub duration: Option<Duration>,
+}
+
+pub struct Outcome {
+    pub recording: PathBuf,
+    /// The command's exit code (None for `record`, or when it died of a signal).
+    pub exit_code: Option<i32>,
+    /// Set when the command was killed by a signal (e.g. forwarded Ctrl-C).
+    pub signalled: bool,
+}
+
+fn unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
+/// chokepoint's own CPU time (all threads, user + system).
+fn self_cpu_ns() -> u64 {
+    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
+        .map(|u| {
+            let tv = |t: nix::sys::time::TimeVal| {
+                t.tv_sec() as u64 * 1_000_000_000 + t.tv_usec() as u64 * 1000
+            };
+            tv(u.user_time()) + tv(u.system_time())
+        })
+        .unwrap_or(0)
+}
+
+/// Checks privileges and tracefs before anything is attached.
+fn preflight() -> Result<doctor::Report, SessionError> {
+    let report = doctor::inspect(true);
+    let missing: Vec<String> = report
+        .missing_required()
+        .iter()
+        .filter(|c| c.id.starts_with("privilege") || c.id == "tracefs")
+        .map(|c| format!("{} ({})", c.id, c.detail))
+        .collect();
+    if !missing.is_empty() {
+        return Err(SessionError::Privilege(format!(
+            "chokepoint needs root, or CAP_BPF and CAP_PERFMON, and tracefs: missing {}; nothing was attached",
+            missing.join(", ")
+        )));
+    }
+    Ok(report)
+}
+
+pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
+    let report = preflight()?;
+    let tracefs = PathBuf::from(tracepoints::TRACEFS);
+    let mut limitations: Vec<String> = report
+        .checks
+        .iter()
+        .filter(|c| !c.ok && c.id.starts_with("tracepoint."))
+        .map(|c| format!("{}: {}", c.id, c.detail))
+        .collect();
+
+    let stats = StatsGuard::enable();
+    let bpf_stats = match &stats {
+        Ok(StatsGuard::Fd(_)) => "BPF_ENABLE_STATS (run_time_ns per program)".to_string(),
+        Ok(StatsGuard::Sysctl { .. }) => "kernel.bpf_stats_enabled (restored after)".to_string(),
+        Err(e) => {
+            limitations.push(format!("probe overhead not measured: {e}"));
+            format!("unavailable: {e}")
+        }
+    };
+
+    let mut probes = Probes::load(&tracefs)?;
+    for f in &probes.status.failed {
+        limitations.push(format!("{} not attached: {}", f.id, f.reason));
+    }
+    let maps = MapReader::new(&mut probes.ebpf)?;
+    let events = probes
+        .ebpf
+        .take_map("EVENTS")
+        .ok_or(ReadError::MissingMap("EVENTS"))?;
+    let events = RingBuf::try_from(events).map_err(|e| SessionError::RingBuffer(e.to_string()))?;
+    // SAFETY: the ring buffer owns its fd and moves into the AsyncFd, so the fd stays open for
+    // as long as it is registered.
+    let mut events = unsafe { AsyncFd::register(events) }
+        .map_err(|e| SessionError::RingBuffer(e.to_string()))?;
+
+    let host = match collect::host::HostCollector::new() {
+        Ok(h) => Some(h),
+        Err(e) => {
+            limitations.push(format!("host counters unavailable: {e}"));
+            None
+        }
+    };
+
+    let drop_reasons: BTreeMap<u32, String> = tracepoints::drop_reason_names(&tracefs)
+        .into_iter()
+        .collect();
+    let profiler_pid = std::process::id();
+    let mut table = ProcessTable::new(profiler_pid, None);
+    let started_unix_ns = unix_ns();
+    let started_monotonic_ns = monotonic_ns();
+    // Baselines are taken after attaching, before the command starts.
+    let mut sampler = Sampler::new(&probes.ebpf, maps, host, drop_reasons.clone());
+
+    let mut load = match &opts.command {
+        Some(argv) => {
+            let cmd = LoadCommand::spawn(argv)?;
+            table.set_load_root(cmd.pid);
+            Some(cmd)
+        }
+        None => None,
+    };
+
+    let header = Header {
+        format_version: FORMAT_VERSION,
+        chokepoint_version: env!("CARGO_PKG_VERSION").to_string(),
+        hostname: nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        kernel: nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1),
+        started_unix_ns,
+        started_monotonic_ns,
+        interval_seconds: opts.interval.as_secs_f64(),
+        command: opts.command.clone(),
+        command_pid: load.as_ref().map(|l| l.pid),
+        profiler_pid,
+        probes: probes.status.clone(),
+        bpf_stats,
+        drop_reasons: drop_reasons.iter().map(|(k, v)| (*k, v.clone())).collect(),
+        limitations,
+    };
+    let load_pid = load.as_ref().map(|l| l.pid);
+    let write_err = |source| SessionError::Write {
+        path: opts.out.clone(),
+        source,
+    };
+    let mut writer = match RecordingWriter::create(&opts.out, &header) {
+        Ok(w) => w,
+        Err(e) => {
+            // Don't leave the load generator running without us.
+            if let Some(pid) = load_pid {
+                child::signal_group(pid, Signal::SIGTERM);
+            }
+            return Err(write_err(e));
+        }
+    };
+
+    let mut sigint = signal(SignalKind::interrupt()).map_err(SessionError::Signal)?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(SessionError::Signal)?;
+    let mut ticker =
+        tokio::time::interval_at(tokio::time::Instant::now() + opts.interval, opts.interval);
+    let deadline = tokio::time::sleep(opts.duration.unwrap_or(Duration::from_secs(u64::MAX / 4)));
+    tokio::pin!(deadline);
+
+    let mut exit_code = None;
+    let mut signalled = false;
+    let reason;
+
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                writer.interval(&sampler.take(&probes.ebpf, &mut table)).map_err(write_err)?;
+            }
+            guard = events.readable_mut() => {
+                let Ok(mut guard) = guard else { continue };
+                let ring = guard.get_inner_mut();
+                while let Some(item) = ring.next() {
+                    if item.len() < std::mem::size_of::<ProcEvent>() { continue; }
+                    // SAFETY: the kernel wrote a ProcEvent (repr(C), Pod) of at least this size.
+                    let ev: ProcEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+                    match ev.kind {
+                        EVENT_FORK => table.forked(ev.pid, ev.tgid),
+                        EVENT_EXIT => sampler.thread_exited(ev.pid),
+                        _ => {}
+                    }
+                }
+                guard.clear_ready();
+            }
+            status = async { match load.as_mut() { Some(l) => l.child.wait().await, None => std::future::pending().await } } => {
+                match status {
+                    Ok(s) => {
+                        use std::os::unix::process::ExitStatusExt;
+                        exit_code = s.code();
+                        signalled = s.signal().is_some();
+                    }
+                    Err(_) => exit_code = None,
+                }
+                reason = "command-exited";
+                break;
+            }
+            _ = sigint.recv() => {
+                match load_pid { Some(pid) => child::signal_group(pid, Signal::SIGINT), None => { reason = "signal"; break; } }
+            }
+            _ = sigterm.recv() => {
+                match load_pid { Some(pid) => child::signal_group(pid, Signal::SIGTERM), None => { reason = "signal"; break; } }
+            }
+            _ = &mut deadline, if load.is_none() => { reason = "duration"; break; }
+        }
+    }
+
+    // The last, partial interval, then detach before anything else can fail.
+    writer
+        .interval(&sampler.take(&probes.ebpf, &mut table))
+        .map_err(write_err)?;
+    drop(events);
+    drop(sampler);
+    drop(probes);
+    drop(stats);
+
+    let (mut load_timelines, mut load_errors) = (Vec::new(), Vec::new());
+    if let (Some(l), Some(argv)) = (load.as_mut(), opts.command.as_ref()) {
+        let output = l.finish_output().await;
+        for t in timeline::from_command(argv, &output, started_unix_ns) {
+            match t {
+                Ok(t) => load_timelines.push(t),
+                Err(e) => load_errors.push(e.to_string()),
+            }
+        }
+    }
+    writer
+        .end(&End {
+            ended_unix_ns: unix_ns(),
+            reason: reason.to_string(),
+            exit_code,
+            load: load_timelines,
+            load_errors,
+        })
+        .map_err(write_err)?;
+    Ok(Outcome {
+        recording: opts.out,
+        exit_code,
+        signalled,
+    })
+}

@@ -1,0 +1,291 @@
+//! Sums over intervals: connection totals, host CPU, per-process CPU, the profiler's overhead.
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::recording::{Interval, LogHistogram, Recording, Role, TcpCounts};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LatencySummary {
+    pub samples: u64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+}
+
+impl LatencySummary {
+    pub fn of(h: &LogHistogram) -> Self {
+        let ms = |ns: Option<f64>| ns.map(|v| v / 1e6);
+        Self {
+            samples: h.count(),
+            p50_ms: ms(h.quantile_ns(0.5)),
+            p99_ms: ms(h.quantile_ns(0.99)),
+            max_ms: ms(h.max_ns()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Totals {
+    pub tcp_active_opens: u64,
+    pub tcp_passive_opens: u64,
+    pub tcp_active_opens_per_s: f64,
+    pub tcp_passive_opens_per_s: f64,
+    pub connect_failed: u64,
+    pub closes: u64,
+    pub syn_retransmits: u64,
+    pub synack_retransmits: u64,
+    pub resets_sent: u64,
+    pub resets_received: u64,
+    pub skb_drops: u64,
+    pub drops_by_reason: BTreeMap<String, u64>,
+    /// From the kernel's own counters (/proc/net/netstat), for cross-checking.
+    pub listen_overflows: u64,
+    pub listen_drops: u64,
+    pub connect_latency: LatencySummary,
+    pub handshake_latency: LatencySummary,
+    /// Highest TIME_WAIT population seen (/proc/net/sockstat).
+    pub time_wait_max: u64,
+    /// Deepest accept queue seen against its limit, per listening port.
+    pub accept_queue_max: BTreeMap<u16, [u64; 2]>,
+}
+
+pub fn tcp_sum<'a>(intervals: impl IntoIterator<Item = &'a Interval>) -> TcpCounts {
+    let mut t = TcpCounts::default();
+    for iv in intervals {
+        t.add(&iv.tcp);
+    }
+    t
+}
+
+pub fn seconds(intervals: &[&Interval]) -> f64 {
+    intervals.iter().map(|iv| iv.seconds()).sum()
+}
+
+pub fn totals(r: &Recording) -> Totals {
+    let all: Vec<&Interval> = r.intervals.iter().collect();
+    let tcp = tcp_sum(all.iter().copied());
+    let secs = seconds(&all).max(1e-9);
+    let mut connect = LogHistogram::default();
+    let mut handshake = LogHistogram::default();
+    let mut drops = BTreeMap::new();
+    let (mut overflows, mut listen_drops, mut tw) = (0, 0, 0);
+    let mut queues: BTreeMap<u16, [u64; 2]> = BTreeMap::new();
+    for iv in &all {
+        connect.add(&iv.connect_latency);
+        handshake.add(&iv.handshake_latency);
+        for (k, v) in &iv.drops {
+            *drops.entry(k.clone()).or_insert(0) += v;
+        }
+        if let Some(t) = iv.host.as_ref().and_then(|h| h.tcp.as_ref()) {
+            overflows += t.listen_overflows();
+            listen_drops += t.listen_drops();
+        }
+        if let Some(s) = iv.host.as_ref().and_then(|h| h.sockets.as_ref()) {
+            tw = tw.max(s.tcp_time_wait);
+        }
+        for l in &iv.listeners {
+            let limit = l.accept_queue_limit.unwrap_or(0);
+            let e = queues.entry(l.port).or_insert([0, limit]);
+            e[0] = e[0].max(l.accept_queue_len);
+            e[1] = e[1].max(limit);
+        }
+    }
+    queues.retain(|_, q| q[0] > 0);
+    Totals {
+        tcp_active_opens: tcp.active_opens,
+        tcp_passive_opens: tcp.passive_opens,
+        tcp_active_opens_per_s: tcp.active_opens as f64 / secs,
+        tcp_passive_opens_per_s: tcp.passive_opens as f64 / secs,
+        connect_failed: tcp.connect_failed,
+        closes: tcp.closes,
+        syn_retransmits: tcp.syn_retransmits,
+        synack_retransmits: tcp.synack_retransmits,
+        resets_sent: tcp.resets_sent,
+        resets_received: tcp.resets_received,
+        skb_drops: tcp.skb_drops,
+        drops_by_reason: drops,
+        listen_overflows: overflows,
+        listen_drops,
+        connect_latency: LatencySummary::of(&connect),
+        handshake_latency: LatencySummary::of(&handshake),
+        time_wait_max: tw,
+        accept_queue_max: queues,
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HostSummary {
+    pub cpus: u32,
+    /// Share of all CPUs busy (not idle, not iowait), over the whole run.
+    pub busy_fraction: f64,
+    pub softirq_fraction: f64,
+    pub iowait_fraction: f64,
+    pub steal_fraction: f64,
+}
+
+pub fn host(intervals: &[&Interval], cpus: u32) -> HostSummary {
+    let (mut total, mut busy, mut softirq, mut iowait, mut steal) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for iv in intervals {
+        let Some(c) = iv.host.as_ref().and_then(|h| h.cpu.as_ref()) else {
+            continue;
+        };
+        let t = c.user_seconds
+            + c.nice_seconds
+            + c.system_seconds
+            + c.irq_seconds
+            + c.softirq_seconds
+            + c.iowait_seconds
+            + c.steal_seconds
+            + c.idle_seconds;
+        total += t;
+        busy += c.busy_fraction * t;
+        softirq += c.softirq_seconds;
+        iowait += c.iowait_seconds;
+        steal += c.steal_seconds;
+    }
+    let f = |x: f64| if total > 0.0 { x / total } else { 0.0 };
+    HostSummary {
+        cpus,
+        busy_fraction: f(busy),
+        softirq_fraction: f(softirq),
+        iowait_fraction: f(iowait),
+        steal_fraction: f(steal),
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunQueue {
+    pub p50_us: Option<f64>,
+    pub p99_us: Option<f64>,
+    pub max_us: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessSummary {
+    pub pid: u32,
+    pub comm: String,
+    pub role: Role,
+    /// On-CPU time measured by the scheduler probes.
+    pub cpu_seconds: f64,
+    /// Average cores used over the intervals the process was seen in.
+    pub cores_used: f64,
+    /// Busiest thread's on-CPU share of one core, in its busiest interval.
+    pub max_thread_share: f64,
+    pub threads_seen: usize,
+    pub voluntary_switches: u64,
+    pub involuntary_switches: u64,
+    pub runqueue_us: RunQueue,
+}
+
+pub fn processes(intervals: &[&Interval], min_cpu_seconds: f64) -> Vec<ProcessSummary> {
+    struct Acc {
+        comm: String,
+        role: Role,
+        oncpu: u64,
+        seen_secs: f64,
+        max_thread: f64,
+        tids: std::collections::HashSet<u32>,
+        vol: u64,
+        invol: u64,
+        runq: LogHistogram,
+    }
+    let mut by_pid: HashMap<u32, Acc> = HashMap::new();
+    for iv in intervals {
+        let secs = iv.seconds().max(1e-9);
+        for p in &iv.processes {
+            let a = by_pid.entry(p.pid).or_insert_with(|| Acc {
+                comm: p.comm.clone(),
+                role: p.role,
+                oncpu: 0,
+                seen_secs: 0.0,
+                max_thread: 0.0,
+                tids: Default::default(),
+                vol: 0,
+                invol: 0,
+                runq: LogHistogram::default(),
+            });
+            // A role learned later (server, load generator) wins over `other`.
+            if a.role == Role::Other {
+                a.role = p.role;
+            }
+            a.oncpu += p.oncpu_ns;
+            a.seen_secs += secs;
+            a.vol += p.voluntary;
+            a.invol += p.involuntary;
+            a.runq.add(&p.runq_latency);
+            for t in &p.threads {
+                a.tids.insert(t.tid);
+                a.max_thread = a.max_thread.max(t.oncpu_ns as f64 / 1e9 / secs);
+            }
+        }
+    }
+    let mut out: Vec<ProcessSummary> = by_pid
+        .into_iter()
+        .filter(|(_, a)| {
+            a.oncpu as f64 / 1e9 >= min_cpu_seconds
+                || matches!(a.role, Role::LoadGenerator | Role::Server)
+        })
+        .map(|(pid, a)| ProcessSummary {
+            pid,
+            comm: a.comm,
+            role: a.role,
+            cpu_seconds: a.oncpu as f64 / 1e9,
+            cores_used: a.oncpu as f64 / 1e9 / a.seen_secs.max(1e-9),
+            max_thread_share: a.max_thread.min(1.0),
+            threads_seen: a.tids.len(),
+            voluntary_switches: a.vol,
+            involuntary_switches: a.invol,
+            runqueue_us: RunQueue {
+                p50_us: a.runq.quantile_ns(0.5).map(|v| v / 1e3),
+                p99_us: a.runq.quantile_ns(0.99).map(|v| v / 1e3),
+                max_us: a.runq.max_ns().map(|v| v / 1e3),
+            },
+        })
+        .collect();
+    out.sort_by(|a, b| b.cpu_seconds.total_cmp(&a.cpu_seconds));
+    out
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Overhead {
+    /// Time spent inside chokepoint's kernel programs (BPF statistics).
+    pub bpf_cpu_seconds: f64,
+    /// chokepoint's own process CPU (user + system), reading maps and files.
+    pub user_cpu_seconds: f64,
+    /// Program runs: every tracepoint hit is one event.
+    pub events: u64,
+    /// Events whose contribution was lost (map full, ring buffer full).
+    pub lost_events: u64,
+    /// Both of the above as a share of the host's CPU capacity over the run.
+    pub cpu_share_of_host: f64,
+    pub bpf_ns_per_event: Option<f64>,
+    /// Per program: run time in seconds and runs.
+    pub programs: BTreeMap<String, (f64, u64)>,
+}
+
+pub fn overhead(intervals: &[Interval], cpus: u32, seconds: f64) -> Overhead {
+    let mut o = Overhead::default();
+    let (mut bpf_ns, mut user_ns) = (0u64, 0u64);
+    for iv in intervals {
+        bpf_ns += iv.overhead.bpf_run_ns;
+        user_ns += iv.overhead.user_cpu_ns;
+        o.events += iv.overhead.bpf_runs;
+        o.lost_events += iv.overhead.map_update_failures + iv.overhead.ring_buffer_full;
+        for (name, [ns, runs]) in &iv.overhead.programs {
+            let e = o.programs.entry(name.clone()).or_insert((0.0, 0));
+            e.0 += *ns as f64 / 1e9;
+            e.1 += runs;
+        }
+    }
+    o.bpf_cpu_seconds = bpf_ns as f64 / 1e9;
+    o.user_cpu_seconds = user_ns as f64 / 1e9;
+    let capacity = cpus.max(1) as f64 * seconds;
+    if capacity > 0.0 {
+        o.cpu_share_of_host = (o.bpf_cpu_seconds + o.user_cpu_seconds) / capacity;
+    }
+    if o.events > 0 {
+        o.bpf_ns_per_event = Some(bpf_ns as f64 / o.events as f64);
+    }
+    o
+}

@@ -1,0 +1,127 @@
+//! Loads the embedded kernel object, fills in this kernel's tracepoint offsets, and attaches
+//! every program whose tracepoint exists with the expected fields. What cannot attach is
+//! recorded with the reason; the rest runs. Dropping `Probes` detaches everything.
+use std::path::Path;
+
+use aya::{Ebpf, EbpfLoader, programs::TracePoint};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    format::Format,
+    tracepoints::{self, Family, TRACEPOINTS, Tracepoint},
+};
+
+/// The kernel object built by `build.rs` (empty when built with `AYA_BUILD_SKIP=1`).
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/chokepoint"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(
+        "this chokepoint binary was built without its kernel programs (AYA_BUILD_SKIP was set); rebuild with `cargo build --release`"
+    )]
+    NoObject,
+    #[error("loading the kernel programs failed")]
+    Load(#[source] aya::EbpfError),
+    #[error("none of chokepoint's tracepoints could be attached: {0}")]
+    NothingAttached(String),
+}
+
+/// A probe that could not be attached, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeFailure {
+    pub id: String,
+    pub family: Family,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeStatus {
+    pub attached: Vec<String>,
+    pub failed: Vec<ProbeFailure>,
+    /// Tracepoints whose record layout differs from the one the fast programs were built for:
+    /// attached through the `_compat` programs (correct, somewhat slower).
+    #[serde(default)]
+    pub portable_reads: Vec<String>,
+}
+
+pub struct Probes {
+    pub ebpf: Ebpf,
+    pub status: ProbeStatus,
+}
+
+impl Probes {
+    pub fn load(tracefs: &Path) -> Result<Self, LoadError> {
+        if OBJECT.is_empty() {
+            return Err(LoadError::NoObject);
+        }
+        let mut status = ProbeStatus::default();
+        let mut layouts: Vec<(Tracepoint, Format)> = Vec::new();
+        for tp in TRACEPOINTS {
+            match tp.layout(tracefs) {
+                Ok(format) => layouts.push((*tp, format)),
+                Err(e) => status.failed.push(ProbeFailure {
+                    id: tp.id(),
+                    family: tp.family,
+                    reason: error_chain(&e),
+                }),
+            }
+        }
+        let offsets = tracepoints::offsets(&layouts);
+        let mut ebpf = EbpfLoader::new()
+            .override_global("OFFSETS", &offsets, true)
+            .load(OBJECT)
+            .map_err(LoadError::Load)?;
+
+        for (tp, format) in &layouts {
+            let program = tp.program_for(format);
+            if program != tp.program {
+                status.portable_reads.push(tp.id());
+            }
+            match attach(&mut ebpf, tp, &program) {
+                Ok(()) => status.attached.push(tp.id()),
+                Err(reason) => status.failed.push(ProbeFailure {
+                    id: tp.id(),
+                    family: tp.family,
+                    reason,
+                }),
+            }
+        }
+        if status.attached.is_empty() {
+            let reasons: Vec<String> = status
+                .failed
+                .iter()
+                .map(|f| format!("{}: {}", f.id, f.reason))
+                .collect();
+            return Err(LoadError::NothingAttached(reasons.join("; ")));
+        }
+        Ok(Self { ebpf, status })
+    }
+}
+
+fn attach(ebpf: &mut Ebpf, tp: &Tracepoint, name: &str) -> Result<(), String> {
+    let program = ebpf
+        .program_mut(name)
+        .ok_or_else(|| format!("program {name} missing from the kernel object"))?;
+    let program: &mut TracePoint = program
+        .try_into()
+        .map_err(|e| format!("program {name}: {e}"))?;
+    program
+        .load()
+        .map_err(|e| format!("verifier rejected {name}: {}", error_chain(&e)))?;
+    program
+        .attach(tp.group, tp.name)
+        .map_err(|e| format!("attach failed: {}", error_chain(&e)))?;
+    Ok(())
+}
+
+/// An error and its sources on one line (the verifier log sits in a source).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,115 @@
+//! Reads the kernel programs' maps into a cumulative snapshot; `session` turns consecutive
+//! snapshots into per-interval deltas.
+use std::collections::HashMap;
+
+use aya::{
+    Ebpf,
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap},
+};
+use chokepoint_common::{
+    COUNTER_SLOTS, ConnCounts, ConnKey, DROP_REASON_SLOTS, HIST_BUCKETS, HISTOGRAM_KINDS, ThreadCpu,
+};
+
+use super::tracepoints::TRACEPOINTS;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("map {0} is missing from the kernel object")]
+    MissingMap(&'static str),
+    #[error("map {name}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+}
+
+/// Cumulative values since the programs were loaded.
+#[derive(Debug, Clone, Default)]
+pub struct KernelSnapshot {
+    pub counters: Vec<u64>,
+    /// `HISTOGRAM_KINDS` histograms of `HIST_BUCKETS` log2 buckets each.
+    pub histograms: Vec<u64>,
+    pub drops: Vec<u64>,
+    pub connections: HashMap<ConnKey, ConnCounts>,
+    pub threads: HashMap<u32, ThreadCpu>,
+    /// Per program: (run time ns, run count), from the kernel's BPF statistics.
+    pub programs: HashMap<String, (u64, u64)>,
+}
+
+/// Handles to the maps, taken once.
+pub struct MapReader {
+    counters: PerCpuArray<MapData, u64>,
+    histograms: PerCpuArray<MapData, u64>,
+    drops: PerCpuArray<MapData, u64>,
+    connections: PerCpuHashMap<MapData, ConnKey, ConnCounts>,
+    threads: BpfHashMap<MapData, u32, ThreadCpu>,
+}
+
+fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, ReadError>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf.take_map(name).ok_or(ReadError::MissingMap(name))?;
+    T::try_from(map).map_err(|source| ReadError::Map { name, source })
+}
+
+fn sum_per_cpu(map: &PerCpuArray<MapData, u64>, slots: u32) -> Vec<u64> {
+    (0..slots)
+        .map(|i| map.get(&i, 0).map(|v| v.iter().copied().sum()).unwrap_or(0))
+        .collect()
+}
+
+impl MapReader {
+    pub fn new(ebpf: &mut Ebpf) -> Result<Self, ReadError> {
+        Ok(Self {
+            counters: take(ebpf, "COUNTERS")?,
+            histograms: take(ebpf, "HISTOGRAMS")?,
+            drops: take(ebpf, "DROP_REASONS")?,
+            connections: take(ebpf, "CONNECTIONS")?,
+            threads: take(ebpf, "THREADS")?,
+        })
+    }
+
+    pub fn snapshot(&self, ebpf: &Ebpf) -> KernelSnapshot {
+        let mut connections = HashMap::new();
+        for (key, values) in self.connections.iter().flatten() {
+            let mut total = ConnCounts::default();
+            for v in values.iter() {
+                total.opens += v.opens;
+                total.established += v.established;
+                total.failed += v.failed;
+            }
+            connections.insert(key, total);
+        }
+        KernelSnapshot {
+            counters: sum_per_cpu(&self.counters, COUNTER_SLOTS),
+            histograms: sum_per_cpu(&self.histograms, HISTOGRAM_KINDS * HIST_BUCKETS as u32),
+            drops: sum_per_cpu(&self.drops, DROP_REASON_SLOTS),
+            connections,
+            threads: self.threads.iter().flatten().collect(),
+            programs: program_stats(ebpf),
+        }
+    }
+
+    /// Forgets threads that have exited (their last figures were already read).
+    pub fn forget_threads(&mut self, tids: &[u32]) {
+        for tid in tids {
+            let _ = self.threads.remove(tid);
+        }
+    }
+}
+
+fn program_stats(ebpf: &Ebpf) -> HashMap<String, (u64, u64)> {
+    let mut out = HashMap::new();
+    for tp in TRACEPOINTS {
+        // Whichever variant was loaded: the fast one or `_compat`.
+        for name in [tp.program.to_string(), format!("{}_compat", tp.program)] {
+            if let Some(info) = ebpf.program(&name).and_then(|p| p.info().ok()) {
+                let stats = (info.run_time().as_nanos() as u64, info.run_count());
+                out.insert(tp.program.to_string(), stats);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,197 @@
+//! What one recording line holds. Field names are part of the documented format.
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::LogHistogram;
+use crate::{
+    collect::{host::HostInterval, listeners::ListenQueue},
+    probes::loader::ProbeStatus,
+    timeline::Timeline,
+};
+
+/// One line of the file, tagged by `kind`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+#[expect(clippy::large_enum_variant, reason = "lines are written one at a time")]
+pub enum Line {
+    Header(Header),
+    Interval(Interval),
+    End(End),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Header {
+    pub format_version: u32,
+    pub chokepoint_version: String,
+    pub hostname: String,
+    pub kernel: String,
+    pub cpus: u32,
+    /// Wall clock and monotonic clock read together at start: the anchors that align the
+    /// kernel's timestamps with load generators' wall-clock timelines.
+    pub started_unix_ns: u64,
+    pub started_monotonic_ns: u64,
+    pub interval_seconds: f64,
+    /// The load generator `run` started, with its pid; None for `record`.
+    pub command: Option<Vec<String>>,
+    pub command_pid: Option<u32>,
+    /// chokepoint's own pid (its CPU is reported as overhead, not as a workload).
+    pub profiler_pid: u32,
+    pub probes: ProbeStatus,
+    /// How the probes' run time is measured, or why it is not.
+    pub bpf_stats: String,
+    /// This kernel's names for `enum skb_drop_reason`, as [value, name] pairs.
+    pub drop_reasons: Vec<(u32, String)>,
+    /// Anything that limits what this recording can tell (missing probes, unreadable files).
+    pub limitations: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// The command `run` started and its descendants, or a known load tool under `record`.
+    LoadGenerator,
+    /// Owns a listening socket that accepted connections in the interval.
+    Server,
+    /// chokepoint itself.
+    Profiler,
+    /// Kernel threads.
+    Kernel,
+    Other,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcpCounts {
+    pub active_opens: u64,
+    pub passive_opens: u64,
+    pub active_established: u64,
+    pub passive_established: u64,
+    pub connect_failed: u64,
+    pub closes: u64,
+    pub syn_retransmits: u64,
+    pub synack_retransmits: u64,
+    pub resets_sent: u64,
+    pub resets_received: u64,
+    pub skb_drops: u64,
+}
+
+impl TcpCounts {
+    pub fn add(&mut self, o: &TcpCounts) {
+        self.active_opens += o.active_opens;
+        self.passive_opens += o.passive_opens;
+        self.active_established += o.active_established;
+        self.passive_established += o.passive_established;
+        self.connect_failed += o.connect_failed;
+        self.closes += o.closes;
+        self.syn_retransmits += o.syn_retransmits;
+        self.synack_retransmits += o.synack_retransmits;
+        self.resets_sent += o.resets_sent;
+        self.resets_received += o.resets_received;
+        self.skb_drops += o.skb_drops;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// Outbound: this process connected.
+    Active,
+    /// Inbound: accepted on a listening port.
+    Passive,
+}
+
+/// Connection setup for one (process, port, direction) in one interval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionRow {
+    /// The connecting process (active), or the listening socket's owner (passive) when found.
+    pub pid: Option<u32>,
+    pub comm: Option<String>,
+    /// Remote port (active) or local listening port (passive).
+    pub port: u16,
+    pub direction: Direction,
+    pub opens: u64,
+    pub established: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ThreadInterval {
+    pub tid: u32,
+    pub comm: String,
+    pub oncpu_ns: u64,
+    pub voluntary: u64,
+    pub involuntary: u64,
+    pub runq_ns: u64,
+    pub runq_count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessInterval {
+    pub pid: u32,
+    pub ppid: Option<u32>,
+    pub comm: String,
+    pub role: Role,
+    pub oncpu_ns: u64,
+    pub voluntary: u64,
+    pub involuntary: u64,
+    pub runq_ns: u64,
+    pub runq_count: u64,
+    pub runq_latency: LogHistogram,
+    /// Threads that ran in the interval, hottest first.
+    pub threads: Vec<ThreadInterval>,
+}
+
+/// What the profiler cost and lost in the interval.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OverheadInterval {
+    /// Time spent inside the kernel programs (BPF statistics), and how many runs.
+    pub bpf_run_ns: u64,
+    pub bpf_runs: u64,
+    /// chokepoint's own user + system CPU outside the programs.
+    pub user_cpu_ns: u64,
+    /// Events whose contribution was lost: map full, ring buffer full.
+    pub map_update_failures: u64,
+    pub ring_buffer_full: u64,
+    /// Per program: [run time ns, runs].
+    pub programs: BTreeMap<String, [u64; 2]>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    pub index: u32,
+    pub start_unix_ns: u64,
+    pub end_unix_ns: u64,
+    pub tcp: TcpCounts,
+    /// SYN_SENT -> ESTABLISHED, per connection.
+    pub connect_latency: LogHistogram,
+    /// SYN_RECV -> ESTABLISHED of accepted connections.
+    pub handshake_latency: LogHistogram,
+    /// `skb:kfree_skb` drops by this kernel's reason name (non-zero only).
+    pub drops: BTreeMap<String, u64>,
+    pub connections: Vec<ConnectionRow>,
+    /// Processes that ran or set up connections in the interval, busiest first.
+    pub processes: Vec<ProcessInterval>,
+    /// Host counters from procfs (None if they could not be read).
+    pub host: Option<HostInterval>,
+    pub listeners: Vec<ListenQueue>,
+    pub overhead: OverheadInterval,
+    pub forks: u64,
+    pub exits: u64,
+}
+
+impl Interval {
+    pub fn seconds(&self) -> f64 {
+        self.end_unix_ns.saturating_sub(self.start_unix_ns) as f64 / 1e9
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct End {
+    pub ended_unix_ns: u64,
+    /// `command-exited`, `signal`, `duration`.
+    pub reason: String,
+    pub exit_code: Option<i32>,
+    /// Timelines read from the load generator's own output when `run` recognised it.
+    pub load: Vec<Timeline>,
+    pub load_errors: Vec<String>,
+}

@@ -1,0 +1,168 @@
+//! The human summary printed after `run`, `record` and `analyze`.
+use std::fmt::Write;
+
+use crate::analysis::{Analysis, LatencySummary};
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| {
+        if v < 1.0 {
+            format!("{:.0}µs", v * 1000.0)
+        } else {
+            format!("{v:.1}ms")
+        }
+    })
+}
+
+fn latency(l: &LatencySummary) -> String {
+    if l.samples == 0 {
+        return "no samples".into();
+    }
+    format!(
+        "p50 {} p99 {} max {} ({} samples, log2 buckets)",
+        ms(l.p50_ms),
+        ms(l.p99_ms),
+        ms(l.max_ms),
+        l.samples
+    )
+}
+
+pub fn render(a: &Analysis) -> String {
+    let mut s = String::new();
+    let v = &a.verdict;
+    let _ = writeln!(s, "\n== chokepoint: {:.1}s recorded ==", a.duration_seconds);
+    let _ = writeln!(
+        s,
+        "verdict: {} ({:?}, confidence {:.2})",
+        v.kind.as_str(),
+        v.family,
+        v.confidence
+    );
+    let _ = writeln!(s, "  {}", v.summary);
+    let _ = writeln!(
+        s,
+        "  window: {} intervals, {} ({})",
+        a.window.intervals, a.window.source, a.window.reason
+    );
+    if !v.evidence.is_empty() {
+        let _ = writeln!(s, "evidence:");
+        for e in &v.evidence {
+            let _ = writeln!(
+                s,
+                "  {:<40} {:>12.3} {:<9} {:<28} {}",
+                e.metric,
+                e.value,
+                e.unit,
+                e.threshold.as_deref().unwrap_or(""),
+                e.source
+            );
+        }
+    }
+    if !v.ruled_out.is_empty() {
+        let _ = writeln!(s, "ruled out:");
+        for r in &v.ruled_out {
+            let _ = writeln!(s, "  {:<24} {}", r.kind.as_str(), r.reason);
+        }
+    }
+    if !v.secondary.is_empty() {
+        let names: Vec<_> = v.secondary.iter().map(|k| k.as_str()).collect();
+        let _ = writeln!(s, "also contributing: {}", names.join(", "));
+    }
+    for m in &v.missing {
+        let _ = writeln!(s, "missing: {m}");
+    }
+
+    let t = &a.totals;
+    let _ = writeln!(s, "connections:");
+    let _ = writeln!(
+        s,
+        "  active opens {} ({:.0}/s), passive opens {} ({:.0}/s), failed connects {}, closes {}",
+        t.tcp_active_opens,
+        t.tcp_active_opens_per_s,
+        t.tcp_passive_opens,
+        t.tcp_passive_opens_per_s,
+        t.connect_failed,
+        t.closes
+    );
+    let _ = writeln!(
+        s,
+        "  SYN retransmits {}, SYN-ACK retransmits {}, resets sent {} / received {}, listen overflows {} drops {}, TIME_WAIT max {}",
+        t.syn_retransmits,
+        t.synack_retransmits,
+        t.resets_sent,
+        t.resets_received,
+        t.listen_overflows,
+        t.listen_drops,
+        t.time_wait_max
+    );
+    let _ = writeln!(s, "  connect latency   {}", latency(&t.connect_latency));
+    let _ = writeln!(s, "  handshake latency {}", latency(&t.handshake_latency));
+    if !t.drops_by_reason.is_empty() {
+        let mut d: Vec<_> = t.drops_by_reason.iter().collect();
+        d.sort_by(|a, b| b.1.cmp(a.1));
+        let d: Vec<String> = d.iter().take(6).map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(s, "  packet drops by reason: {}", d.join(", "));
+    }
+    for (port, [q, limit]) in &t.accept_queue_max {
+        let _ = writeln!(s, "  accept queue :{port} peaked at {q} of {limit}");
+    }
+
+    let _ = writeln!(
+        s,
+        "cpu: host {:.0}% busy on {} CPUs (softirq {:.1}%, iowait {:.1}%, steal {:.1}%)",
+        a.host.busy_fraction * 100.0,
+        a.host.cpus,
+        a.host.softirq_fraction * 100.0,
+        a.host.iowait_fraction * 100.0,
+        a.host.steal_fraction * 100.0
+    );
+    let _ = writeln!(
+        s,
+        "  {:>7} {:<16} {:<15} {:>8} {:>6} {:>8} {:>7} {:>10} {:>10}",
+        "pid", "comm", "role", "cpu s", "cores", "hot thr", "threads", "runq p50", "runq p99"
+    );
+    for p in a.processes.iter().take(10) {
+        let us = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}µs"));
+        let _ = writeln!(
+            s,
+            "  {:>7} {:<16} {:<15} {:>8.2} {:>6.2} {:>7.0}% {:>7} {:>10} {:>10}",
+            p.pid,
+            p.comm,
+            serde_json::to_value(p.role)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+            p.cpu_seconds,
+            p.cores_used,
+            p.max_thread_share * 100.0,
+            p.threads_seen,
+            us(p.runqueue_us.p50_us),
+            us(p.runqueue_us.p99_us)
+        );
+    }
+    for l in &a.load {
+        let _ = writeln!(
+            s,
+            "load: {} ({}): {} requests, {} errors, {:.1}s, {:.0}/s",
+            l.format, l.source, l.requests, l.errors, l.duration_seconds, l.throughput_per_s
+        );
+    }
+    let o = &a.overhead;
+    let _ = writeln!(
+        s,
+        "overhead: {:.3}s in kernel programs ({} events, {} per event), {:.3}s in chokepoint itself: {:.2}% of the host; {} events lost",
+        o.bpf_cpu_seconds,
+        o.events,
+        o.bpf_ns_per_event
+            .map_or("-".into(), |v| format!("{v:.0}ns")),
+        o.user_cpu_seconds,
+        o.cpu_share_of_host * 100.0,
+        o.lost_events
+    );
+    if !a.probes.failed.is_empty() || !a.limitations.is_empty() {
+        let _ = writeln!(s, "limitations:");
+        for l in &a.limitations {
+            let _ = writeln!(s, "  - {l}");
+        }
+    }
+    s
+}

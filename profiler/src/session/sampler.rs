@@ -1,0 +1,119 @@
+//! Reads every source once per interval and assembles the interval: kernel maps (as deltas),
+//! host counters, listen queues, and chokepoint's own CPU.
+use std::collections::BTreeMap;
+
+use aya::Ebpf;
+
+use super::{
+    assemble::{ListenOwners, assemble},
+    processes::ProcessTable,
+    self_cpu_ns, unix_ns,
+};
+use crate::{
+    collect,
+    probes::reader::{KernelSnapshot, MapReader},
+    recording::Interval,
+};
+
+pub struct Sampler {
+    maps: MapReader,
+    host: Option<collect::host::HostCollector>,
+    drop_reasons: BTreeMap<u32, String>,
+    prev: KernelSnapshot,
+    prev_unix_ns: u64,
+    prev_cpu_ns: u64,
+    index: u32,
+    owners: ListenOwners,
+    /// Threads whose exit event arrived; forgotten after their last figures are read.
+    exited: Vec<u32>,
+}
+
+impl Sampler {
+    /// Takes the baselines: the first interval holds only what happens after this call.
+    pub fn new(
+        ebpf: &Ebpf,
+        maps: MapReader,
+        mut host: Option<collect::host::HostCollector>,
+        drop_reasons: BTreeMap<u32, String>,
+    ) -> Self {
+        let prev = maps.snapshot(ebpf);
+        if let Some(h) = host.as_mut() {
+            let _ = h.sample();
+        }
+        Self {
+            maps,
+            host,
+            drop_reasons,
+            prev,
+            prev_unix_ns: unix_ns(),
+            prev_cpu_ns: self_cpu_ns(),
+            index: 0,
+            owners: ListenOwners::new(),
+            exited: Vec::new(),
+        }
+    }
+
+    pub fn thread_exited(&mut self, tid: u32) {
+        self.exited.push(tid);
+    }
+
+    pub fn take(&mut self, ebpf: &Ebpf, table: &mut ProcessTable) -> Interval {
+        let mut cur = self.maps.snapshot(ebpf);
+        let now = unix_ns();
+        self.refresh_owners(&cur);
+        let k = assemble(&self.prev, &cur, &self.drop_reasons, &self.owners, table);
+        let host = self.host.as_mut().map(|h| h.sample());
+        let listeners = collect::listeners::listen_queues().unwrap_or_default();
+        let mut overhead = k.overhead;
+        overhead.user_cpu_ns = self_cpu_ns().saturating_sub(self.prev_cpu_ns);
+        let interval = Interval {
+            index: self.index,
+            start_unix_ns: self.prev_unix_ns,
+            end_unix_ns: now,
+            tcp: k.tcp,
+            connect_latency: k.connect_latency,
+            handshake_latency: k.handshake_latency,
+            drops: k.drops,
+            connections: k.connections,
+            processes: k.processes,
+            host,
+            listeners,
+            overhead,
+            forks: k.forks,
+            exits: k.exits,
+        };
+        // Threads that exited before this read had their last switch-out counted: forget them
+        // so the map cannot fill with the dead.
+        self.maps.forget_threads(&self.exited);
+        for tid in self.exited.drain(..) {
+            cur.threads.remove(&tid);
+        }
+        self.prev = cur;
+        self.prev_unix_ns = now;
+        self.prev_cpu_ns = self_cpu_ns();
+        self.index += 1;
+        interval
+    }
+
+    /// Finds the owner of each listening port that accepted connections and is not known yet.
+    fn refresh_owners(&mut self, cur: &KernelSnapshot) {
+        let unknown: Vec<u16> = cur
+            .connections
+            .keys()
+            .filter(|k| {
+                k.direction == chokepoint_common::DIRECTION_PASSIVE
+                    && !self.owners.contains_key(&k.port)
+            })
+            .map(|k| k.port)
+            .collect();
+        if unknown.is_empty() {
+            return;
+        }
+        // Unreadable /proc entries only leave the owner unknown (the row keeps its port).
+        if let Ok(found) = collect::processes::listening_owners(&unknown) {
+            for (port, owner) in found {
+                self.owners.insert(port, (owner.pid, owner.comm));
+            }
+        }
+    }
+}
