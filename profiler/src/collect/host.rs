@@ -156,8 +156,12 @@ pub struct SocketGauges {
 pub enum EphemeralCountMethod {
     /// One inet_diag dump of every TCP socket (v4 and v6, all states), counting local ports in range.
     SockDiag,
-    /// sock_diag failed: sockstat's TCP inuse + TCP6 inuse + tw, an upper bound.
+    /// sockstat's TCP inuse + TCP6 inuse + tw: an upper bound (used when it is small enough to
+    /// rule out port pressure, or when sock_diag failed).
     SockstatUpperBound,
+    /// As a setting only (never reported): the upper bound while it is under a quarter of the
+    /// range, the exact dump above that. The default: the dump costs about 2 µs per socket.
+    Adaptive,
 }
 
 /// Use of the ephemeral (local) port range at the end of the interval.
@@ -451,11 +455,11 @@ impl HostCollector {
             cpu: None,
             tcp: None,
             pressure: [None, None, None],
-            ephemeral_method: EphemeralCountMethod::SockDiag,
+            ephemeral_method: EphemeralCountMethod::Adaptive,
         })
     }
 
-    /// Chooses how ephemeral ports are counted. `SockDiag` (the default) is exact but costs about
+    /// Chooses how ephemeral ports are counted. `SockDiag` is exact but costs about
     /// 2 µs per TCP socket on the host each sample; `SockstatUpperBound` costs nothing extra.
     pub fn with_ephemeral_count_method(mut self, method: EphemeralCountMethod) -> Self {
         self.ephemeral_method = method;
@@ -538,8 +542,24 @@ impl HostCollector {
                 EphemeralCountMethod::SockstatUpperBound,
             )
         });
+        // The exact dump costs about 2 µs per socket on the host; while the cheap upper bound is
+        // under a quarter of the range, port pressure is ruled out without it.
+        if let (EphemeralCountMethod::Adaptive, Some((bound, method))) =
+            (self.ephemeral_method, upper_bound)
+        {
+            if bound * 4 < range_size {
+                return Ok(EphemeralPorts {
+                    range_low: u64::from(low),
+                    range_high: u64::from(high),
+                    range_size,
+                    in_use: bound,
+                    in_use_fraction: bound as f64 / range_size as f64,
+                    method,
+                });
+            }
+        }
         let counted = match self.ephemeral_method {
-            EphemeralCountMethod::SockDiag => {
+            EphemeralCountMethod::SockDiag | EphemeralCountMethod::Adaptive => {
                 count_ports_in_range(low, high).map(|count| (count, EphemeralCountMethod::SockDiag))
             }
             EphemeralCountMethod::SockstatUpperBound => Err(CollectError::parse(
@@ -717,13 +737,28 @@ mod tests {
     }
 
     #[test]
+    fn adaptive_counting_reports_which_method_it_used() {
+        let mut adaptive = HostCollector::new().expect("proc files readable");
+        let ports = adaptive.sample().ephemeral_ports.expect("counted");
+        assert_ne!(ports.method, EphemeralCountMethod::Adaptive);
+        if ports.method == EphemeralCountMethod::SockstatUpperBound {
+            assert!(
+                ports.in_use * 4 < ports.range_size,
+                "bound used only while small: {ports:?}"
+            );
+        }
+    }
+
+    #[test]
     fn live_sockstat_upper_bound_is_not_below_the_exact_count() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let address = listener.local_addr().expect("local addr");
         let _clients: Vec<_> = (0..3)
             .map(|_| std::net::TcpStream::connect(address).expect("connect loopback"))
             .collect();
-        let mut exact = HostCollector::new().expect("proc files readable");
+        let mut exact = HostCollector::new()
+            .expect("proc files readable")
+            .with_ephemeral_count_method(EphemeralCountMethod::SockDiag);
         let mut bound = HostCollector::new()
             .expect("proc files readable")
             .with_ephemeral_count_method(EphemeralCountMethod::SockstatUpperBound);
@@ -786,7 +821,7 @@ mod tests {
         let sockets = second.sockets.expect("sockstat read");
         assert!(sockets.tcp_inuse >= 11, "listener + 5 pairs: {sockets:?}");
         let ports = second.ephemeral_ports.expect("ephemeral ports counted");
-        assert_eq!(ports.method, EphemeralCountMethod::SockDiag);
+        assert_ne!(ports.method, EphemeralCountMethod::Adaptive);
         assert_eq!(ports.range_size, ports.range_high - ports.range_low + 1);
         // Our 5 clients' local ports come from the ephemeral range.
         assert!(ports.in_use >= 5, "{ports:?}");

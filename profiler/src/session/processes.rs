@@ -131,7 +131,9 @@ impl ProcessTable {
                 }
             }
         }
-        if servers.contains(&pid) {
+        // Pre-forking servers (nginx, PostgreSQL, gunicorn) accept in children of the process
+        // that owns the listening socket.
+        if servers.contains(&pid) || self.parent(pid).is_some_and(|p| servers.contains(&p)) {
             return Role::Server;
         }
         Role::Other
@@ -179,6 +181,12 @@ mod tests {
         assert_eq!(t.role(300, &HashSet::new()), Role::LoadGenerator);
         assert_eq!(t.role(1, &HashSet::new()), Role::Profiler);
         assert_eq!(t.role(400, &HashSet::from([400])), Role::Server);
+        t.forked(401, 400);
+        assert_eq!(
+            t.role(401, &HashSet::from([400])),
+            Role::Server,
+            "a worker of the owner"
+        );
     }
 
     #[test]
