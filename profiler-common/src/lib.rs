@@ -162,6 +162,35 @@ pub struct ThreadCpu {
     /// When the thread last became runnable (woken or preempted); 0 while it runs or sleeps.
     /// Kept here rather than in a map of its own: one hash lookup per switch instead of three.
     pub runnable_since_ns: u64,
+    /// Off-CPU time that ended with a wake-up, by the state it blocked in: `[OFF_SLEEP]`
+    /// (interruptible: locks, sockets, timers, events) and `[OFF_IO]` (uninterruptible: disk,
+    /// some kernel locks).
+    pub offcpu_ns: [u64; 2],
+    /// When the thread blocked, and in which state; 0 while it runs or is runnable.
+    pub off_since_ns: u64,
+    pub off_state: u32,
+    pub _pad2: u32,
+}
+
+pub const OFF_SLEEP: usize = 0;
+pub const OFF_IO: usize = 1;
+
+/// Who woke whom: process (thread group) of the waking task and of the woken one.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WakeKey {
+    /// The task running when the wake-up happened: the waker, or (for wake-ups from interrupt
+    /// context, e.g. a packet arriving) whichever task the interrupt landed on; 0 = idle.
+    pub waker_tgid: u32,
+    pub wakee_tgid: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WakeCounts {
+    pub wakes: u64,
+    /// The off-CPU time these wake-ups ended.
+    pub offcpu_ns: u64,
 }
 
 impl Default for ThreadCpu {
@@ -177,6 +206,10 @@ impl Default for ThreadCpu {
             runq_hist: [0; HIST_BUCKETS],
             comm: [0; 16],
             runnable_since_ns: 0,
+            offcpu_ns: [0; 2],
+            off_since_ns: 0,
+            off_state: 0,
+            _pad2: 0,
         }
     }
 }
@@ -214,7 +247,11 @@ pub fn log2_bucket(v: u64) -> usize {
         return 0;
     }
     let b = 63 - v.leading_zeros() as usize;
-    if b >= HIST_BUCKETS { HIST_BUCKETS - 1 } else { b }
+    if b >= HIST_BUCKETS {
+        HIST_BUCKETS - 1
+    } else {
+        b
+    }
 }
 
 #[cfg(feature = "user")]
@@ -227,6 +264,8 @@ mod user {
     unsafe impl aya::Pod for ThreadCpu {}
     unsafe impl aya::Pod for Running {}
     unsafe impl aya::Pod for ProcEvent {}
+    unsafe impl aya::Pod for WakeKey {}
+    unsafe impl aya::Pod for WakeCounts {}
 }
 
 #[cfg(test)]
@@ -248,7 +287,12 @@ mod tests {
         use core::mem::size_of;
         assert_eq!(size_of::<ConnKey>(), 8);
         assert_eq!(size_of::<ConnCounts>(), 24);
-        assert_eq!(size_of::<ThreadCpu>(), 8 + 5 * 8 + HIST_BUCKETS * 8 + 16 + 8);
+        assert_eq!(
+            size_of::<ThreadCpu>(),
+            8 + 5 * 8 + HIST_BUCKETS * 8 + 16 + 8 + 16 + 8 + 8
+        );
+        assert_eq!(size_of::<WakeKey>(), 8);
+        assert_eq!(size_of::<WakeCounts>(), 16);
         assert_eq!(size_of::<ProcEvent>(), 16 + 8 + 16);
         assert_eq!(size_of::<TracepointOffsets>(), 16 * 4);
     }

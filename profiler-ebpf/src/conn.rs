@@ -33,7 +33,11 @@ fn set_state<const FAST: bool>(ctx: &TracePointContext) -> u32 {
             let port: u16 = field!(ctx, FAST, set_state_dport);
             // connect() runs in the caller's context: this is the connecting process.
             let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-            let key = ConnKey { tgid, port, direction: DIRECTION_ACTIVE };
+            let key = ConnKey {
+                tgid,
+                port,
+                direction: DIRECTION_ACTIVE,
+            };
             bump(&key, |c| c.opens += 1);
             start_handshake(field!(ctx, FAST, set_state_skaddr), key);
         }
@@ -43,7 +47,11 @@ fn set_state<const FAST: bool>(ctx: &TracePointContext) -> u32 {
             count(Counter::PassiveOpens);
             // Runs in softirq context: the owner is found from the listening port.
             let port: u16 = field!(ctx, FAST, set_state_sport);
-            let key = ConnKey { tgid: 0, port, direction: DIRECTION_PASSIVE };
+            let key = ConnKey {
+                tgid: 0,
+                port,
+                direction: DIRECTION_PASSIVE,
+            };
             bump(&key, |c| c.opens += 1);
             start_handshake(field!(ctx, FAST, set_state_skaddr), key);
         }
@@ -77,7 +85,10 @@ fn set_state<const FAST: bool>(ctx: &TracePointContext) -> u32 {
 
 #[inline(always)]
 fn start_handshake(skaddr: u64, key: ConnKey) {
-    let start = HandshakeStart { ts_ns: unsafe { bpf_ktime_get_ns() }, key };
+    let start = HandshakeStart {
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        key,
+    };
     if HANDSHAKES.insert(skaddr, start, 0).is_err() {
         count(Counter::MapUpdateFailed);
     }
@@ -110,7 +121,11 @@ fn bump(key: &ConnKey, update: impl FnOnce(&mut ConnCounts)) {
     }
 }
 
-fast_and_compat!(tcp_retransmit_skb, tcp_retransmit_skb_compat, retransmit_skb);
+fast_and_compat!(
+    tcp_retransmit_skb,
+    tcp_retransmit_skb_compat,
+    retransmit_skb
+);
 
 fn retransmit_skb<const FAST: bool>(ctx: &TracePointContext) -> u32 {
     let state: i32 = field!(ctx, FAST, retransmit_skb_state);
@@ -143,7 +158,11 @@ fast_and_compat!(kfree_skb, kfree_skb_compat, free_skb);
 fn free_skb<const FAST: bool>(ctx: &TracePointContext) -> u32 {
     count(Counter::SkbDrops);
     let reason: u32 = field!(ctx, FAST, kfree_skb_reason);
-    let slot = if reason < DROP_REASON_SLOTS { reason } else { DROP_REASON_SLOTS - 1 };
+    let slot = if reason < DROP_REASON_SLOTS {
+        reason
+    } else {
+        DROP_REASON_SLOTS - 1
+    };
     if let Some(n) = DROP_REASONS.get_ptr_mut(slot) {
         // SAFETY: per-CPU slot.
         unsafe { *n += 1 };

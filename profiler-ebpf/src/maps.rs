@@ -6,7 +6,7 @@ use aya_ebpf::{
 };
 use chokepoint_common::{
     COUNTER_SLOTS, ConnCounts, ConnKey, Counter, DROP_REASON_SLOTS, HIST_BUCKETS, HISTOGRAM_KINDS,
-    Histogram, ProcEvent, Running, ThreadCpu, TracepointOffsets, log2_bucket,
+    Histogram, ProcEvent, Running, ThreadCpu, TracepointOffsets, WakeCounts, WakeKey, log2_bucket,
 };
 
 /// Written by user space before load (read-only data): where each tracepoint field lives.
@@ -59,14 +59,15 @@ pub(crate) use field;
 
 /// The offset of one tracepoint field found at start-up.
 macro_rules! offset {
-    ($field:ident) => {
-        {
-            #[allow(unused_unsafe, reason = "the macro is used both inside and outside unsafe blocks")]
-            // SAFETY: a plain read of a static.
-            let value = unsafe { core::ptr::read_volatile(&$crate::maps::offsets().$field) };
-            value as usize
-        }
-    };
+    ($field:ident) => {{
+        #[allow(
+            unused_unsafe,
+            reason = "the macro is used both inside and outside unsafe blocks"
+        )]
+        // SAFETY: a plain read of a static.
+        let value = unsafe { core::ptr::read_volatile(&$crate::maps::offsets().$field) };
+        value as usize
+    }};
 }
 pub(crate) use offset;
 
@@ -108,6 +109,11 @@ pub static THREADS: HashMap<u32, ThreadCpu> = HashMap::with_max_entries(32768, 0
 /// A zeroed `ThreadCpu` to insert from: the struct is too large for the 512-byte BPF stack.
 #[map]
 pub static THREAD_TEMPLATE: PerCpuArray<ThreadCpu> = PerCpuArray::with_max_entries(1, 0);
+
+/// Waker process -> wakee process: the hand-over chains that tell lock contention (woken by a
+/// sibling) from idleness (woken by the network or a client).
+#[map]
+pub static WAKES: PerCpuHashMap<WakeKey, WakeCounts> = PerCpuHashMap::with_max_entries(16384, 0);
 
 #[map]
 pub static RUNNING: PerCpuArray<Running> = PerCpuArray::with_max_entries(1, 0);

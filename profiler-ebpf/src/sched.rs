@@ -8,16 +8,19 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use chokepoint_common::{
-    Counter, EVENT_EXIT, EVENT_FORK, HIST_BUCKETS, ProcEvent, ThreadCpu, log2_bucket,
+    Counter, EVENT_EXIT, EVENT_FORK, HIST_BUCKETS, OFF_IO, OFF_SLEEP, ProcEvent, ThreadCpu,
+    WakeCounts, WakeKey, log2_bucket,
 };
 
 use crate::maps::{
-    BPF_NOEXIST, RUNNING, THREAD_TEMPLATE, THREADS, count, fast_and_compat, field, send,
+    BPF_NOEXIST, RUNNING, THREAD_TEMPLATE, THREADS, WAKES, count, fast_and_compat, field, send,
 };
 
 /// `prev_state` bits that mean "blocked"; none set means the thread was preempted while
 /// runnable (`R` or `R+` in the tracepoint's own format string).
 const TASK_REPORT_MASK: i64 = 0xff;
+const TASK_INTERRUPTIBLE: i64 = 0x1;
+const TASK_UNINTERRUPTIBLE: i64 = 0x2;
 
 fast_and_compat!(sched_switch, sched_switch_compat, switch);
 
@@ -25,7 +28,9 @@ fn switch<const FAST: bool>(ctx: &TracePointContext) -> u32 {
     let now = unsafe { bpf_ktime_get_ns() };
     let prev: i32 = field!(ctx, FAST, switch_prev_pid);
     let next: i32 = field!(ctx, FAST, switch_next_pid);
-    let Some(running) = RUNNING.get_ptr_mut(0) else { return 0 };
+    let Some(running) = RUNNING.get_ptr_mut(0) else {
+        return 0;
+    };
     // SAFETY: per-CPU slot.
     let running = unsafe { &mut *running };
 
@@ -58,6 +63,15 @@ fn switch<const FAST: bool>(ctx: &TracePointContext) -> u32 {
                 stats.runnable_since_ns = now;
             } else {
                 stats.voluntary += 1;
+                // Blocked: the wake-up that ends this names the reason and the waker.
+                if state & (TASK_INTERRUPTIBLE | TASK_UNINTERRUPTIBLE) != 0 {
+                    stats.off_since_ns = now;
+                    stats.off_state = if state & TASK_UNINTERRUPTIBLE != 0 {
+                        OFF_IO as u32
+                    } else {
+                        OFF_SLEEP as u32
+                    };
+                }
             }
         }
     }
@@ -91,7 +105,10 @@ fn thread(tid: u32) -> Option<*mut ThreadCpu> {
     }
     let template = THREAD_TEMPLATE.get_ptr(0)?;
     // SAFETY: the template slot is never written, so it stays zeroed.
-    if THREADS.insert(tid, unsafe { &*template }, BPF_NOEXIST).is_err() {
+    if THREADS
+        .insert(tid, unsafe { &*template }, BPF_NOEXIST)
+        .is_err()
+    {
         count(Counter::MapUpdateFailed);
     }
     THREADS.get_ptr_mut(tid)
@@ -109,9 +126,46 @@ fn wakeup<const FAST: bool>(ctx: &TracePointContext) -> u32 {
     if let Some(stats) = thread(pid as u32) {
         // SAFETY: a racing switch-in on another CPU at worst loses this one sample.
         let stats = unsafe { &mut *stats };
+        let now = unsafe { bpf_ktime_get_ns() };
         // Keep the first wake-up if it is woken twice before it runs.
         if stats.runnable_since_ns == 0 {
-            stats.runnable_since_ns = unsafe { bpf_ktime_get_ns() };
+            stats.runnable_since_ns = now;
+        }
+        if stats.off_since_ns != 0 {
+            let off = now.saturating_sub(stats.off_since_ns);
+            stats.off_since_ns = 0;
+            let state = if stats.off_state as usize == OFF_IO {
+                OFF_IO
+            } else {
+                OFF_SLEEP
+            };
+            stats.offcpu_ns[state] += off;
+            let key = WakeKey {
+                waker_tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
+                wakee_tgid: stats.tgid,
+            };
+            match WAKES.get_ptr_mut(&key) {
+                // SAFETY: per-CPU value.
+                Some(w) => unsafe {
+                    (*w).wakes += 1;
+                    (*w).offcpu_ns += off;
+                },
+                None => {
+                    if WAKES
+                        .insert(
+                            &key,
+                            WakeCounts {
+                                wakes: 1,
+                                offcpu_ns: off,
+                            },
+                            BPF_NOEXIST,
+                        )
+                        .is_err()
+                    {
+                        count(Counter::MapUpdateFailed);
+                    }
+                }
+            }
         }
     }
     0

@@ -161,6 +161,35 @@ pub struct RunQueue {
     pub max_us: Option<f64>,
 }
 
+/// Off-CPU time of a process's threads that ended with a wake-up, by the state they blocked in.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OffCpu {
+    /// Interruptible sleep: locks (futex), sockets, epoll/poll, timers.
+    pub sleep: f64,
+    /// Uninterruptible: disk I/O and some kernel locks.
+    pub io: f64,
+}
+
+/// Who woke a process, and how often.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Waker {
+    pub pid: u32,
+    pub comm: String,
+    pub wakes: u64,
+    /// `self` (its own threads), `sibling` (same name and parent: another worker of the same
+    /// service), `idle` (an interrupt on an idle CPU), `other`.
+    pub relation: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ThreadSummary {
+    pub tid: u32,
+    pub comm: String,
+    pub cpu_seconds: f64,
+    /// On-CPU share of one core over the intervals it ran in.
+    pub core_share: f64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProcessSummary {
     pub pid: u32,
@@ -176,6 +205,11 @@ pub struct ProcessSummary {
     pub voluntary_switches: u64,
     pub involuntary_switches: u64,
     pub runqueue_us: RunQueue,
+    pub offcpu_seconds: OffCpu,
+    /// The hottest few threads.
+    pub threads: Vec<ThreadSummary>,
+    /// The processes that woke it most.
+    pub woken_by: Vec<Waker>,
 }
 
 pub fn processes(intervals: &[&Interval], min_cpu_seconds: f64) -> Vec<ProcessSummary> {
@@ -189,6 +223,9 @@ pub fn processes(intervals: &[&Interval], min_cpu_seconds: f64) -> Vec<ProcessSu
         vol: u64,
         invol: u64,
         runq: LogHistogram,
+        off: OffCpu,
+        threads: HashMap<u32, (String, u64, f64)>,
+        ppid: Option<u32>,
     }
     let mut by_pid: HashMap<u32, Acc> = HashMap::new();
     for iv in intervals {
@@ -204,6 +241,9 @@ pub fn processes(intervals: &[&Interval], min_cpu_seconds: f64) -> Vec<ProcessSu
                 vol: 0,
                 invol: 0,
                 runq: LogHistogram::default(),
+                off: OffCpu::default(),
+                threads: HashMap::new(),
+                ppid: p.ppid,
             });
             // A role learned later (server, load generator) wins over `other`.
             if a.role == Role::Other {
@@ -214,37 +254,114 @@ pub fn processes(intervals: &[&Interval], min_cpu_seconds: f64) -> Vec<ProcessSu
             a.vol += p.voluntary;
             a.invol += p.involuntary;
             a.runq.add(&p.runq_latency);
+            a.off.sleep += p.offcpu_sleep_ns as f64 / 1e9;
+            a.off.io += p.offcpu_io_ns as f64 / 1e9;
             for t in &p.threads {
                 a.tids.insert(t.tid);
                 a.max_thread = a.max_thread.max(t.oncpu_ns as f64 / 1e9 / secs);
+                let e = a.threads.entry(t.tid).or_insert((t.comm.clone(), 0, 0.0));
+                e.1 += t.oncpu_ns;
+                e.2 += secs;
             }
         }
     }
+    // Wake-ups: who woke each process.
+    let mut woken: HashMap<u32, HashMap<u32, (String, u64)>> = HashMap::new();
+    for iv in intervals {
+        for w in &iv.wakes {
+            let e = woken
+                .entry(w.wakee_pid)
+                .or_default()
+                .entry(w.waker_pid)
+                .or_insert((w.waker_comm.clone(), 0));
+            e.1 += w.wakes;
+        }
+    }
+    let info: HashMap<u32, (String, Option<u32>)> = by_pid
+        .iter()
+        .map(|(pid, a)| (*pid, (a.comm.clone(), a.ppid)))
+        .collect();
     let mut out: Vec<ProcessSummary> = by_pid
         .into_iter()
         .filter(|(_, a)| {
             a.oncpu as f64 / 1e9 >= min_cpu_seconds
                 || matches!(a.role, Role::LoadGenerator | Role::Server)
         })
-        .map(|(pid, a)| ProcessSummary {
-            pid,
-            comm: a.comm,
-            role: a.role,
-            cpu_seconds: a.oncpu as f64 / 1e9,
-            cores_used: a.oncpu as f64 / 1e9 / a.seen_secs.max(1e-9),
-            max_thread_share: a.max_thread.min(1.0),
-            threads_seen: a.tids.len(),
-            voluntary_switches: a.vol,
-            involuntary_switches: a.invol,
-            runqueue_us: RunQueue {
-                p50_us: a.runq.quantile_ns(0.5).map(|v| v / 1e3),
-                p99_us: a.runq.quantile_ns(0.99).map(|v| v / 1e3),
-                max_us: a.runq.max_ns().map(|v| v / 1e3),
-            },
+        .map(|(pid, a)| {
+            let mut threads: Vec<ThreadSummary> = a
+                .threads
+                .iter()
+                .map(|(tid, (comm, ns, secs))| ThreadSummary {
+                    tid: *tid,
+                    comm: comm.clone(),
+                    cpu_seconds: *ns as f64 / 1e9,
+                    core_share: (*ns as f64 / 1e9 / secs.max(1e-9)).min(1.0),
+                })
+                .collect();
+            threads.sort_by(|a, b| b.cpu_seconds.total_cmp(&a.cpu_seconds));
+            threads.truncate(5);
+            let mut woken_by: Vec<Waker> = woken
+                .get(&pid)
+                .map(|m| {
+                    m.iter()
+                        .map(|(wpid, (comm, n))| Waker {
+                            pid: *wpid,
+                            comm: comm.clone(),
+                            wakes: *n,
+                            relation: relation(pid, &a.comm, a.ppid, *wpid, comm, &info).into(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            woken_by.sort_by(|a, b| b.wakes.cmp(&a.wakes));
+            woken_by.truncate(5);
+            ProcessSummary {
+                pid,
+                comm: a.comm,
+                role: a.role,
+                cpu_seconds: a.oncpu as f64 / 1e9,
+                cores_used: a.oncpu as f64 / 1e9 / a.seen_secs.max(1e-9),
+                max_thread_share: a.max_thread.min(1.0),
+                threads_seen: a.tids.len(),
+                voluntary_switches: a.vol,
+                involuntary_switches: a.invol,
+                runqueue_us: RunQueue {
+                    p50_us: a.runq.quantile_ns(0.5).map(|v| v / 1e3),
+                    p99_us: a.runq.quantile_ns(0.99).map(|v| v / 1e3),
+                    max_us: a.runq.max_ns().map(|v| v / 1e3),
+                },
+                offcpu_seconds: a.off,
+                threads,
+                woken_by,
+            }
         })
         .collect();
     out.sort_by(|a, b| b.cpu_seconds.total_cmp(&a.cpu_seconds));
     out
+}
+
+/// How a waker relates to the process it woke.
+pub fn relation(
+    pid: u32,
+    comm: &str,
+    ppid: Option<u32>,
+    waker: u32,
+    waker_comm: &str,
+    info: &HashMap<u32, (String, Option<u32>)>,
+) -> &'static str {
+    if waker == 0 {
+        return "idle";
+    }
+    if waker == pid {
+        return "self";
+    }
+    let waker_ppid = info.get(&waker).and_then(|i| i.1);
+    // Another worker of the same service: same name and same parent (PostgreSQL backends,
+    // nginx workers), or the service's own parent process.
+    if (waker_comm == comm && waker_ppid.is_some() && waker_ppid == ppid) || Some(waker) == ppid {
+        return "sibling";
+    }
+    "other"
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -105,58 +105,28 @@ pub struct Verdict {
 pub const CPU_SATURATED_BUSY: f64 = 0.90;
 pub const SETUP_FAILURE_RATIO: f64 = 0.01;
 pub const SETUP_FAILURE_MIN: u64 = 5;
+pub const HOT_THREAD_SHARE: f64 = 0.90;
+pub const GENERATOR_SATURATED: f64 = 0.90;
+pub const HANDOVER_SHARE: f64 = 0.50;
+pub const HANDOVER_MIN_PER_S: f64 = 100.0;
+pub const IO_BLOCKED_THREADS: f64 = 0.50;
 
 pub struct Inputs<'a> {
     pub recording: &'a Recording,
     pub window: &'a Window,
 }
 
-/// Figures of the analysis window that the rules look at.
-struct WindowFigures {
-    seconds: f64,
-    host_busy: Option<f64>,
-    opens: u64,
-    passive_opens: u64,
-    syn_retransmits: u64,
-    synack_retransmits: u64,
-    connect_failed: u64,
-    listen_overflows: u64,
-    listen_drops: u64,
-    resets_sent: u64,
-    connect: LatencySummary,
-    top: Vec<ProcessSummary>,
-}
-
-fn figures(intervals: &[&Interval], cpus: u32) -> WindowFigures {
-    let tcp = summary::tcp_sum(intervals.iter().copied());
-    let mut connect = LogHistogram::default();
-    let (mut overflows, mut drops) = (0, 0);
-    let mut have_host = false;
-    for iv in intervals {
-        connect.add(&iv.connect_latency);
-        if let Some(h) = &iv.host {
-            have_host |= h.cpu.is_some();
-            if let Some(t) = &h.tcp {
-                overflows += t.listen_overflows();
-                drops += t.listen_drops();
-            }
-        }
-    }
-    let host = summary::host(intervals, cpus);
-    WindowFigures {
-        seconds: summary::seconds(intervals),
-        host_busy: have_host.then_some(host.busy_fraction),
-        opens: tcp.active_opens.max(tcp.passive_opens),
-        passive_opens: tcp.passive_opens,
-        syn_retransmits: tcp.syn_retransmits,
-        synack_retransmits: tcp.synack_retransmits,
-        connect_failed: tcp.connect_failed,
-        listen_overflows: overflows,
-        listen_drops: drops,
-        resets_sent: tcp.resets_sent,
-        connect: LatencySummary::of(&connect),
-        top: summary::processes(intervals, 0.0),
-    }
+/// One candidate bottleneck, evaluated over the window.
+struct Candidate {
+    kind: VerdictKind,
+    fired: bool,
+    /// How far past its threshold (0..1), for confidence.
+    strength: f64,
+    /// The sentence used when it is the verdict.
+    summary: String,
+    evidence: Vec<Evidence>,
+    /// Why it did not fire (or why it is only secondary).
+    counter: String,
 }
 
 fn ev(metric: &str, value: f64, unit: &str, threshold: Option<&str>, source: &str) -> Evidence {
@@ -173,17 +143,21 @@ fn pct(x: f64) -> String {
     format!("{:.0}%", x * 100.0)
 }
 
+/// Order in which fired candidates become the verdict: causes before their consequences (a
+/// saturated generator or CPU delays accepts, so setup failures then are a symptom).
+const PRIORITY: &[VerdictKind] = &[
+    VerdictKind::LoadGeneratorBound,
+    VerdictKind::CpuSaturated,
+    VerdictKind::SingleThreadSaturated,
+    VerdictKind::ConnectionSetup,
+    VerdictKind::LockContention,
+    VerdictKind::IoBound,
+];
+
 pub fn decide(inputs: &Inputs) -> Verdict {
     let r = inputs.recording;
     let intervals: Vec<&Interval> = inputs.window.intervals(r).collect();
-    let cpus = r.header.cpus.max(1);
-    let attached = |prefix: &str| {
-        r.header
-            .probes
-            .attached
-            .iter()
-            .any(|p| p.starts_with(prefix))
-    };
+    let attached = |id: &str| r.header.probes.attached.iter().any(|p| p == id);
     let have_sched = attached("sched/sched_switch");
     let have_tcp = attached("sock/inet_sock_set_state");
 
@@ -207,187 +181,76 @@ pub fn decide(inputs: &Inputs) -> Verdict {
         };
     }
 
-    let f = figures(&intervals, cpus);
-    let secs = f.seconds.max(1e-9);
-
-    // Connection setup: SYNs lost and retried, accept queues overflowing, connects failing.
-    let setup_failures = f.syn_retransmits
-        + f.synack_retransmits
-        + f.listen_drops.max(f.listen_overflows)
-        + f.connect_failed;
-    let setup_ratio = setup_failures as f64 / f.opens.max(1) as f64;
-    let setup_bad = setup_failures >= SETUP_FAILURE_MIN && setup_ratio >= SETUP_FAILURE_RATIO;
-    let mut setup_evidence = vec![
-        ev(
-            "tcp.opens_per_s",
-            f.opens as f64 / secs,
-            "1/s",
-            None,
-            "sock:inet_sock_set_state",
-        ),
-        ev(
-            "tcp.syn_retransmits",
-            f.syn_retransmits as f64,
-            "count",
-            None,
-            "tcp:tcp_retransmit_skb (SYN_SENT)",
-        ),
-        ev(
-            "tcp.synack_retransmits",
-            f.synack_retransmits as f64,
-            "count",
-            None,
-            "tcp:tcp_retransmit_synack",
-        ),
-        ev(
-            "tcp.listen_overflows",
-            f.listen_overflows as f64,
-            "count",
-            None,
-            "/proc/net/netstat ListenOverflows",
-        ),
-        ev(
-            "tcp.connect_failed",
-            f.connect_failed as f64,
-            "count",
-            None,
-            "sock:inet_sock_set_state SYN_SENT->CLOSE",
-        ),
-        ev(
-            "tcp.setup_failure_ratio",
-            setup_ratio,
-            "ratio",
-            Some(">= 0.01 and >= 5 events"),
-            "failures / opens",
-        ),
-    ];
-    if let Some(p99) = f.connect.p99_ms {
-        setup_evidence.push(ev(
-            "tcp.connect_latency_p99",
-            p99,
-            "ms",
-            None,
-            "SYN_SENT->ESTABLISHED histogram",
-        ));
+    let w = WindowFigures::of(&intervals, r.header.cpus.max(1));
+    let mut candidates = Vec::new();
+    if have_sched {
+        candidates.push(generator(&w));
+    }
+    candidates.push(cpu(&w));
+    if have_sched {
+        candidates.push(single_thread(&w));
+    }
+    if have_tcp {
+        candidates.push(connection_setup(&w));
+    }
+    if have_sched {
+        candidates.push(lock_contention(&w));
+        candidates.push(io(&w));
     }
 
-    // CPU: the host's CPUs busy.
-    let busy = f.host_busy;
-    let cpu_bad = busy.is_some_and(|b| b >= CPU_SATURATED_BUSY);
-    let mut cpu_evidence = Vec::new();
-    if let Some(b) = busy {
-        cpu_evidence.push(ev(
-            "host.cpu_busy",
-            b,
-            "fraction",
-            Some(">= 0.90"),
-            "/proc/stat",
-        ));
-    }
-    for p in f.top.iter().filter(|p| p.role != Role::Profiler).take(3) {
-        cpu_evidence.push(ev(
-            &format!("process.{}[{}].cores", p.comm, p.pid),
-            p.cores_used,
-            "cores",
-            None,
-            "sched:sched_switch on-CPU time",
-        ));
-    }
-    let top_text = f
-        .top
+    let primary = PRIORITY
         .iter()
-        .filter(|p| p.role != Role::Profiler)
-        .take(3)
-        .map(|p| format!("{} {:.2} cores", p.comm, p.cores_used))
-        .collect::<Vec<_>>()
-        .join(", ");
-
-    let setup_text = format!(
-        "{} setup failures in {} opens ({:.1}%: {} SYN and {} SYN-ACK retransmits, {} listen overflows, {} failed connects)",
-        setup_failures,
-        f.opens,
-        setup_ratio * 100.0,
-        f.syn_retransmits,
-        f.synack_retransmits,
-        f.listen_overflows,
-        f.connect_failed
-    );
-    let cpu_text = match busy {
-        Some(b) => format!("host CPU {} busy on {} CPUs ({})", pct(b), cpus, top_text),
-        None => "host CPU not measured (/proc/stat unreadable)".to_string(),
-    };
-
-    let rule_out_cpu = RuledOut {
-        kind: VerdictKind::CpuSaturated,
-        reason: match busy {
-            Some(b) => format!(
-                "host CPU {} busy, below the 90% threshold ({})",
-                pct(b),
-                top_text
-            ),
-            None => "host CPU not measured".into(),
-        },
-    };
-    let rule_out_setup = RuledOut {
-        kind: VerdictKind::ConnectionSetup,
-        reason: format!("{setup_text}: below 1% of opens or fewer than 5"),
-    };
-
-    let (kind, summary, evidence, mut ruled_out, secondary, confidence) = if cpu_bad {
-        let b = busy.unwrap_or(0.0);
-        let secondary = if setup_bad {
-            vec![VerdictKind::ConnectionSetup]
-        } else {
-            vec![]
-        };
-        let mut ruled = Vec::new();
-        if !setup_bad {
-            ruled.push(rule_out_setup);
+        .find_map(|k| candidates.iter().position(|c| c.kind == *k && c.fired));
+    let (kind, summary, mut evidence, confidence) = match primary {
+        Some(i) => {
+            let c = &candidates[i];
+            (
+                c.kind,
+                c.summary.clone(),
+                c.evidence.clone(),
+                0.5 + 0.5 * c.strength.clamp(0.0, 1.0),
+            )
         }
-        (
-            VerdictKind::CpuSaturated,
-            format!(
-                "CPU-saturated: {cpu_text} through the window, at {:.0} connections/s.",
-                f.opens as f64 / secs
-            ),
-            [cpu_evidence, setup_evidence].concat(),
-            ruled,
-            secondary,
-            ((b - CPU_SATURATED_BUSY) / (1.0 - CPU_SATURATED_BUSY) * 0.5 + 0.5).clamp(0.5, 1.0),
-        )
-    } else if setup_bad {
-        (
-            VerdictKind::ConnectionSetup,
-            format!(
-                "Connection-setup-bound: {setup_text} while {}; connect p99 {}.",
-                cpu_text,
-                f.connect
-                    .p99_ms
-                    .map_or("n/a".into(), |v| format!("{v:.1} ms"))
-            ),
-            [setup_evidence, cpu_evidence].concat(),
-            vec![rule_out_cpu],
-            vec![],
-            (setup_ratio / SETUP_FAILURE_RATIO / 10.0).clamp(0.5, 1.0),
-        )
-    } else {
-        (
-            VerdictKind::NotSaturated,
-            format!(
-                "Not saturated: {cpu_text}; {} connections/s with {setup_text}. Throughput is set by the offered load (concurrency x latency), not by a host resource.",
-                format_args!("{:.0}", f.opens as f64 / secs)
-            ),
-            [cpu_evidence, setup_evidence].concat(),
-            vec![rule_out_cpu, rule_out_setup],
-            vec![],
-            busy.map_or(0.5, |b| (1.0 - b / CPU_SATURATED_BUSY).clamp(0.3, 0.9)),
-        )
+        None => {
+            let busy = w.host_busy.map_or("not measured".into(), pct);
+            (
+                VerdictKind::NotSaturated,
+                format!(
+                    "Not saturated: host CPU {busy} busy, no thread or load generator saturated, {:.0} connections/s with {} setup failures; throughput is set by the offered load (concurrency x latency), not by a resource on this host.",
+                    w.opens as f64 / w.seconds.max(1e-9),
+                    w.setup_failures
+                ),
+                Vec::new(),
+                w.host_busy
+                    .map_or(0.5, |b| (1.0 - b / CPU_SATURATED_BUSY).clamp(0.3, 0.9)),
+            )
+        }
     };
-    let _ = (f.passive_opens, f.resets_sent);
+    let mut ruled_out = Vec::new();
+    let mut secondary = Vec::new();
+    for c in &candidates {
+        if Some(c.kind) == Some(kind) {
+            continue;
+        }
+        if c.fired {
+            secondary.push(c.kind);
+        } else {
+            ruled_out.push(RuledOut {
+                kind: c.kind,
+                reason: c.counter.clone(),
+            });
+        }
+        // Every candidate's numbers are evidence: what fired and what did not.
+        for e in &c.evidence {
+            if !evidence.iter().any(|x| x.metric == e.metric) {
+                evidence.push(e.clone());
+            }
+        }
+    }
     if !have_sched {
         ruled_out.push(RuledOut {
             kind: VerdictKind::SingleThreadSaturated,
-            reason: "not evaluated: sched_switch probe not attached".into(),
+            reason: "not evaluated: the sched_switch probe was not attached".into(),
         });
     }
     Verdict {
@@ -399,5 +262,512 @@ pub fn decide(inputs: &Inputs) -> Verdict {
         secondary,
         confidence,
         missing: Vec::new(),
+    }
+}
+
+/// Figures of the analysis window that the rules look at.
+struct WindowFigures {
+    seconds: f64,
+    cpus: u32,
+    host_busy: Option<f64>,
+    host_iowait: f64,
+    opens: u64,
+    syn_retransmits: u64,
+    synack_retransmits: u64,
+    connect_failed: u64,
+    listen_overflows: u64,
+    setup_failures: u64,
+    connect: LatencySummary,
+    processes: Vec<ProcessSummary>,
+}
+
+impl WindowFigures {
+    fn of(intervals: &[&Interval], cpus: u32) -> Self {
+        let tcp = summary::tcp_sum(intervals.iter().copied());
+        let mut connect = LogHistogram::default();
+        let (mut overflows, mut drops) = (0, 0);
+        let mut have_host = false;
+        for iv in intervals {
+            connect.add(&iv.connect_latency);
+            if let Some(h) = &iv.host {
+                have_host |= h.cpu.is_some();
+                if let Some(t) = &h.tcp {
+                    overflows += t.listen_overflows();
+                    drops += t.listen_drops();
+                }
+            }
+        }
+        let host = summary::host(intervals, cpus);
+        let listen = overflows.max(drops);
+        WindowFigures {
+            seconds: summary::seconds(intervals),
+            cpus,
+            host_busy: have_host.then_some(host.busy_fraction),
+            host_iowait: host.iowait_fraction,
+            opens: tcp.active_opens.max(tcp.passive_opens),
+            syn_retransmits: tcp.syn_retransmits,
+            synack_retransmits: tcp.synack_retransmits,
+            connect_failed: tcp.connect_failed,
+            listen_overflows: listen,
+            setup_failures: tcp.syn_retransmits
+                + tcp.synack_retransmits
+                + listen
+                + tcp.connect_failed,
+            connect: LatencySummary::of(&connect),
+            processes: summary::processes(intervals, 0.0),
+        }
+    }
+
+    /// Processes doing the work: not the generator, chokepoint or the kernel.
+    fn workload(&self) -> impl Iterator<Item = &ProcessSummary> {
+        self.processes
+            .iter()
+            .filter(|p| matches!(p.role, Role::Server | Role::Other))
+    }
+
+    fn generator_cores(&self) -> f64 {
+        self.processes
+            .iter()
+            .filter(|p| p.role == Role::LoadGenerator)
+            .map(|p| p.cores_used)
+            .sum()
+    }
+
+    fn top_text(&self) -> String {
+        self.processes
+            .iter()
+            .filter(|p| p.role != Role::Profiler)
+            .take(3)
+            .map(|p| format!("{} {:.2} cores", p.comm, p.cores_used))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn process_ev(p: &ProcessSummary) -> Evidence {
+    ev(
+        &format!("process.{}[{}].cores", p.comm, p.pid),
+        p.cores_used,
+        "cores",
+        None,
+        "sched:sched_switch on-CPU time",
+    )
+}
+
+fn cpu(w: &WindowFigures) -> Candidate {
+    let busy = w.host_busy;
+    let fired = busy.is_some_and(|b| b >= CPU_SATURATED_BUSY);
+    let mut evidence = Vec::new();
+    if let Some(b) = busy {
+        evidence.push(ev(
+            "host.cpu_busy",
+            b,
+            "fraction",
+            Some(">= 0.90"),
+            "/proc/stat",
+        ));
+    }
+    evidence.extend(
+        w.processes
+            .iter()
+            .filter(|p| p.role != Role::Profiler)
+            .take(3)
+            .map(process_ev),
+    );
+    let text = match busy {
+        Some(b) => format!(
+            "host CPU {} busy on {} CPUs ({})",
+            pct(b),
+            w.cpus,
+            w.top_text()
+        ),
+        None => "host CPU not measured (/proc/stat unreadable)".into(),
+    };
+    Candidate {
+        kind: VerdictKind::CpuSaturated,
+        fired,
+        strength: busy.map_or(0.0, |b| {
+            (b - CPU_SATURATED_BUSY) / (1.0 - CPU_SATURATED_BUSY)
+        }),
+        summary: format!(
+            "CPU-saturated: {text} through the window, at {:.0} connections/s.",
+            w.opens as f64 / w.seconds.max(1e-9)
+        ),
+        evidence,
+        counter: format!("{text}: below the 90% threshold"),
+    }
+}
+
+fn generator(w: &WindowFigures) -> Candidate {
+    let gen_cores = w.generator_cores();
+    let gens: Vec<&ProcessSummary> = w
+        .processes
+        .iter()
+        .filter(|p| p.role == Role::LoadGenerator)
+        .collect();
+    // Capacity: the host's CPUs until per-process capacity (affinity, quota) is recorded.
+    let capacity = w.cpus as f64;
+    let share_of_capacity = gen_cores / capacity;
+    let busy = w.host_busy.unwrap_or(0.0);
+    // A generator's hottest thread pegged while its other threads cannot help.
+    let pegged_single = gens.iter().any(|g| {
+        g.threads
+            .first()
+            .is_some_and(|t| t.core_share >= HOT_THREAD_SHARE)
+            && g.threads.iter().skip(1).all(|t| t.core_share < 0.2)
+    });
+    // Saturated against its capacity, or eating most of a saturated host.
+    let eats_host = busy >= CPU_SATURATED_BUSY && gen_cores >= 0.5 * busy * capacity;
+    let fired = !gens.is_empty()
+        && (share_of_capacity >= GENERATOR_SATURATED || eats_host || pegged_single);
+    let workload_cores: f64 = w.workload().map(|p| p.cores_used).sum();
+    let mut evidence = vec![
+        ev(
+            "generator.cores",
+            gen_cores,
+            "cores",
+            None,
+            "sched:sched_switch, command's process tree",
+        ),
+        ev(
+            "generator.share_of_capacity",
+            share_of_capacity,
+            "fraction",
+            Some(">= 0.90"),
+            "cores / host CPUs",
+        ),
+        ev(
+            "workload.cores",
+            workload_cores,
+            "cores",
+            None,
+            "servers and other processes",
+        ),
+    ];
+    if let Some(t) = gens
+        .iter()
+        .filter_map(|g| g.threads.first())
+        .max_by(|a, b| a.core_share.total_cmp(&b.core_share))
+    {
+        evidence.push(ev(
+            &format!("generator.thread.{}[{}].core_share", t.comm, t.tid),
+            t.core_share,
+            "fraction",
+            Some(">= 0.90 (single hot thread)"),
+            "sched:sched_switch",
+        ));
+    }
+    let names: Vec<String> = gens
+        .iter()
+        .take(2)
+        .map(|g| format!("{} {:.2} cores", g.comm, g.cores_used))
+        .collect();
+    Candidate {
+        kind: VerdictKind::LoadGeneratorBound,
+        fired,
+        strength: (share_of_capacity.max(if eats_host {
+            gen_cores / (busy * capacity).max(1e-9)
+        } else {
+            0.0
+        }) - 0.5)
+            * 2.0,
+        summary: format!(
+            "Load-generator-bound: the load generator ({}) uses {:.2} of {} cores ({}) while the workload uses {:.2}; the test measures the generator, not the system under test.",
+            names.join(", "),
+            gen_cores,
+            capacity,
+            pct(share_of_capacity),
+            workload_cores
+        ),
+        evidence,
+        counter: if gens.is_empty() {
+            "no load-generator process seen (no command, and no known load tool running)".into()
+        } else {
+            format!(
+                "the generator uses {gen_cores:.2} of {capacity} cores ({}), no thread of it pegged alone",
+                pct(share_of_capacity)
+            )
+        },
+    }
+}
+
+fn single_thread(w: &WindowFigures) -> Candidate {
+    let hot = w
+        .workload()
+        .filter_map(|p| p.threads.first().map(|t| (p, t)))
+        .filter(|(_, t)| t.core_share >= HOT_THREAD_SHARE)
+        .max_by(|a, b| a.1.core_share.total_cmp(&b.1.core_share));
+    let busy = w.host_busy.unwrap_or(0.0);
+    match hot {
+        Some((p, t)) => {
+            // Room: the process could use more cores than it does.
+            let room = w.cpus as f64 - p.cores_used;
+            let fired = room >= 0.5 && busy < CPU_SATURATED_BUSY;
+            Candidate {
+                kind: VerdictKind::SingleThreadSaturated,
+                fired,
+                strength: (t.core_share - HOT_THREAD_SHARE) / (1.0 - HOT_THREAD_SHARE),
+                summary: format!(
+                    "Single-thread-saturated: {} thread {} ({}) runs {} of a core while the process uses {:.2} of {} cores and the host is {} busy.",
+                    p.comm,
+                    t.tid,
+                    t.comm,
+                    pct(t.core_share),
+                    p.cores_used,
+                    w.cpus,
+                    pct(busy)
+                ),
+                evidence: vec![
+                    ev(
+                        &format!("thread.{}[{}].core_share", t.comm, t.tid),
+                        t.core_share,
+                        "fraction",
+                        Some(">= 0.90"),
+                        "sched:sched_switch",
+                    ),
+                    process_ev(p),
+                ],
+                counter: format!(
+                    "{} thread {} is at {} of a core but the process has no spare capacity ({:.2} of {} cores) or the host is saturated",
+                    p.comm,
+                    t.tid,
+                    pct(t.core_share),
+                    p.cores_used,
+                    w.cpus
+                ),
+            }
+        }
+        None => {
+            let top = w
+                .workload()
+                .filter_map(|p| p.threads.first().map(|t| (p, t)))
+                .max_by(|a, b| a.1.core_share.total_cmp(&b.1.core_share));
+            Candidate {
+                kind: VerdictKind::SingleThreadSaturated,
+                fired: false,
+                strength: 0.0,
+                summary: String::new(),
+                evidence: Vec::new(),
+                counter: match top {
+                    Some((p, t)) => format!(
+                        "hottest workload thread {} of {} at {} of a core, below 90%",
+                        t.tid,
+                        p.comm,
+                        pct(t.core_share)
+                    ),
+                    None => "no workload thread ran".into(),
+                },
+            }
+        }
+    }
+}
+
+fn connection_setup(w: &WindowFigures) -> Candidate {
+    let ratio = w.setup_failures as f64 / w.opens.max(1) as f64;
+    let fired = w.setup_failures >= SETUP_FAILURE_MIN && ratio >= SETUP_FAILURE_RATIO;
+    let text = format!(
+        "{} setup failures in {} opens ({:.1}%: {} SYN and {} SYN-ACK retransmits, {} listen overflows, {} failed connects)",
+        w.setup_failures,
+        w.opens,
+        ratio * 100.0,
+        w.syn_retransmits,
+        w.synack_retransmits,
+        w.listen_overflows,
+        w.connect_failed
+    );
+    let mut evidence = vec![
+        ev(
+            "tcp.opens_per_s",
+            w.opens as f64 / w.seconds.max(1e-9),
+            "1/s",
+            None,
+            "sock:inet_sock_set_state",
+        ),
+        ev(
+            "tcp.syn_retransmits",
+            w.syn_retransmits as f64,
+            "count",
+            None,
+            "tcp:tcp_retransmit_skb (SYN_SENT)",
+        ),
+        ev(
+            "tcp.synack_retransmits",
+            w.synack_retransmits as f64,
+            "count",
+            None,
+            "tcp:tcp_retransmit_synack",
+        ),
+        ev(
+            "tcp.listen_overflows",
+            w.listen_overflows as f64,
+            "count",
+            None,
+            "/proc/net/netstat ListenOverflows/ListenDrops",
+        ),
+        ev(
+            "tcp.connect_failed",
+            w.connect_failed as f64,
+            "count",
+            None,
+            "sock:inet_sock_set_state SYN_SENT->CLOSE",
+        ),
+        ev(
+            "tcp.setup_failure_ratio",
+            ratio,
+            "ratio",
+            Some(">= 0.01 and >= 5 events"),
+            "failures / opens",
+        ),
+    ];
+    if let Some(p99) = w.connect.p99_ms {
+        evidence.push(ev(
+            "tcp.connect_latency_p99",
+            p99,
+            "ms",
+            None,
+            "SYN_SENT->ESTABLISHED histogram",
+        ));
+    }
+    Candidate {
+        kind: VerdictKind::ConnectionSetup,
+        fired,
+        strength: ratio / SETUP_FAILURE_RATIO / 20.0,
+        summary: format!(
+            "Connection-setup-bound: {text}; connect p99 {} while host CPU is {} busy.",
+            w.connect
+                .p99_ms
+                .map_or("n/a".into(), |v| format!("{v:.1} ms")),
+            w.host_busy.map_or("not measured".into(), pct)
+        ),
+        evidence,
+        counter: format!("{text}: below 1% of opens or fewer than 5"),
+    }
+}
+
+/// Services: workload processes grouped by name (PostgreSQL backends, nginx workers).
+fn services(w: &WindowFigures) -> Vec<(String, Vec<&ProcessSummary>)> {
+    let mut out: Vec<(String, Vec<&ProcessSummary>)> = Vec::new();
+    for p in w.workload() {
+        match out.iter_mut().find(|(n, _)| *n == p.comm) {
+            Some((_, v)) => v.push(p),
+            None => out.push((p.comm.clone(), vec![p])),
+        }
+    }
+    out
+}
+
+fn lock_contention(w: &WindowFigures) -> Candidate {
+    let secs = w.seconds.max(1e-9);
+    let busy = w.host_busy.unwrap_or(0.0);
+    let mut best: Option<(String, f64, f64, f64, f64, u64)> = None;
+    for (name, procs) in services(w) {
+        let oncpu: f64 = procs.iter().map(|p| p.cpu_seconds).sum();
+        let sleep: f64 = procs.iter().map(|p| p.offcpu_seconds.sleep).sum();
+        let wakes: u64 = procs
+            .iter()
+            .flat_map(|p| &p.woken_by)
+            .map(|w| w.wakes)
+            .sum();
+        let handover: u64 = procs
+            .iter()
+            .flat_map(|p| &p.woken_by)
+            .filter(|w| w.relation == "sibling" || w.relation == "self")
+            .map(|w| w.wakes)
+            .sum();
+        if wakes == 0 {
+            continue;
+        }
+        let share = handover as f64 / wakes as f64;
+        if best.as_ref().is_none_or(|b| handover > b.5) {
+            best = Some((name, oncpu, sleep, share, handover as f64 / secs, handover));
+        }
+    }
+    let Some((name, oncpu, sleep, share, rate, _)) = best else {
+        return Candidate {
+            kind: VerdictKind::LockContention,
+            fired: false,
+            strength: 0.0,
+            summary: String::new(),
+            evidence: Vec::new(),
+            counter: "no workload process was woken from sleep in the window".into(),
+        };
+    };
+    let fired = share >= HANDOVER_SHARE
+        && rate >= HANDOVER_MIN_PER_S
+        && sleep >= oncpu
+        && busy < CPU_SATURATED_BUSY;
+    Candidate {
+        kind: VerdictKind::LockContention,
+        fired,
+        strength: (share - HANDOVER_SHARE) / (1.0 - HANDOVER_SHARE),
+        summary: format!(
+            "Lock-contention: {name} workers are woken by each other ({} of their wake-ups, {rate:.0}/s) and sleep {sleep:.1}s against {oncpu:.1}s on CPU while the host is {} busy: work is handed from one waiter to the next.",
+            pct(share),
+            pct(busy)
+        ),
+        evidence: vec![
+            ev(
+                &format!("service.{name}.handover_share"),
+                share,
+                "fraction",
+                Some(">= 0.50"),
+                "sched:sched_wakeup waker -> wakee",
+            ),
+            ev(
+                &format!("service.{name}.handover_per_s"),
+                rate,
+                "1/s",
+                Some(">= 100"),
+                "sched:sched_wakeup",
+            ),
+            ev(
+                &format!("service.{name}.offcpu_sleep_seconds"),
+                sleep,
+                "s",
+                Some(">= on-CPU seconds"),
+                "sched:sched_switch + sched_wakeup",
+            ),
+            ev(
+                &format!("service.{name}.oncpu_seconds"),
+                oncpu,
+                "s",
+                None,
+                "sched:sched_switch",
+            ),
+        ],
+        counter: format!(
+            "{name}: {} of wake-ups from its own workers ({rate:.0}/s), sleeping {sleep:.1}s vs {oncpu:.1}s on CPU: not a hand-over chain",
+            pct(share)
+        ),
+    }
+}
+
+fn io(w: &WindowFigures) -> Candidate {
+    let secs = w.seconds.max(1e-9);
+    let io: f64 = w.workload().map(|p| p.offcpu_seconds.io).sum();
+    let oncpu: f64 = w.workload().map(|p| p.cpu_seconds).sum();
+    let blocked = io / secs;
+    let fired = blocked >= IO_BLOCKED_THREADS && io >= oncpu;
+    Candidate {
+        kind: VerdictKind::IoBound,
+        fired,
+        strength: (blocked - IO_BLOCKED_THREADS).min(1.0),
+        summary: format!(
+            "IO-bound: workload threads spent {io:.1}s blocked uninterruptibly (on average {blocked:.2} threads at any time) against {oncpu:.1}s on CPU; host iowait {}.",
+            pct(w.host_iowait)
+        ),
+        evidence: vec![
+            ev(
+                "workload.offcpu_io_threads",
+                blocked,
+                "threads",
+                Some(">= 0.50 and >= on-CPU"),
+                "sched:sched_switch state D",
+            ),
+            ev("host.iowait", w.host_iowait, "fraction", None, "/proc/stat"),
+        ],
+        counter: format!(
+            "workload threads blocked in uninterruptible (disk) waits {blocked:.2} threads on average, {io:.1}s vs {oncpu:.1}s on CPU"
+        ),
     }
 }

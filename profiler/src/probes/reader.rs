@@ -7,7 +7,8 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap},
 };
 use chokepoint_common::{
-    COUNTER_SLOTS, ConnCounts, ConnKey, DROP_REASON_SLOTS, HIST_BUCKETS, HISTOGRAM_KINDS, ThreadCpu,
+    COUNTER_SLOTS, ConnCounts, ConnKey, DROP_REASON_SLOTS, HIST_BUCKETS, HISTOGRAM_KINDS,
+    ThreadCpu, WakeCounts, WakeKey,
 };
 
 use super::tracepoints::TRACEPOINTS;
@@ -33,6 +34,7 @@ pub struct KernelSnapshot {
     pub drops: Vec<u64>,
     pub connections: HashMap<ConnKey, ConnCounts>,
     pub threads: HashMap<u32, ThreadCpu>,
+    pub wakes: HashMap<WakeKey, WakeCounts>,
     /// Per program: (run time ns, run count), from the kernel's BPF statistics.
     pub programs: HashMap<String, (u64, u64)>,
 }
@@ -44,6 +46,7 @@ pub struct MapReader {
     drops: PerCpuArray<MapData, u64>,
     connections: PerCpuHashMap<MapData, ConnKey, ConnCounts>,
     threads: BpfHashMap<MapData, u32, ThreadCpu>,
+    wakes: PerCpuHashMap<MapData, WakeKey, WakeCounts>,
 }
 
 fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, ReadError>
@@ -68,6 +71,7 @@ impl MapReader {
             drops: take(ebpf, "DROP_REASONS")?,
             connections: take(ebpf, "CONNECTIONS")?,
             threads: take(ebpf, "THREADS")?,
+            wakes: take(ebpf, "WAKES")?,
         })
     }
 
@@ -88,6 +92,19 @@ impl MapReader {
             drops: sum_per_cpu(&self.drops, DROP_REASON_SLOTS),
             connections,
             threads: self.threads.iter().flatten().collect(),
+            wakes: self
+                .wakes
+                .iter()
+                .flatten()
+                .map(|(k, per_cpu)| {
+                    let mut total = WakeCounts::default();
+                    for v in per_cpu.iter() {
+                        total.wakes += v.wakes;
+                        total.offcpu_ns += v.offcpu_ns;
+                    }
+                    (k, total)
+                })
+                .collect(),
             programs: program_stats(ebpf),
         }
     }

@@ -123,6 +123,12 @@ pub struct ThreadInterval {
     pub involuntary: u64,
     pub runq_ns: u64,
     pub runq_count: u64,
+    /// Off-CPU time ended by a wake-up in the interval: blocked interruptibly (locks, sockets,
+    /// events, timers) and uninterruptibly (disk I/O).
+    #[serde(default)]
+    pub offcpu_sleep_ns: u64,
+    #[serde(default)]
+    pub offcpu_io_ns: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,6 +143,10 @@ pub struct ProcessInterval {
     pub runq_ns: u64,
     pub runq_count: u64,
     pub runq_latency: LogHistogram,
+    #[serde(default)]
+    pub offcpu_sleep_ns: u64,
+    #[serde(default)]
+    pub offcpu_io_ns: u64,
     /// Threads that ran in the interval, hottest first.
     pub threads: Vec<ThreadInterval>,
 }
@@ -177,6 +187,22 @@ pub struct Interval {
     pub overhead: OverheadInterval,
     pub forks: u64,
     pub exits: u64,
+    /// Who woke whom (process level), busiest pairs first.
+    #[serde(default)]
+    pub wakes: Vec<WakeRow>,
+}
+
+/// Wake-ups of `wakee` processes by `waker` processes in one interval. `waker_pid` 0 is the
+/// idle task: a wake-up from an interrupt (a packet, a timer) on an idle CPU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WakeRow {
+    pub waker_pid: u32,
+    pub waker_comm: String,
+    pub wakee_pid: u32,
+    pub wakee_comm: String,
+    pub wakes: u64,
+    /// Off-CPU time these wake-ups ended.
+    pub offcpu_ns: u64,
 }
 
 impl Interval {

@@ -117,14 +117,24 @@ pub fn render(a: &Analysis) -> String {
     );
     let _ = writeln!(
         s,
-        "  {:>7} {:<16} {:<15} {:>8} {:>6} {:>8} {:>7} {:>10} {:>10}",
-        "pid", "comm", "role", "cpu s", "cores", "hot thr", "threads", "runq p50", "runq p99"
+        "  {:>7} {:<16} {:<15} {:>8} {:>6} {:>8} {:>7} {:>10} {:>10} {:>8} {:>8}",
+        "pid",
+        "comm",
+        "role",
+        "cpu s",
+        "cores",
+        "hot thr",
+        "threads",
+        "runq p50",
+        "runq p99",
+        "sleep s",
+        "io s"
     );
     for p in a.processes.iter().take(10) {
         let us = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}µs"));
         let _ = writeln!(
             s,
-            "  {:>7} {:<16} {:<15} {:>8.2} {:>6.2} {:>7.0}% {:>7} {:>10} {:>10}",
+            "  {:>7} {:<16} {:<15} {:>8.2} {:>6.2} {:>7.0}% {:>7} {:>10} {:>10} {:>8.2} {:>8.2}",
             p.pid,
             p.comm,
             serde_json::to_value(p.role)
@@ -136,8 +146,24 @@ pub fn render(a: &Analysis) -> String {
             p.max_thread_share * 100.0,
             p.threads_seen,
             us(p.runqueue_us.p50_us),
-            us(p.runqueue_us.p99_us)
+            us(p.runqueue_us.p99_us),
+            p.offcpu_seconds.sleep,
+            p.offcpu_seconds.io
         );
+    }
+    for p in a
+        .processes
+        .iter()
+        .filter(|p| !p.woken_by.is_empty())
+        .take(4)
+    {
+        let by: Vec<String> = p
+            .woken_by
+            .iter()
+            .take(3)
+            .map(|w| format!("{} [{}] {} ({})", w.comm, w.pid, w.wakes, w.relation))
+            .collect();
+        let _ = writeln!(s, "  {} [{}] woken by: {}", p.comm, p.pid, by.join(", "));
     }
     for l in &a.load {
         let _ = writeln!(

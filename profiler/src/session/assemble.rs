@@ -2,14 +2,16 @@
 //! histograms, connections and threads, grouped by process.
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chokepoint_common::{Counter, DIRECTION_PASSIVE, HIST_BUCKETS, Histogram, ThreadCpu};
+use chokepoint_common::{
+    Counter, DIRECTION_PASSIVE, HIST_BUCKETS, Histogram, OFF_IO, OFF_SLEEP, ThreadCpu,
+};
 
 use super::processes::ProcessTable;
 use crate::{
     probes::reader::KernelSnapshot,
     recording::{
         ConnectionRow, Direction, LogHistogram, OverheadInterval, ProcessInterval, TcpCounts,
-        ThreadInterval,
+        ThreadInterval, WakeRow,
     },
 };
 
@@ -24,6 +26,7 @@ pub struct KernelInterval {
     pub overhead: OverheadInterval,
     pub forks: u64,
     pub exits: u64,
+    pub wakes: Vec<WakeRow>,
 }
 
 fn counter(s: &KernelSnapshot, c: Counter) -> u64 {
@@ -62,6 +65,9 @@ fn thread_delta(prev: Option<&ThreadCpu>, cur: &ThreadCpu) -> ThreadCpu {
     d.involuntary = cur.involuntary.saturating_sub(p.involuntary);
     d.runq_ns = cur.runq_ns.saturating_sub(p.runq_ns);
     d.runq_count = cur.runq_count.saturating_sub(p.runq_count);
+    for (a, b) in d.offcpu_ns.iter_mut().zip(p.offcpu_ns.iter()) {
+        *a = a.saturating_sub(*b);
+    }
     for (a, b) in d.runq_hist.iter_mut().zip(p.runq_hist.iter()) {
         *a = a.saturating_sub(*b);
     }
@@ -113,7 +119,12 @@ pub fn assemble(
     let mut by_pid: HashMap<u32, Vec<(u32, ThreadCpu)>> = HashMap::new();
     for (&tid, t) in &cur.threads {
         let d = thread_delta(prev.threads.get(&tid), t);
-        if d.oncpu_ns == 0 && d.voluntary == 0 && d.involuntary == 0 && d.runq_count == 0 {
+        if d.oncpu_ns == 0
+            && d.voluntary == 0
+            && d.involuntary == 0
+            && d.runq_count == 0
+            && d.offcpu_ns == [0, 0]
+        {
             continue;
         }
         // A thread not yet seen switching out has no tgid; a main thread's tid is its pid.
@@ -179,6 +190,8 @@ pub fn assemble(
             runq_ns: 0,
             runq_count: 0,
             runq_latency: LogHistogram(vec![0; HIST_BUCKETS]),
+            offcpu_sleep_ns: 0,
+            offcpu_io_ns: 0,
             threads: Vec::new(),
         };
         for (tid, t) in threads {
@@ -188,6 +201,8 @@ pub fn assemble(
             p.runq_ns += t.runq_ns;
             p.runq_count += t.runq_count;
             p.runq_latency.add(&LogHistogram(t.runq_hist.to_vec()));
+            p.offcpu_sleep_ns += t.offcpu_ns[OFF_SLEEP];
+            p.offcpu_io_ns += t.offcpu_ns[OFF_IO];
             p.threads.push(ThreadInterval {
                 tid,
                 comm: comm_str(&t.comm),
@@ -196,6 +211,8 @@ pub fn assemble(
                 involuntary: t.involuntary,
                 runq_ns: t.runq_ns,
                 runq_count: t.runq_count,
+                offcpu_sleep_ns: t.offcpu_ns[OFF_SLEEP],
+                offcpu_io_ns: t.offcpu_ns[OFF_IO],
             });
         }
         p.threads.sort_by(|a, b| b.oncpu_ns.cmp(&a.oncpu_ns));
@@ -203,6 +220,35 @@ pub fn assemble(
         processes.push(p);
     }
     processes.sort_by(|a, b| b.oncpu_ns.cmp(&a.oncpu_ns));
+
+    let mut wakes: Vec<WakeRow> = cur
+        .wakes
+        .iter()
+        .filter_map(|(key, c)| {
+            let p = prev.wakes.get(key).copied().unwrap_or_default();
+            let n = c.wakes.saturating_sub(p.wakes);
+            (n > 0).then(|| (*key, n, c.offcpu_ns.saturating_sub(p.offcpu_ns)))
+        })
+        .map(|(key, n, off)| {
+            let name = |table: &mut ProcessTable, pid: u32| {
+                if pid == 0 {
+                    "idle".to_string()
+                } else {
+                    table.learn(pid, "").comm.clone()
+                }
+            };
+            WakeRow {
+                waker_pid: key.waker_tgid,
+                waker_comm: name(table, key.waker_tgid),
+                wakee_pid: key.wakee_tgid,
+                wakee_comm: name(table, key.wakee_tgid),
+                wakes: n,
+                offcpu_ns: off,
+            }
+        })
+        .collect();
+    wakes.sort_by(|a, b| b.wakes.cmp(&a.wakes));
+    wakes.truncate(64);
 
     let mut overhead = OverheadInterval {
         map_update_failures: delta(prev, cur, Counter::MapUpdateFailed),
@@ -227,6 +273,7 @@ pub fn assemble(
         overhead,
         forks: delta(prev, cur, Counter::ProcessForks),
         exits: delta(prev, cur, Counter::ThreadExits),
+        wakes,
     }
 }
 

@@ -81,6 +81,7 @@ impl Sampler {
             overhead,
             forks: k.forks,
             exits: k.exits,
+            wakes: k.wakes,
         };
         // Threads that exited before this read had their last switch-out counted: forget them
         // so the map cannot fill with the dead.
