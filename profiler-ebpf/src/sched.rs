@@ -114,7 +114,9 @@ fn thread(tid: u32) -> Option<*mut ThreadCpu> {
     THREADS.get_ptr_mut(tid)
 }
 
-fast_and_compat!(sched_wakeup, sched_wakeup_compat, wakeup);
+// `sched_waking` fires in the waker's context; `sched_wakeup` may fire later on the target CPU
+// (queued remote wake-ups), where `current` is whatever runs there, often idle.
+fast_and_compat!(sched_waking, sched_waking_compat, wakeup);
 fast_and_compat!(sched_wakeup_new, sched_wakeup_new_compat, wakeup);
 
 #[inline(always)]
