@@ -4,6 +4,11 @@ mod summary;
 mod verdict;
 mod window;
 
+#[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
+mod tests;
+
 use serde::{Deserialize, Serialize};
 
 pub use self::{

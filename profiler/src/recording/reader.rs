@@ -119,3 +119,96 @@ impl Recording {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::{
+        analysis::fixtures::{header, interval},
+        recording::RecordingWriter,
+    };
+
+    fn written(n: u32) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        let mut w = RecordingWriter::create(file.path(), &header()).expect("create");
+        for i in 0..n {
+            w.interval(&interval(i, 0.5)).expect("append");
+        }
+        w.end(&End {
+            ended_unix_ns: 1,
+            reason: "duration".into(),
+            exit_code: None,
+            load: Vec::new(),
+            load_errors: Vec::new(),
+        })
+        .expect("end");
+        file
+    }
+
+    #[test]
+    fn round_trip_keeps_every_interval_and_the_end() {
+        let file = written(3);
+        let r = Recording::read(file.path()).expect("reads");
+        assert_eq!(r.intervals.len(), 3);
+        assert_eq!(r.intervals[2], interval(2, 0.5));
+        assert!(r.end.is_some());
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(file.path())
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_cut_last_line_is_dropped_with_a_warning() {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        let mut w = RecordingWriter::create(file.path(), &header()).expect("create");
+        w.interval(&interval(0, 0.5)).expect("append");
+        drop(w);
+        let full = serde_json::to_string(&crate::recording::Line::Interval(interval(1, 0.5)))
+            .expect("json");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(file.path())
+            .expect("open");
+        f.write_all(&full.as_bytes()[..full.len() / 2])
+            .expect("write");
+        let r = Recording::read(file.path()).expect("reads what is whole");
+        assert_eq!(r.intervals.len(), 1);
+        assert!(r.end.is_none());
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains(":3: last line is truncated")),
+            "{:?}",
+            r.warnings
+        );
+    }
+
+    #[test]
+    fn garbage_in_the_middle_names_file_and_line() {
+        let file = written(2);
+        let text = std::fs::read_to_string(file.path()).expect("read");
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.insert(2, "{\"kind\":\"interval\",\"index\":\"x\"}");
+        std::fs::write(file.path(), lines.join("\n")).expect("write");
+        let err = Recording::read(file.path()).expect_err("bad line");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("{}:3", file.path().display())),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_recording_says_so() {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), "time,requests\n1,2\n").expect("write");
+        let err = Recording::read(file.path()).expect_err("not a recording");
+        assert!(err.to_string().contains(":1"), "{err}");
+    }
+}

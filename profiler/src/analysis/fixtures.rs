@@ -1,0 +1,137 @@
+//! Builders for small synthetic recordings: each rule is tested on both sides of its threshold.
+use std::collections::BTreeMap;
+
+use crate::{
+    collect::host::{CpuInterval, HostInterval, TcpInterval},
+    probes::loader::ProbeStatus,
+    recording::{
+        Header, Interval, LogHistogram, OverheadInterval, ProcessInterval, Recording, Role,
+        TcpCounts, ThreadInterval, WakeRow,
+    },
+};
+
+pub const SEC: u64 = 1_000_000_000;
+const T0: u64 = 1_700_000_000 * SEC;
+
+pub fn header() -> Header {
+    Header {
+        format_version: crate::recording::FORMAT_VERSION,
+        chokepoint_version: "test".into(),
+        hostname: "test".into(),
+        kernel: "6.18".into(),
+        cpus: 2,
+        started_unix_ns: T0,
+        started_monotonic_ns: 0,
+        interval_seconds: 1.0,
+        command: None,
+        command_pid: None,
+        profiler_pid: 1,
+        probes: ProbeStatus {
+            attached: vec![
+                "sock/inet_sock_set_state".into(),
+                "sched/sched_switch".into(),
+                "sched/sched_waking".into(),
+            ],
+            failed: Vec::new(),
+            portable_reads: Vec::new(),
+        },
+        bpf_stats: "test".into(),
+        drop_reasons: Vec::new(),
+        limitations: Vec::new(),
+    }
+}
+
+/// A one-second interval with the host `busy` (0..1) on 2 CPUs.
+pub fn interval(index: u32, busy: f64) -> Interval {
+    let idle = 2.0 * (1.0 - busy);
+    Interval {
+        index,
+        start_unix_ns: T0 + index as u64 * SEC,
+        end_unix_ns: T0 + (index as u64 + 1) * SEC,
+        tcp: TcpCounts::default(),
+        connect_latency: LogHistogram(vec![0; 36]),
+        handshake_latency: LogHistogram(vec![0; 36]),
+        drops: BTreeMap::new(),
+        connections: Vec::new(),
+        processes: Vec::new(),
+        host: Some(HostInterval {
+            elapsed_seconds: 1.0,
+            cpu: Some(CpuInterval {
+                user_seconds: 2.0 * busy,
+                nice_seconds: 0.0,
+                system_seconds: 0.0,
+                irq_seconds: 0.0,
+                softirq_seconds: 0.0,
+                iowait_seconds: 0.0,
+                steal_seconds: 0.0,
+                idle_seconds: idle,
+                busy_fraction: busy,
+                per_cpu_busy_fraction: vec![busy, busy],
+            }),
+            tcp: Some(TcpInterval::default()),
+            sockets: None,
+            ephemeral_ports: None,
+            pressure: None,
+            errors: Vec::new(),
+        }),
+        listeners: Vec::new(),
+        overhead: OverheadInterval::default(),
+        forks: 0,
+        exits: 0,
+        wakes: Vec::new(),
+    }
+}
+
+/// A process with one thread per entry of `thread_cores` (cores used in a 1 s interval).
+pub fn process(pid: u32, comm: &str, role: Role, thread_cores: &[f64]) -> ProcessInterval {
+    let threads: Vec<ThreadInterval> = thread_cores
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ThreadInterval {
+            tid: pid + i as u32,
+            comm: comm.into(),
+            oncpu_ns: (c * SEC as f64) as u64,
+            ..Default::default()
+        })
+        .collect();
+    ProcessInterval {
+        pid,
+        ppid: Some(1000),
+        comm: comm.into(),
+        role,
+        oncpu_ns: threads.iter().map(|t| t.oncpu_ns).sum(),
+        voluntary: 0,
+        involuntary: 0,
+        runq_ns: 0,
+        runq_count: 0,
+        runq_latency: LogHistogram(vec![0; 36]),
+        offcpu_sleep_ns: 0,
+        offcpu_io_ns: 0,
+        threads,
+    }
+}
+
+pub fn wake(waker: (u32, &str), wakee: (u32, &str), wakes: u64) -> WakeRow {
+    WakeRow {
+        waker_pid: waker.0,
+        waker_comm: waker.1.into(),
+        wakee_pid: wakee.0,
+        wakee_comm: wakee.1.into(),
+        wakes,
+        offcpu_ns: 0,
+    }
+}
+
+pub fn recording(intervals: Vec<Interval>) -> Recording {
+    Recording {
+        header: header(),
+        intervals,
+        end: None,
+        warnings: Vec::new(),
+    }
+}
+
+/// `n` copies of an interval made by `f(index)`.
+pub fn steady(n: u32, f: impl Fn(u32) -> Interval) -> Recording {
+    recording((0..n).map(f).collect())
+}

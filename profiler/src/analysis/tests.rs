@@ -1,0 +1,175 @@
+//! Each attribution rule on both sides of its threshold, over synthetic recordings.
+use super::{VerdictKind, analyze, fixtures::*};
+use crate::recording::Role;
+
+fn kind(r: &crate::recording::Recording) -> VerdictKind {
+    analyze(r, &[]).verdict.kind
+}
+
+fn server_pair(i: u32, busy: f64, worker_cores: f64) -> crate::recording::Interval {
+    let mut iv = interval(i, busy);
+    iv.processes
+        .push(process(100, "nginx", Role::Server, &[worker_cores]));
+    iv.processes
+        .push(process(200, "nginx", Role::Server, &[worker_cores]));
+    iv.processes
+        .push(process(300, "wrk", Role::LoadGenerator, &[0.3]));
+    iv
+}
+
+#[test]
+fn busy_host_is_cpu_saturated_and_a_quiet_one_is_not() {
+    assert_eq!(
+        kind(&steady(6, |i| server_pair(i, 0.97, 0.8))),
+        VerdictKind::CpuSaturated
+    );
+    let quiet = analyze(&steady(6, |i| server_pair(i, 0.50, 0.35)), &[]);
+    assert_eq!(quiet.verdict.kind, VerdictKind::NotSaturated);
+    let ruled: Vec<_> = quiet.verdict.ruled_out.iter().map(|r| r.kind).collect();
+    assert!(ruled.contains(&VerdictKind::CpuSaturated), "{ruled:?}");
+    assert!(
+        quiet
+            .verdict
+            .evidence
+            .iter()
+            .any(|e| e.metric == "host.cpu_busy" && e.value == 0.5)
+    );
+}
+
+#[test]
+fn setup_failures_above_one_percent_are_connection_setup() {
+    let with = |syn: u64| {
+        steady(6, move |i| {
+            let mut iv = server_pair(i, 0.4, 0.2);
+            iv.tcp.active_opens = 1000;
+            iv.tcp.passive_opens = 1000;
+            iv.tcp.syn_retransmits = syn;
+            iv
+        })
+    };
+    assert_eq!(kind(&with(30)), VerdictKind::ConnectionSetup);
+    assert_eq!(
+        kind(&with(5)),
+        VerdictKind::NotSaturated,
+        "0.5% is below the 1% threshold"
+    );
+}
+
+#[test]
+fn one_pegged_thread_with_spare_cores_is_single_thread_saturated() {
+    let r = steady(6, |i| {
+        let mut iv = interval(i, 0.6);
+        iv.processes
+            .push(process(100, "app", Role::Server, &[0.97, 0.05]));
+        iv.processes
+            .push(process(300, "hey", Role::LoadGenerator, &[0.1, 0.1]));
+        iv
+    });
+    assert_eq!(kind(&r), VerdictKind::SingleThreadSaturated);
+    let r = steady(6, |i| {
+        let mut iv = interval(i, 0.6);
+        iv.processes
+            .push(process(100, "app", Role::Server, &[0.85, 0.05]));
+        iv
+    });
+    assert_eq!(
+        kind(&r),
+        VerdictKind::NotSaturated,
+        "85% of a core is below the rule"
+    );
+}
+
+#[test]
+fn a_generator_eating_the_host_is_generator_bound_not_cpu() {
+    let r = steady(6, |i| {
+        let mut iv = interval(i, 0.97);
+        iv.processes
+            .push(process(300, "hey", Role::LoadGenerator, &[0.7, 0.7]));
+        iv.processes.push(process(100, "app", Role::Server, &[0.4]));
+        iv
+    });
+    let a = analyze(&r, &[]);
+    assert_eq!(a.verdict.kind, VerdictKind::LoadGeneratorBound);
+    assert!(a.verdict.secondary.contains(&VerdictKind::CpuSaturated));
+    // The server eating the host instead: CPU-saturated, generator ruled out.
+    let r = steady(6, |i| {
+        let mut iv = interval(i, 0.97);
+        iv.processes
+            .push(process(300, "hey", Role::LoadGenerator, &[0.2]));
+        iv.processes
+            .push(process(100, "app", Role::Server, &[0.9, 0.8]));
+        iv
+    });
+    let a = analyze(&r, &[]);
+    assert_eq!(a.verdict.kind, VerdictKind::CpuSaturated);
+    assert!(
+        a.verdict
+            .ruled_out
+            .iter()
+            .any(|r| r.kind == VerdictKind::LoadGeneratorBound)
+    );
+}
+
+#[test]
+fn sibling_hand_over_while_sleeping_is_lock_contention_but_client_wakes_are_not() {
+    let contended = |sibling: u64, client: u64| {
+        steady(6, move |i| {
+            let mut iv = interval(i, 0.3);
+            for pid in [100, 101, 102] {
+                let mut p = process(pid, "postgres", Role::Server, &[0.1]);
+                p.offcpu_sleep_ns = 900_000_000;
+                iv.processes.push(p);
+            }
+            iv.processes
+                .push(process(300, "pgbench", Role::LoadGenerator, &[0.1]));
+            iv.wakes
+                .push(wake((101, "postgres"), (100, "postgres"), sibling));
+            iv.wakes
+                .push(wake((300, "pgbench"), (100, "postgres"), client));
+            iv
+        })
+    };
+    assert_eq!(kind(&contended(2000, 200)), VerdictKind::LockContention);
+    assert_eq!(kind(&contended(100, 2000)), VerdictKind::NotSaturated);
+}
+
+#[test]
+fn uninterruptible_waits_dominating_are_io_bound() {
+    let r = steady(6, |i| {
+        let mut iv = interval(i, 0.2);
+        let mut p = process(100, "writer", Role::Other, &[0.1]);
+        p.offcpu_io_ns = 800_000_000;
+        iv.processes.push(p);
+        iv
+    });
+    assert_eq!(kind(&r), VerdictKind::IoBound);
+}
+
+#[test]
+fn no_intervals_or_no_probes_is_inconclusive_with_what_is_missing() {
+    let a = analyze(&recording(Vec::new()), &[]);
+    assert_eq!(a.verdict.kind, VerdictKind::Inconclusive);
+    assert!(!a.verdict.missing.is_empty());
+    let mut r = steady(3, |i| interval(i, 0.99));
+    r.header.probes.attached.clear();
+    assert_eq!(kind(&r), VerdictKind::Inconclusive);
+}
+
+#[test]
+fn cpu_only_recording_still_decides_cpu_without_the_tcp_probe() {
+    let mut r = steady(6, |i| server_pair(i, 0.95, 0.9));
+    r.header.probes.attached.retain(|p| p.starts_with("sched/"));
+    assert_eq!(kind(&r), VerdictKind::CpuSaturated);
+}
+
+#[test]
+fn the_window_skips_ramp_up_and_tear_down() {
+    // Busy only in the middle; first and last intervals idle.
+    let r = steady(7, |i| {
+        server_pair(i, if (1..6).contains(&i) { 0.95 } else { 0.05 }, 0.8)
+    });
+    let a = analyze(&r, &[]);
+    assert_eq!(a.window.source, "steady-run");
+    assert_eq!(a.window.intervals, 5);
+    assert_eq!(a.verdict.kind, VerdictKind::CpuSaturated);
+}
