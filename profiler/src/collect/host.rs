@@ -160,7 +160,9 @@ pub enum EphemeralCountMethod {
     /// rule out port pressure, or when sock_diag failed).
     SockstatUpperBound,
     /// As a setting only (never reported): the upper bound while it is under a quarter of the
-    /// range, the exact dump above that. The default: the dump costs about 2 µs per socket.
+    /// range, the exact dump above that, repeated no more often than keeps its cost under 0.5%
+    /// of a CPU (the last exact count is reported in between). The default: the dump costs
+    /// about 2 µs per socket.
     Adaptive,
 }
 
@@ -438,7 +440,14 @@ pub struct HostCollector {
     tcp: Option<TcpSnapshot>,
     pressure: [Option<PressureFile>; 3],
     ephemeral_method: EphemeralCountMethod,
+    /// The last exact count (Adaptive mode), reused until `next_exact`: the dump's cost is kept
+    /// under `DUMP_BUDGET` of one CPU by spacing dumps by their own measured duration.
+    last_exact: Option<u64>,
+    next_exact: Option<Instant>,
 }
+
+/// Share of one CPU the adaptive ephemeral-port dump may use on average.
+const DUMP_BUDGET: f64 = 0.005;
 
 const PRESSURE_RESOURCES: [&str; 3] = ["cpu", "io", "memory"];
 
@@ -456,6 +465,8 @@ impl HostCollector {
             tcp: None,
             pressure: [None, None, None],
             ephemeral_method: EphemeralCountMethod::Adaptive,
+            last_exact: None,
+            next_exact: None,
         })
     }
 
@@ -531,7 +542,7 @@ impl HostCollector {
     }
 
     fn ephemeral_ports(
-        &self,
+        &mut self,
         sockets: Option<&SocketGauges>,
     ) -> Result<EphemeralPorts, CollectError> {
         let (low, high) = parse_port_range(PORT_RANGE, &read_to_string(PORT_RANGE)?)?;
@@ -559,7 +570,21 @@ impl HostCollector {
             }
         }
         let counted = match self.ephemeral_method {
-            EphemeralCountMethod::SockDiag | EphemeralCountMethod::Adaptive => {
+            EphemeralCountMethod::Adaptive
+                if self.next_exact.is_some_and(|t| Instant::now() < t)
+                    && self.last_exact.is_some() =>
+            {
+                Ok((self.last_exact.unwrap_or(0), EphemeralCountMethod::SockDiag))
+            }
+            EphemeralCountMethod::Adaptive => {
+                let started = Instant::now();
+                let counted = count_ports_in_range(low, high);
+                let took = started.elapsed();
+                self.next_exact = Some(started + took.div_f64(DUMP_BUDGET));
+                self.last_exact = counted.as_ref().ok().copied();
+                counted.map(|count| (count, EphemeralCountMethod::SockDiag))
+            }
+            EphemeralCountMethod::SockDiag => {
                 count_ports_in_range(low, high).map(|count| (count, EphemeralCountMethod::SockDiag))
             }
             EphemeralCountMethod::SockstatUpperBound => Err(CollectError::parse(
