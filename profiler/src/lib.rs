@@ -8,6 +8,7 @@
 pub mod analysis;
 pub mod collect;
 pub mod doctor;
+pub mod lab;
 pub mod probes;
 pub mod recording;
 pub mod report;

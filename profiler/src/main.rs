@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context;
 use chokepoint::{
-    analysis, doctor,
+    analysis, doctor, lab,
     recording::Recording,
     report,
     session::{self, Options},
@@ -32,6 +32,11 @@ enum Command {
     Doctor(doctor::cli::DoctorArgs),
     /// Read load-generator output files: per-interval table, knee and USL fit.
     Timeline(timeline::cli::TimelineArgs),
+    /// Run built-in bottleneck scenarios and check each verdict.
+    Lab(lab::cli::LabArgs),
+    /// The lab's HTTP test server.
+    #[command(hide = true)]
+    LabServer(lab::server::ServerArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -194,6 +199,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Doctor(args) => doctor::cli::run(&args),
         Command::Timeline(args) => timeline::cli::run(&args),
+        Command::Lab(args) => lab::cli::run(&args),
+        Command::LabServer(args) => {
+            lab::server::run(&args).context("lab-server")?;
+            Ok(0)
+        }
     }
 }
 

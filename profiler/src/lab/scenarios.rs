@@ -1,0 +1,344 @@
+//! The scenarios: each sets up a system whose bottleneck is known by construction and says
+//! which load generator to run against it. docs/lab.md explains the physics of each.
+use std::{
+    fs::File,
+    os::unix::{fs::PermissionsExt, process::CommandExt},
+    path::Path,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use nix::sys::signal::Signal;
+
+use super::{
+    LabError,
+    guard::{Service, free_port},
+    tools,
+};
+use crate::analysis::VerdictKind;
+
+/// What a scenario's set-up gets.
+pub struct Ctx<'a> {
+    /// This chokepoint binary (runs the lab-server).
+    pub exe: &'a Path,
+    /// Seconds of load.
+    pub seconds: u64,
+    /// The scenario's own temporary directory (logs, data), removed afterwards.
+    pub dir: &'a Path,
+}
+
+/// A running system and the load generator to point at it. Dropping it stops the servers.
+pub struct Setup {
+    pub services: Vec<Service>,
+    pub command: Vec<String>,
+}
+
+pub struct Scenario {
+    pub name: &'static str,
+    pub expected: VerdictKind,
+    pub description: &'static str,
+    /// In the quick `default` subset.
+    pub default: bool,
+    /// Programs it needs (`postgres:NAME` for PostgreSQL's versioned bin directory).
+    pub tools: &'static [&'static str],
+    pub setup: fn(&Ctx) -> Result<Setup, LabError>,
+}
+
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "cpu-saturated",
+        expected: VerdictKind::CpuSaturated,
+        description: "lab-server, 4 workers x 300 us CPU per request, wrk keep-alive: the server eats both cores",
+        default: true,
+        tools: &["wrk"],
+        setup: cpu_saturated,
+    },
+    Scenario {
+        name: "cpu-saturated-hey",
+        expected: VerdictKind::CpuSaturated,
+        description: "the same server, 1 ms CPU per request, driven by hey (a different, CPU-hungrier generator)",
+        default: false,
+        tools: &["hey"],
+        setup: cpu_saturated_hey,
+    },
+    Scenario {
+        name: "single-thread",
+        expected: VerdictKind::SingleThreadSaturated,
+        description: "lab-server with one worker thread, 200 us CPU per request, wrk: one core pegged, one idle",
+        default: true,
+        tools: &["wrk"],
+        setup: single_thread,
+    },
+    Scenario {
+        name: "single-thread-ab",
+        expected: VerdictKind::SingleThreadSaturated,
+        description: "the one-worker server driven by ab -k (single-threaded generator, HTTP/1.0 keep-alive)",
+        default: false,
+        tools: &["ab"],
+        setup: single_thread_ab,
+    },
+    Scenario {
+        name: "slow-upstream",
+        expected: VerdictKind::NotSaturated,
+        description: "lab-server, 32 workers each sleeping 20 ms per request (a slow backend), wrk -c8: nothing on this host is busy",
+        default: true,
+        tools: &["wrk"],
+        setup: slow_upstream,
+    },
+    Scenario {
+        name: "lock-contention",
+        expected: VerdictKind::LockContention,
+        description: "PostgreSQL (fsync off), pgbench -c16 all updating one row: backends queue on the row lock and wake each other",
+        default: false,
+        tools: &["pgbench", "postgres:initdb", "postgres:postgres", "psql"],
+        setup: lock_contention,
+    },
+    Scenario {
+        name: "accept-overflow",
+        expected: VerdictKind::ConnectionSetup,
+        description: "lab-server with backlog 4 accepting one connection per 2 ms, wrk with a new connection per request: SYNs dropped",
+        default: true,
+        tools: &["wrk"],
+        setup: accept_overflow,
+    },
+];
+
+pub fn find(name: &str) -> Option<&'static Scenario> {
+    SCENARIOS.iter().find(|s| s.name == name)
+}
+
+fn tool(name: &str) -> Result<String, LabError> {
+    tools::find(name)
+        .map(|p| p.to_string_lossy().into_owned())
+        .ok_or_else(|| LabError::Spawn {
+            what: tools::display_name(name).to_string(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        })
+}
+
+fn log_file(ctx: &Ctx, name: &str) -> Result<File, LabError> {
+    let path = ctx.dir.join(format!("{name}.log"));
+    File::create(&path).map_err(|source| LabError::Io { path, source })
+}
+
+/// Start the lab's own HTTP server with these extra flags; returns it and its port.
+fn lab_server(ctx: &Ctx, flags: &[&str]) -> Result<(Service, u16), LabError> {
+    let port = free_port()?;
+    let log = log_file(ctx, "lab-server")?;
+    let mut cmd = Command::new(ctx.exe);
+    cmd.arg("lab-server")
+        .args(["--port", &port.to_string()])
+        .args(flags)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|source| LabError::Io {
+            path: ctx.dir.join("lab-server.log"),
+            source,
+        })?)
+        .stderr(log);
+    let mut service = Service::spawn("lab-server", cmd, Signal::SIGTERM)?;
+    service.wait_for_port(port, Duration::from_secs(10))?;
+    Ok((service, port))
+}
+
+fn url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}/")
+}
+
+fn wrk(
+    ctx: &Ctx,
+    threads: u32,
+    conns: u32,
+    port: u16,
+    extra: &[&str],
+) -> Result<Vec<String>, LabError> {
+    let mut argv = vec![
+        tool("wrk")?,
+        format!("-t{threads}"),
+        format!("-c{conns}"),
+        format!("-d{}s", ctx.seconds),
+    ];
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    argv.push(url(port));
+    Ok(argv)
+}
+
+fn cpu_saturated(ctx: &Ctx) -> Result<Setup, LabError> {
+    let (server, port) = lab_server(ctx, &["--workers", "4", "--cpu-us", "300"])?;
+    Ok(Setup {
+        services: vec![server],
+        command: wrk(ctx, 1, 16, port, &[])?,
+    })
+}
+
+fn cpu_saturated_hey(ctx: &Ctx) -> Result<Setup, LabError> {
+    let (server, port) = lab_server(ctx, &["--workers", "4", "--cpu-us", "1000"])?;
+    Ok(Setup {
+        services: vec![server],
+        command: vec![
+            tool("hey")?,
+            "-z".into(),
+            format!("{}s", ctx.seconds),
+            "-c".into(),
+            "16".into(),
+            url(port),
+        ],
+    })
+}
+
+fn single_thread(ctx: &Ctx) -> Result<Setup, LabError> {
+    let (server, port) = lab_server(ctx, &["--workers", "1", "--cpu-us", "200"])?;
+    Ok(Setup {
+        services: vec![server],
+        command: wrk(ctx, 1, 16, port, &[])?,
+    })
+}
+
+fn single_thread_ab(ctx: &Ctx) -> Result<Setup, LabError> {
+    let (server, port) = lab_server(ctx, &["--workers", "1", "--cpu-us", "200"])?;
+    Ok(Setup {
+        services: vec![server],
+        command: vec![
+            tool("ab")?,
+            "-q".into(),
+            "-k".into(),
+            "-c".into(),
+            "8".into(),
+            "-t".into(),
+            ctx.seconds.to_string(),
+            "-n".into(),
+            "10000000".into(),
+            url(port),
+        ],
+    })
+}
+
+fn slow_upstream(ctx: &Ctx) -> Result<Setup, LabError> {
+    let (server, port) = lab_server(ctx, &["--workers", "32", "--sleep-us", "20000"])?;
+    Ok(Setup {
+        services: vec![server],
+        command: wrk(ctx, 1, 8, port, &[])?,
+    })
+}
+
+fn accept_overflow(ctx: &Ctx) -> Result<Setup, LabError> {
+    let (server, port) = lab_server(
+        ctx,
+        &[
+            "--workers",
+            "1",
+            "--backlog",
+            "4",
+            "--accept-delay-us",
+            "2000",
+        ],
+    )?;
+    Ok(Setup {
+        services: vec![server],
+        command: wrk(ctx, 1, 64, port, &["-H", "Connection: close"])?,
+    })
+}
+
+/// Run a set-up step to completion; its output goes into the error when it fails.
+fn step(what: &str, cmd: &mut Command) -> Result<(), LabError> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| LabError::Spawn {
+            what: what.to_string(),
+            source,
+        })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stdout));
+    Err(LabError::StepFailed {
+        what: what.to_string(),
+        status: out.status.to_string(),
+        output: text.trim().chars().take(400).collect(),
+    })
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> LabError + '_ {
+    move |source| LabError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn lock_contention(ctx: &Ctx) -> Result<Setup, LabError> {
+    let user = nix::unistd::User::from_name("postgres")
+        .ok()
+        .flatten()
+        .ok_or_else(|| LabError::NoUser("postgres".into()))?;
+    let (uid, gid) = (user.uid.as_raw(), user.gid.as_raw());
+    // PostgreSQL refuses to run as root: its data directory belongs to its own user.
+    std::fs::set_permissions(ctx.dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(io_err(ctx.dir))?;
+    let data = ctx.dir.join("data");
+    std::fs::create_dir(&data).map_err(io_err(&data))?;
+    std::os::unix::fs::chown(&data, Some(uid), Some(gid)).map_err(io_err(&data))?;
+    let as_postgres = |program: &str| {
+        let mut c = Command::new(program);
+        c.uid(uid).gid(gid).current_dir(&data).env("LC_ALL", "C");
+        c
+    };
+    let data_s = data.to_string_lossy().into_owned();
+    step(
+        "initdb",
+        as_postgres(&tool("postgres:initdb")?).args([
+            "-D",
+            &data_s,
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ]),
+    )?;
+    let port = free_port()?;
+    let log = log_file(ctx, "postgres")?;
+    let mut cmd = as_postgres(&tool("postgres:postgres")?);
+    cmd.args(["-D", &data_s, "-k", &data_s, "-p", &port.to_string()])
+        .args(["-c", "listen_addresses=127.0.0.1"])
+        .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
+        .args(["-c", "full_page_writes=off", "-c", "max_connections=40"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(io_err(&data))?)
+        .stderr(log);
+    let mut postgres = Service::spawn("postgres", cmd, Signal::SIGINT)?;
+    postgres.wait_for_port(port, Duration::from_secs(30))?;
+    let port_s = port.to_string();
+    let conn = ["-h", "127.0.0.1", "-p", &port_s, "-U", "postgres"];
+    step(
+        "psql",
+        Command::new(tool("psql")?).args(conn).args([
+            "-d",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            "CREATE TABLE t (id int PRIMARY KEY, v bigint NOT NULL); INSERT INTO t VALUES (1, 0);",
+        ]),
+    )?;
+    let script = ctx.dir.join("one-row.sql");
+    std::fs::write(&script, "UPDATE t SET v = v + 1 WHERE id = 1;\n").map_err(io_err(&script))?;
+    let mut command = vec![tool("pgbench")?, "-n".into()];
+    command.extend(conn.iter().map(|s| s.to_string()));
+    command.extend([
+        "-c".into(),
+        "16".into(),
+        "-j".into(),
+        "2".into(),
+        "-T".into(),
+        ctx.seconds.to_string(),
+        "-f".into(),
+        script.to_string_lossy().into_owned(),
+        "postgres".into(),
+    ]);
+    Ok(Setup {
+        services: vec![postgres],
+        command,
+    })
+}
