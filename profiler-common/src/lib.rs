@@ -166,14 +166,61 @@ pub struct ThreadCpu {
     /// (interruptible: locks, sockets, timers, events) and `[OFF_IO]` (uninterruptible: disk,
     /// some kernel locks).
     pub offcpu_ns: [u64; 2],
-    /// When the thread blocked, and in which state; 0 while it runs or is runnable.
+    /// When the thread blocked, in which state, and why; 0 while it runs or is runnable.
     pub off_since_ns: u64,
     pub off_state: u32,
-    pub _pad2: u32,
+    pub off_reason: u32,
+    /// The same off-CPU time by reason (`off_reason::*`): the system call the thread blocked
+    /// in, read from its saved user registers at switch-out.
+    pub offcpu_reason_ns: [u64; OFF_REASONS],
 }
 
 pub const OFF_SLEEP: usize = 0;
 pub const OFF_IO: usize = 1;
+
+/// Why a thread was off-CPU, from the system call it blocked in.
+pub mod off_reason {
+    /// futex, futex_waitv: mutexes, condition variables, semaphores.
+    pub const LOCK: u32 = 0;
+    /// epoll_wait/pwait/pwait2, poll, ppoll, select, pselect6: waiting for events.
+    pub const EVENTS: u32 = 1;
+    /// read, readv, pread64, recvfrom, recvmsg, recvmmsg: waiting for data.
+    pub const READ: u32 = 2;
+    /// write, writev, pwrite64, sendto, sendmsg, sendmmsg, sendfile: waiting to send.
+    pub const WRITE: u32 = 3;
+    /// accept, accept4: waiting for a connection.
+    pub const ACCEPT: u32 = 4;
+    /// nanosleep, clock_nanosleep: sleeping on purpose.
+    pub const SLEEP: u32 = 5;
+    /// fsync, fdatasync, sync_file_range, io_getevents, io_uring_enter, or blocked
+    /// uninterruptibly outside a known call: storage.
+    pub const DISK: u32 = 6;
+    /// connect, wait4, waitid and every other call.
+    pub const OTHER: u32 = 7;
+    /// Not in a system call (page fault, kernel thread) or not readable on this architecture.
+    pub const UNKNOWN: u32 = 8;
+    pub const NAMES: [&str; super::OFF_REASONS] = [
+        "lock", "events", "read", "write", "accept", "sleep", "disk", "other", "unknown",
+    ];
+
+    /// x86_64 system call numbers to reasons.
+    pub fn of_x86_64_syscall(nr: i64, uninterruptible: bool) -> u32 {
+        match nr {
+            202 | 449 => LOCK,
+            232 | 281 | 441 | 7 | 271 | 23 | 270 => EVENTS,
+            0 | 19 | 17 | 295 | 45 | 47 | 299 => READ,
+            1 | 20 | 18 | 296 | 44 | 46 | 307 | 40 => WRITE,
+            43 | 288 => ACCEPT,
+            35 | 230 => SLEEP,
+            74 | 75 | 277 | 208 | 426 => DISK,
+            _ if uninterruptible => DISK,
+            n if n < 0 => UNKNOWN,
+            _ => OTHER,
+        }
+    }
+}
+
+pub const OFF_REASONS: usize = 9;
 
 /// Who woke whom: process (thread group) of the waking task and of the woken one.
 #[repr(C)]
@@ -209,7 +256,8 @@ impl Default for ThreadCpu {
             offcpu_ns: [0; 2],
             off_since_ns: 0,
             off_state: 0,
-            _pad2: 0,
+            off_reason: 0,
+            offcpu_reason_ns: [0; OFF_REASONS],
         }
     }
 }
@@ -280,6 +328,19 @@ mod tests {
         assert_eq!(log2_bucket(3), 1);
         assert_eq!(log2_bucket(1024), 10);
         assert_eq!(log2_bucket(u64::MAX), HIST_BUCKETS - 1);
+    }
+
+    #[test]
+    fn syscalls_map_to_reasons() {
+        use off_reason::*;
+        assert_eq!(of_x86_64_syscall(202, false), LOCK);
+        assert_eq!(of_x86_64_syscall(232, false), EVENTS);
+        assert_eq!(of_x86_64_syscall(288, false), ACCEPT);
+        assert_eq!(of_x86_64_syscall(0, true), READ);
+        assert_eq!(of_x86_64_syscall(999, true), DISK);
+        assert_eq!(of_x86_64_syscall(999, false), OTHER);
+        assert_eq!(of_x86_64_syscall(-1, false), UNKNOWN);
+        assert_eq!(NAMES.len(), OFF_REASONS);
     }
 
     #[test]

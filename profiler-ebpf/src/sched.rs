@@ -8,8 +8,8 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use chokepoint_common::{
-    Counter, EVENT_EXIT, EVENT_FORK, HIST_BUCKETS, OFF_IO, OFF_SLEEP, ProcEvent, ThreadCpu,
-    WakeCounts, WakeKey, log2_bucket,
+    Counter, EVENT_EXIT, EVENT_FORK, HIST_BUCKETS, OFF_IO, OFF_REASONS, OFF_SLEEP, ProcEvent,
+    ThreadCpu, WakeCounts, WakeKey, log2_bucket, off_reason,
 };
 
 use crate::maps::{
@@ -65,11 +65,19 @@ fn switch<const FAST: bool>(ctx: &TracePointContext) -> u32 {
                 stats.voluntary += 1;
                 // Blocked: the wake-up that ends this names the reason and the waker.
                 if state & (TASK_INTERRUPTIBLE | TASK_UNINTERRUPTIBLE) != 0 {
+                    let uninterruptible = state & TASK_UNINTERRUPTIBLE != 0;
                     stats.off_since_ns = now;
-                    stats.off_state = if state & TASK_UNINTERRUPTIBLE != 0 {
+                    stats.off_state = if uninterruptible {
                         OFF_IO as u32
                     } else {
                         OFF_SLEEP as u32
+                    };
+                    stats.off_reason = if FAST {
+                        blocked_reason(uninterruptible)
+                    } else if uninterruptible {
+                        off_reason::DISK
+                    } else {
+                        off_reason::UNKNOWN
                     };
                 }
             }
@@ -95,6 +103,36 @@ fn switch<const FAST: bool>(ctx: &TracePointContext) -> u32 {
         }
     }
     0
+}
+
+/// Why the current thread is blocking: the system call it is in, from the user registers the
+/// kernel saved on entry (`orig_ax` on x86_64). Only the fast programs do this; `_compat` ones
+/// fall back to the blocked state alone.
+#[inline(always)]
+fn blocked_reason(uninterruptible: bool) -> u32 {
+    #[cfg(bpf_target_arch = "x86_64")]
+    {
+        use aya_ebpf::helpers::{
+            bpf_probe_read_kernel,
+            generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
+        };
+        /// `offsetof(struct pt_regs, orig_ax)` on x86_64.
+        const ORIG_AX: usize = 15 * 8;
+        // SAFETY: helpers on the current task; the read is checked by the helper.
+        let nr = unsafe {
+            let regs = bpf_task_pt_regs(bpf_get_current_task_btf()) as usize;
+            bpf_probe_read_kernel((regs + ORIG_AX) as *const i64).unwrap_or(-1)
+        };
+        off_reason::of_x86_64_syscall(nr, uninterruptible)
+    }
+    #[cfg(not(bpf_target_arch = "x86_64"))]
+    {
+        if uninterruptible {
+            off_reason::DISK
+        } else {
+            off_reason::UNKNOWN
+        }
+    }
 }
 
 /// The stats slot of a thread, created zeroed on first sight.
@@ -142,6 +180,10 @@ fn wakeup<const FAST: bool>(ctx: &TracePointContext) -> u32 {
                 OFF_SLEEP
             };
             stats.offcpu_ns[state] += off;
+            let reason = stats.off_reason as usize;
+            if reason < OFF_REASONS {
+                stats.offcpu_reason_ns[reason] += off;
+            }
             let key = WakeKey {
                 waker_tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
                 wakee_tgid: stats.tgid,

@@ -107,6 +107,7 @@ pub fn process(pid: u32, comm: &str, role: Role, thread_cores: &[f64]) -> Proces
         runq_latency: LogHistogram(vec![0; 36]),
         offcpu_sleep_ns: 0,
         offcpu_io_ns: 0,
+        offcpu_reason_ns: BTreeMap::new(),
         threads,
     }
 }

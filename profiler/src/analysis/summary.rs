@@ -168,6 +168,9 @@ pub struct OffCpu {
     pub sleep: f64,
     /// Uninterruptible: disk I/O and some kernel locks.
     pub io: f64,
+    /// The same time by the system call blocked in: `lock` (futex), `events` (epoll, poll,
+    /// select), `read`, `write`, `accept`, `sleep`, `disk`, `other`, `unknown`.
+    pub by_reason: BTreeMap<String, f64>,
 }
 
 /// Who woke a process, and how often.
@@ -256,6 +259,9 @@ pub fn processes(intervals: &[&Interval], min_cpu_seconds: f64) -> Vec<ProcessSu
             a.runq.add(&p.runq_latency);
             a.off.sleep += p.offcpu_sleep_ns as f64 / 1e9;
             a.off.io += p.offcpu_io_ns as f64 / 1e9;
+            for (reason, ns) in &p.offcpu_reason_ns {
+                *a.off.by_reason.entry(reason.clone()).or_insert(0.0) += *ns as f64 / 1e9;
+            }
             for t in &p.threads {
                 a.tids.insert(t.tid);
                 a.max_thread = a.max_thread.max(t.oncpu_ns as f64 / 1e9 / secs);

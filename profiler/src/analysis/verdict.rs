@@ -660,6 +660,7 @@ fn lock_contention(w: &WindowFigures) -> Candidate {
     let secs = w.seconds.max(1e-9);
     let busy = w.host_busy.unwrap_or(0.0);
     let mut best: Option<(String, f64, f64, f64, f64, u64)> = None;
+    let mut reasons: std::collections::BTreeMap<String, f64> = Default::default();
     for (name, procs) in services(w) {
         let oncpu: f64 = procs.iter().map(|p| p.cpu_seconds).sum();
         let sleep: f64 = procs.iter().map(|p| p.offcpu_seconds.sleep).sum();
@@ -679,6 +680,12 @@ fn lock_contention(w: &WindowFigures) -> Candidate {
         }
         let share = handover as f64 / wakes as f64;
         if best.as_ref().is_none_or(|b| handover > b.5) {
+            reasons.clear();
+            for p in &procs {
+                for (r, v) in &p.offcpu_seconds.by_reason {
+                    *reasons.entry(r.clone()).or_insert(0.0) += v;
+                }
+            }
             best = Some((name, oncpu, sleep, share, handover as f64 / secs, handover));
         }
     }
@@ -696,12 +703,20 @@ fn lock_contention(w: &WindowFigures) -> Candidate {
         && rate >= HANDOVER_MIN_PER_S
         && sleep >= oncpu
         && busy < CPU_SATURATED_BUSY;
+    let mut by_reason: Vec<(String, f64)> = reasons.into_iter().collect();
+    by_reason.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let blocked_in = by_reason
+        .iter()
+        .take(2)
+        .map(|(r, v)| format!("{r} {v:.1}s"))
+        .collect::<Vec<_>>()
+        .join(", ");
     Candidate {
         kind: VerdictKind::LockContention,
         fired,
         strength: (share - HANDOVER_SHARE) / (1.0 - HANDOVER_SHARE),
         summary: format!(
-            "Lock-contention: {name} workers are woken by each other ({} of their wake-ups, {rate:.0}/s) and sleep {sleep:.1}s against {oncpu:.1}s on CPU while the host is {} busy: work is handed from one waiter to the next.",
+            "Lock-contention: {name} workers are woken by each other ({} of their wake-ups, {rate:.0}/s) and sleep {sleep:.1}s (blocked in {blocked_in}) against {oncpu:.1}s on CPU while the host is {} busy: work is handed from one waiter to the next.",
             pct(share),
             pct(busy)
         ),

@@ -38,8 +38,9 @@ pub struct ProbeFailure {
 pub struct ProbeStatus {
     pub attached: Vec<String>,
     pub failed: Vec<ProbeFailure>,
-    /// Tracepoints whose record layout differs from the one the fast programs were built for:
-    /// attached through the `_compat` programs (correct, somewhat slower).
+    /// Tracepoints attached through their `_compat` programs (correct, somewhat slower, no
+    /// blocked-system-call reasons), with why: the record layout differs from the built-in one,
+    /// or the kernel refused the fast program.
     #[serde(default)]
     pub portable_reads: Vec<String>,
 }
@@ -74,11 +75,31 @@ impl Probes {
 
         for (tp, format) in &layouts {
             let program = tp.program_for(format);
-            if program != tp.program {
-                status.portable_reads.push(tp.id());
-            }
-            match attach(&mut ebpf, tp, &program) {
-                Ok(()) => status.attached.push(tp.id()),
+            let result = match attach(&mut ebpf, tp, &program) {
+                // The fast variant uses more helpers (e.g. to read the blocked system call); a
+                // kernel that refuses them still gets the portable one.
+                Err(first) if program == tp.program && !tp.fields.is_empty() => {
+                    let compat = format!("{}_compat", tp.program);
+                    attach(&mut ebpf, tp, &compat)
+                        .map(|()| {
+                            Some(format!(
+                                "fast program refused ({first}); portable one attached"
+                            ))
+                        })
+                        .map_err(|second| format!("{first}; {compat}: {second}"))
+                }
+                other => other.map(|()| {
+                    (program != tp.program)
+                        .then(|| "record layout differs from the built-in one".to_string())
+                }),
+            };
+            match result {
+                Ok(portable) => {
+                    status.attached.push(tp.id());
+                    if let Some(why) = portable {
+                        status.portable_reads.push(format!("{}: {why}", tp.id()));
+                    }
+                }
                 Err(reason) => status.failed.push(ProbeFailure {
                     id: tp.id(),
                     family: tp.family,

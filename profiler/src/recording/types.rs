@@ -147,6 +147,10 @@ pub struct ProcessInterval {
     pub offcpu_sleep_ns: u64,
     #[serde(default)]
     pub offcpu_io_ns: u64,
+    /// The same off-CPU time by the system call blocked in (`lock`, `events`, `read`, `write`,
+    /// `accept`, `sleep`, `disk`, `other`, `unknown`), non-zero only.
+    #[serde(default)]
+    pub offcpu_reason_ns: BTreeMap<String, u64>,
     /// Threads that ran in the interval, hottest first.
     pub threads: Vec<ThreadInterval>,
 }

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chokepoint_common::{
-    Counter, DIRECTION_PASSIVE, HIST_BUCKETS, Histogram, OFF_IO, OFF_SLEEP, ThreadCpu,
+    Counter, DIRECTION_PASSIVE, HIST_BUCKETS, Histogram, OFF_IO, OFF_SLEEP, ThreadCpu, off_reason,
 };
 
 use super::processes::ProcessTable;
@@ -66,6 +66,9 @@ fn thread_delta(prev: Option<&ThreadCpu>, cur: &ThreadCpu) -> ThreadCpu {
     d.runq_ns = cur.runq_ns.saturating_sub(p.runq_ns);
     d.runq_count = cur.runq_count.saturating_sub(p.runq_count);
     for (a, b) in d.offcpu_ns.iter_mut().zip(p.offcpu_ns.iter()) {
+        *a = a.saturating_sub(*b);
+    }
+    for (a, b) in d.offcpu_reason_ns.iter_mut().zip(p.offcpu_reason_ns.iter()) {
         *a = a.saturating_sub(*b);
     }
     for (a, b) in d.runq_hist.iter_mut().zip(p.runq_hist.iter()) {
@@ -192,6 +195,7 @@ pub fn assemble(
             runq_latency: LogHistogram(vec![0; HIST_BUCKETS]),
             offcpu_sleep_ns: 0,
             offcpu_io_ns: 0,
+            offcpu_reason_ns: BTreeMap::new(),
             threads: Vec::new(),
         };
         for (tid, t) in threads {
@@ -203,6 +207,11 @@ pub fn assemble(
             p.runq_latency.add(&LogHistogram(t.runq_hist.to_vec()));
             p.offcpu_sleep_ns += t.offcpu_ns[OFF_SLEEP];
             p.offcpu_io_ns += t.offcpu_ns[OFF_IO];
+            for (name, ns) in off_reason::NAMES.iter().zip(t.offcpu_reason_ns) {
+                if ns > 0 {
+                    *p.offcpu_reason_ns.entry((*name).to_string()).or_insert(0) += ns;
+                }
+            }
             p.threads.push(ThreadInterval {
                 tid,
                 comm: comm_str(&t.comm),
