@@ -1,0 +1,276 @@
+//! The foundation end to end: real probes in the real kernel, real nginx, real wrk.
+//! Needs root; run through `cargo xtask test`.
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use chokepoint_tests::{Nginx, chokepoint_bin, kernel_counter, run_chokepoint, tool};
+use serde_json::Value;
+
+fn run(args: &[&str]) -> Output {
+    run_chokepoint(args)
+}
+
+fn json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("result is JSON")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("chokepoint-e2e-{}-{name}", std::process::id()))
+}
+
+/// Ids of the BPF programs loaded in the kernel now.
+fn program_ids() -> HashSet<u64> {
+    let out = Command::new(tool("bpftool"))
+        .args(["prog", "show", "-j"])
+        .output()
+        .expect("bpftool");
+    let list: Value = serde_json::from_slice(&out.stdout).expect("bpftool JSON");
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["id"].as_u64())
+        .collect()
+}
+
+/// Program ids some live process still holds an fd for (`prog_id:` in /proc/*/fdinfo).
+fn held_program_ids() -> HashSet<u64> {
+    let mut held = HashSet::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return held;
+    };
+    for p in procs.flatten() {
+        let Ok(fds) = std::fs::read_dir(p.path().join("fdinfo")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if let Ok(text) = std::fs::read_to_string(fd.path()) {
+                held.extend(
+                    text.lines()
+                        .filter_map(|l| l.strip_prefix("prog_id:"))
+                        .filter_map(|v| v.trim().parse::<u64>().ok()),
+                );
+            }
+        }
+    }
+    held
+}
+
+/// Programs loaded since `before` that no process holds any more: left behind (other
+/// chokepoint runs on the same host hold theirs, so they do not count).
+fn left_behind(before: &HashSet<u64>) -> Vec<u64> {
+    let held = held_program_ids();
+    program_ids()
+        .into_iter()
+        .filter(|id| !before.contains(id) && !held.contains(id))
+        .collect()
+}
+
+#[test]
+fn connection_opens_match_the_kernels_own_counters() {
+    let nginx = Nginx::start();
+    let before = program_ids();
+    let (rec, out) = (tmp("opens.rec"), tmp("opens.json"));
+    let active0 = kernel_counter("Tcp", "ActiveOpens");
+    let passive0 = kernel_counter("Tcp", "PassiveOpens");
+    let url = format!("http://127.0.0.1:{}/", nginx.port());
+    let wrk = tool("wrk");
+    let o = run(&[
+        "run",
+        "--out",
+        rec.to_str().expect("utf-8"),
+        "--json",
+        out.to_str().expect("utf-8"),
+        "--",
+        wrk.to_str().expect("utf-8"),
+        "-t2",
+        "-c32",
+        "-d3s",
+        "-H",
+        "Connection: close",
+        &url,
+    ]);
+    let active = kernel_counter("Tcp", "ActiveOpens") - active0;
+    let passive = kernel_counter("Tcp", "PassiveOpens") - passive0;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = json(&out);
+    let ours_active = r["totals"]["tcp_active_opens"]
+        .as_u64()
+        .expect("active opens");
+    let ours_passive = r["totals"]["tcp_passive_opens"]
+        .as_u64()
+        .expect("passive opens");
+    assert!(active > 5_000, "wrk made real churn: {active}");
+    let within =
+        |ours: u64, kernel: u64| (ours as f64 - kernel as f64).abs() <= kernel as f64 * 0.01;
+    assert!(
+        within(ours_active, active),
+        "active opens: ours {ours_active}, kernel {active}"
+    );
+    assert!(
+        within(ours_passive, passive),
+        "passive opens: ours {ours_passive}, kernel {passive}"
+    );
+    // Roles: wrk is the load generator, nginx (master and workers) the server.
+    let procs = r["processes"].as_array().expect("processes");
+    let role = |comm: &str| {
+        procs
+            .iter()
+            .find(|p| p["comm"] == comm)
+            .map(|p| p["role"].as_str().unwrap_or("").to_string())
+    };
+    assert_eq!(role("wrk").as_deref(), Some("load-generator"));
+    assert_eq!(role("nginx").as_deref(), Some("server"));
+    for key in ["kind", "family", "summary", "evidence", "ruled_out"] {
+        assert!(!r["verdict"][key].is_null(), "verdict.{key} missing");
+    }
+    assert!(r["overhead"]["events"].as_u64().unwrap_or(0) > 0);
+    assert!(r["overhead"]["bpf_cpu_seconds"].as_f64().unwrap_or(0.0) > 0.0);
+    assert_eq!(
+        left_behind(&before),
+        Vec::<u64>::new(),
+        "probes detached after the run"
+    );
+}
+
+#[test]
+fn cpu_seconds_of_a_two_thread_burner_match_its_rusage() {
+    let (rec, out) = (tmp("burn.rec"), tmp("burn.json"));
+    let burner = chokepoint_tests::workload_bin("cpu-burn");
+    let o = run(&[
+        "run",
+        "--out",
+        rec.to_str().expect("utf-8"),
+        "--json",
+        out.to_str().expect("utf-8"),
+        "--",
+        burner.to_str().expect("utf-8"),
+        "2",
+        "1.5",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let rusage: f64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("rusage_seconds="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("burner printed its rusage: {stdout}"));
+    let r = json(&out);
+    let p = r["processes"]
+        .as_array()
+        .expect("processes")
+        .iter()
+        .find(|p| p["comm"] == "cpu-burn")
+        .expect("the burner is listed");
+    assert_eq!(p["role"], "load-generator");
+    let ours = p["cpu_seconds"].as_f64().expect("cpu_seconds");
+    assert!(
+        (ours - rusage).abs() <= rusage * 0.05,
+        "ours {ours:.3}s vs rusage {rusage:.3}s"
+    );
+}
+
+#[test]
+fn a_missing_command_is_named_and_nothing_stays_attached() {
+    let before = program_ids();
+    let o = run(&[
+        "run",
+        "--out",
+        tmp("missing.rec").to_str().expect("utf-8"),
+        "--",
+        "no-such-load-tool",
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no-such-load-tool"), "{err}");
+    assert_eq!(left_behind(&before), Vec::<u64>::new());
+}
+
+#[test]
+fn without_privileges_it_says_which_and_attaches_nothing() {
+    let before = program_ids();
+    let o = Command::new(tool("setpriv"))
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(chokepoint_bin())
+        .args(["run", "--out", "/tmp/never-written.rec", "--", "true"])
+        .output()
+        .expect("setpriv runs");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("root") && err.contains("CAP_BPF"), "{err}");
+    assert!(!Path::new("/tmp/never-written.rec").exists());
+    assert_eq!(left_behind(&before), Vec::<u64>::new());
+}
+
+#[test]
+fn ctrl_c_is_forwarded_and_still_yields_a_recording_and_a_verdict() {
+    let before = program_ids();
+    let (rec, out) = (tmp("sigint.rec"), tmp("sigint.json"));
+    let child = Command::new(chokepoint_bin())
+        .args([
+            "run",
+            "--out",
+            rec.to_str().expect("utf-8"),
+            "--json",
+            out.to_str().expect("utf-8"),
+        ])
+        .args(["--", "sleep", "60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start");
+    std::thread::sleep(Duration::from_secs(2));
+    // SAFETY: plain kill(2) of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let started = Instant::now();
+    let o = child.wait_with_output().expect("wait");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "stopped promptly"
+    );
+    assert_eq!(o.status.code(), Some(130), "killed by the forwarded SIGINT");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("verdict:"), "{stdout}");
+    let r = json(&out);
+    assert!(r["verdict"]["kind"].is_string());
+    let text = std::fs::read_to_string(&rec).expect("recording");
+    assert!(
+        text.lines()
+            .last()
+            .is_some_and(|l| l.contains("\"kind\":\"end\""))
+    );
+    assert_eq!(left_behind(&before), Vec::<u64>::new());
+}
+
+#[test]
+fn analyze_replays_a_recording_offline_with_the_same_verdict() {
+    let (rec, out1, out2) = (tmp("replay.rec"), tmp("replay1.json"), tmp("replay2.json"));
+    let o = run(&[
+        "run",
+        "--out",
+        rec.to_str().expect("utf-8"),
+        "--json",
+        out1.to_str().expect("utf-8"),
+        "--",
+        "sleep",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&[
+        "analyze",
+        rec.to_str().expect("utf-8"),
+        "--json",
+        out2.to_str().expect("utf-8"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(json(&out1)["verdict"], json(&out2)["verdict"]);
+}
