@@ -1,0 +1,114 @@
+//! CPU truth end to end: real workloads with a designed cause, each recorded by the real probes;
+//! the verdict must name that cause. Needs root; run through `cargo xtask test`.
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use chokepoint_tests::{run_chokepoint, workload_bin};
+use serde_json::Value;
+
+fn tmp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("chokepoint-cpu-{}-{name}", std::process::id()))
+}
+
+/// A background workload, killed when dropped.
+struct Background(Child);
+
+impl Background {
+    fn start(program: &str, args: &[&str]) -> Self {
+        let child = Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program}: {e}"));
+        // Let it reach its steady state before recording.
+        std::thread::sleep(Duration::from_millis(500));
+        Self(child)
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `chokepoint run -- CMD...` and returns the JSON result.
+fn verdict_of(name: &str, command: &[&str]) -> Value {
+    let (rec, out) = (tmp(&format!("{name}.rec")), tmp(&format!("{name}.json")));
+    let mut args = vec![
+        "run".to_string(),
+        "--out".into(),
+        rec.display().to_string(),
+        "--json".into(),
+        out.display().to_string(),
+        "--".into(),
+    ];
+    args.extend(command.iter().map(|s| s.to_string()));
+    let o = run_chokepoint(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&out).expect("JSON result written");
+    serde_json::from_str(&text).expect("JSON")
+}
+
+fn kind(v: &Value) -> &str {
+    v["verdict"]["kind"].as_str().unwrap_or("")
+}
+
+#[test]
+fn threads_handing_one_lock_around_are_lock_contention() {
+    let bin = workload_bin("lock-contend");
+    let _w = Background::start(bin.to_str().expect("utf-8"), &["8", "8", "20"]);
+    let v = verdict_of("lock", &["sleep", "4"]);
+    assert_eq!(kind(&v), "lock-contention", "{}", v["verdict"]);
+    let p = v["processes"]
+        .as_array()
+        .expect("processes")
+        .iter()
+        .find(|p| p["comm"] == "lock-contend")
+        .expect("listed");
+    let lock = p["offcpu_seconds"]["by_reason"]["lock"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(lock > 1.0, "blocked in futex: {}", p["offcpu_seconds"]);
+    assert!(p["woken_by"][0]["relation"] == "self", "{}", p["woken_by"]);
+}
+
+#[test]
+fn one_pegged_thread_with_a_spare_core_is_single_thread_saturated() {
+    let bin = workload_bin("cpu-burn");
+    let _w = Background::start(bin.to_str().expect("utf-8"), &["1", "30"]);
+    let v = verdict_of("single", &["sleep", "4"]);
+    assert_eq!(kind(&v), "single-thread-saturated", "{}", v["verdict"]);
+}
+
+#[test]
+fn a_generator_using_every_core_is_load_generator_bound() {
+    let bin = workload_bin("cpu-burn");
+    let v = verdict_of("generator", &[bin.to_str().expect("utf-8"), "2", "3"]);
+    assert_eq!(kind(&v), "load-generator-bound", "{}", v["verdict"]);
+    assert_eq!(v["verdict"]["family"], "generator");
+}
+
+#[test]
+fn synchronous_disk_writes_are_io_bound() {
+    let file = tmp("dsync.dat");
+    let target = format!("of={}", file.display());
+    let _w = Background::start(
+        "dd",
+        &[
+            "if=/dev/zero",
+            &target,
+            "bs=4k",
+            "count=1000000",
+            "oflag=dsync",
+        ],
+    );
+    let v = verdict_of("io", &["sleep", "4"]);
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(kind(&v), "io-bound", "{}", v["verdict"]);
+}
