@@ -1,6 +1,9 @@
 //! `cargo xtask <setup|test|demo|bench>`: the project's developer commands.
+mod bench;
+mod demo;
 mod env;
 mod setup;
+mod suite;
 
 use std::process::ExitCode;
 
@@ -17,13 +20,22 @@ struct Cli {
 enum Cmd {
     /// Install what the build, tests and demo need (root; quick when everything is there).
     Setup,
+    /// Set-up, fmt check, release build, unit tests, clippy, end-to-end tests (root).
+    Test(suite::TestArgs),
+    /// Set-up, build, and a one-minute demo: real load under chokepoint, real verdicts.
+    Demo,
+    /// chokepoint's overhead beside nginx under connection churn (interleaved A/B rounds).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     env::export_path();
-    let result = match cli.command {
+    let result = match &cli.command {
         Cmd::Setup => setup::setup(),
+        Cmd::Test(args) => suite::test(args),
+        Cmd::Demo => demo::demo(),
+        Cmd::Bench(args) => bench::bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

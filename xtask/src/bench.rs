@@ -1,0 +1,389 @@
+//! `cargo xtask bench`: chokepoint's cost beside nginx under connection churn. Interleaved
+//! A/B rounds of wrk (every request a new connection) without and with `chokepoint record`
+//! running; prints each round, the median throughput ratio and the profiler's own CPU from
+//! its recording. Figures, not a pass/fail test.
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use chokepoint_tests::{Nginx, Wrk, try_tool};
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+
+use crate::env;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// A/B rounds (each: one wrk run without chokepoint, one with).
+    #[arg(long, default_value_t = 8)]
+    pub rounds: u32,
+    /// Seconds of wrk per run.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u32,
+    /// Run the timeline reader benchmark instead (`--example timeline_bench`).
+    #[arg(long)]
+    pub timeline: bool,
+}
+
+/// Goals from the issue: throughput kept, and the profiler's own CPU small.
+const GOAL_RATIO: f64 = 0.97;
+const GOAL_CPU_PERCENT: f64 = 2.0;
+
+/// chokepoint's cost over one recording, from `analyze --json`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Overhead {
+    pub bpf_cpu_seconds: f64,
+    pub user_cpu_seconds: f64,
+    pub events: f64,
+    pub lost_events: f64,
+    pub duration_seconds: f64,
+}
+
+impl Overhead {
+    pub fn from_json(v: &serde_json::Value) -> anyhow::Result<Overhead> {
+        let num = |ptr: &str| {
+            v.pointer(ptr)
+                .and_then(serde_json::Value::as_f64)
+                .with_context(|| format!("the JSON result has no number at {ptr}"))
+        };
+        Ok(Overhead {
+            bpf_cpu_seconds: num("/overhead/bpf_cpu_seconds")?,
+            user_cpu_seconds: num("/overhead/user_cpu_seconds")?,
+            events: num("/overhead/events")?,
+            lost_events: num("/overhead/lost_events")?,
+            duration_seconds: num("/duration_seconds")?,
+        })
+    }
+
+    /// Own CPU (kernel programs + user side) as a percentage of the host's capacity.
+    pub fn cpu_percent(&self, cpus: usize) -> f64 {
+        let capacity = cpus as f64 * self.duration_seconds;
+        if capacity > 0.0 {
+            100.0 * (self.bpf_cpu_seconds + self.user_cpu_seconds) / capacity
+        } else {
+            0.0
+        }
+    }
+
+    /// Nanoseconds inside the kernel programs per event.
+    pub fn bpf_ns_per_event(&self) -> f64 {
+        if self.events > 0.0 {
+            self.bpf_cpu_seconds * 1e9 / self.events
+        } else {
+            0.0
+        }
+    }
+
+    /// Nanoseconds of all own CPU (kernel programs + user side) per event.
+    pub fn all_ns_per_event(&self) -> f64 {
+        if self.events > 0.0 {
+            (self.bpf_cpu_seconds + self.user_cpu_seconds) * 1e9 / self.events
+        } else {
+            0.0
+        }
+    }
+}
+
+pub fn median(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    }
+}
+
+pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.timeline {
+        let status = env::cargo()
+            .args([
+                "run",
+                "--release",
+                "-p",
+                "chokepoint",
+                "--example",
+                "timeline_bench",
+            ])
+            .stdin(Stdio::null())
+            .status()
+            .context("running cargo")?;
+        if !status.success() {
+            bail!("timeline_bench failed ({status})");
+        }
+        return Ok(());
+    }
+    if !env::is_root() {
+        bail!("the benchmark loads eBPF programs: run `cargo xtask bench` as root");
+    }
+    if args.rounds == 0 || args.seconds == 0 {
+        bail!("--rounds and --seconds must be at least 1");
+    }
+    println!("==> bench: cargo build --release");
+    let status = env::cargo()
+        .args(["build", "--release"])
+        .stdin(Stdio::null())
+        .status()
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("cargo build --release failed ({status})");
+    }
+    let bin = env::chokepoint_release_bin()?;
+    let wrk_bin = try_tool("wrk").context("wrk is not installed: run `cargo xtask setup`")?;
+    let work = tempfile::Builder::new()
+        .prefix("chokepoint-bench-")
+        .tempdir()
+        .context("temp dir")?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let nginx = Nginx::config()
+        .workers(cpus as u32)
+        .try_start()
+        .context("starting nginx")?;
+    let wrk = Wrk::new(&nginx.url())
+        .threads(2)
+        .connections(64)
+        .seconds(args.seconds)
+        .close(true);
+    println!(
+        "==> bench: nginx {} ({} workers), `wrk {}`, {} interleaved rounds, {cpus} CPUs",
+        nginx.url(),
+        cpus,
+        wrk.args().join(" "),
+        args.rounds
+    );
+    // Warm-up: page cache, nginx's workers, TIME_WAIT steady state.
+    Wrk {
+        seconds: 2,
+        ..wrk.clone()
+    }
+    .run_with(&wrk_bin);
+
+    let (mut without, mut with, mut ratios, mut costs) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=args.rounds {
+        // Alternate the order so drift (thermal, TIME_WAIT build-up) hits both sides alike.
+        let (a, b, cost) = if round % 2 == 1 {
+            let a = wrk.run_with(&wrk_bin).requests_per_sec;
+            let (b, cost) = with_recorder(&bin, &wrk, &wrk_bin, work.path(), round)?;
+            (a, b, cost)
+        } else {
+            let (b, cost) = with_recorder(&bin, &wrk, &wrk_bin, work.path(), round)?;
+            let a = wrk.run_with(&wrk_bin).requests_per_sec;
+            (a, b, cost)
+        };
+        let ratio = b / a;
+        println!(
+            "round {round:>2}: without {a:>9.0} req/s   with {b:>9.0} req/s   ratio {ratio:.3}   own CPU {:.2}% \
+             (bpf {:.3} s + user {:.3} s over {:.1} s)   {:.0} events, {:.0} lost, {:.0} ns/event in BPF",
+            cost.cpu_percent(cpus),
+            cost.bpf_cpu_seconds,
+            cost.user_cpu_seconds,
+            cost.duration_seconds,
+            cost.events,
+            cost.lost_events,
+            cost.bpf_ns_per_event(),
+        );
+        without.push(a);
+        with.push(b);
+        ratios.push(ratio);
+        costs.push(cost);
+    }
+    drop(nginx);
+
+    let ratio = median(&ratios);
+    let cpu = median(
+        &costs
+            .iter()
+            .map(|c| c.cpu_percent(cpus))
+            .collect::<Vec<_>>(),
+    );
+    let events_per_s = median(
+        &costs
+            .iter()
+            .map(|c| c.events / c.duration_seconds.max(1e-9))
+            .collect::<Vec<_>>(),
+    );
+    println!("\n==> bench: medians over {} rounds", args.rounds);
+    println!("without chokepoint      {:>9.0} req/s", median(&without));
+    println!("with chokepoint record  {:>9.0} req/s", median(&with));
+    println!(
+        "ratio with/without      {ratio:.3}   (goal >= {GOAL_RATIO}: {})",
+        verdict(ratio >= GOAL_RATIO)
+    );
+    println!(
+        "own CPU                 {cpu:.2}% of the host ({cpus} CPUs x duration)   (goal <= {GOAL_CPU_PERCENT}%: {})",
+        verdict(cpu <= GOAL_CPU_PERCENT)
+    );
+    println!(
+        "per event               {:.0} ns in BPF, {:.0} ns all-in; {events_per_s:.0} events/s; {:.0} lost in all",
+        median(
+            &costs
+                .iter()
+                .map(Overhead::bpf_ns_per_event)
+                .collect::<Vec<_>>()
+        ),
+        median(
+            &costs
+                .iter()
+                .map(Overhead::all_ns_per_event)
+                .collect::<Vec<_>>()
+        ),
+        costs.iter().map(|c| c.lost_events).sum::<f64>(),
+    );
+    Ok(())
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "MISSED" }
+}
+
+/// One wrk run with `chokepoint record` beside it; returns req/s and the recording's cost.
+fn with_recorder(
+    bin: &Path,
+    wrk: &Wrk,
+    wrk_bin: &Path,
+    dir: &Path,
+    round: u32,
+) -> anyhow::Result<(f64, Overhead)> {
+    let rec = dir.join(format!("round-{round}.rec"));
+    let json = dir.join(format!("round-{round}.json"));
+    let log = dir.join(format!("round-{round}.log"));
+    let out = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    // --duration only bounds a recorder we failed to stop; it is stopped right after wrk.
+    let mut recorder = Recorder(
+        Command::new(bin)
+            .arg("record")
+            .arg("--out")
+            .arg(&rec)
+            .arg("--duration")
+            .arg(format!("{}s", wrk.seconds + 60))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?,
+    );
+    // The recording file is written once the probes are attached.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !fs::metadata(&rec).is_ok_and(|m| m.len() > 0) {
+        if let Some(status) = recorder.0.try_wait()? {
+            bail!(
+                "chokepoint record exited ({status}) before recording:\n{}",
+                read(&log)
+            );
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "chokepoint record wrote no {} in 30 s:\n{}",
+                rec.display(),
+                read(&log)
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let rps = wrk.run_with(wrk_bin).requests_per_sec;
+    let status = recorder.stop()?;
+    if !status.success() {
+        bail!("chokepoint record failed ({status}):\n{}", read(&log));
+    }
+    let analyzed = Command::new(bin)
+        .arg("analyze")
+        .arg(&rec)
+        .arg("--json")
+        .arg(&json)
+        .stdin(Stdio::null())
+        .output()
+        .context("running chokepoint analyze")?;
+    if !analyzed.status.success() {
+        bail!(
+            "chokepoint analyze {} failed ({}): {}",
+            rec.display(),
+            analyzed.status,
+            String::from_utf8_lossy(&analyzed.stderr)
+        );
+    }
+    let value: serde_json::Value = serde_json::from_str(&read(&json))
+        .with_context(|| format!("{} is not JSON", json.display()))?;
+    let cost = Overhead::from_json(&value).with_context(|| json.display().to_string())?;
+    // Recordings are large; keep the disk tidy across rounds.
+    let _ = fs::remove_file(&rec);
+    Ok((rps, cost))
+}
+
+fn read(path: &PathBuf) -> String {
+    fs::read_to_string(path).unwrap_or_default()
+}
+
+/// A running `chokepoint record`, interrupted and reaped on every exit path.
+struct Recorder(Child);
+
+impl Recorder {
+    /// Ctrl-C, as a person would; the recorder then writes its end record and exits.
+    fn stop(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let _ = kill(Pid::from_raw(self.0.id() as i32), Signal::SIGINT);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.0.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = self.0.kill();
+                bail!("chokepoint record did not stop within 60 s of SIGINT");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = kill(Pid::from_raw(self.0.id() as i32), Signal::SIGINT);
+            thread::sleep(Duration::from_secs(2));
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&[]).is_nan());
+        assert_eq!(median(&[f64::NAN, 5.0]), 5.0);
+    }
+
+    #[test]
+    fn overhead_reads_the_documented_keys_and_derives_shares() {
+        let v = serde_json::json!({
+            "duration_seconds": 10.0,
+            "overhead": {"bpf_cpu_seconds": 0.2, "user_cpu_seconds": 0.1, "events": 1_000_000, "lost_events": 3}
+        });
+        let o = Overhead::from_json(&v).expect("parses");
+        assert!((o.cpu_percent(2) - 1.5).abs() < 1e-9);
+        assert!((o.bpf_ns_per_event() - 200.0).abs() < 1e-9);
+        assert!((o.all_ns_per_event() - 300.0).abs() < 1e-9);
+        let missing = serde_json::json!({"duration_seconds": 1.0, "overhead": {}});
+        let err = Overhead::from_json(&missing).expect_err("missing keys");
+        assert!(
+            err.to_string().contains("/overhead/bpf_cpu_seconds"),
+            "{err}"
+        );
+    }
+}
