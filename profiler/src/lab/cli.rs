@@ -88,6 +88,9 @@ fn shorten(s: &str, max: usize) -> String {
     out
 }
 
+/// Cores of unrelated work above which a row gets a warning.
+const BYSTANDER_CORES: f64 = 0.25;
+
 const NAME_W: usize = 18;
 const KIND_W: usize = 24;
 
@@ -141,6 +144,11 @@ pub fn run(args: &LabArgs) -> anyhow::Result<i32> {
             println!(
                 "    note: the host was already {:.0}% busy before the load started; other work distorts the verdict",
                 b * 100.0
+            );
+        }
+        if let Some(c) = r.bystander_cores.filter(|c| *c >= BYSTANDER_CORES) {
+            println!(
+                "    note: processes outside the scenario used {c:.2} cores during the load; other work distorts the verdict"
             );
         }
         if let (Some(rec), Some(json)) = (&r.recording, &r.json) {

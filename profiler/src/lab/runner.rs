@@ -38,6 +38,8 @@ pub struct ScenarioResult {
     /// The verdict's summary, or why there is no verdict / why the scenario was skipped.
     pub detail: String,
     pub confidence: Option<f64>,
+    /// Cores used by processes that are neither the scenario's servers nor its generator.
+    pub bystander_cores: Option<f64>,
     /// Host CPU busy fraction just before the load started: others' work distorts verdicts.
     pub host_busy_before: Option<f64>,
     pub seconds: f64,
@@ -64,6 +66,7 @@ pub fn run(s: &Scenario, opts: &Options) -> ScenarioResult {
         detail: String::new(),
         confidence: None,
         host_busy_before: None,
+        bystander_cores: None,
         seconds: 0.0,
         recording: None,
         json: None,
@@ -90,6 +93,7 @@ pub fn run(s: &Scenario, opts: &Options) -> ScenarioResult {
             result.got = Some(verdict.kind);
             result.detail = verdict.summary;
             result.confidence = verdict.confidence;
+            result.bystander_cores = Some(verdict.bystander_cores);
         }
         Err(e) => result.detail = e.to_string(),
     }
@@ -105,6 +109,7 @@ struct Verdict {
     kind: String,
     summary: String,
     confidence: Option<f64>,
+    bystander_cores: f64,
 }
 
 fn attempt(
@@ -225,6 +230,15 @@ fn read_verdict(path: &Path) -> Result<Verdict, LabError> {
             .to_string(),
         summary: verdict["summary"].as_str().unwrap_or_default().to_string(),
         confidence: verdict["confidence"].as_f64(),
+        bystander_cores: v["processes"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .filter(|p| p["role"] == "other")
+                    .filter_map(|p| p["cores_used"].as_f64())
+                    .sum()
+            })
+            .unwrap_or(0.0),
     })
 }
 

@@ -88,7 +88,7 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "lock-contention",
         expected: VerdictKind::LockContention,
-        description: "PostgreSQL (fsync off), pgbench -c16 all updating one row: backends queue on the row lock and wake each other",
+        description: "PostgreSQL (fsync off), pgbench -c16: every transaction updates the same row and works ~2 ms holding its lock",
         default: false,
         tools: &["pgbench", "postgres:initdb", "postgres:postgres", "psql"],
         setup: lock_contention,
@@ -100,6 +100,14 @@ pub const SCENARIOS: &[Scenario] = &[
         default: true,
         tools: &["wrk"],
         setup: accept_overflow,
+    },
+    Scenario {
+        name: "nginx-keepalive-cpu",
+        expected: VerdictKind::CpuSaturated,
+        description: "nginx (2 workers) serving a small file, wrk keep-alive -c64: both cores busy",
+        default: false,
+        tools: &["nginx", "wrk"],
+        setup: nginx_keepalive,
     },
 ];
 
@@ -266,7 +274,17 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> LabError + '_ {
     }
 }
 
+/// Every client updates the same row, then works inside the same statement (one round trip)
+/// while the row stays locked until the commit: the next client waits for that commit. A bare
+/// `UPDATE` holds the lock for tens of microseconds, too short to queue clients on two cores.
+const ONE_ROW_HELD: &str = "WITH u AS (UPDATE t SET v = v + 1 WHERE id = 1 RETURNING v) \
+     SELECT count(*) FROM u, generate_series(1, 20000) g;\n";
+
 fn lock_contention(ctx: &Ctx) -> Result<Setup, LabError> {
+    postgres_one_row(ctx, ONE_ROW_HELD)
+}
+
+fn postgres_one_row(ctx: &Ctx, script_text: &str) -> Result<Setup, LabError> {
     let user = nix::unistd::User::from_name("postgres")
         .ok()
         .flatten()
@@ -323,7 +341,7 @@ fn lock_contention(ctx: &Ctx) -> Result<Setup, LabError> {
         ]),
     )?;
     let script = ctx.dir.join("one-row.sql");
-    std::fs::write(&script, "UPDATE t SET v = v + 1 WHERE id = 1;\n").map_err(io_err(&script))?;
+    std::fs::write(&script, script_text).map_err(io_err(&script))?;
     let mut command = vec![tool("pgbench")?, "-n".into()];
     command.extend(conn.iter().map(|s| s.to_string()));
     command.extend([
@@ -340,5 +358,51 @@ fn lock_contention(ctx: &Ctx) -> Result<Setup, LabError> {
     Ok(Setup {
         services: vec![postgres],
         command,
+    })
+}
+
+/// nginx in the foreground with its configuration, logs and files in the scenario's directory.
+fn nginx(ctx: &Ctx, http_extra: &str, body: &[u8]) -> Result<(Service, u16), LabError> {
+    // The workers run as nobody: they must reach the document root.
+    std::fs::set_permissions(ctx.dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(io_err(ctx.dir))?;
+    let www = ctx.dir.join("www");
+    std::fs::create_dir(&www).map_err(io_err(&www))?;
+    let index = www.join("index.html");
+    std::fs::write(&index, body).map_err(io_err(&index))?;
+    let port = free_port()?;
+    let d = ctx.dir.display();
+    let conf = format!(
+        "worker_processes 2;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 4096; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+           fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+           keepalive_requests 1000000;\n  {http_extra}\n\
+           server {{ listen 127.0.0.1:{port}; root {d}/www; }}\n}}\n"
+    );
+    let conf_path = ctx.dir.join("nginx.conf");
+    std::fs::write(&conf_path, conf).map_err(io_err(&conf_path))?;
+    let log = log_file(ctx, "nginx")?;
+    let mut cmd = Command::new(tool("nginx")?);
+    cmd.arg("-p")
+        .arg(ctx.dir)
+        .arg("-e")
+        .arg(ctx.dir.join("error.log"))
+        .arg("-c")
+        .arg(&conf_path)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(io_err(ctx.dir))?)
+        .stderr(log);
+    // SIGQUIT: graceful stop of master and workers.
+    let mut service = Service::spawn("nginx", cmd, Signal::SIGQUIT)?;
+    service.wait_for_port(port, Duration::from_secs(10))?;
+    Ok((service, port))
+}
+
+fn nginx_keepalive(ctx: &Ctx) -> Result<Setup, LabError> {
+    let (server, port) = nginx(ctx, "", &[b'x'; 512])?;
+    Ok(Setup {
+        services: vec![server],
+        command: wrk(ctx, 2, 64, port, &[])?,
     })
 }

@@ -1,0 +1,82 @@
+//! `chokepoint lab` end to end: the default scenarios, each a real server and a real load
+//! generator under `chokepoint run`, must all get their designed verdict and leave nothing
+//! behind. Needs root; run through `cargo xtask test`.
+use std::{
+    collections::BTreeSet,
+    process::{Command, Stdio},
+};
+
+use chokepoint_tests::chokepoint_bin;
+use serde_json::Value;
+
+/// Temporary directories the lab creates (and must remove).
+fn lab_dirs() -> BTreeSet<String> {
+    std::fs::read_dir(std::env::temp_dir())
+        .expect("temp dir readable")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("chokepoint-lab-"))
+        .collect()
+}
+
+/// Running processes named `lab-server` (the lab's own test server).
+fn lab_servers() -> usize {
+    std::fs::read_dir("/proc")
+        .expect("/proc readable")
+        .filter_map(|e| {
+            let e = e.ok()?;
+            e.file_name().to_str()?.parse::<u32>().ok()?;
+            std::fs::read_to_string(e.path().join("comm")).ok()
+        })
+        .filter(|c| c.trim() == "lab-server")
+        .count()
+}
+
+#[test]
+fn default_scenarios_get_their_designed_verdicts() {
+    let dirs_before = lab_dirs();
+    let servers_before = lab_servers();
+    let json = std::env::temp_dir().join(format!("chokepoint-e2e-lab-{}.json", std::process::id()));
+    let out = Command::new(chokepoint_bin())
+        .args(["lab", "--json"])
+        .arg(&json)
+        .stdin(Stdio::null())
+        .output()
+        .expect("chokepoint lab runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "lab failed:\n{stdout}\n{stderr}");
+
+    let last = stdout.lines().last().expect("lab printed something");
+    let counts: Vec<u64> = last
+        .trim_start_matches("lab: ")
+        .split(", ")
+        .map(|part| {
+            part.split(' ')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("bad summary line `{last}`"))
+        })
+        .collect();
+    assert!(last.starts_with("lab: ") && last.contains(" passed, 0 failed"), "{last}");
+    assert!(counts[0] >= 1, "no scenario passed: {last}\n{stdout}");
+
+    // The JSON agrees with the table, and every pass is a real match of kinds.
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("lab wrote --json")).expect("JSON");
+    let _ = std::fs::remove_file(&json);
+    let scenarios = report["scenarios"].as_array().expect("scenarios");
+    assert_eq!(report["passed"].as_u64(), Some(counts[0]));
+    assert_eq!(report["failed"].as_u64(), Some(0));
+    for s in scenarios {
+        match s["status"].as_str() {
+            Some("passed") => assert_eq!(s["got"], s["expected"], "{s}"),
+            Some("skipped") => assert!(s["detail"].as_str().is_some_and(|d| d.contains("not installed")), "{s}"),
+            other => panic!("unexpected status {other:?}: {s}"),
+        }
+    }
+
+    // Torn down: no server left running, no temporary directory left behind.
+    assert_eq!(lab_servers(), servers_before, "lab-server processes left running");
+    let left: Vec<String> = lab_dirs().difference(&dirs_before).cloned().collect();
+    assert!(left.is_empty(), "temporary directories left: {left:?}");
+}
