@@ -68,6 +68,10 @@ pub enum Histogram {
 
 pub const HISTOGRAM_KINDS: u32 = 2;
 
+/// Softirq vectors (HI, TIMER, NET_TX, NET_RX, BLOCK, IRQ_POLL, TASKLET, SCHED, HRTIMER, RCU):
+/// the softirq table holds their time in ns, then their counts.
+pub const SOFTIRQ_VECTORS: u32 = 10;
+
 /// Byte offsets of the tracepoint fields the programs read. User space reads them from
 /// `/sys/kernel/tracing/events/<group>/<name>/format` at start-up and writes them into the
 /// program's read-only data, so a kernel with a different record layout still works (or is
@@ -91,6 +95,7 @@ pub struct TracepointOffsets {
     pub wakeup_pid: u32,
     pub fork_child_pid: u32,
     pub exit_pid: u32,
+    pub softirq_vec: u32,
 }
 
 /// The record layouts the kernel programs are compiled against (Linux 6.x, checked on 6.18).
@@ -115,6 +120,7 @@ pub const BUILT_OFFSETS: TracepointOffsets = TracepointOffsets {
     wakeup_pid: 24,
     fork_child_pid: 20,
     exit_pid: 24,
+    softirq_vec: 8,
 };
 
 /// Connection-setup counts for one (process, port, direction).
@@ -350,11 +356,11 @@ mod tests {
         assert_eq!(size_of::<ConnCounts>(), 24);
         assert_eq!(
             size_of::<ThreadCpu>(),
-            8 + 5 * 8 + HIST_BUCKETS * 8 + 16 + 8 + 16 + 8 + 8
+            8 + 5 * 8 + HIST_BUCKETS * 8 + 16 + 8 + 16 + 8 + 8 + OFF_REASONS * 8
         );
         assert_eq!(size_of::<WakeKey>(), 8);
         assert_eq!(size_of::<WakeCounts>(), 16);
         assert_eq!(size_of::<ProcEvent>(), 16 + 8 + 16);
-        assert_eq!(size_of::<TracepointOffsets>(), 16 * 4);
+        assert_eq!(size_of::<TracepointOffsets>(), 17 * 4);
     }
 }

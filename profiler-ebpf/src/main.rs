@@ -7,6 +7,7 @@
 mod conn;
 mod maps;
 mod sched;
+mod softirq;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -28,6 +28,7 @@ static OFFSETS: TracepointOffsets = TracepointOffsets {
     wakeup_pid: 0,
     fork_child_pid: 0,
     exit_pid: 0,
+    softirq_vec: 0,
 };
 
 /// Reads one field of the tracepoint record. `FAST` programs load it directly at the

@@ -79,6 +79,7 @@ pub fn interval(index: u32, busy: f64) -> Interval {
         forks: 0,
         exits: 0,
         wakes: Vec::new(),
+        softirqs: BTreeMap::new(),
     }
 }
 

@@ -122,6 +122,9 @@ pub struct HostSummary {
     pub softirq_fraction: f64,
     pub iowait_fraction: f64,
     pub steal_fraction: f64,
+    /// Softirq time per vector as a share of all CPUs (`NET_RX`, `NET_TX`, `TIMER`...), from
+    /// the softirq probes.
+    pub softirq_by_vector: BTreeMap<String, f64>,
 }
 
 pub fn host(intervals: &[&Interval], cpus: u32) -> HostSummary {
@@ -145,7 +148,16 @@ pub fn host(intervals: &[&Interval], cpus: u32) -> HostSummary {
         steal += c.steal_seconds;
     }
     let f = |x: f64| if total > 0.0 { x / total } else { 0.0 };
+    let capacity_ns = cpus.max(1) as f64 * seconds(intervals) * 1e9;
+    let mut softirq_by_vector = BTreeMap::new();
+    for iv in intervals {
+        for (name, s) in &iv.softirqs {
+            *softirq_by_vector.entry(name.clone()).or_insert(0.0) +=
+                s.ns as f64 / capacity_ns.max(1.0);
+        }
+    }
     HostSummary {
+        softirq_by_vector,
         cpus,
         busy_fraction: f(busy),
         softirq_fraction: f(softirq),

@@ -8,7 +8,7 @@ use aya::{
 };
 use chokepoint_common::{
     COUNTER_SLOTS, ConnCounts, ConnKey, DROP_REASON_SLOTS, HIST_BUCKETS, HISTOGRAM_KINDS,
-    ThreadCpu, WakeCounts, WakeKey,
+    SOFTIRQ_VECTORS, ThreadCpu, WakeCounts, WakeKey,
 };
 
 use super::tracepoints::TRACEPOINTS;
@@ -35,6 +35,8 @@ pub struct KernelSnapshot {
     pub connections: HashMap<ConnKey, ConnCounts>,
     pub threads: HashMap<u32, ThreadCpu>,
     pub wakes: HashMap<WakeKey, WakeCounts>,
+    /// Per softirq vector: ns, then runs (`2 * SOFTIRQ_VECTORS`).
+    pub softirqs: Vec<u64>,
     /// Per program: (run time ns, run count), from the kernel's BPF statistics.
     pub programs: HashMap<String, (u64, u64)>,
 }
@@ -47,6 +49,7 @@ pub struct MapReader {
     connections: PerCpuHashMap<MapData, ConnKey, ConnCounts>,
     threads: BpfHashMap<MapData, u32, ThreadCpu>,
     wakes: PerCpuHashMap<MapData, WakeKey, WakeCounts>,
+    softirqs: PerCpuArray<MapData, u64>,
 }
 
 fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, ReadError>
@@ -72,6 +75,7 @@ impl MapReader {
             connections: take(ebpf, "CONNECTIONS")?,
             threads: take(ebpf, "THREADS")?,
             wakes: take(ebpf, "WAKES")?,
+            softirqs: take(ebpf, "SOFTIRQS")?,
         })
     }
 
@@ -105,6 +109,7 @@ impl MapReader {
                     (k, total)
                 })
                 .collect(),
+            softirqs: sum_per_cpu(&self.softirqs, 2 * SOFTIRQ_VECTORS),
             programs: program_stats(ebpf),
         }
     }

@@ -130,6 +130,20 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
         family: Family::Cpu,
         fields: &[f("pid", 4)],
     },
+    Tracepoint {
+        group: "irq",
+        name: "softirq_entry",
+        program: "softirq_entry",
+        family: Family::Cpu,
+        fields: &[f("vec", 4)],
+    },
+    Tracepoint {
+        group: "irq",
+        name: "softirq_exit",
+        program: "softirq_exit",
+        family: Family::Cpu,
+        fields: &[f("vec", 4)],
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -227,6 +241,8 @@ const SLOTS: &[(&str, &str, Slot)] = &[
     ("sched_wakeup_new", "pid", |o| &mut o.wakeup_pid),
     ("sched_process_fork", "child_pid", |o| &mut o.fork_child_pid),
     ("sched_process_exit", "pid", |o| &mut o.exit_pid),
+    ("softirq_entry", "vec", |o| &mut o.softirq_vec),
+    ("softirq_exit", "vec", |o| &mut o.softirq_vec),
 ];
 
 /// Fills the programs' offsets from the layouts that were read. A tracepoint missing from
@@ -268,7 +284,16 @@ impl Tracepoint {
 /// `enum skb_drop_reason` names from the kfree_skb format's `__print_symbolic` table, so drop
 /// reasons are named as this kernel names them.
 pub fn drop_reason_names(tracefs: &Path) -> Vec<(u32, String)> {
-    let path = tracefs.join("events/skb/kfree_skb/format");
+    symbolic_names(tracefs, "skb/kfree_skb")
+}
+
+/// Softirq vector names (`NET_RX`...) from the softirq_exit format.
+pub fn softirq_names(tracefs: &Path) -> Vec<(u32, String)> {
+    symbolic_names(tracefs, "irq/softirq_exit")
+}
+
+fn symbolic_names(tracefs: &Path, event: &str) -> Vec<(u32, String)> {
+    let path = tracefs.join("events").join(event).join("format");
     let Ok(text) = std::fs::read_to_string(path) else {
         return Vec::new();
     };

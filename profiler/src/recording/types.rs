@@ -194,6 +194,15 @@ pub struct Interval {
     /// Who woke whom (process level), busiest pairs first.
     #[serde(default)]
     pub wakes: Vec<WakeRow>,
+    /// Softirq time and runs per vector (`NET_RX`, `NET_TX`, `TIMER`...), non-zero only.
+    #[serde(default)]
+    pub softirqs: BTreeMap<String, SoftirqFigures>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SoftirqFigures {
+    pub ns: u64,
+    pub runs: u64,
 }
 
 /// Wake-ups of `wakee` processes by `waker` processes in one interval. `waker_pid` 0 is the

@@ -3,15 +3,16 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chokepoint_common::{
-    Counter, DIRECTION_PASSIVE, HIST_BUCKETS, Histogram, OFF_IO, OFF_SLEEP, ThreadCpu, off_reason,
+    Counter, DIRECTION_PASSIVE, HIST_BUCKETS, Histogram, OFF_IO, OFF_SLEEP, SOFTIRQ_VECTORS,
+    ThreadCpu, off_reason,
 };
 
 use super::processes::ProcessTable;
 use crate::{
     probes::reader::KernelSnapshot,
     recording::{
-        ConnectionRow, Direction, LogHistogram, OverheadInterval, ProcessInterval, TcpCounts,
-        ThreadInterval, WakeRow,
+        ConnectionRow, Direction, LogHistogram, OverheadInterval, ProcessInterval, SoftirqFigures,
+        TcpCounts, ThreadInterval, WakeRow,
     },
 };
 
@@ -27,6 +28,7 @@ pub struct KernelInterval {
     pub forks: u64,
     pub exits: u64,
     pub wakes: Vec<WakeRow>,
+    pub softirqs: BTreeMap<String, SoftirqFigures>,
 }
 
 fn counter(s: &KernelSnapshot, c: Counter) -> u64 {
@@ -84,6 +86,7 @@ pub fn assemble(
     prev: &KernelSnapshot,
     cur: &KernelSnapshot,
     drop_names: &BTreeMap<u32, String>,
+    softirq_names: &BTreeMap<u32, String>,
     listen_owners: &ListenOwners,
     table: &mut ProcessTable,
 ) -> KernelInterval {
@@ -259,6 +262,21 @@ pub fn assemble(
     wakes.sort_by(|a, b| b.wakes.cmp(&a.wakes));
     wakes.truncate(64);
 
+    let vectors = SOFTIRQ_VECTORS as usize;
+    let at = |s: &KernelSnapshot, i: usize| s.softirqs.get(i).copied().unwrap_or(0);
+    let mut softirqs = BTreeMap::new();
+    for v in 0..vectors {
+        let ns = at(cur, v).saturating_sub(at(prev, v));
+        let runs = at(cur, vectors + v).saturating_sub(at(prev, vectors + v));
+        if runs > 0 {
+            let name = softirq_names
+                .get(&(v as u32))
+                .cloned()
+                .unwrap_or_else(|| format!("vec-{v}"));
+            softirqs.insert(name, SoftirqFigures { ns, runs });
+        }
+    }
+
     let mut overhead = OverheadInterval {
         map_update_failures: delta(prev, cur, Counter::MapUpdateFailed),
         ring_buffer_full: delta(prev, cur, Counter::RingBufferFull),
@@ -283,6 +301,7 @@ pub fn assemble(
         forks: delta(prev, cur, Counter::ProcessForks),
         exits: delta(prev, cur, Counter::ThreadExits),
         wakes,
+        softirqs,
     }
 }
 
@@ -359,7 +378,7 @@ mod tests {
         let names = BTreeMap::from([(3, "NO_SOCKET".to_string())]);
         let owners = ListenOwners::from([(80u16, (P, "srv".to_string()))]);
         let mut table = ProcessTable::new(1, None);
-        let iv = assemble(&prev, &cur, &names, &owners, &mut table);
+        let iv = assemble(&prev, &cur, &names, &BTreeMap::new(), &owners, &mut table);
         assert_eq!(iv.tcp.active_opens, 15);
         assert_eq!(iv.drops.get("NO_SOCKET"), Some(&4));
         assert_eq!(iv.handshake_latency.count(), 2);

@@ -168,7 +168,14 @@ pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
     let started_unix_ns = unix_ns();
     let started_monotonic_ns = monotonic_ns();
     // Baselines are taken after attaching, before the command starts.
-    let mut sampler = Sampler::new(&probes.ebpf, maps, host, drop_reasons.clone());
+    let softirq_names = tracepoints::softirq_names(&tracefs).into_iter().collect();
+    let mut sampler = Sampler::new(
+        &probes.ebpf,
+        maps,
+        host,
+        drop_reasons.clone(),
+        softirq_names,
+    );
 
     let mut load = match &opts.command {
         Some(argv) => {

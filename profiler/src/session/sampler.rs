@@ -19,6 +19,7 @@ pub struct Sampler {
     maps: MapReader,
     host: Option<collect::host::HostCollector>,
     drop_reasons: BTreeMap<u32, String>,
+    softirq_names: BTreeMap<u32, String>,
     prev: KernelSnapshot,
     prev_unix_ns: u64,
     prev_cpu_ns: u64,
@@ -35,6 +36,7 @@ impl Sampler {
         maps: MapReader,
         mut host: Option<collect::host::HostCollector>,
         drop_reasons: BTreeMap<u32, String>,
+        softirq_names: BTreeMap<u32, String>,
     ) -> Self {
         let prev = maps.snapshot(ebpf);
         if let Some(h) = host.as_mut() {
@@ -44,6 +46,7 @@ impl Sampler {
             maps,
             host,
             drop_reasons,
+            softirq_names,
             prev,
             prev_unix_ns: unix_ns(),
             prev_cpu_ns: self_cpu_ns(),
@@ -61,7 +64,14 @@ impl Sampler {
         let mut cur = self.maps.snapshot(ebpf);
         let now = unix_ns();
         self.refresh_owners(&cur);
-        let k = assemble(&self.prev, &cur, &self.drop_reasons, &self.owners, table);
+        let k = assemble(
+            &self.prev,
+            &cur,
+            &self.drop_reasons,
+            &self.softirq_names,
+            &self.owners,
+            table,
+        );
         let host = self.host.as_mut().map(|h| h.sample());
         let listeners = collect::listeners::listen_queues().unwrap_or_default();
         let mut overhead = k.overhead;
@@ -82,6 +92,7 @@ impl Sampler {
             forks: k.forks,
             exits: k.exits,
             wakes: k.wakes,
+            softirqs: k.softirqs,
         };
         // Threads that exited before this read had their last switch-out counted: forget them
         // so the map cannot fill with the dead.
