@@ -1,0 +1,450 @@
+//! k6: `--out json` (one JSON object per line), `--out csv`, `--summary-export` and
+//! `handleSummary` JSON, and the end-of-test summary it prints.
+use std::{borrow::Cow, io::BufRead};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::super::{
+    Clock, Latency, Offered, Timeline, TimelineError,
+    series::{Outcome, Series},
+    text::{Ctx, Lines, after, duration_s, num, read_text, rfc3339_s, word},
+};
+
+#[derive(Deserialize)]
+struct PointLine<'a> {
+    #[serde(borrow)]
+    data: Data<'a>,
+}
+
+#[derive(Deserialize)]
+struct Data<'a> {
+    #[serde(borrow)]
+    time: Cow<'a, str>,
+    value: f64,
+    #[serde(borrow, default)]
+    tags: Option<Tags<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+struct Tags<'a> {
+    #[serde(borrow, default)]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    expected_response: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    error_code: Option<Cow<'a, str>>,
+}
+
+/// A request's outcome from k6's tags: k6 error codes 1050 (request timeout) and 1211 (dial
+/// timeout) are timeouts, 1010 and 1100..1299 (DNS, TCP) connection errors.
+fn outcome(status: Option<&str>, expected: Option<&str>, error_code: Option<&str>) -> Outcome {
+    let code: Option<u32> = error_code.and_then(|c| c.trim().parse().ok());
+    match code {
+        Some(1050 | 1211) => return Outcome::Timeout,
+        Some(1010 | 1100..=1299) => return Outcome::Connection,
+        _ => {}
+    }
+    let status: Option<u16> = status.and_then(|s| s.trim().parse().ok());
+    match (status, expected) {
+        (Some(0), _) => Outcome::Connection,
+        (Some(s), Some("false")) if s >= 400 => Outcome::Status(s),
+        (_, Some("false")) => Outcome::Other,
+        (_, Some("true")) => Outcome::Ok,
+        (Some(s), _) => Outcome::http(s),
+        (None, _) => Outcome::Ok,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Metric {
+    Reqs,
+    ReqDuration,
+    Vus,
+    Iterations,
+    IterationDuration,
+}
+
+fn metric(name: &[u8]) -> Option<Metric> {
+    Some(match name {
+        b"http_reqs" => Metric::Reqs,
+        b"http_req_duration" => Metric::ReqDuration,
+        b"vus" => Metric::Vus,
+        b"iterations" => Metric::Iterations,
+        b"iteration_duration" => Metric::IterationDuration,
+        _ => return None,
+    })
+}
+
+/// HTTP requests when there are any, else iterations (gRPC, WebSocket, browser tests).
+struct Both {
+    http: Series,
+    iters: Series,
+}
+
+impl Both {
+    fn new() -> Both {
+        Both {
+            http: Series::new(1.0),
+            iters: Series::new(1.0),
+        }
+    }
+
+    fn finish(self, ctx: &Ctx, first_line: u64) -> Result<Timeline, TimelineError> {
+        let mut t = if self.http.requests() > 0 {
+            self.http.finish(ctx.format, &ctx.path, Clock::Absolute)
+        } else if self.iters.requests() > 0 {
+            let mut t = self.iters.finish(ctx.format, &ctx.path, Clock::Absolute);
+            t.warnings
+                .push("no http_reqs: requests are k6 iterations".into());
+            t
+        } else {
+            return Err(ctx.err(first_line, "no http_reqs or iterations points"));
+        };
+        // The vus gauge went into the http series only; copy it to points without it.
+        if t.offered.is_none() {
+            t.warnings
+                .push("no vus points: offered load unknown".into());
+        }
+        Ok(t)
+    }
+
+    fn feed(&mut self, m: Metric, t: f64, value: f64, tags: &Tags<'_>) {
+        match m {
+            Metric::Reqs => {
+                let o = outcome(
+                    tags.status.as_deref(),
+                    tags.expected_response.as_deref(),
+                    tags.error_code.as_deref(),
+                );
+                self.http.request(t, o, value.max(0.0).round() as u64);
+            }
+            Metric::ReqDuration => self.http.latency(t, value / 1000.0),
+            Metric::Vus => {
+                self.http.offered(t, value);
+                self.iters.offered(t, value);
+            }
+            Metric::Iterations => self
+                .iters
+                .request(t, Outcome::Ok, value.max(0.0).round() as u64),
+            Metric::IterationDuration => self.iters.latency(t, value / 1000.0),
+        }
+    }
+}
+
+const POINT_PREFIX: &[u8] = b"{\"metric\":\"";
+
+pub(crate) fn json<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineError> {
+    let mut lines = Lines::new(input);
+    let mut both = Both::new();
+    while let Some(l) = lines.next_line(ctx)? {
+        let (n, line) = (l.n, l.bytes);
+        if line.is_empty() {
+            continue;
+        }
+        if line.last() != Some(&b'}') {
+            return Err(ctx.err(
+                n,
+                if l.unterminated {
+                    "truncated line"
+                } else {
+                    "not a JSON object"
+                },
+            ));
+        }
+        // Fast path: k6 writes `{"metric":"NAME","type":"Point",...`; skip unneeded metrics
+        // without parsing them.
+        let m = if let Some(rest) = line.strip_prefix(POINT_PREFIX) {
+            let end = rest
+                .iter()
+                .position(|&b| b == b'"')
+                .ok_or_else(|| ctx.err(n, "unterminated metric name"))?;
+            let after_name = &rest[end..];
+            if !after_name.starts_with(b"\",\"type\":\"Point\"") {
+                if after_name.starts_with(b"\",\"type\":\"Metric\"") {
+                    continue;
+                }
+                return Err(ctx.err(n, "expected a Point or Metric line"));
+            }
+            match metric(&rest[..end]) {
+                Some(m) => m,
+                None => continue,
+            }
+        } else if line.starts_with(b"{\"type\":\"Metric\"") {
+            continue;
+        } else {
+            // Another writer's key order: parse fully.
+            let v: Value =
+                serde_json::from_slice(line).map_err(|e| ctx.err(n, format!("bad JSON: {e}")))?;
+            match (
+                v.get("type").and_then(Value::as_str),
+                v.get("metric").and_then(Value::as_str),
+            ) {
+                (Some("Metric"), _) => continue,
+                (Some("Point"), Some(name)) => match metric(name.as_bytes()) {
+                    Some(m) => m,
+                    None => continue,
+                },
+                _ => return Err(ctx.err(n, "neither a k6 Point nor a Metric line")),
+            }
+        };
+        let p: PointLine<'_> =
+            serde_json::from_slice(line).map_err(|e| ctx.err(n, format!("bad point: {e}")))?;
+        let t = rfc3339_s(&p.data.time)
+            .ok_or_else(|| ctx.err(n, format!("bad time {:?}", p.data.time)))?;
+        if !p.data.value.is_finite() {
+            return Err(ctx.err(n, "value is not a finite number"));
+        }
+        both.feed(
+            m,
+            t,
+            p.data.value,
+            p.data.tags.as_ref().unwrap_or(&Tags::default()),
+        );
+    }
+    both.finish(ctx, 1)
+}
+
+pub(crate) fn csv<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineError> {
+    let mut rdr = ::csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(input);
+    let headers = rdr
+        .byte_headers()
+        .map_err(|e| ctx.err(1, format!("bad header: {e}")))?
+        .clone();
+    let col = |name: &str| headers.iter().position(|h| h == name.as_bytes());
+    let (Some(name_i), Some(time_i), Some(value_i)) =
+        (col("metric_name"), col("timestamp"), col("metric_value"))
+    else {
+        return Err(ctx.err(1, "missing metric_name, timestamp or metric_value column"));
+    };
+    let (status_i, expected_i, code_i) =
+        (col("status"), col("expected_response"), col("error_code"));
+    let mut both = Both::new();
+    let mut rec = ::csv::ByteRecord::new();
+    loop {
+        let more = rdr
+            .read_byte_record(&mut rec)
+            .map_err(|e| csv_err(ctx, &e))?;
+        if !more {
+            break;
+        }
+        let n = rec.position().map_or(0, |p| p.line());
+        let Some(m) = rec.get(name_i).and_then(metric) else {
+            continue;
+        };
+        let field = |i: Option<usize>| {
+            i.and_then(|i| rec.get(i))
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .filter(|s| !s.is_empty())
+        };
+        let ts = field(Some(time_i)).ok_or_else(|| ctx.err(n, "missing timestamp"))?;
+        let t = num(ts)
+            .or_else(|| rfc3339_s(ts))
+            .ok_or_else(|| ctx.err(n, format!("bad timestamp {ts:?}")))?;
+        let value = field(Some(value_i))
+            .and_then(num)
+            .ok_or_else(|| ctx.err(n, "bad metric_value"))?;
+        let tags = Tags {
+            status: field(status_i).map(Cow::Borrowed),
+            expected_response: field(expected_i).map(Cow::Borrowed),
+            error_code: field(code_i).map(Cow::Borrowed),
+        };
+        both.feed(m, t, value, &tags);
+    }
+    both.finish(ctx, 2)
+}
+
+pub(crate) fn csv_err(ctx: &Ctx, e: &::csv::Error) -> TimelineError {
+    let line = e.position().map_or(0, |p| p.line());
+    match e.kind() {
+        ::csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => ctx.err(
+            line,
+            format!("{len} fields where the header has {expected_len} (truncated or mixed file?)"),
+        ),
+        _ => ctx.err(line, e.to_string()),
+    }
+}
+
+/// `--summary-export` (`metrics.NAME.{count,rate,avg,...}`) or `handleSummary`'s data
+/// (`metrics.NAME.values.{...}`, `state.testRunDurationMs`).
+pub(crate) fn summary<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineError> {
+    let text = read_text(input, ctx)?;
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| ctx.err(e.line() as u64, format!("bad JSON: {e}")))?;
+    let metrics = v
+        .get("metrics")
+        .ok_or_else(|| ctx.err(1, "no `metrics` object"))?;
+    let stat = |metric: &str, key: &str| -> Option<f64> {
+        let m = metrics.get(metric)?;
+        m.get("values").unwrap_or(m).get(key)?.as_f64()
+    };
+    let mut t = Timeline::empty(ctx.format, &ctx.path);
+    let (count_metric, dur_metric) = if stat("http_reqs", "count").is_some() {
+        ("http_reqs", "http_req_duration")
+    } else {
+        ("iterations", "iteration_duration")
+    };
+    let count = stat(count_metric, "count")
+        .ok_or_else(|| ctx.err(1, "no http_reqs or iterations count"))?;
+    t.requests = count.max(0.0).round() as u64;
+    let rate = stat(count_metric, "rate").unwrap_or(0.0);
+    let run_ms = v
+        .get("state")
+        .and_then(|s| s.get("testRunDurationMs"))
+        .and_then(Value::as_f64);
+    t.duration_seconds =
+        run_ms
+            .map(|ms| ms / 1000.0)
+            .unwrap_or(if rate > 0.0 { count / rate } else { 0.0 });
+    t.throughput_per_s = if rate > 0.0 {
+        rate
+    } else if t.duration_seconds > 0.0 {
+        count / t.duration_seconds
+    } else {
+        0.0
+    };
+    // The failed-request Rate's `passes` counts true values: the failures.
+    let failed = stat("http_req_failed", "passes").or_else(|| {
+        stat("http_req_failed", "value")
+            .or_else(|| stat("http_req_failed", "rate"))
+            .map(|r| r * count)
+    });
+    t.errors = failed.unwrap_or(0.0).max(0.0).round() as u64;
+    if t.errors > 0 {
+        t.errors_by_kind.insert("other".into(), t.errors);
+    }
+    let ms = |k: &str| stat(dur_metric, k);
+    if ms("avg").is_some() || ms("med").is_some() {
+        t.latency_ms = Some(Latency {
+            mean: ms("avg"),
+            p50: ms("med").or_else(|| ms("p(50)")),
+            p90: ms("p(90)"),
+            p95: ms("p(95)"),
+            p99: ms("p(99)"),
+            max: ms("max"),
+        });
+    }
+    if let Some(vus) = stat("vus_max", "max")
+        .or_else(|| stat("vus_max", "value"))
+        .or_else(|| stat("vus", "max"))
+    {
+        t.offered = Some(Offered {
+            concurrency: Some(vus),
+            rate_per_s: None,
+            source: "configured".into(),
+        });
+    }
+    Ok(t)
+}
+
+/// The printed end-of-test summary: `http_reqs....: 189 37.2/s`,
+/// `http_req_failed....: 7.93% 15 out of 189` (v1) or `0.00% ✓ 0 ✗ 189` (v0),
+/// `http_req_duration....: avg=4.31ms min=... med=... max=... p(90)=... p(95)=...`.
+pub(crate) fn text<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineError> {
+    let text = read_text(input, ctx)?;
+    let value = |metric: &str| -> Option<(u64, &str)> {
+        text.lines().enumerate().find_map(|(i, l)| {
+            let l = l.trim_start().trim_start_matches(['✓', '✗', ' ']);
+            let rest = l.strip_prefix(metric)?;
+            if !rest.starts_with('.') && !rest.starts_with(':') {
+                return None;
+            }
+            let (_, v) = rest.split_once(':')?;
+            Some((i as u64 + 1, v.trim()))
+        })
+    };
+    let mut t = Timeline::empty(ctx.format, &ctx.path);
+    let (count_metric, dur_metric) = if value("http_reqs").is_some() {
+        ("http_reqs", "http_req_duration")
+    } else {
+        ("iterations", "iteration_duration")
+    };
+    let (line, reqs) =
+        value(count_metric).ok_or_else(|| ctx.err(1, "no http_reqs or iterations line"))?;
+    let mut words = reqs.split_whitespace();
+    let count = words
+        .next()
+        .and_then(num)
+        .ok_or_else(|| ctx.err(line, "bad request count"))?;
+    let rate = words.next().and_then(|r| num(r.trim_end_matches("/s")));
+    t.requests = count as u64;
+    if let Some(r) = rate.filter(|r| *r > 0.0) {
+        t.throughput_per_s = r;
+        t.duration_seconds = count / r;
+    }
+    if let Some((_, failed)) = value("http_req_failed") {
+        let out_of = failed
+            .split_once(" out of ")
+            .and_then(|(a, _)| a.split_whitespace().last().and_then(num));
+        let checkmark = failed.split_once('✓').and_then(|(_, r)| num(word(r)));
+        if let Some(e) = out_of.or(checkmark) {
+            t.errors = e as u64;
+            if t.errors > 0 {
+                t.errors_by_kind.insert("other".into(), t.errors);
+            }
+        }
+    }
+    if let Some((_, d)) = value(dur_metric) {
+        let get = |k: &str| {
+            d.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
+                .and_then(duration_s)
+                .map(|s| s * 1000.0)
+        };
+        t.latency_ms = Some(Latency {
+            mean: get("avg"),
+            p50: get("med"),
+            p90: get("p(90)"),
+            p95: get("p(95)"),
+            p99: get("p(99)"),
+            max: get("max"),
+        });
+    }
+    if let Some((_, v)) = value("vus_max").or_else(|| value("vus")) {
+        let max = v
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix("max="))
+            .and_then(num)
+            .or_else(|| num(word(v)));
+        t.offered = max.map(|c| Offered {
+            concurrency: Some(c),
+            rate_per_s: None,
+            source: "configured".into(),
+        });
+    }
+    if let Some(running) = after(&text, "running (") {
+        // `running (0m05.0s), 0/8 VUs, ...`: the run's length.
+        if let Some(d) = running.split(')').next().and_then(duration_s) {
+            t.duration_seconds = d;
+        }
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_from_tags() {
+        assert_eq!(outcome(Some("200"), Some("true"), None), Outcome::Ok);
+        assert_eq!(
+            outcome(Some("500"), Some("false"), Some("1500")),
+            Outcome::Status(500)
+        );
+        assert_eq!(
+            outcome(Some("0"), Some("false"), Some("1212")),
+            Outcome::Connection
+        );
+        assert_eq!(
+            outcome(Some("0"), Some("false"), Some("1050")),
+            Outcome::Timeout
+        );
+        assert_eq!(outcome(Some("404"), None, None), Outcome::Status(404));
+        assert_eq!(outcome(Some("200"), Some("false"), None), Outcome::Other);
+    }
+}
