@@ -331,7 +331,7 @@ pub fn processes(intervals: &[&Interval], min_cpu_seconds: f64) -> Vec<ProcessSu
                         .collect()
                 })
                 .unwrap_or_default();
-            woken_by.sort_by(|a, b| b.wakes.cmp(&a.wakes));
+            woken_by.sort_by_key(|w| std::cmp::Reverse(w.wakes));
             woken_by.truncate(5);
             ProcessSummary {
                 pid,

@@ -557,17 +557,16 @@ impl HostCollector {
         // under a quarter of the range, port pressure is ruled out without it.
         if let (EphemeralCountMethod::Adaptive, Some((bound, method))) =
             (self.ephemeral_method, upper_bound)
+            && bound * 4 < range_size
         {
-            if bound * 4 < range_size {
-                return Ok(EphemeralPorts {
-                    range_low: u64::from(low),
-                    range_high: u64::from(high),
-                    range_size,
-                    in_use: bound,
-                    in_use_fraction: bound as f64 / range_size as f64,
-                    method,
-                });
-            }
+            return Ok(EphemeralPorts {
+                range_low: u64::from(low),
+                range_high: u64::from(high),
+                range_size,
+                in_use: bound,
+                in_use_fraction: bound as f64 / range_size as f64,
+                method,
+            });
         }
         let counted = match self.ephemeral_method {
             EphemeralCountMethod::Adaptive

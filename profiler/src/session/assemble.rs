@@ -227,11 +227,11 @@ pub fn assemble(
                 offcpu_io_ns: t.offcpu_ns[OFF_IO],
             });
         }
-        p.threads.sort_by(|a, b| b.oncpu_ns.cmp(&a.oncpu_ns));
+        p.threads.sort_by_key(|t| std::cmp::Reverse(t.oncpu_ns));
         p.threads.truncate(16);
         processes.push(p);
     }
-    processes.sort_by(|a, b| b.oncpu_ns.cmp(&a.oncpu_ns));
+    processes.sort_by_key(|p| std::cmp::Reverse(p.oncpu_ns));
 
     let mut wakes: Vec<WakeRow> = cur
         .wakes
@@ -259,7 +259,7 @@ pub fn assemble(
             }
         })
         .collect();
-    wakes.sort_by(|a, b| b.wakes.cmp(&a.wakes));
+    wakes.sort_by_key(|w| std::cmp::Reverse(w.wakes));
     wakes.truncate(64);
 
     let vectors = SOFTIRQ_VECTORS as usize;

@@ -94,10 +94,10 @@ async fn tee(
         };
         let _ = to.write_all(&buf[..n]).await;
         let _ = to.flush().await;
-        if let Ok(mut k) = keep.lock() {
-            if k.len() + n <= KEEP_BYTES {
-                k.extend_from_slice(&buf[..n]);
-            }
+        if let Ok(mut k) = keep.lock()
+            && k.len() + n <= KEEP_BYTES
+        {
+            k.extend_from_slice(&buf[..n]);
         }
     }
 }

@@ -124,12 +124,10 @@ impl ProcessTable {
         if pid == 2 || entry.and_then(|e| e.ppid) == Some(2) {
             return Role::Kernel;
         }
-        if self.load_root.is_none() {
-            if let Some(e) = entry {
-                if is_known_generator(&e.comm, &e.cmdline) {
-                    return Role::LoadGenerator;
-                }
-            }
+        if self.load_root.is_none()
+            && entry.is_some_and(|e| is_known_generator(&e.comm, &e.cmdline))
+        {
+            return Role::LoadGenerator;
         }
         // Pre-forking servers (nginx, PostgreSQL, gunicorn) accept in children of the process
         // that owns the listening socket.
