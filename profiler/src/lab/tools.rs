@@ -6,8 +6,8 @@ const EXTRA_DIRS: &[&str] = &["/usr/sbin", "/sbin", "/usr/local/sbin"];
 
 /// The full path of a tool, or None when it is not installed.
 pub fn find(name: &str) -> Option<PathBuf> {
-    if name.starts_with("postgres:") {
-        return postgres_bin(&name["postgres:".len()..]);
+    if let Some(program) = name.strip_prefix("postgres:") {
+        return postgres_bin(program);
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
