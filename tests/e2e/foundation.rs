@@ -274,3 +274,61 @@ fn analyze_replays_a_recording_offline_with_the_same_verdict() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(json(&out1)["verdict"], json(&out2)["verdict"]);
 }
+
+#[test]
+fn doctor_agrees_with_what_a_run_attaches() {
+    let o = run(&["doctor", "--json"]);
+    assert!(
+        o.status.success(),
+        "doctor: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let doctor: Value = serde_json::from_slice(&o.stdout).expect("doctor --json is JSON");
+    let checks = doctor["checks"].as_array().expect("checks[]");
+    let tracepoints: Vec<(String, bool)> = checks
+        .iter()
+        .filter_map(|c| {
+            let id = c["id"].as_str()?.strip_prefix("tracepoint.")?.to_string();
+            Some((id, c["ok"].as_bool()?))
+        })
+        .collect();
+    assert!(
+        tracepoints.len() >= 10,
+        "doctor lists the probes' tracepoints: {tracepoints:?}"
+    );
+
+    let (rec, out) = (tmp("doctor.rec"), tmp("doctor.json"));
+    let o = run(&[
+        "run",
+        "--out",
+        rec.to_str().expect("utf-8"),
+        "--json",
+        out.to_str().expect("utf-8"),
+        "--",
+        "true",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = json(&out);
+    let attached: Vec<&str> = r["probes"]["attached"]
+        .as_array()
+        .expect("attached[]")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for (id, ok) in &tracepoints {
+        assert_eq!(
+            attached.contains(&id.as_str()),
+            *ok,
+            "doctor says {id} ok={ok}; run attached {attached:?}"
+        );
+    }
+    // And the same facts from the kernel itself: kprobes iff tracefs has kprobe_events.
+    let kprobes = checks
+        .iter()
+        .find(|c| c["id"] == "kprobes")
+        .expect("kprobes check");
+    assert_eq!(
+        kprobes["ok"].as_bool(),
+        Some(Path::new("/sys/kernel/tracing/kprobe_events").exists())
+    );
+}
