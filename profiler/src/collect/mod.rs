@@ -3,11 +3,15 @@
 //! `host` gives host-wide deltas, `listeners` the accept queues, `processes` who owns what.
 //! Field-by-field sources are in docs/collectors.md.
 
+pub mod capacity;
+pub mod cgroup;
 mod error;
+mod net;
 pub mod host;
 pub mod listeners;
 pub mod processes;
 pub mod procfiles;
+pub mod topology;
 mod sockdiag;
 
 pub use error::CollectError;
