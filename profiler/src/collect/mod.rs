@@ -6,12 +6,10 @@
 pub mod capacity;
 pub mod cgroup;
 mod error;
-mod net;
 pub mod host;
 pub mod listeners;
 pub mod processes;
 pub mod procfiles;
-pub mod topology;
 mod sockdiag;
 
 pub use error::CollectError;
