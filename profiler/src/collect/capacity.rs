@@ -164,3 +164,116 @@ pub fn parse_cpu_list(path: &str, line: usize, text: &str) -> Result<Vec<u32>, C
     cpus.dedup();
     Ok(cpus)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::process::{Child, Command, Stdio};
+
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        let parse = |text: &str| parse_cpu_list("/proc/1/status", 9, text).expect(text);
+        assert_eq!(parse("0-1,3"), vec![0, 1, 3]);
+        assert_eq!(parse("0\n"), vec![0]);
+        assert_eq!(parse("\t0-3,8-11"), vec![0, 1, 2, 3, 8, 9, 10, 11]);
+        assert_eq!(parse("2,0-2"), vec![0, 1, 2]);
+        assert_eq!(parse(""), Vec::<u32>::new());
+        for bad in ["3-1", "a", "0-", "1,,2", "-1", "0-99999999"] {
+            let err = parse_cpu_list("/proc/1/status", 9, bad).expect_err(bad);
+            assert!(err.to_string().starts_with("/proc/1/status:9:"), "{err}");
+        }
+    }
+
+    #[test]
+    fn combine_picks_the_smallest_limit() {
+        assert_eq!(combine(2, None, 2), (2.0, LimitedBy::Host));
+        assert_eq!(combine(1, None, 4), (1.0, LimitedBy::Affinity));
+        assert_eq!(combine(4, Some(0.2), 4), (0.2, LimitedBy::CgroupQuota));
+        assert_eq!(combine(1, Some(1.5), 4), (1.0, LimitedBy::Affinity));
+        assert_eq!(combine(4, Some(8.0), 2), (2.0, LimitedBy::Host));
+        // A quota equal to the CPUs still throttles bursts: it is named.
+        assert_eq!(combine(2, Some(2.0), 2), (2.0, LimitedBy::CgroupQuota));
+        // A mask naming CPUs that are offline is no limit.
+        assert_eq!(combine(8, None, 2), (2.0, LimitedBy::Host));
+    }
+
+    #[test]
+    fn limited_by_is_kebab_case_json() {
+        let json =
+            serde_json::to_string(&[LimitedBy::Affinity, LimitedBy::CgroupQuota, LimitedBy::Host])
+                .expect("serializes");
+        assert_eq!(json, r#"["affinity","cgroup-quota","host"]"#);
+    }
+
+    fn affinity_count(pid: u32) -> u32 {
+        let set = sched_getaffinity(Pid::from_raw(pid as i32)).expect("sched_getaffinity");
+        (0..CpuSet::count())
+            .filter(|&cpu| set.is_set(cpu).expect("in range"))
+            .count() as u32
+    }
+
+    #[test]
+    fn live_capacity_of_self() {
+        let me = std::process::id();
+        let capacity = process_capacity(me).expect("we exist");
+        let online = std::fs::read_to_string(ONLINE).expect("online CPUs");
+        let online = parse_cpu_list(ONLINE, 1, &online).expect("parses").len() as u32;
+        assert_eq!(capacity.host_cores, online);
+        assert_eq!(capacity.affinity_cores, affinity_count(me));
+        let status = std::fs::read_to_string(format!("/proc/{me}/status")).expect("status");
+        assert_eq!(
+            status_cpus_allowed(me),
+            Some(affinity_count(me)),
+            "{status}"
+        );
+        let floor = f64::from(capacity.affinity_cores.min(capacity.host_cores));
+        let expected = capacity.quota_cores.map_or(floor, |q| q.min(floor));
+        assert_eq!(capacity.cores, expected);
+        assert!(capacity.errors.is_empty(), "{:?}", capacity.errors);
+    }
+
+    #[test]
+    fn missing_process_has_no_capacity() {
+        assert_eq!(process_capacity(5_000_000), None);
+        assert_eq!(affinity_cores(5_000_000), None);
+    }
+
+    struct Reaped(Child);
+
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[test]
+    fn live_affinity_pinned_to_cpu0() {
+        let child = Reaped(
+            Command::new("sleep")
+                .arg("30")
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("spawn sleep"),
+        );
+        let pid = child.0.id();
+        let mut only_cpu0 = CpuSet::new();
+        only_cpu0.set(0).expect("cpu 0 in range");
+        nix::sched::sched_setaffinity(Pid::from_raw(pid as i32), &only_cpu0)
+            .expect("set the child's affinity");
+        let capacity = process_capacity(pid).expect("child alive");
+        eprintln!("capacity of a child pinned to CPU 0: {capacity:?}");
+        assert_eq!(capacity.affinity_cores, 1);
+        let expected = capacity.quota_cores.map_or(1.0, |q| q.min(1.0));
+        assert_eq!(capacity.cores, expected);
+        if capacity.host_cores < 2 {
+            eprintln!("one online CPU: the pin limits nothing, limited_by not checked");
+            return;
+        }
+        match capacity.quota_cores {
+            Some(q) if q <= 1.0 => assert_eq!(capacity.limited_by, LimitedBy::CgroupQuota),
+            _ => assert_eq!(capacity.limited_by, LimitedBy::Affinity),
+        }
+    }
+}
