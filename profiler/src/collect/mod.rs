@@ -5,11 +5,15 @@
 
 pub mod capacity;
 pub mod cgroup;
+pub mod conntrack;
 mod error;
+mod net;
 pub mod host;
 pub mod listeners;
 pub mod processes;
 pub mod procfiles;
+pub mod qdisc;
+pub mod topology;
 mod sockdiag;
 
 pub use error::CollectError;

@@ -1,0 +1,391 @@
+//! Connection tracking (netfilter conntrack): how full the table is and the per-CPU failure
+//! counters, from procfs; and the NAT translations of one port, from a ctnetlink dump. A full table
+//! or growing `insert_failed` / `drop` / `early_drop` means new connections are being refused
+//! before any socket sees them.
+
+use std::collections::BTreeMap;
+use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr};
+
+use netlink_packet_netfilter::{
+    NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily,
+    conntrack::{
+        ConntrackAttribute, ConntrackMessage, IPTuple, ProtoInfo, ProtoInfoTCP, ProtoTuple, Status,
+        Tuple,
+    },
+};
+use netlink_sys::protocols::NETLINK_NETFILTER;
+use serde::{Deserialize, Serialize};
+
+use super::CollectError;
+use super::net::{Exchange, request};
+
+const COUNT: &str = "/proc/sys/net/netfilter/nf_conntrack_count";
+const MAX: &str = "/proc/sys/net/netfilter/nf_conntrack_max";
+const STAT: &str = "/proc/net/stat/nf_conntrack";
+/// The column of the stat file that is the table size (the same on every CPU line), not a counter.
+const ENTRIES_COLUMN: &str = "entries";
+
+/// The conntrack table at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConntrackStats {
+    /// Entries in the table now (nf_conntrack_count).
+    pub count: u64,
+    /// Table limit (nf_conntrack_max): at `count == max` new connections are dropped.
+    pub max: u64,
+    /// Number of CPU lines summed into `counters`.
+    pub cpus: usize,
+    /// Every counter column of /proc/net/stat/nf_conntrack, by the kernel's column name, summed
+    /// over CPUs (`insert_failed`, `drop`, `early_drop`, `icmp_error`, `invalid`,
+    /// `search_restart`, `clashres`, `chainlength`, ...). `entries` is left out: it is `count`.
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// The change between two `ConntrackStats` readings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConntrackInterval {
+    /// Gauges at the end of the interval.
+    pub count: u64,
+    pub max: u64,
+    /// Increase of each counter; a counter first seen, or that went down, counts as 0.
+    pub counters: BTreeMap<String, u64>,
+}
+
+macro_rules! conntrack_accessors {
+    ($($(#[$doc:meta])* $method:ident => $name:literal;)*) => {
+        impl ConntrackStats {
+            $( $(#[$doc])* pub fn $method(&self) -> u64 { self.get($name) } )*
+        }
+        impl ConntrackInterval {
+            $( $(#[$doc])* pub fn $method(&self) -> u64 { self.get($name) } )*
+        }
+    };
+}
+
+conntrack_accessors! {
+    /// New entries that could not be inserted (a clash that could not be resolved).
+    insert_failed => "insert_failed";
+    /// Packets dropped because a new entry could not be allocated (table full).
+    drop => "drop";
+    /// Entries evicted early to make room in a full table.
+    early_drop => "early_drop";
+    /// Packets whose ICMP error could not be matched to a connection (`icmp_error`).
+    icmp_error => "icmp_error";
+    /// Packets conntrack could not track (malformed, out of window).
+    invalid => "invalid";
+    /// Lookups restarted because the hash table was resized or changed under them.
+    search_restart => "search_restart";
+    /// Insert clashes that were resolved (`clashres`).
+    clash_resolved => "clashres";
+}
+
+impl ConntrackStats {
+    /// A counter by its column name; 0 when this kernel does not have it.
+    pub fn get(&self, name: &str) -> u64 {
+        self.counters.get(name).copied().unwrap_or(0)
+    }
+
+    /// `count / max`; 0 when `max` is 0.
+    pub fn fill_fraction(&self) -> f64 {
+        if self.max == 0 {
+            0.0
+        } else {
+            self.count as f64 / self.max as f64
+        }
+    }
+
+    /// The change since `earlier`.
+    pub fn delta_since(&self, earlier: &ConntrackStats) -> ConntrackInterval {
+        let counters = self
+            .counters
+            .iter()
+            .map(|(name, value)| {
+                let before = earlier.counters.get(name).copied().unwrap_or(*value);
+                (name.clone(), value.saturating_sub(before))
+            })
+            .collect();
+        ConntrackInterval {
+            count: self.count,
+            max: self.max,
+            counters,
+        }
+    }
+}
+
+impl ConntrackInterval {
+    pub fn get(&self, name: &str) -> u64 {
+        self.counters.get(name).copied().unwrap_or(0)
+    }
+}
+
+/// The conntrack table of the caller's network namespace; `Ok(None)` when conntrack is not loaded
+/// (no nf_conntrack_count). Needs no privileges.
+pub fn stats() -> Result<Option<ConntrackStats>, CollectError> {
+    let Some(count) = read_optional(COUNT)? else {
+        return Ok(None);
+    };
+    let count = parse_number(COUNT, &count)?;
+    let max = match read_optional(MAX)? {
+        Some(text) => parse_number(MAX, &text)?,
+        None => return Ok(None),
+    };
+    let Some(stat) = read_optional(STAT)? else {
+        return Ok(None);
+    };
+    let (cpus, counters) = parse_stat(STAT, &stat)?;
+    Ok(Some(ConntrackStats {
+        count,
+        max,
+        cpus,
+        counters,
+    }))
+}
+
+/// The file's contents, or `None` if it does not exist.
+fn read_optional(path: &str) -> Result<Option<String>, CollectError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(CollectError::Read {
+            path: path.into(),
+            source,
+        }),
+    }
+}
+
+fn parse_number(path: &str, text: &str) -> Result<u64, CollectError> {
+    let value = text.trim();
+    value
+        .parse()
+        .map_err(|_| CollectError::parse(path, 1, format!("{value:?} is not an integer")))
+}
+
+/// Parses /proc/net/stat/nf_conntrack: a header line of column names, then one line per CPU of
+/// hexadecimal values. Returns the number of CPU lines and each column but `entries` summed.
+pub(crate) fn parse_stat(
+    path: &str,
+    text: &str,
+) -> Result<(usize, BTreeMap<String, u64>), CollectError> {
+    let mut lines = text.lines().enumerate();
+    let names: Vec<&str> = match lines.next() {
+        Some((_, header)) => header.split_whitespace().collect(),
+        None => return Err(CollectError::parse(path, 1, "empty file, no header line")),
+    };
+    if names.is_empty() {
+        return Err(CollectError::parse(path, 1, "empty header line"));
+    }
+    let mut totals: BTreeMap<String, u64> = names
+        .iter()
+        .filter(|n| **n != ENTRIES_COLUMN)
+        .map(|n| ((*n).to_owned(), 0))
+        .collect();
+    let mut cpus = 0;
+    for (number, line) in lines {
+        let line_no = number + 1;
+        let values: Vec<&str> = line.split_whitespace().collect();
+        if values.is_empty() {
+            continue;
+        }
+        if values.len() != names.len() {
+            return Err(CollectError::parse(
+                path,
+                line_no,
+                format!("{} values for {} columns", values.len(), names.len()),
+            ));
+        }
+        for (name, value) in names.iter().zip(values) {
+            let value = u64::from_str_radix(value, 16).map_err(|_| {
+                CollectError::parse(
+                    path,
+                    line_no,
+                    format!("{name}: {value:?} is not hexadecimal"),
+                )
+            })?;
+            if let Some(total) = totals.get_mut(*name) {
+                *total = total.saturating_add(value);
+            }
+        }
+        cpus += 1;
+    }
+    Ok((cpus, totals))
+}
+
+/// One tracked connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConntrackEntry {
+    /// `tcp`, `udp`, `icmp`, `icmpv6`, `sctp`, or the protocol number.
+    pub protocol: String,
+    /// The first packet's direction, as the client sent it.
+    pub original: FlowTuple,
+    /// What the reply looks like: after DNAT its source is the real backend, after SNAT its
+    /// destination is the translated address.
+    pub reply: FlowTuple,
+    /// Destination NAT applied (IPS_DST_NAT): `original.destination` was rewritten to
+    /// `reply.source`.
+    pub dst_nat: bool,
+    /// Source NAT applied (IPS_SRC_NAT, masquerade included).
+    pub src_nat: bool,
+    /// Traffic seen in both directions (IPS_SEEN_REPLY).
+    pub seen_reply: bool,
+    /// TCP state of the entry (`ESTABLISHED`, `TIME_WAIT`, ...); `None` for other protocols.
+    pub tcp_state: Option<String>,
+    /// Seconds until the entry expires.
+    pub timeout_seconds: Option<u32>,
+}
+
+/// Addresses and ports of one direction of a connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowTuple {
+    pub source: IpAddr,
+    pub destination: IpAddr,
+    /// `None` for protocols without ports (ICMP).
+    pub source_port: Option<u16>,
+    pub destination_port: Option<u16>,
+}
+
+impl Default for FlowTuple {
+    fn default() -> Self {
+        FlowTuple {
+            source: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            destination: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            source_port: None,
+            destination_port: None,
+        }
+    }
+}
+
+/// Connections of the caller's namespace whose service side uses `port`: the original
+/// destination port (the port clients connect to, before DNAT) or the reply source port (the
+/// backend's port, after DNAT). Read with one ctnetlink dump of the whole table (IPv4 and IPv6),
+/// filtered here: the cost grows with the table size. Empty when conntrack is not loaded.
+/// Needs CAP_NET_ADMIN.
+pub fn entries_for_port(port: u16) -> Result<Vec<ConntrackEntry>, CollectError> {
+    if read_optional(COUNT)?.is_none() {
+        return Ok(Vec::new());
+    }
+    let mut entries = Vec::new();
+    let message = NetfilterMessage::new(
+        NetfilterHeader::new(NetfilterProtoFamily::Unspec, 0, 0),
+        ConntrackMessage::Get(Vec::new()),
+    );
+    request(
+        NETLINK_NETFILTER,
+        message,
+        Exchange::Dump,
+        "ctnetlink conntrack dump",
+        |reply| {
+            if let NetfilterMessageInner::Conntrack(ConntrackMessage::New(attributes)) = reply.inner
+            {
+                let entry = entry_from_attributes(&attributes);
+                if entry.original.destination_port == Some(port)
+                    || entry.reply.source_port == Some(port)
+                {
+                    entries.push(entry);
+                }
+            }
+            Ok(())
+        },
+    )?;
+    Ok(entries)
+}
+
+pub(crate) fn entry_from_attributes(attributes: &[ConntrackAttribute]) -> ConntrackEntry {
+    let mut original = FlowTuple::default();
+    let mut reply = FlowTuple::default();
+    let mut protocol = None;
+    let mut status = Status::empty();
+    let mut tcp_state = None;
+    let mut timeout_seconds = None;
+    for attribute in attributes {
+        match attribute {
+            ConntrackAttribute::CtaTupleOrig(tuples) => {
+                original = flow_tuple(tuples, &mut protocol);
+            }
+            ConntrackAttribute::CtaTupleReply(tuples) => {
+                reply = flow_tuple(tuples, &mut protocol);
+            }
+            ConntrackAttribute::CtaStatus(s) => status = *s,
+            ConntrackAttribute::CtaTimeout(t) => timeout_seconds = Some(*t),
+            ConntrackAttribute::CtaProtoInfo(infos) => {
+                for info in infos {
+                    if let ProtoInfo::TCP(tcp) = info {
+                        for item in tcp {
+                            if let ProtoInfoTCP::State(state) = item {
+                                tcp_state = Some(tcp_state_name(*state));
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    ConntrackEntry {
+        protocol: protocol.map(protocol_name).unwrap_or_default(),
+        original,
+        reply,
+        dst_nat: status.contains(Status::DstNat),
+        src_nat: status.contains(Status::SrcNat),
+        seen_reply: status.contains(Status::SeenReply),
+        tcp_state,
+        timeout_seconds,
+    }
+}
+
+fn flow_tuple(tuples: &[Tuple], protocol: &mut Option<u8>) -> FlowTuple {
+    let mut flow = FlowTuple::default();
+    for tuple in tuples {
+        match tuple {
+            Tuple::Ip(ips) => {
+                for ip in ips {
+                    match ip {
+                        IPTuple::SourceAddress(a) => flow.source = *a,
+                        IPTuple::DestinationAddress(a) => flow.destination = *a,
+                        _ => {}
+                    }
+                }
+            }
+            Tuple::Proto(items) => {
+                for item in items {
+                    match item {
+                        ProtoTuple::Protocol(p) => *protocol = Some(u8::from(*p)),
+                        ProtoTuple::SourcePort(p) => flow.source_port = Some(*p),
+                        ProtoTuple::DestinationPort(p) => flow.destination_port = Some(*p),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    flow
+}
+
+fn protocol_name(number: u8) -> String {
+    match number {
+        1 => "icmp".to_owned(),
+        6 => "tcp".to_owned(),
+        17 => "udp".to_owned(),
+        58 => "icmpv6".to_owned(),
+        132 => "sctp".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// enum tcp_conntrack (include/uapi/linux/netfilter/nf_conntrack_tcp.h).
+fn tcp_state_name(state: u8) -> String {
+    let name = match state {
+        0 => "NONE",
+        1 => "SYN_SENT",
+        2 => "SYN_RECV",
+        3 => "ESTABLISHED",
+        4 => "FIN_WAIT",
+        5 => "CLOSE_WAIT",
+        6 => "LAST_ACK",
+        7 => "TIME_WAIT",
+        8 => "CLOSE",
+        9 => "SYN_SENT2",
+        other => return other.to_string(),
+    };
+    name.to_owned()
+}

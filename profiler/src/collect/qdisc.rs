@@ -1,0 +1,388 @@
+//! Queueing disciplines (traffic shaping and queues) per device, with their configured rate where
+//! the kind has one and their counters: an RTM_GETQDISC dump, plus RTM_GETTCLASS for HTB classes.
+//! A shaper that is the bottleneck shows as `overlimits` and `drops` growing and a standing
+//! backlog.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use netlink_packet_core::{Nla, NlasIterator};
+use netlink_packet_route::{
+    RouteNetlinkMessage,
+    tc::{TcAttribute, TcHandle, TcMessage, TcOption, TcStats2},
+};
+use netlink_sys::protocols::NETLINK_ROUTE;
+use serde::{Deserialize, Serialize};
+
+use super::CollectError;
+use super::net::{Exchange, in_netns, request};
+use super::topology::dump_links;
+
+/// TC_H_ROOT: the parent of a root qdisc.
+const TC_H_ROOT: u32 = 0xFFFF_FFFF;
+/// TC_H_INGRESS: the parent of `ingress` and `clsact`.
+const TC_H_INGRESS: u32 = 0xFFFF_FFF1;
+/// TCA_STATS2 member carrying a 64-bit packet count (Linux 5.8+); TCA_STATS_BASIC's is 32-bit.
+const TCA_STATS_PKT64: u16 = 8;
+/// tbf options (include/uapi/linux/pkt_sched.h): struct tc_tbf_qopt, and the rate when ≥ 2^32 B/s.
+const TCA_TBF_PARMS: u16 = 1;
+const TCA_TBF_RATE64: u16 = 4;
+/// htb class options: struct tc_htb_opt, and the rate / ceil when ≥ 2^32 B/s.
+const TCA_HTB_PARMS: u16 = 1;
+const TCA_HTB_RATE64: u16 = 6;
+const TCA_HTB_CEIL64: u16 = 7;
+/// struct tc_ratespec is 12 bytes: cell_log u8, linklayer u8, overhead u16, cell_align i16,
+/// mpu u16, then `rate` u32 (bytes per second) at offset 8.
+const RATESPEC_LEN: usize = 12;
+const RATESPEC_RATE_OFFSET: usize = 8;
+
+/// One qdisc.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Qdisc {
+    pub ifindex: u32,
+    /// Device name; empty if the device vanished between the two dumps.
+    pub device: String,
+    /// `tbf`, `htb`, `fq_codel`, `noqueue`, `pfifo_fast`, `mq`, `ingress`, ...
+    pub kind: String,
+    /// As `tc` prints it: `8001:`, `1:`, `0:`.
+    pub handle: String,
+    /// `root`, `ingress`, or the parent class as `major:minor` (hex, like `tc`).
+    pub parent: String,
+    /// Configured rate in bytes per second: tbf's `rate`. `None` for kinds without one.
+    pub rate_bytes_per_second: Option<u64>,
+    pub stats: QdiscStats,
+    /// For `htb`: its classes, with their rate and ceil.
+    pub classes: Vec<TrafficClass>,
+}
+
+/// A class of a classful qdisc (read for `htb`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrafficClass {
+    /// `major:minor`, hex.
+    pub classid: String,
+    pub parent: String,
+    pub kind: String,
+    /// Guaranteed rate (htb `rate`), bytes per second.
+    pub rate_bytes_per_second: Option<u64>,
+    /// Upper bound (htb `ceil`), bytes per second.
+    pub ceil_bytes_per_second: Option<u64>,
+    pub stats: QdiscStats,
+}
+
+/// Counters since the qdisc was created, and the queue now (TCA_STATS2, or the older TCA_STATS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct QdiscStats {
+    pub bytes: u64,
+    pub packets: u64,
+    /// Packets dropped (queue full, policing, AQM).
+    pub drops: u64,
+    /// Times a packet had to wait because the rate was exceeded (shapers), or was marked / dropped
+    /// over a limit.
+    pub overlimits: u64,
+    /// Packets handed back by the driver and queued again.
+    pub requeues: u64,
+    /// Gauge: bytes queued now.
+    pub backlog_bytes: u64,
+    /// Gauge: packets queued now.
+    pub backlog_packets: u64,
+}
+
+impl QdiscStats {
+    /// Counters: the increase from `earlier` (a counter that went down counts as 0). Backlog: the
+    /// value in `self`.
+    pub fn delta_since(&self, earlier: &QdiscStats) -> QdiscStats {
+        QdiscStats {
+            bytes: self.bytes.saturating_sub(earlier.bytes),
+            packets: self.packets.saturating_sub(earlier.packets),
+            drops: self.drops.saturating_sub(earlier.drops),
+            overlimits: self.overlimits.saturating_sub(earlier.overlimits),
+            requeues: self.requeues.saturating_sub(earlier.requeues),
+            backlog_bytes: self.backlog_bytes,
+            backlog_packets: self.backlog_packets,
+        }
+    }
+}
+
+/// What one qdisc did between two readings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QdiscInterval {
+    pub ifindex: u32,
+    pub device: String,
+    pub kind: String,
+    pub handle: String,
+    pub parent: String,
+    pub rate_bytes_per_second: Option<u64>,
+    pub delta: QdiscStats,
+}
+
+/// Per-qdisc change from `earlier` to `later` (both from `qdiscs()`, same namespace). Qdiscs are
+/// matched by device index, handle, parent and kind; one absent from `earlier` is left out.
+pub fn deltas(later: &[Qdisc], earlier: &[Qdisc]) -> Vec<QdiscInterval> {
+    later
+        .iter()
+        .filter_map(|q| {
+            let before = earlier.iter().find(|e| {
+                e.ifindex == q.ifindex
+                    && e.handle == q.handle
+                    && e.parent == q.parent
+                    && e.kind == q.kind
+            })?;
+            Some(QdiscInterval {
+                ifindex: q.ifindex,
+                device: q.device.clone(),
+                kind: q.kind.clone(),
+                handle: q.handle.clone(),
+                parent: q.parent.clone(),
+                rate_bytes_per_second: q.rate_bytes_per_second,
+                delta: q.stats.delta_since(&before.stats),
+            })
+        })
+        .collect()
+}
+
+/// Every qdisc of every device in the caller's network namespace, sorted by device index then
+/// handle. Needs no privileges.
+pub fn qdiscs() -> Result<Vec<Qdisc>, CollectError> {
+    let names: HashMap<u32, String> = dump_links()?
+        .into_iter()
+        .map(|l| (l.index, l.name))
+        .collect();
+    let mut found = Vec::new();
+    request(
+        NETLINK_ROUTE,
+        RouteNetlinkMessage::GetQueueDiscipline(TcMessage::default()),
+        Exchange::Dump,
+        "rtnetlink qdisc dump",
+        |reply| {
+            if let RouteNetlinkMessage::NewQueueDiscipline(message) = reply {
+                found.push(qdisc_from_message(&message, &names));
+            }
+            Ok(())
+        },
+    )?;
+    for qdisc in found.iter_mut().filter(|q| q.kind == "htb") {
+        qdisc.classes = classes_of(qdisc.ifindex, &qdisc.handle)?;
+    }
+    found.sort_by(|a, b| (a.ifindex, &a.parent, &a.handle).cmp(&(b.ifindex, &b.parent, &b.handle)));
+    Ok(found)
+}
+
+/// `qdiscs()` of the namespace at `netns_path`, read from a thread that enters it (needs
+/// CAP_SYS_ADMIN).
+pub fn qdiscs_in(netns_path: &Path) -> Result<Vec<Qdisc>, CollectError> {
+    in_netns(netns_path, qdiscs)
+}
+
+fn qdisc_from_message(message: &TcMessage, names: &HashMap<u32, String>) -> Qdisc {
+    let ifindex = u32::try_from(message.header.index).unwrap_or(0);
+    let parts = TcParts::of(message);
+    let rate = match parts.kind.as_str() {
+        "tbf" => parts.options.as_deref().and_then(tbf_rate),
+        _ => None,
+    };
+    Qdisc {
+        ifindex,
+        device: names.get(&ifindex).cloned().unwrap_or_default(),
+        kind: parts.kind,
+        handle: format_handle(handle_u32(message.header.handle)),
+        parent: format_parent(handle_u32(message.header.parent)),
+        rate_bytes_per_second: rate,
+        stats: parts.stats,
+        classes: Vec::new(),
+    }
+}
+
+/// The classes of the qdisc with `handle` (`"1:"`) on device `ifindex`.
+fn classes_of(ifindex: u32, handle: &str) -> Result<Vec<TrafficClass>, CollectError> {
+    let index = i32::try_from(ifindex).map_err(|_| CollectError::NetlinkDecode {
+        what: "rtnetlink class dump",
+        reason: format!("interface index {ifindex} out of range"),
+    })?;
+    let mut classes = Vec::new();
+    request(
+        NETLINK_ROUTE,
+        RouteNetlinkMessage::GetTrafficClass(TcMessage::with_index(index)),
+        Exchange::Dump,
+        "rtnetlink class dump",
+        |reply| {
+            if let RouteNetlinkMessage::NewTrafficClass(message) = reply {
+                let classid = handle_u32(message.header.handle);
+                // Classes of this qdisc share its major number.
+                if format_handle(classid & 0xFFFF_0000) != handle {
+                    return Ok(());
+                }
+                let parts = TcParts::of(&message);
+                let (rate, ceil) = match parts.kind.as_str() {
+                    "htb" => parts.options.as_deref().map(htb_rates).unwrap_or_default(),
+                    _ => (None, None),
+                };
+                classes.push(TrafficClass {
+                    classid: format_class(classid),
+                    parent: format_parent(handle_u32(message.header.parent)),
+                    kind: parts.kind,
+                    rate_bytes_per_second: rate,
+                    ceil_bytes_per_second: ceil,
+                    stats: parts.stats,
+                });
+            }
+            Ok(())
+        },
+    )?;
+    classes.sort_by(|a, b| a.classid.cmp(&b.classid));
+    Ok(classes)
+}
+
+/// The attributes of a qdisc or class reply that matter here.
+struct TcParts {
+    kind: String,
+    /// The raw TCA_OPTIONS payload (nested attributes) for kinds the crate does not decode.
+    options: Option<Vec<u8>>,
+    stats: QdiscStats,
+}
+
+impl TcParts {
+    fn of(message: &TcMessage) -> TcParts {
+        let mut kind = String::new();
+        let mut options = None;
+        let mut stats2 = None;
+        let mut stats1 = None;
+        for attribute in &message.attributes {
+            match attribute {
+                TcAttribute::Kind(k) => kind = k.clone(),
+                TcAttribute::Options(opts) => {
+                    // Kinds the crate does not know (tbf, htb) come as one opaque TCA_OPTIONS.
+                    if let [TcOption::Other(nla)] = opts.as_slice() {
+                        let mut value = vec![0; nla.value_len()];
+                        nla.emit_value(&mut value);
+                        options = Some(value);
+                    }
+                }
+                TcAttribute::Stats2(members) => stats2 = Some(stats_from_stats2(members)),
+                TcAttribute::Stats(s) => {
+                    stats1 = Some(QdiscStats {
+                        bytes: s.bytes,
+                        packets: u64::from(s.packets),
+                        drops: u64::from(s.drops),
+                        overlimits: u64::from(s.overlimits),
+                        requeues: 0,
+                        backlog_bytes: u64::from(s.backlog),
+                        backlog_packets: u64::from(s.qlen),
+                    })
+                }
+                _ => {}
+            }
+        }
+        TcParts {
+            kind,
+            options,
+            stats: stats2.or(stats1).unwrap_or_default(),
+        }
+    }
+}
+
+fn stats_from_stats2(members: &[TcStats2]) -> QdiscStats {
+    let mut stats = QdiscStats::default();
+    let mut packets64 = None;
+    for member in members {
+        match member {
+            TcStats2::Basic(basic) => {
+                stats.bytes = basic.bytes;
+                stats.packets = u64::from(basic.packets);
+            }
+            TcStats2::Queue(queue) => {
+                stats.drops = u64::from(queue.drops);
+                stats.overlimits = u64::from(queue.overlimits);
+                stats.requeues = u64::from(queue.requeues);
+                stats.backlog_bytes = u64::from(queue.backlog);
+                stats.backlog_packets = u64::from(queue.qlen);
+            }
+            TcStats2::Other(nla) if nla.kind() == TCA_STATS_PKT64 && nla.value_len() == 8 => {
+                let mut value = [0u8; 8];
+                nla.emit_value(&mut value);
+                packets64 = Some(u64::from_ne_bytes(value));
+            }
+            _ => {}
+        }
+    }
+    if let Some(packets) = packets64 {
+        stats.packets = packets;
+    }
+    stats
+}
+
+/// tbf's configured rate in bytes per second from its TCA_OPTIONS payload.
+pub(crate) fn tbf_rate(options: &[u8]) -> Option<u64> {
+    let mut rate32 = None;
+    let mut rate64 = None;
+    for (kind, value) in nested(options) {
+        match kind {
+            TCA_TBF_PARMS => rate32 = ratespec_rate(value, 0),
+            TCA_TBF_RATE64 => rate64 = u64_ne(value),
+            _ => {}
+        }
+    }
+    rate64.or(rate32)
+}
+
+/// htb class (rate, ceil) in bytes per second from its TCA_OPTIONS payload.
+pub(crate) fn htb_rates(options: &[u8]) -> (Option<u64>, Option<u64>) {
+    let (mut rate, mut ceil, mut rate64, mut ceil64) = (None, None, None, None);
+    for (kind, value) in nested(options) {
+        match kind {
+            TCA_HTB_PARMS => {
+                rate = ratespec_rate(value, 0);
+                ceil = ratespec_rate(value, RATESPEC_LEN);
+            }
+            TCA_HTB_RATE64 => rate64 = u64_ne(value),
+            TCA_HTB_CEIL64 => ceil64 = u64_ne(value),
+            _ => {}
+        }
+    }
+    (rate64.or(rate), ceil64.or(ceil))
+}
+
+/// (type, payload) of each attribute in `buffer`; stops at the first malformed one.
+fn nested(buffer: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    const HEADER_LEN: usize = 4;
+    NlasIterator::new(buffer)
+        .map_while(Result::ok)
+        .filter_map(|nla| {
+            let (kind, len) = (nla.kind(), nla.value_length());
+            let bytes: &[u8] = nla.into_inner();
+            Some((kind, bytes.get(HEADER_LEN..HEADER_LEN + len)?))
+        })
+}
+
+/// The `rate` of the tc_ratespec at `offset` in `value` (host byte order, as the kernel writes it).
+fn ratespec_rate(value: &[u8], offset: usize) -> Option<u64> {
+    let start = offset + RATESPEC_RATE_OFFSET;
+    let bytes: [u8; 4] = value.get(start..start + 4)?.try_into().ok()?;
+    Some(u64::from(u32::from_ne_bytes(bytes)))
+}
+
+fn u64_ne(value: &[u8]) -> Option<u64> {
+    let bytes: [u8; 8] = value.get(..8)?.try_into().ok()?;
+    Some(u64::from_ne_bytes(bytes))
+}
+
+fn handle_u32(handle: TcHandle) -> u32 {
+    (u32::from(handle.major) << 16) | u32::from(handle.minor)
+}
+
+/// A qdisc handle as `tc` prints it: the major number in hex and a colon (`8001:`).
+fn format_handle(handle: u32) -> String {
+    format!("{:x}:", handle >> 16)
+}
+
+/// A class id as `tc` prints it: `1:10` (hex).
+fn format_class(classid: u32) -> String {
+    format!("{:x}:{:x}", classid >> 16, classid & 0xFFFF)
+}
+
+fn format_parent(parent: u32) -> String {
+    match parent {
+        TC_H_ROOT => "root".to_owned(),
+        TC_H_INGRESS => "ingress".to_owned(),
+        other => format_class(other),
+    }
+}

@@ -1,0 +1,518 @@
+//! The network path as the kernel sees it in one network namespace: links (loopback, veth, bridge,
+//! devices) with their bridge master, veth peer and traffic counters, addresses and routes. Read
+//! over rtnetlink (RTM_GETLINK / RTM_GETADDR / RTM_GETROUTE dumps), never from `ip` output.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use netlink_packet_route::{
+    AddressFamily, RouteNetlinkMessage,
+    address::{AddressAttribute, AddressMessage, AddressScope},
+    link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkLayerType, LinkMessage},
+    nsid::{NsidAttribute, NsidMessage},
+    route::{RouteAddress, RouteAttribute, RouteMessage, RouteType},
+};
+use netlink_sys::protocols::NETLINK_ROUTE;
+use serde::{Deserialize, Serialize};
+
+use super::CollectError;
+use super::net::{Exchange, current_netns, in_netns, named_netns, netns_at, request};
+
+pub use super::net::NetnsId;
+
+/// The kernel's `local` routing table: routes it derives from every local address. Left out.
+const RT_TABLE_LOCAL: u32 = 255;
+/// The namespace of pid 1, the host's own, named so a container-side veth can name its peer.
+const INIT_NETNS: &str = "/proc/1/ns/net";
+
+/// One reading of a network namespace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Topology {
+    pub netns: NetnsId,
+    /// Sorted by index.
+    pub links: Vec<Link>,
+    pub addresses: Vec<LinkAddress>,
+    /// Every table except `local`; sorted by table, then destination.
+    pub routes: Vec<Route>,
+}
+
+/// One network interface.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    /// `loopback`, `device` (no rtnetlink kind: a physical or virtio NIC), or the kernel's kind
+    /// string (`veth`, `bridge`, `dummy`, `tun`, `vxlan`, `ifb`, ...).
+    pub kind: String,
+    /// Index of the bridge (or bond, VRF) this link is a port of (IFLA_MASTER).
+    pub master: Option<u32>,
+    /// For a veth: where its other end is (IFLA_LINK + IFLA_LINK_NETNSID).
+    pub peer: Option<LinkPeer>,
+    /// Administratively up (IFF_UP).
+    pub up: bool,
+    /// Carrier present (IFF_LOWER_UP): for a veth, its peer is up too.
+    pub lower_up: bool,
+    pub mtu: Option<u32>,
+    /// Kind of the root qdisc (IFLA_QDISC), e.g. `noqueue`, `tbf`, `fq_codel`.
+    pub qdisc: Option<String>,
+    pub tx_queue_len: Option<u32>,
+    pub stats: LinkStats,
+}
+
+/// The other end of a veth pair.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkPeer {
+    /// Interface index of the peer, within its own namespace.
+    pub index: u32,
+    /// The kernel's id for the peer's namespace, local to this namespace (IFLA_LINK_NETNSID);
+    /// `None` when the peer is in this same namespace.
+    pub netnsid: Option<i32>,
+    /// The peer's namespace when known: this one when `netnsid` is `None`, otherwise a named
+    /// namespace (/var/run/netns) or the host's (pid 1's) whose id here is `netnsid`.
+    pub netns: Option<NetnsId>,
+}
+
+/// Interface counters since the interface was created (IFLA_STATS64, or IFLA_STATS on kernels
+/// without it). Drops and errors are the kernel's `rx_dropped`/`tx_dropped`,
+/// `rx_errors`/`tx_errors`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LinkStats {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_dropped: u64,
+    pub tx_dropped: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+}
+
+impl LinkStats {
+    /// The increase from `earlier` to `self`, field by field; a counter that went down (the
+    /// interface was recreated) counts as 0.
+    pub fn delta_since(&self, earlier: &LinkStats) -> LinkStats {
+        LinkStats {
+            rx_packets: self.rx_packets.saturating_sub(earlier.rx_packets),
+            tx_packets: self.tx_packets.saturating_sub(earlier.tx_packets),
+            rx_bytes: self.rx_bytes.saturating_sub(earlier.rx_bytes),
+            tx_bytes: self.tx_bytes.saturating_sub(earlier.tx_bytes),
+            rx_dropped: self.rx_dropped.saturating_sub(earlier.rx_dropped),
+            tx_dropped: self.tx_dropped.saturating_sub(earlier.tx_dropped),
+            rx_errors: self.rx_errors.saturating_sub(earlier.rx_errors),
+            tx_errors: self.tx_errors.saturating_sub(earlier.tx_errors),
+        }
+    }
+}
+
+/// Traffic of one link between two snapshots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkTraffic {
+    pub index: u32,
+    pub name: String,
+    pub delta: LinkStats,
+}
+
+/// An address assigned to a link.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkAddress {
+    /// Index of the link it is on.
+    pub index: u32,
+    pub address: IpAddr,
+    pub prefix_len: u8,
+    /// `global`, `site`, `link`, `host`, `nowhere`, or the number.
+    pub scope: String,
+}
+
+/// A route.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Route {
+    /// 254 is `main`.
+    pub table: u32,
+    /// `unicast`, `blackhole`, `unreachable`, `prohibit`, `broadcast`, ... (RTN_*).
+    pub kind: String,
+    /// The destination network; the default route is `0.0.0.0/0` (`::/0`).
+    pub destination: IpAddr,
+    pub prefix_len: u8,
+    pub gateway: Option<IpAddr>,
+    /// Output interface index.
+    pub oif: Option<u32>,
+    pub preferred_source: Option<IpAddr>,
+    pub priority: Option<u32>,
+}
+
+impl Topology {
+    pub fn link(&self, index: u32) -> Option<&Link> {
+        self.links.iter().find(|l| l.index == index)
+    }
+
+    pub fn link_by_name(&self, name: &str) -> Option<&Link> {
+        self.links.iter().find(|l| l.name == name)
+    }
+
+    /// Per-link traffic since `earlier` (same namespace, taken before `self`). Links are matched
+    /// by index and name; a link absent from `earlier` is left out (it has no baseline).
+    pub fn traffic_since(&self, earlier: &Topology) -> Vec<LinkTraffic> {
+        self.links
+            .iter()
+            .filter_map(|link| {
+                let before = earlier
+                    .links
+                    .iter()
+                    .find(|e| e.index == link.index && e.name == link.name)?;
+                Some(LinkTraffic {
+                    index: link.index,
+                    name: link.name.clone(),
+                    delta: link.stats.delta_since(&before.stats),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The topology of the caller's network namespace. Needs no privileges.
+pub fn snapshot() -> Result<Topology, CollectError> {
+    let netns = current_netns()?;
+    read_topology(netns)
+}
+
+/// The topology of the namespace at `netns_path` (`/var/run/netns/NAME` or `/proc/<pid>/ns/net`),
+/// read from a thread that enters it (needs CAP_SYS_ADMIN). A path under a netns directory names
+/// the namespace by its file name.
+pub fn snapshot_in(netns_path: &Path) -> Result<Topology, CollectError> {
+    in_netns(netns_path, || {
+        let mut netns = current_netns()?;
+        if netns.name.is_none() && !netns_path.starts_with("/proc") {
+            netns.name = netns_path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned());
+        }
+        read_topology(netns)
+    })
+}
+
+fn read_topology(netns: NetnsId) -> Result<Topology, CollectError> {
+    let mut links = dump_links()?;
+    if links
+        .iter()
+        .any(|l| l.peer.as_ref().is_some_and(|p| p.netnsid.is_some()))
+    {
+        let peers = peer_namespaces();
+        for peer in links.iter_mut().filter_map(|l| l.peer.as_mut()) {
+            peer.netns = match peer.netnsid {
+                None => Some(netns.clone()),
+                Some(id) => peers.get(&id).cloned(),
+            };
+        }
+    } else {
+        for peer in links.iter_mut().filter_map(|l| l.peer.as_mut()) {
+            peer.netns = Some(netns.clone());
+        }
+    }
+    Ok(Topology {
+        netns,
+        links,
+        addresses: dump_addresses()?,
+        routes: dump_routes()?,
+    })
+}
+
+/// Every link of the caller's namespace, sorted by index.
+pub(crate) fn dump_links() -> Result<Vec<Link>, CollectError> {
+    let what = "rtnetlink link dump";
+    let mut links = Vec::new();
+    request(
+        NETLINK_ROUTE,
+        RouteNetlinkMessage::GetLink(LinkMessage::default()),
+        Exchange::Dump,
+        what,
+        |reply| {
+            if let RouteNetlinkMessage::NewLink(message) = reply {
+                links.push(link_from_message(&message));
+            }
+            Ok(())
+        },
+    )?;
+    links.sort_by_key(|l| l.index);
+    Ok(links)
+}
+
+fn link_from_message(message: &LinkMessage) -> Link {
+    let header = &message.header;
+    let mut name = String::new();
+    let mut info_kind = None;
+    let mut master = None;
+    let mut link = None;
+    let mut link_netnsid = None;
+    let mut mtu = None;
+    let mut qdisc = None;
+    let mut tx_queue_len = None;
+    let mut stats64 = None;
+    let mut stats32 = None;
+    for attribute in &message.attributes {
+        match attribute {
+            LinkAttribute::IfName(n) => name = n.clone(),
+            LinkAttribute::LinkInfo(infos) => {
+                for info in infos {
+                    if let LinkInfo::Kind(kind) = info {
+                        info_kind = Some(kind.clone());
+                    }
+                }
+            }
+            LinkAttribute::Controller(index) => master = Some(*index),
+            LinkAttribute::Link(index) => link = Some(*index),
+            LinkAttribute::LinkNetNsId(id) => link_netnsid = Some(*id),
+            LinkAttribute::Mtu(m) => mtu = Some(*m),
+            LinkAttribute::Qdisc(q) => qdisc = Some(q.clone()),
+            LinkAttribute::TxQueueLen(q) => tx_queue_len = Some(*q),
+            LinkAttribute::Stats64(s) => {
+                stats64 = Some(LinkStats {
+                    rx_packets: s.rx_packets,
+                    tx_packets: s.tx_packets,
+                    rx_bytes: s.rx_bytes,
+                    tx_bytes: s.tx_bytes,
+                    rx_dropped: s.rx_dropped,
+                    tx_dropped: s.tx_dropped,
+                    rx_errors: s.rx_errors,
+                    tx_errors: s.tx_errors,
+                })
+            }
+            LinkAttribute::Stats(s) => {
+                stats32 = Some(LinkStats {
+                    rx_packets: u64::from(s.rx_packets),
+                    tx_packets: u64::from(s.tx_packets),
+                    rx_bytes: u64::from(s.rx_bytes),
+                    tx_bytes: u64::from(s.tx_bytes),
+                    rx_dropped: u64::from(s.rx_dropped),
+                    tx_dropped: u64::from(s.tx_dropped),
+                    rx_errors: u64::from(s.rx_errors),
+                    tx_errors: u64::from(s.tx_errors),
+                })
+            }
+            _ => {}
+        }
+    }
+    let is_veth = matches!(info_kind, Some(InfoKind::Veth));
+    let kind = if header.link_layer_type == LinkLayerType::Loopback {
+        "loopback".to_owned()
+    } else {
+        match &info_kind {
+            Some(kind) => kind.to_string(),
+            None => "device".to_owned(),
+        }
+    };
+    // A veth whose peer is gone (or not yet created) reports IFLA_LINK 0.
+    let peer = match link {
+        Some(index) if is_veth && index != 0 => Some(LinkPeer {
+            index,
+            netnsid: link_netnsid,
+            netns: None,
+        }),
+        _ => None,
+    };
+    Link {
+        index: header.index,
+        name,
+        kind,
+        master,
+        peer,
+        up: header.flags.contains(LinkFlags::Up),
+        lower_up: header.flags.contains(LinkFlags::LowerUp),
+        mtu,
+        qdisc,
+        tx_queue_len,
+        stats: stats64.or(stats32).unwrap_or_default(),
+    }
+}
+
+/// Maps the ids this namespace has given to other namespaces (IFLA_LINK_NETNSID) to those
+/// namespaces, for the ones we can name: every named namespace and the host's (pid 1's). Asks the
+/// kernel with RTM_GETNSID + NETNSA_FD; a namespace that cannot be opened or has no id here is
+/// skipped.
+fn peer_namespaces() -> HashMap<i32, NetnsId> {
+    let mut candidates: Vec<(std::path::PathBuf, Option<String>)> = named_netns()
+        .into_iter()
+        .map(|(path, _, _)| {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            (path, name)
+        })
+        .collect();
+    candidates.push((INIT_NETNS.into(), None));
+    let mut found = HashMap::new();
+    for (path, name) in candidates {
+        let Ok(file) = std::fs::File::open(&path) else {
+            continue;
+        };
+        let Ok(Some(id)) = nsid_of(&file) else {
+            continue;
+        };
+        if let Ok(netns) = netns_at(&path, name) {
+            // A named namespace wins over the unnamed pid-1 entry for the same id.
+            found.entry(id).or_insert(netns);
+        }
+    }
+    found
+}
+
+/// The id the caller's namespace uses for the namespace open as `file`; `None` when it has none.
+fn nsid_of(file: &std::fs::File) -> Result<Option<i32>, CollectError> {
+    let mut message = NsidMessage::default();
+    message.header.family = AddressFamily::Unspec;
+    let fd = u32::try_from(file.as_raw_fd()).map_err(|_| CollectError::NetlinkDecode {
+        what: "rtnetlink nsid request",
+        reason: "negative file descriptor".to_owned(),
+    })?;
+    message.attributes.push(NsidAttribute::Fd(fd));
+    let mut id = None;
+    request(
+        NETLINK_ROUTE,
+        RouteNetlinkMessage::GetNsId(message),
+        Exchange::Single,
+        "rtnetlink nsid request",
+        |reply| {
+            if let RouteNetlinkMessage::NewNsId(message) = reply {
+                for attribute in message.attributes {
+                    if let NsidAttribute::Id(value) = attribute {
+                        // NETNSA_NSID_NOT_ASSIGNED is -1.
+                        id = (value >= 0).then_some(value);
+                    }
+                }
+            }
+            Ok(())
+        },
+    )?;
+    Ok(id)
+}
+
+fn dump_addresses() -> Result<Vec<LinkAddress>, CollectError> {
+    let mut addresses = Vec::new();
+    request(
+        NETLINK_ROUTE,
+        RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+        Exchange::Dump,
+        "rtnetlink address dump",
+        |reply| {
+            if let RouteNetlinkMessage::NewAddress(message) = reply {
+                addresses.extend(address_from_message(&message));
+            }
+            Ok(())
+        },
+    )?;
+    addresses.sort_by_key(|a| (a.index, a.address));
+    Ok(addresses)
+}
+
+fn address_from_message(message: &AddressMessage) -> Option<LinkAddress> {
+    // IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer's on point-to-point links
+    // and the same as IFA_LOCAL elsewhere (IPv6 sends only IFA_ADDRESS).
+    let mut local = None;
+    let mut address = None;
+    for attribute in &message.attributes {
+        match attribute {
+            AddressAttribute::Local(ip) => local = Some(*ip),
+            AddressAttribute::Address(ip) => address = Some(*ip),
+            _ => {}
+        }
+    }
+    Some(LinkAddress {
+        index: message.header.index,
+        address: local.or(address)?,
+        prefix_len: message.header.prefix_len,
+        scope: scope_name(message.header.scope),
+    })
+}
+
+fn scope_name(scope: AddressScope) -> String {
+    match scope {
+        AddressScope::Universe => "global".to_owned(),
+        AddressScope::Site => "site".to_owned(),
+        AddressScope::Link => "link".to_owned(),
+        AddressScope::Host => "host".to_owned(),
+        AddressScope::Nowhere => "nowhere".to_owned(),
+        other => u8::from(other).to_string(),
+    }
+}
+
+fn dump_routes() -> Result<Vec<Route>, CollectError> {
+    let mut routes = Vec::new();
+    request(
+        NETLINK_ROUTE,
+        RouteNetlinkMessage::GetRoute(RouteMessage::default()),
+        Exchange::Dump,
+        "rtnetlink route dump",
+        |reply| {
+            if let RouteNetlinkMessage::NewRoute(message) = reply {
+                routes.extend(route_from_message(&message));
+            }
+            Ok(())
+        },
+    )?;
+    routes.sort_by_key(|r| (r.table, r.destination, r.prefix_len));
+    Ok(routes)
+}
+
+/// `None` for routes of the `local` table and of families other than IPv4/IPv6.
+fn route_from_message(message: &RouteMessage) -> Option<Route> {
+    let header = &message.header;
+    let mut table = u32::from(header.table);
+    let mut destination = None;
+    let mut gateway = None;
+    let mut oif = None;
+    let mut preferred_source = None;
+    let mut priority = None;
+    for attribute in &message.attributes {
+        match attribute {
+            RouteAttribute::Table(t) => table = *t,
+            RouteAttribute::Destination(a) => destination = route_ip(a),
+            RouteAttribute::Gateway(a) => gateway = route_ip(a),
+            RouteAttribute::PrefSource(a) => preferred_source = route_ip(a),
+            RouteAttribute::Oif(i) => oif = Some(*i),
+            RouteAttribute::Priority(p) => priority = Some(*p),
+            _ => {}
+        }
+    }
+    if table == RT_TABLE_LOCAL {
+        return None;
+    }
+    let unspecified = match header.address_family {
+        AddressFamily::Inet => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        AddressFamily::Inet6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        _ => return None,
+    };
+    Some(Route {
+        table,
+        kind: route_kind(header.kind),
+        destination: destination.unwrap_or(unspecified),
+        prefix_len: header.destination_prefix_length,
+        gateway,
+        oif,
+        preferred_source,
+        priority,
+    })
+}
+
+fn route_ip(address: &RouteAddress) -> Option<IpAddr> {
+    match address {
+        RouteAddress::Inet(ip) => Some(IpAddr::V4(*ip)),
+        RouteAddress::Inet6(ip) => Some(IpAddr::V6(*ip)),
+        _ => None,
+    }
+}
+
+fn route_kind(kind: RouteType) -> String {
+    let name = match kind {
+        RouteType::Unicast => "unicast",
+        RouteType::Local => "local",
+        RouteType::Broadcast => "broadcast",
+        RouteType::Anycast => "anycast",
+        RouteType::Multicast => "multicast",
+        RouteType::BlackHole => "blackhole",
+        RouteType::Unreachable => "unreachable",
+        RouteType::Prohibit => "prohibit",
+        RouteType::Throw => "throw",
+        RouteType::Nat => "nat",
+        other => return u8::from(other).to_string(),
+    };
+    name.to_owned()
+}
