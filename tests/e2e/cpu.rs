@@ -112,3 +112,84 @@ fn synchronous_disk_writes_are_io_bound() {
     let _ = std::fs::remove_file(&file);
     assert_eq!(kind(&v), "io-bound", "{}", v["verdict"]);
 }
+
+/// A v1 CPU cgroup with a quota, removed (after its tasks are killed) when dropped.
+struct QuotaCgroup(PathBuf);
+
+impl QuotaCgroup {
+    fn new(cores: f64) -> Self {
+        let dir = PathBuf::from(format!(
+            "/sys/fs/cgroup/cpu/chokepoint-e2e-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("create cgroup (v1 cpu controller mounted?)");
+        std::fs::write(dir.join("cpu.cfs_period_us"), "100000").expect("period");
+        std::fs::write(
+            dir.join("cpu.cfs_quota_us"),
+            format!("{}", (cores * 100_000.0) as u64),
+        )
+        .expect("quota");
+        Self(dir)
+    }
+
+    fn add(&self, pid: u32) {
+        std::fs::write(self.0.join("cgroup.procs"), pid.to_string()).expect("move into cgroup");
+    }
+}
+
+impl Drop for QuotaCgroup {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.0).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn a_workload_held_by_its_cgroup_quota_is_cpu_throttled() {
+    let cgroup = QuotaCgroup::new(0.3);
+    let bin = workload_bin("cpu-burn");
+    let w = Background::start(bin.to_str().expect("utf-8"), &["2", "30"]);
+    cgroup.add(w.0.id());
+    std::thread::sleep(Duration::from_millis(500));
+    let v = verdict_of("throttled", &["sleep", "4"]);
+    drop(w);
+    assert_eq!(kind(&v), "cpu-throttled", "{}", v["verdict"]);
+    let p = v["processes"]
+        .as_array()
+        .expect("processes")
+        .iter()
+        .find(|p| p["comm"] == "cpu-burn")
+        .expect("listed");
+    let cap = p["capacity_cores"].as_f64().expect("capacity read");
+    assert!((cap - 0.3).abs() < 0.01, "capacity {cap}");
+    assert_eq!(p["limited_by"], "cgroup-quota");
+    assert!(p["throttled_periods"].as_u64().unwrap_or(0) > 0);
+}
+
+#[test]
+fn a_generator_pinned_to_one_core_is_load_generator_bound() {
+    let bin = workload_bin("cpu-burn");
+    let v = verdict_of(
+        "pinned",
+        &[
+            "taskset",
+            "-c",
+            "0",
+            bin.to_str().expect("utf-8"),
+            "2",
+            "1.5",
+        ],
+    );
+    assert_eq!(kind(&v), "load-generator-bound", "{}", v["verdict"]);
+    let cap = v["verdict"]["evidence"]
+        .as_array()
+        .expect("evidence")
+        .iter()
+        .find(|e| e["metric"] == "generator.capacity_cores")
+        .and_then(|e| e["value"].as_f64());
+    assert_eq!(cap, Some(1.0), "one core by affinity");
+}

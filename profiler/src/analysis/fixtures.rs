@@ -80,6 +80,7 @@ pub fn interval(index: u32, busy: f64) -> Interval {
         exits: 0,
         wakes: Vec::new(),
         softirqs: BTreeMap::new(),
+        cgroups: Vec::new(),
     }
 }
 
@@ -106,6 +107,8 @@ pub fn process(pid: u32, comm: &str, role: Role, thread_cores: &[f64]) -> Proces
         runq_ns: 0,
         runq_count: 0,
         runq_latency: LogHistogram(vec![0; 36]),
+        capacity_cores: None,
+        capacity_limited_by: None,
         offcpu_sleep_ns: 0,
         offcpu_io_ns: 0,
         offcpu_reason_ns: BTreeMap::new(),

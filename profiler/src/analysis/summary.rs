@@ -3,7 +3,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::recording::{Interval, LogHistogram, Recording, Role, TcpCounts};
+use crate::{
+    collect::capacity::LimitedBy,
+    recording::{Interval, LogHistogram, Recording, Role, TcpCounts},
+};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LatencySummary {
@@ -221,6 +224,13 @@ pub struct ProcessSummary {
     pub involuntary_switches: u64,
     pub runqueue_us: RunQueue,
     pub offcpu_seconds: OffCpu,
+    /// Cores it may use (affinity, cgroup quota, online CPUs) and what limits it; null when
+    /// it was not read (idle processes, or gone before it was).
+    pub capacity_cores: Option<f64>,
+    pub limited_by: Option<LimitedBy>,
+    /// CFS periods its cgroup was throttled in, and the time held off the CPU.
+    pub throttled_periods: u64,
+    pub throttled_seconds: f64,
     /// The hottest few threads.
     pub threads: Vec<ThreadSummary>,
     /// The processes that woke it most.
@@ -241,6 +251,7 @@ pub fn processes(intervals: &[&Interval], min_cpu_seconds: f64) -> Vec<ProcessSu
         off: OffCpu,
         threads: HashMap<u32, (String, u64, f64)>,
         ppid: Option<u32>,
+        capacity: Option<(f64, LimitedBy)>,
     }
     let mut by_pid: HashMap<u32, Acc> = HashMap::new();
     for iv in intervals {
@@ -259,7 +270,11 @@ pub fn processes(intervals: &[&Interval], min_cpu_seconds: f64) -> Vec<ProcessSu
                 off: OffCpu::default(),
                 threads: HashMap::new(),
                 ppid: p.ppid,
+                capacity: None,
             });
+            if let (Some(c), Some(by)) = (p.capacity_cores, p.capacity_limited_by) {
+                a.capacity = Some((c, by));
+            }
             // A role learned later (server, load generator) wins over `other`.
             if a.role == Role::Other {
                 a.role = p.role;
@@ -280,6 +295,17 @@ pub fn processes(intervals: &[&Interval], min_cpu_seconds: f64) -> Vec<ProcessSu
                 let e = a.threads.entry(t.tid).or_insert((t.comm.clone(), 0, 0.0));
                 e.1 += t.oncpu_ns;
                 e.2 += secs;
+            }
+        }
+    }
+    // Throttling of each process's cgroup.
+    let mut throttled: HashMap<u32, (u64, f64)> = HashMap::new();
+    for iv in intervals {
+        for cg in &iv.cgroups {
+            for pid in &cg.pids {
+                let e = throttled.entry(*pid).or_default();
+                e.0 += cg.nr_throttled;
+                e.1 += cg.throttled_time_ns as f64 / 1e9;
             }
         }
     }
@@ -349,6 +375,10 @@ pub fn processes(intervals: &[&Interval], min_cpu_seconds: f64) -> Vec<ProcessSu
                     max_us: a.runq.max_ns().map(|v| v / 1e3),
                 },
                 offcpu_seconds: a.off,
+                capacity_cores: a.capacity.map(|c| c.0),
+                limited_by: a.capacity.map(|c| c.1),
+                throttled_periods: throttled.get(&pid).map_or(0, |t| t.0),
+                throttled_seconds: throttled.get(&pid).map_or(0.0, |t| t.1),
                 threads,
                 woken_by,
             }

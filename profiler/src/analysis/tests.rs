@@ -173,3 +173,78 @@ fn the_window_skips_ramp_up_and_tear_down() {
     assert_eq!(a.window.intervals, 5);
     assert_eq!(a.verdict.kind, VerdictKind::CpuSaturated);
 }
+
+fn throttle(
+    pids: &[u32],
+    periods: u64,
+    throttled: u64,
+    held_ns: u64,
+) -> crate::collect::cgroup::CgroupThrottle {
+    serde_json::from_value(serde_json::json!({
+        "cgroup": "/lab", "version": "v1", "pids": pids, "elapsed_seconds": 1.0,
+        "nr_periods": periods, "nr_throttled": throttled, "throttled_time_ns": held_ns,
+        "usage_ns": 300_000_000u64, "quota_cores": 0.3, "quota_cgroup": "/lab", "errors": []
+    }))
+    .expect("a CgroupThrottle")
+}
+
+#[test]
+fn a_workload_held_off_by_its_quota_is_cpu_throttled() {
+    let with = |throttled: u64, held_ns: u64| {
+        steady(6, move |i| {
+            let mut iv = interval(i, 0.25);
+            iv.processes.push(process(100, "app", Role::Server, &[0.3]));
+            iv.cgroups.push(throttle(&[100], 10, throttled, held_ns));
+            iv
+        })
+    };
+    let a = analyze(&with(8, 600_000_000), &[]);
+    assert_eq!(
+        a.verdict.kind,
+        VerdictKind::CpuThrottled,
+        "{}",
+        a.verdict.summary
+    );
+    assert!(
+        a.verdict
+            .evidence
+            .iter()
+            .any(|e| e.metric.ends_with("throttled_periods_share") && e.value == 0.8)
+    );
+    assert_eq!(
+        kind(&with(1, 10_000_000)),
+        VerdictKind::NotSaturated,
+        "10% of periods is below the rule"
+    );
+}
+
+#[test]
+fn a_generator_pinned_to_one_core_is_bound_by_that_core() {
+    let r = steady(6, |i| {
+        let mut iv = interval(i, 0.55);
+        let mut g = process(300, "wrk", Role::LoadGenerator, &[0.5, 0.48]);
+        g.capacity_cores = Some(1.0);
+        g.capacity_limited_by = Some(crate::collect::capacity::LimitedBy::Affinity);
+        iv.processes.push(g);
+        iv.processes
+            .push(process(100, "nginx", Role::Server, &[0.1]));
+        iv
+    });
+    let a = analyze(&r, &[]);
+    assert_eq!(
+        a.verdict.kind,
+        VerdictKind::LoadGeneratorBound,
+        "{}",
+        a.verdict.summary
+    );
+    // Without the affinity limit the same generator has room on a 2-CPU host.
+    let r = steady(6, |i| {
+        let mut iv = interval(i, 0.55);
+        iv.processes
+            .push(process(300, "wrk", Role::LoadGenerator, &[0.5, 0.48]));
+        iv.processes
+            .push(process(100, "nginx", Role::Server, &[0.1]));
+        iv
+    });
+    assert_eq!(kind(&r), VerdictKind::NotSaturated);
+}

@@ -6,7 +6,10 @@ use super::{
     summary::{self, LatencySummary, ProcessSummary},
     window::Window,
 };
-use crate::recording::{Interval, LogHistogram, Recording, Role};
+use crate::{
+    collect::capacity::LimitedBy,
+    recording::{Interval, LogHistogram, Recording, Role},
+};
 
 /// The fixed vocabulary of verdicts (a contract: extend, never rename).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +113,8 @@ pub const GENERATOR_SATURATED: f64 = 0.90;
 pub const HANDOVER_SHARE: f64 = 0.50;
 pub const HANDOVER_MIN_PER_S: f64 = 100.0;
 pub const IO_BLOCKED_THREADS: f64 = 0.50;
+pub const THROTTLED_PERIODS: f64 = 0.20;
+pub const THROTTLED_TIME: f64 = 0.05;
 
 pub struct Inputs<'a> {
     pub recording: &'a Recording,
@@ -147,6 +152,7 @@ fn pct(x: f64) -> String {
 /// saturated generator or CPU delays accepts, so setup failures then are a symptom).
 const PRIORITY: &[VerdictKind] = &[
     VerdictKind::LoadGeneratorBound,
+    VerdictKind::CpuThrottled,
     VerdictKind::CpuSaturated,
     VerdictKind::SingleThreadSaturated,
     VerdictKind::ConnectionSetup,
@@ -185,6 +191,9 @@ pub fn decide(inputs: &Inputs) -> Verdict {
     let mut candidates = Vec::new();
     if have_sched {
         candidates.push(generator(&w));
+    }
+    if have_sched {
+        candidates.push(throttled(&w));
     }
     candidates.push(cpu(&w));
     if have_sched {
@@ -279,6 +288,19 @@ struct WindowFigures {
     setup_failures: u64,
     connect: LatencySummary,
     processes: Vec<ProcessSummary>,
+    cgroups: Vec<CgroupFigures>,
+}
+
+/// One CPU cgroup's throttling over the window.
+#[derive(Default)]
+struct CgroupFigures {
+    path: String,
+    quota_cores: Option<f64>,
+    periods: u64,
+    throttled: u64,
+    throttled_seconds: f64,
+    usage_seconds: f64,
+    pids: Vec<u32>,
 }
 
 impl WindowFigures {
@@ -299,6 +321,32 @@ impl WindowFigures {
         }
         let host = summary::host(intervals, cpus);
         let listen = overflows.max(drops);
+        let mut cgroups: Vec<CgroupFigures> = Vec::new();
+        for iv in intervals {
+            for cg in &iv.cgroups {
+                let i = match cgroups.iter().position(|c| c.path == cg.cgroup) {
+                    Some(i) => i,
+                    None => {
+                        cgroups.push(CgroupFigures {
+                            path: cg.cgroup.clone(),
+                            ..Default::default()
+                        });
+                        cgroups.len() - 1
+                    }
+                };
+                let c = &mut cgroups[i];
+                c.quota_cores = cg.quota_cores.or(c.quota_cores);
+                c.periods += cg.nr_periods;
+                c.throttled += cg.nr_throttled;
+                c.throttled_seconds += cg.throttled_time_ns as f64 / 1e9;
+                c.usage_seconds += cg.usage_ns.unwrap_or(0) as f64 / 1e9;
+                for p in &cg.pids {
+                    if !c.pids.contains(p) {
+                        c.pids.push(*p);
+                    }
+                }
+            }
+        }
         WindowFigures {
             seconds: summary::seconds(intervals),
             cpus,
@@ -315,6 +363,7 @@ impl WindowFigures {
                 + tcp.connect_failed,
             connect: LatencySummary::of(&connect),
             processes: summary::processes(intervals, 0.0),
+            cgroups,
         }
     }
 
@@ -356,6 +405,40 @@ fn process_ev(p: &ProcessSummary) -> Evidence {
 
 fn cpu(w: &WindowFigures) -> Candidate {
     let busy = w.host_busy;
+    // A workload process pinned to fewer CPUs than the host has, using them all.
+    let pinned = w.workload().find(|p| {
+        p.limited_by == Some(LimitedBy::Affinity)
+            && p.capacity_cores
+                .is_some_and(|c| p.cores_used >= CPU_SATURATED_BUSY * c)
+    });
+    if let Some(p) = pinned {
+        let cap = p.capacity_cores.unwrap_or(0.0);
+        return Candidate {
+            kind: VerdictKind::CpuSaturated,
+            fired: true,
+            strength: (p.cores_used / cap.max(1e-9) - CPU_SATURATED_BUSY)
+                / (1.0 - CPU_SATURATED_BUSY),
+            summary: format!(
+                "CPU-saturated: {} [{}] uses {:.2} of the {cap:.0} cores its affinity allows ({}), while the host is {} busy.",
+                p.comm,
+                p.pid,
+                p.cores_used,
+                pct(p.cores_used / cap.max(1e-9)),
+                busy.map_or("not measured".into(), pct)
+            ),
+            evidence: vec![
+                process_ev(p),
+                ev(
+                    &format!("process.{}[{}].capacity_cores", p.comm, p.pid),
+                    cap,
+                    "cores",
+                    Some(">= 90% used"),
+                    "affinity mask",
+                ),
+            ],
+            counter: String::new(),
+        };
+    }
     let fired = busy.is_some_and(|b| b >= CPU_SATURATED_BUSY);
     let mut evidence = Vec::new();
     if let Some(b) = busy {
@@ -398,6 +481,96 @@ fn cpu(w: &WindowFigures) -> Candidate {
     }
 }
 
+fn throttled(w: &WindowFigures) -> Candidate {
+    let secs = w.seconds.max(1e-9);
+    let in_play = |pid: &u32| {
+        w.processes
+            .iter()
+            .any(|p| p.pid == *pid && matches!(p.role, Role::Server | Role::Other))
+    };
+    let worst = w
+        .cgroups
+        .iter()
+        .filter(|c| c.periods > 0 && c.pids.iter().any(in_play))
+        .max_by(|a, b| a.throttled_seconds.total_cmp(&b.throttled_seconds));
+    let Some(c) = worst else {
+        return Candidate {
+            kind: VerdictKind::CpuThrottled,
+            fired: false,
+            strength: 0.0,
+            summary: String::new(),
+            evidence: Vec::new(),
+            counter: if w.cgroups.iter().any(|c| c.quota_cores.is_some()) {
+                "no CPU quota of a workload process ran out in the window".into()
+            } else {
+                "no CPU cgroup quota on the processes in play".into()
+            },
+        };
+    };
+    let ratio = c.throttled as f64 / c.periods as f64;
+    let held = c.throttled_seconds / secs;
+    let fired = ratio >= THROTTLED_PERIODS && held >= THROTTLED_TIME;
+    let names: Vec<String> = w
+        .processes
+        .iter()
+        .filter(|p| c.pids.contains(&p.pid))
+        .take(3)
+        .map(|p| format!("{} [{}]", p.comm, p.pid))
+        .collect();
+    let quota = c.quota_cores.map_or("no".into(), |q| format!("{q:.2}"));
+    Candidate {
+        kind: VerdictKind::CpuThrottled,
+        fired,
+        strength: (ratio - THROTTLED_PERIODS) / (1.0 - THROTTLED_PERIODS),
+        summary: format!(
+            "CPU-throttled: cgroup {} ({}) with a quota of {quota} cores used {:.2} cores and was throttled in {} of its periods, held off the CPU {:.1}s in {:.0}s; the host is {} busy.",
+            c.path,
+            names.join(", "),
+            c.usage_seconds / secs,
+            pct(ratio),
+            c.throttled_seconds,
+            secs,
+            w.host_busy.map_or("not measured".into(), pct)
+        ),
+        evidence: vec![
+            ev(
+                &format!("cgroup.{}.throttled_periods_share", c.path),
+                ratio,
+                "fraction",
+                Some(">= 0.20"),
+                "cpu.stat nr_throttled / nr_periods",
+            ),
+            ev(
+                &format!("cgroup.{}.throttled_seconds_per_s", c.path),
+                held,
+                "s/s",
+                Some(">= 0.05"),
+                "cpu.stat throttled_time",
+            ),
+            ev(
+                &format!("cgroup.{}.usage_cores", c.path),
+                c.usage_seconds / secs,
+                "cores",
+                None,
+                "cpuacct.usage / cpu.stat usage_usec",
+            ),
+            ev(
+                &format!("cgroup.{}.quota_cores", c.path),
+                c.quota_cores.unwrap_or(0.0),
+                "cores",
+                None,
+                "cfs_quota_us / cfs_period_us, cpu.max",
+            ),
+        ],
+        counter: format!(
+            "cgroup {}: throttled in {} of periods, {:.2}s/s held off (needs >= 20% and >= 0.05 s/s)",
+            c.path,
+            pct(ratio),
+            held
+        ),
+    }
+}
+
 fn generator(w: &WindowFigures) -> Candidate {
     let gen_cores = w.generator_cores();
     let gens: Vec<&ProcessSummary> = w
@@ -405,8 +578,19 @@ fn generator(w: &WindowFigures) -> Candidate {
         .iter()
         .filter(|p| p.role == Role::LoadGenerator)
         .collect();
-    // Capacity: the host's CPUs until per-process capacity (affinity, quota) is recorded.
-    let capacity = w.cpus as f64;
+    // Capacity: what the generator's processes may use (affinity, cgroup quota), at most the
+    // host; the host's CPUs where a busy generator process's capacity was not read.
+    let busy_gens: Vec<&&ProcessSummary> = gens.iter().filter(|g| g.cores_used >= 0.05).collect();
+    let capacity = if !busy_gens.is_empty() && busy_gens.iter().all(|g| g.capacity_cores.is_some())
+    {
+        busy_gens
+            .iter()
+            .filter_map(|g| g.capacity_cores)
+            .sum::<f64>()
+            .min(w.cpus as f64)
+    } else {
+        w.cpus as f64
+    };
     let share_of_capacity = gen_cores / capacity;
     let busy = w.host_busy.unwrap_or(0.0);
     // A generator's hottest thread pegged while its other threads cannot help.
@@ -430,11 +614,18 @@ fn generator(w: &WindowFigures) -> Candidate {
             "sched:sched_switch, command's process tree",
         ),
         ev(
+            "generator.capacity_cores",
+            capacity,
+            "cores",
+            None,
+            "affinity, cgroup quota, online CPUs",
+        ),
+        ev(
             "generator.share_of_capacity",
             share_of_capacity,
             "fraction",
             Some(">= 0.90"),
-            "cores / host CPUs",
+            "cores / capacity",
         ),
         ev(
             "workload.cores",
@@ -501,7 +692,7 @@ fn single_thread(w: &WindowFigures) -> Candidate {
     match hot {
         Some((p, t)) => {
             // Room: the process could use more cores than it does.
-            let room = w.cpus as f64 - p.cores_used;
+            let room = p.capacity_cores.unwrap_or(w.cpus as f64) - p.cores_used;
             let fired = room >= 0.5 && busy < CPU_SATURATED_BUSY;
             Candidate {
                 kind: VerdictKind::SingleThreadSaturated,

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::LogHistogram;
 use crate::{
-    collect::{host::HostInterval, listeners::ListenQueue},
+    collect::{
+        capacity::LimitedBy, cgroup::CgroupThrottle, host::HostInterval, listeners::ListenQueue,
+    },
     probes::loader::ProbeStatus,
     timeline::Timeline,
 };
@@ -143,6 +145,11 @@ pub struct ProcessInterval {
     pub runq_ns: u64,
     pub runq_count: u64,
     pub runq_latency: LogHistogram,
+    /// Cores the process may use: min(affinity, cgroup quota, online CPUs), and which limits.
+    #[serde(default)]
+    pub capacity_cores: Option<f64>,
+    #[serde(default)]
+    pub capacity_limited_by: Option<LimitedBy>,
     #[serde(default)]
     pub offcpu_sleep_ns: u64,
     #[serde(default)]
@@ -197,6 +204,10 @@ pub struct Interval {
     /// Softirq time and runs per vector (`NET_RX`, `NET_TX`, `TIMER`...), non-zero only.
     #[serde(default)]
     pub softirqs: BTreeMap<String, SoftirqFigures>,
+    /// CFS throttling of the CPU cgroups of the processes in play (generator, servers, busy
+    /// processes).
+    #[serde(default)]
+    pub cgroups: Vec<CgroupThrottle>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

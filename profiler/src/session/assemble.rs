@@ -196,6 +196,8 @@ pub fn assemble(
             runq_ns: 0,
             runq_count: 0,
             runq_latency: LogHistogram(vec![0; HIST_BUCKETS]),
+            capacity_cores: None,
+            capacity_limited_by: None,
             offcpu_sleep_ns: 0,
             offcpu_io_ns: 0,
             offcpu_reason_ns: BTreeMap::new(),

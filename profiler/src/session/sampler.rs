@@ -1,6 +1,6 @@
 //! Reads every source once per interval and assembles the interval: kernel maps (as deltas),
 //! host counters, listen queues, and chokepoint's own CPU.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aya::Ebpf;
 
@@ -10,9 +10,13 @@ use super::{
     self_cpu_ns, unix_ns,
 };
 use crate::{
-    collect,
+    collect::{
+        self,
+        capacity::{self, Capacity},
+        cgroup::ThrottleCollector,
+    },
     probes::reader::{KernelSnapshot, MapReader},
-    recording::Interval,
+    recording::{Interval, Role},
 };
 
 pub struct Sampler {
@@ -27,7 +31,13 @@ pub struct Sampler {
     owners: ListenOwners,
     /// Threads whose exit event arrived; forgotten after their last figures are read.
     exited: Vec<u32>,
+    /// Capacity of each process in play, read once when it first shows up.
+    capacities: HashMap<u32, Option<Capacity>>,
+    throttle: ThrottleCollector,
 }
+
+/// A process busier than this in an interval gets its capacity and cgroup watched.
+const BUSY_CORES: f64 = 0.2;
 
 impl Sampler {
     /// Takes the baselines: the first interval holds only what happens after this call.
@@ -53,6 +63,8 @@ impl Sampler {
             index: 0,
             owners: ListenOwners::new(),
             exited: Vec::new(),
+            capacities: HashMap::new(),
+            throttle: ThrottleCollector::new(),
         }
     }
 
@@ -74,6 +86,26 @@ impl Sampler {
         );
         let host = self.host.as_mut().map(|h| h.sample());
         let listeners = collect::listeners::listen_queues().unwrap_or_default();
+        let mut processes = k.processes;
+        let secs = now.saturating_sub(self.prev_unix_ns).max(1) as f64 / 1e9;
+        for p in &mut processes {
+            let in_play = matches!(p.role, Role::LoadGenerator | Role::Server)
+                || p.oncpu_ns as f64 / 1e9 / secs >= BUSY_CORES;
+            if !in_play || p.role == Role::Kernel {
+                continue;
+            }
+            let throttle = &mut self.throttle;
+            let capacity = self.capacities.entry(p.pid).or_insert_with(|| {
+                // A process gone meanwhile, or without a cgroup, just has no capacity figure.
+                let _ = throttle.watch(p.pid);
+                capacity::process_capacity(p.pid)
+            });
+            if let Some(c) = capacity {
+                p.capacity_cores = Some(c.cores);
+                p.capacity_limited_by = Some(c.limited_by);
+            }
+        }
+        let cgroups = self.throttle.sample();
         let mut overhead = k.overhead;
         overhead.user_cpu_ns = self_cpu_ns().saturating_sub(self.prev_cpu_ns);
         let interval = Interval {
@@ -85,7 +117,7 @@ impl Sampler {
             handshake_latency: k.handshake_latency,
             drops: k.drops,
             connections: k.connections,
-            processes: k.processes,
+            processes,
             host,
             listeners,
             overhead,
@@ -93,6 +125,7 @@ impl Sampler {
             exits: k.exits,
             wakes: k.wakes,
             softirqs: k.softirqs,
+            cgroups,
         };
         // Threads that exited before this read had their last switch-out counted: forget them
         // so the map cannot fill with the dead.
