@@ -13,7 +13,7 @@ use super::{
     kernel::{self, Attach, PerfCounter},
     parse::{self, CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, CAP_SYS_ADMIN, Mount},
 };
-use crate::probes::tracepoints::{TRACEFS, TRACEPOINTS};
+use crate::probes::tracepoints::{LayoutError, TRACEFS, TRACEPOINTS};
 
 /// Tracepoints without which a probe family measures nothing: the base layer needs them. The
 /// others only narrow what is reported (a missing one becomes a stated limitation).
@@ -250,7 +250,13 @@ pub fn tracepoints(out: &mut Vec<Check>) {
                     format!("present; fields as expected ({})", fields.join(" ")),
                 )
             }
-            Err(e) => check(format!("tracepoint.{id}"), false, chain(&e)),
+            // The id already names the tracepoint: say only what is wrong with it.
+            Err(LayoutError::Missing { source, .. }) => check(
+                format!("tracepoint.{id}"),
+                false,
+                format!("not available: {}", chain(&source)),
+            ),
+            Err(e) => check(format!("tracepoint.{id}"), false, e.to_string()),
         };
         out.push(if REQUIRED_TRACEPOINTS.contains(&id.as_str()) {
             required(c)
