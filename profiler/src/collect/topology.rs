@@ -516,3 +516,316 @@ fn route_kind(kind: RouteType) -> String {
     };
     name.to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::net::testnet::{TBF_RATE_BYTES, TestNet, unavailable};
+    use netlink_packet_route::link::{LinkHeader, Stats64};
+    use std::os::unix::fs::MetadataExt;
+
+    fn link_message(
+        index: u32,
+        layer: LinkLayerType,
+        flags: LinkFlags,
+        attributes: Vec<LinkAttribute>,
+    ) -> LinkMessage {
+        let mut header = LinkHeader::default();
+        header.index = index;
+        header.link_layer_type = layer;
+        header.flags = flags;
+        let mut message = LinkMessage::default();
+        message.header = header;
+        message.attributes = attributes;
+        message
+    }
+
+    fn stats64(rx_packets: u64, tx_bytes: u64, rx_dropped: u64) -> Stats64 {
+        let mut stats = Stats64::default();
+        stats.rx_packets = rx_packets;
+        stats.tx_bytes = tx_bytes;
+        stats.rx_dropped = rx_dropped;
+        stats
+    }
+
+    #[test]
+    fn veth_link_keeps_master_peer_and_stats64() {
+        let message = link_message(
+            7,
+            LinkLayerType::Ether,
+            LinkFlags::Up | LinkFlags::LowerUp,
+            vec![
+                LinkAttribute::IfName("vethab12".to_owned()),
+                LinkAttribute::Mtu(1500),
+                LinkAttribute::Qdisc("tbf".to_owned()),
+                LinkAttribute::Controller(3),
+                LinkAttribute::Link(2),
+                LinkAttribute::LinkNetNsId(4),
+                LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Veth)]),
+                LinkAttribute::Stats64(stats64(11, 2222, 3)),
+            ],
+        );
+        let link = link_from_message(&message);
+        assert_eq!(link.index, 7);
+        assert_eq!(link.name, "vethab12");
+        assert_eq!(link.kind, "veth");
+        assert_eq!(link.master, Some(3));
+        let peer = link.peer.expect("a veth with IFLA_LINK has a peer");
+        assert_eq!((peer.index, peer.netnsid), (2, Some(4)));
+        assert!(link.up && link.lower_up);
+        assert_eq!(link.mtu, Some(1500));
+        assert_eq!(link.qdisc.as_deref(), Some("tbf"));
+        assert_eq!(link.stats.rx_packets, 11);
+        assert_eq!(link.stats.tx_bytes, 2222);
+        assert_eq!(link.stats.rx_dropped, 3);
+    }
+
+    #[test]
+    fn kinds_loopback_device_and_bridge() {
+        let lo = link_message(
+            1,
+            LinkLayerType::Loopback,
+            LinkFlags::Up | LinkFlags::Loopback,
+            vec![LinkAttribute::IfName("lo".to_owned())],
+        );
+        assert_eq!(link_from_message(&lo).kind, "loopback");
+        // A NIC has no IFLA_INFO_KIND, and its IFLA_LINK (if any) is not a peer.
+        let nic = link_message(
+            2,
+            LinkLayerType::Ether,
+            LinkFlags::empty(),
+            vec![
+                LinkAttribute::IfName("eth0".to_owned()),
+                LinkAttribute::Link(2),
+            ],
+        );
+        let nic = link_from_message(&nic);
+        assert_eq!(nic.kind, "device");
+        assert_eq!(nic.peer, None);
+        assert!(!nic.up);
+        let bridge = link_message(
+            3,
+            LinkLayerType::Ether,
+            LinkFlags::Up,
+            vec![LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                InfoKind::Bridge,
+            )])],
+        );
+        assert_eq!(link_from_message(&bridge).kind, "bridge");
+        // A veth whose peer is gone says IFLA_LINK 0.
+        let orphan = link_message(
+            4,
+            LinkLayerType::Ether,
+            LinkFlags::Up,
+            vec![
+                LinkAttribute::Link(0),
+                LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Veth)]),
+            ],
+        );
+        assert_eq!(link_from_message(&orphan).peer, None);
+    }
+
+    #[test]
+    fn traffic_since_matches_links_by_index_and_name() {
+        let link = |index: u32, name: &str, rx: u64, tx: u64| Link {
+            index,
+            name: name.to_owned(),
+            kind: "veth".to_owned(),
+            master: None,
+            peer: None,
+            up: true,
+            lower_up: true,
+            mtu: Some(1500),
+            qdisc: None,
+            tx_queue_len: None,
+            stats: LinkStats {
+                rx_bytes: rx,
+                tx_bytes: tx,
+                ..LinkStats::default()
+            },
+        };
+        let topo = |links| Topology {
+            netns: NetnsId {
+                inode: 1,
+                name: None,
+            },
+            links,
+            addresses: Vec::new(),
+            routes: Vec::new(),
+        };
+        let earlier = topo(vec![link(2, "a", 100, 10), link(3, "b", 5, 5)]);
+        // `b` was recreated with a new index, `c` is new; `a` moved on; index 3 is reused.
+        let later = topo(vec![
+            link(2, "a", 150, 40),
+            link(3, "c", 1, 1),
+            link(9, "b", 7, 7),
+        ]);
+        let traffic = later.traffic_since(&earlier);
+        assert_eq!(traffic.len(), 1);
+        assert_eq!(traffic[0].name, "a");
+        assert_eq!(traffic[0].delta.rx_bytes, 50);
+        assert_eq!(traffic[0].delta.tx_bytes, 30);
+        // A counter that went down counts as 0.
+        let reset = link(2, "a", 1, 1)
+            .stats
+            .delta_since(&earlier.links[0].stats);
+        assert_eq!(reset, LinkStats::default());
+    }
+
+    #[test]
+    fn routes_skip_local_table_and_fill_default_destination() {
+        let mut message = RouteMessage::default();
+        message.header.address_family = AddressFamily::Inet;
+        message.header.table = 254;
+        message.header.kind = RouteType::Unicast;
+        message.header.destination_prefix_length = 0;
+        message.attributes = vec![
+            RouteAttribute::Gateway(RouteAddress::Inet(Ipv4Addr::new(198, 18, 0, 1))),
+            RouteAttribute::Oif(4),
+        ];
+        let route = route_from_message(&message).expect("a main-table route");
+        assert_eq!(route.destination, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(route.prefix_len, 0);
+        assert_eq!(
+            route.gateway,
+            Some(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)))
+        );
+        assert_eq!(route.oif, Some(4));
+        assert_eq!(route.kind, "unicast");
+        message
+            .attributes
+            .push(RouteAttribute::Table(RT_TABLE_LOCAL));
+        assert_eq!(route_from_message(&message), None);
+    }
+
+    #[test]
+    fn address_prefers_ifa_local() {
+        let mut message = AddressMessage::default();
+        message.header.index = 5;
+        message.header.prefix_len = 24;
+        message.header.scope = AddressScope::Universe;
+        message.attributes = vec![
+            AddressAttribute::Address(IpAddr::V4(Ipv4Addr::new(198, 18, 1, 9))),
+            AddressAttribute::Local(IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2))),
+        ];
+        let address = address_from_message(&message).expect("an address");
+        assert_eq!(address.address, IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2)));
+        assert_eq!((address.index, address.prefix_len), (5, 24));
+        assert_eq!(address.scope, "global");
+    }
+
+    #[test]
+    fn snapshot_of_own_namespace_has_loopback() {
+        let topology = snapshot().expect("rtnetlink dumps need no privileges");
+        let lo = topology.link_by_name("lo").expect("every namespace has lo");
+        assert_eq!(lo.kind, "loopback");
+        assert!(
+            topology
+                .addresses
+                .iter()
+                .any(|a| a.index == lo.index && a.address == IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            "127.0.0.1 on lo: {:?}",
+            topology.addresses
+        );
+        let inode = std::fs::metadata("/proc/self/ns/net")
+            .expect("own netns")
+            .ino();
+        assert_eq!(topology.netns.inode, inode);
+    }
+
+    #[test]
+    fn live_docker_like_topology() {
+        if let Some(reason) = unavailable() {
+            eprintln!("skipping live_docker_like_topology: {reason}");
+            return;
+        }
+        let net = TestNet::build();
+        let host = snapshot().expect("host topology");
+        let bridge = host.link_by_name(&net.bridge).expect("bridge listed");
+        assert_eq!(bridge.kind, "bridge");
+        assert!(bridge.up);
+        let veth = host.link_by_name(&net.veth_host).expect("host veth listed");
+        assert_eq!(veth.kind, "veth");
+        assert_eq!(veth.master, Some(bridge.index));
+        assert_eq!(veth.qdisc.as_deref(), Some("tbf"));
+        let peer = veth.peer.clone().expect("veth has a peer");
+        assert!(peer.netnsid.is_some(), "peer is in another namespace");
+        let peer_netns = peer.netns.clone().expect("peer namespace resolved");
+        assert_eq!(peer_netns.name.as_deref(), Some(net.netns.as_str()));
+        assert!(host.addresses.iter().any(|a| a.index == bridge.index
+            && a.address == IpAddr::V4(net.bridge_ip)
+            && a.prefix_len == 24));
+        let subnet = IpAddr::V4(Ipv4Addr::from(u32::from(net.bridge_ip) & 0xFFFF_FF00));
+        assert!(
+            host.routes.iter().any(|r| r.destination == subnet
+                && r.prefix_len == 24
+                && r.oif == Some(bridge.index)),
+            "connected route of the bridge: {:?}",
+            host.routes
+        );
+
+        let inside = snapshot_in(&net.netns_path).expect("namespace topology");
+        assert_eq!(inside.netns, peer_netns);
+        assert_ne!(inside.netns.inode, host.netns.inode);
+        let ns_veth = inside
+            .link_by_name(&net.veth_ns)
+            .expect("netns veth listed");
+        assert_eq!(ns_veth.index, peer.index, "host veth's peer index");
+        assert_eq!(
+            inside.link_by_name("lo").map(|l| l.kind.as_str()),
+            Some("loopback")
+        );
+        let back = ns_veth.peer.clone().expect("netns veth has a peer");
+        assert_eq!(back.index, veth.index);
+        let host_is_init = std::fs::metadata(INIT_NETNS).is_ok_and(|m| m.ino() == host.netns.inode);
+        if host_is_init {
+            assert_eq!(back.netns.map(|n| n.inode), Some(host.netns.inode));
+        }
+        assert!(
+            inside
+                .addresses
+                .iter()
+                .any(|a| a.index == ns_veth.index && a.address == IpAddr::V4(net.ns_ip))
+        );
+
+        // Traffic through the DNAT crosses host veth tx and netns veth rx.
+        let server = net.serve(2);
+        let sent = 20_000;
+        assert_eq!(net.send_through_nat(sent), sent as u64);
+        assert_eq!(net.send_through_nat(sent), sent as u64);
+        assert_eq!(server.join().expect("server thread"), vec![20_000, 20_000]);
+        // Let the last ACKs and FINs cross and the shaper drain before reading.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let host_after = snapshot().expect("host topology again");
+        let inside_after = snapshot_in(&net.netns_path).expect("namespace again");
+        let host_traffic = host_after.traffic_since(&host);
+        let out = host_traffic
+            .iter()
+            .find(|t| t.name == net.veth_host)
+            .expect("host veth traffic");
+        let inside_traffic = inside_after.traffic_since(&inside);
+        let arrived = inside_traffic
+            .iter()
+            .find(|t| t.name == net.veth_ns)
+            .expect("netns veth traffic");
+        eprintln!(
+            "host veth tx {} B / {} pkts, netns veth rx {} B / {} pkts (payload {} B; tbf {} B/s)",
+            out.delta.tx_bytes,
+            out.delta.tx_packets,
+            arrived.delta.rx_bytes,
+            arrived.delta.rx_packets,
+            2 * sent,
+            TBF_RATE_BYTES
+        );
+        assert!(out.delta.tx_bytes >= 2 * sent as u64);
+        assert!(arrived.delta.rx_bytes >= 2 * sent as u64);
+        // What one end sends the other receives; the two readings are a few ms apart, so allow a
+        // few small control packets (ACK, FIN) sent in between.
+        let packets = out.delta.tx_packets.abs_diff(arrived.delta.rx_packets);
+        let bytes = out.delta.tx_bytes.abs_diff(arrived.delta.rx_bytes);
+        assert!(
+            packets <= 4 && bytes <= 4 * 100,
+            "tx {out:?} vs rx {arrived:?}"
+        );
+    }
+}

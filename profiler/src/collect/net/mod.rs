@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use super::CollectError;
 
+#[cfg(test)]
+pub(crate) mod testnet;
+
 /// This thread's network namespace. `/proc/self` would name the thread-group leader's, which is
 /// not ours once `in_netns` has moved this thread.
 const THREAD_NETNS: &str = "/proc/thread-self/ns/net";
