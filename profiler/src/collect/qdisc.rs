@@ -386,3 +386,271 @@ fn format_parent(parent: u32) -> String {
         other => format_class(other),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::net::testnet::{TBF_RATE_BYTES, TestNet, unavailable};
+    use netlink_packet_core::DefaultNla;
+    use netlink_packet_route::tc::{TcStatsBasic, TcStatsQueue};
+    use std::time::Instant;
+
+    /// One netlink attribute: length, type, payload, padding to 4 bytes (host byte order).
+    fn nla(kind: u16, payload: &[u8]) -> Vec<u8> {
+        let length = u16::try_from(4 + payload.len()).expect("small attribute");
+        let mut out = Vec::new();
+        out.extend(length.to_ne_bytes());
+        out.extend(kind.to_ne_bytes());
+        out.extend(payload);
+        while out.len() % 4 != 0 {
+            out.push(0);
+        }
+        out
+    }
+
+    /// struct tc_ratespec with the given rate (cell_log 0, linklayer ethernet, cell_align -1).
+    fn ratespec(rate: u32) -> Vec<u8> {
+        let mut out = vec![0u8, 1];
+        out.extend(0u16.to_ne_bytes());
+        out.extend((-1i16).to_ne_bytes());
+        out.extend(0u16.to_ne_bytes());
+        out.extend(rate.to_ne_bytes());
+        out
+    }
+
+    fn tbf_parms(rate: u32) -> Vec<u8> {
+        let mut qopt = ratespec(rate);
+        qopt.extend(ratespec(0)); // peakrate
+        for field in [3000u32, 25_600, 2047] {
+            qopt.extend(field.to_ne_bytes()); // limit, buffer, mtu
+        }
+        nla(TCA_TBF_PARMS, &qopt)
+    }
+
+    #[test]
+    fn tbf_rate_from_parms_and_rate64() {
+        assert_eq!(tbf_rate(&tbf_parms(125_000)), Some(125_000));
+        // Above 4 GB/s the kernel clamps the 32-bit field and adds TCA_TBF_RATE64.
+        let mut options = tbf_parms(u32::MAX);
+        options.extend(nla(TCA_TBF_RATE64, &6_250_000_000u64.to_ne_bytes()));
+        assert_eq!(tbf_rate(&options), Some(6_250_000_000));
+        // A truncated PARMS gives no rate rather than a wrong one.
+        assert_eq!(
+            tbf_rate(&nla(TCA_TBF_PARMS, &ratespec(125_000)[..10])),
+            None
+        );
+        assert_eq!(tbf_rate(&[]), None);
+        // A malformed attribute stops the walk instead of panicking.
+        assert_eq!(tbf_rate(&[0xFF, 0xFF, 1, 0, 7]), None);
+    }
+
+    #[test]
+    fn htb_class_rate_and_ceil() {
+        let mut opt = ratespec(250_000);
+        opt.extend(ratespec(500_000));
+        for field in [1600u32, 1600, 25_000, 0, 0] {
+            opt.extend(field.to_ne_bytes()); // buffer, cbuffer, quantum, level, prio
+        }
+        let parms = nla(TCA_HTB_PARMS, &opt);
+        assert_eq!(htb_rates(&parms), (Some(250_000), Some(500_000)));
+        let mut with64 = parms.clone();
+        with64.extend(nla(TCA_HTB_CEIL64, &5_000_000_000u64.to_ne_bytes()));
+        assert_eq!(htb_rates(&with64), (Some(250_000), Some(5_000_000_000)));
+    }
+
+    #[test]
+    fn handles_print_like_tc() {
+        assert_eq!(format_handle(0x8001_0000), "8001:");
+        assert_eq!(format_handle(0), "0:");
+        assert_eq!(format_parent(TC_H_ROOT), "root");
+        assert_eq!(format_parent(TC_H_INGRESS), "ingress");
+        assert_eq!(format_parent(0x0001_0010), "1:10");
+        assert_eq!(format_class(0x00ab_0001), "ab:1");
+    }
+
+    #[test]
+    fn stats2_prefers_64_bit_packets() {
+        let mut basic = TcStatsBasic::default();
+        basic.bytes = 9_000_000_000;
+        basic.packets = 5;
+        let mut queue = TcStatsQueue::default();
+        queue.qlen = 2;
+        queue.backlog = 3000;
+        queue.drops = 7;
+        queue.requeues = 1;
+        queue.overlimits = 40;
+        let mut members = vec![TcStats2::Basic(basic), TcStats2::Queue(queue)];
+        let stats = stats_from_stats2(&members);
+        assert_eq!(stats.bytes, 9_000_000_000);
+        assert_eq!(stats.packets, 5);
+        assert_eq!((stats.drops, stats.overlimits, stats.requeues), (7, 40, 1));
+        assert_eq!((stats.backlog_bytes, stats.backlog_packets), (3000, 2));
+        members.push(TcStats2::Other(DefaultNla::new(
+            TCA_STATS_PKT64,
+            (u64::from(u32::MAX) + 6).to_ne_bytes().to_vec(),
+        )));
+        assert_eq!(stats_from_stats2(&members).packets, u64::from(u32::MAX) + 6);
+    }
+
+    #[test]
+    fn deltas_keep_backlog_and_match_by_identity() {
+        let qdisc = |ifindex: u32, handle: &str, bytes: u64, backlog: u64| Qdisc {
+            ifindex,
+            device: format!("if{ifindex}"),
+            kind: "tbf".to_owned(),
+            handle: handle.to_owned(),
+            parent: "root".to_owned(),
+            rate_bytes_per_second: Some(125_000),
+            stats: QdiscStats {
+                bytes,
+                packets: bytes / 1000,
+                backlog_bytes: backlog,
+                ..QdiscStats::default()
+            },
+            classes: Vec::new(),
+        };
+        let earlier = vec![qdisc(2, "8001:", 10_000, 500), qdisc(3, "8002:", 1, 0)];
+        let later = vec![qdisc(2, "8001:", 30_000, 100), qdisc(3, "8003:", 5, 0)];
+        let d = deltas(&later, &earlier);
+        assert_eq!(d.len(), 1, "8003: replaced 8002: and has no baseline");
+        assert_eq!(d[0].delta.bytes, 20_000);
+        assert_eq!(d[0].delta.packets, 20);
+        assert_eq!(d[0].delta.backlog_bytes, 100);
+    }
+
+    #[test]
+    fn qdiscs_of_own_namespace() {
+        // Every device has a qdisc entry, noqueue included; reading needs no privileges.
+        let all = qdiscs().expect("qdisc dump");
+        let links = dump_links().expect("link dump");
+        for q in &all {
+            assert!(!q.kind.is_empty());
+            assert!(
+                links
+                    .iter()
+                    .any(|l| l.index == q.ifindex && l.name == q.device)
+            );
+        }
+    }
+
+    #[test]
+    fn live_tbf_and_htb_rates_and_counts() {
+        if let Some(reason) = unavailable() {
+            eprintln!("skipping live_tbf_and_htb_rates_and_counts: {reason}");
+            return;
+        }
+        let net = TestNet::build();
+        // HTB in the namespace on the return path, with one class.
+        let ns = net.netns.as_str();
+        for args in [
+            vec![
+                "tc",
+                "-n",
+                ns,
+                "qdisc",
+                "add",
+                "dev",
+                &net.veth_ns,
+                "root",
+                "handle",
+                "1:",
+            ],
+            vec![
+                "tc",
+                "-n",
+                ns,
+                "class",
+                "add",
+                "dev",
+                &net.veth_ns,
+                "parent",
+                "1:",
+            ],
+        ] {
+            let mut args: Vec<&str> = args;
+            if args[3] == "qdisc" {
+                args.extend(["htb", "default", "10"]);
+            } else {
+                args.extend(["classid", "1:10", "htb", "rate", "2mbit", "ceil", "4mbit"]);
+            }
+            let status = std::process::Command::new(args[0])
+                .args(&args[1..])
+                .status()
+                .expect("run tc");
+            assert!(status.success(), "{}", args.join(" "));
+        }
+
+        let host_veth = dump_links()
+            .expect("links")
+            .into_iter()
+            .find(|l| l.name == net.veth_host)
+            .expect("host veth");
+        let find_tbf = |all: &[Qdisc]| {
+            all.iter()
+                .find(|q| q.ifindex == host_veth.index && q.parent == "root")
+                .cloned()
+                .expect("root qdisc on the host veth")
+        };
+        let before = qdiscs().expect("qdiscs");
+        let tbf = find_tbf(&before);
+        assert_eq!(tbf.kind, "tbf");
+        assert_eq!(tbf.device, net.veth_host);
+        assert_eq!(tbf.rate_bytes_per_second, Some(TBF_RATE_BYTES));
+
+        let inside_before = qdiscs_in(&net.netns_path).expect("qdiscs in the namespace");
+        assert!(inside_before.iter().all(|q| q.kind != "tbf"));
+        let htb = inside_before
+            .iter()
+            .find(|q| q.kind == "htb")
+            .expect("htb in the namespace");
+        assert_eq!(
+            (htb.device.as_str(), htb.handle.as_str()),
+            (net.veth_ns.as_str(), "1:")
+        );
+        let class = htb
+            .classes
+            .iter()
+            .find(|c| c.classid == "1:10")
+            .expect("class 1:10");
+        assert_eq!(class.rate_bytes_per_second, Some(250_000));
+        assert_eq!(class.ceil_bytes_per_second, Some(500_000));
+
+        // 100 kB uphill through the 125 kB/s shaper (4 kB burst): it must throttle.
+        let payload = 100_000;
+        let server = net.serve(1);
+        let started = Instant::now();
+        assert_eq!(net.send_through_nat(payload), payload as u64);
+        let elapsed = started.elapsed().as_secs_f64();
+        server.join().expect("server thread");
+        let after = qdiscs().expect("qdiscs again");
+        let inside_after = qdiscs_in(&net.netns_path).expect("namespace qdiscs again");
+        let delta = deltas(&after, &before)
+            .into_iter()
+            .find(|d| d.ifindex == host_veth.index && d.kind == "tbf")
+            .expect("tbf delta")
+            .delta;
+        let achieved = delta.bytes as f64 / elapsed;
+        eprintln!(
+            "tbf: {} B / {} pkts in {elapsed:.2} s = {achieved:.0} B/s (rate {TBF_RATE_BYTES}), \
+             overlimits {}, drops {}, requeues {}",
+            delta.bytes, delta.packets, delta.overlimits, delta.drops, delta.requeues
+        );
+        assert!(delta.bytes >= payload as u64);
+        assert!(delta.packets > 0);
+        assert!(
+            delta.overlimits > 0,
+            "100 kB over a 4 kB burst waits on the rate"
+        );
+        // The shaper held: at most the rate plus the burst, with slack for timing.
+        assert!(achieved < TBF_RATE_BYTES as f64 * 1.25, "{achieved} B/s");
+        let htb_delta = deltas(&inside_after, &inside_before)
+            .into_iter()
+            .find(|d| d.kind == "htb")
+            .expect("htb delta")
+            .delta;
+        assert!(
+            htb_delta.packets > 0,
+            "the ACKs and the answer leave through htb"
+        );
+    }
+}
