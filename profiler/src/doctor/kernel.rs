@@ -199,3 +199,59 @@ pub fn open_perf_event(counter: PerfCounter) -> io::Result<()> {
     };
     fd_from(ret).map(drop)
 }
+
+#[cfg(test)]
+mod tests {
+    use aya::{programs::ProgramType, sys::is_program_supported};
+
+    use super::*;
+
+    /// Our hand-built loads must agree with aya's own probes of the same program types.
+    #[test]
+    fn loads_agree_with_aya_probes() {
+        if !nix::unistd::geteuid().is_root() {
+            println!("skipped: needs root");
+            return;
+        }
+        let raw = load_and_attach(Attach::RawTracepoint(c"sched_switch"), None);
+        let aya_raw = is_program_supported(ProgramType::RawTracePoint);
+        assert_eq!(
+            raw.is_ok(),
+            matches!(aya_raw, Ok(true)),
+            "{raw:?} {aya_raw:?}"
+        );
+
+        // aya probes fentry at the same function, load and attach.
+        let fentry = load_and_attach(Attach::Fentry("bpf_fentry_test1"), None);
+        let aya_fentry = is_program_supported(ProgramType::Tracing);
+        assert_eq!(
+            fentry.is_ok(),
+            matches!(aya_fentry, Ok(true)),
+            "{fentry:?} {aya_fentry:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_btf_target_is_named() {
+        if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+            println!("skipped: needs /sys/kernel/btf/vmlinux");
+            return;
+        }
+        let err = load_and_attach(Attach::BtfTracepoint("no_such_tracepoint_xyz"), None)
+            .expect_err("no such typedef");
+        assert!(
+            err.to_string().contains("btf_trace_no_such_tracepoint_xyz"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn root_opens_a_software_counter() {
+        if !nix::unistd::geteuid().is_root() {
+            println!("skipped: needs root");
+            return;
+        }
+        // Root may always open a software counter system-wide on an online CPU.
+        open_perf_event(PerfCounter::SoftwareCpuClock).expect("cpu-clock opens as root");
+    }
+}
