@@ -389,3 +389,180 @@ fn tcp_state_name(state: u8) -> String {
     };
     name.to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::net::testnet::{SERVER_PORT, TestNet, unavailable};
+    use netlink_packet_netfilter::conntrack::Protocol;
+
+    const HEADER: &str = "entries  clashres found new invalid ignore delete chainlength insert \
+        insert_failed drop early_drop icmp_error  expect_new expect_create expect_delete \
+        search_restart";
+
+    #[test]
+    fn stat_sums_hex_columns_over_cpus_without_entries() {
+        let text = format!(
+            "{HEADER}\n\
+             0000001a  00000001 00000000 00000000 0000000f 00000000 00000000 00000000 00000000 \
+             00000002 0000000a 00000000 00000001  00000000 00000000 00000000 000000ff\n\
+             0000001a  00000000 00000000 00000000 00000001 00000000 00000000 00000000 00000000 \
+             00000003 00000000 00000004 00000000  00000000 00000000 00000000 00000001\n"
+        );
+        let (cpus, totals) = parse_stat("stat", &text).expect("valid file");
+        assert_eq!(cpus, 2);
+        assert!(
+            !totals.contains_key("entries"),
+            "entries is the count, not a counter"
+        );
+        assert_eq!(totals["invalid"], 16);
+        assert_eq!(totals["insert_failed"], 5);
+        assert_eq!(totals["drop"], 10);
+        assert_eq!(totals["early_drop"], 4);
+        assert_eq!(totals["icmp_error"], 1);
+        assert_eq!(totals["search_restart"], 256);
+        assert_eq!(totals["clashres"], 1);
+        assert_eq!(totals.len(), 16);
+    }
+
+    #[test]
+    fn stat_errors_name_the_line() {
+        let bad_hex = format!(
+            "{HEADER}\n{}\n{}\n",
+            "0 ".repeat(17),
+            "0 ".repeat(16) + "zz"
+        );
+        let err = parse_stat("/proc/net/stat/nf_conntrack", &bad_hex).expect_err("bad hex");
+        assert_eq!(
+            err.to_string(),
+            "/proc/net/stat/nf_conntrack:3: search_restart: \"zz\" is not hexadecimal"
+        );
+        let short = format!("{HEADER}\n0 0 0\n");
+        let err = parse_stat("f", &short).expect_err("short line");
+        assert_eq!(err.to_string(), "f:2: 3 values for 17 columns");
+        assert!(parse_stat("f", "").is_err());
+        assert!(parse_number("c", "12x\n").is_err());
+        assert_eq!(parse_number("c", "12\n").expect("a number"), 12);
+    }
+
+    #[test]
+    fn delta_treats_new_and_reset_counters_as_zero() {
+        let stats = |count: u64, pairs: &[(&str, u64)]| ConntrackStats {
+            count,
+            max: 100,
+            cpus: 2,
+            counters: pairs.iter().map(|(n, v)| ((*n).to_owned(), *v)).collect(),
+        };
+        let earlier = stats(10, &[("drop", 5), ("insert_failed", 9)]);
+        let later = stats(40, &[("drop", 8), ("insert_failed", 2), ("early_drop", 3)]);
+        let delta = later.delta_since(&earlier);
+        assert_eq!(delta.count, 40);
+        assert_eq!(delta.drop(), 3);
+        assert_eq!(delta.insert_failed(), 0);
+        assert_eq!(delta.early_drop(), 0, "first seen: no baseline");
+        assert_eq!(later.fill_fraction(), 0.4);
+        assert_eq!(later.get("no_such_column"), 0);
+    }
+
+    #[test]
+    fn entry_shows_dnat_and_masquerade() {
+        let ip = |a: [u8; 4]| IpAddr::V4(Ipv4Addr::from(a));
+        let tuple = |src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16| {
+            vec![
+                Tuple::Ip(vec![
+                    IPTuple::SourceAddress(ip(src)),
+                    IPTuple::DestinationAddress(ip(dst)),
+                ]),
+                Tuple::Proto(vec![
+                    ProtoTuple::Protocol(Protocol::Tcp),
+                    ProtoTuple::SourcePort(sport),
+                    ProtoTuple::DestinationPort(dport),
+                ]),
+            ]
+        };
+        let attributes = vec![
+            ConntrackAttribute::CtaTupleOrig(tuple([127, 0, 0, 1], [127, 0, 0, 1], 40000, 18080)),
+            ConntrackAttribute::CtaTupleReply(tuple([198, 18, 5, 2], [198, 18, 5, 1], 80, 40000)),
+            ConntrackAttribute::CtaStatus(Status::SrcNat | Status::DstNat | Status::SeenReply),
+            ConntrackAttribute::CtaTimeout(117),
+            ConntrackAttribute::CtaProtoInfo(vec![ProtoInfo::TCP(vec![ProtoInfoTCP::State(7)])]),
+        ];
+        let entry = entry_from_attributes(&attributes);
+        assert_eq!(entry.protocol, "tcp");
+        assert_eq!(entry.original.destination, ip([127, 0, 0, 1]));
+        assert_eq!(entry.original.destination_port, Some(18080));
+        assert_eq!(entry.reply.source, ip([198, 18, 5, 2]));
+        assert_eq!(entry.reply.source_port, Some(80));
+        assert_eq!(entry.reply.destination, ip([198, 18, 5, 1]));
+        assert!(entry.dst_nat && entry.src_nat && entry.seen_reply);
+        assert_eq!(entry.tcp_state.as_deref(), Some("TIME_WAIT"));
+        assert_eq!(entry.timeout_seconds, Some(117));
+    }
+
+    #[test]
+    fn stats_read_here_if_loaded() {
+        match stats().expect("procfs readable") {
+            None => eprintln!("conntrack not loaded here"),
+            Some(s) => {
+                assert!(s.max > 0);
+                assert!(s.cpus >= 1);
+                assert!(s.counters.contains_key("insert_failed"));
+            }
+        }
+    }
+
+    #[test]
+    fn live_dnat_entries_and_count() {
+        if let Some(reason) = unavailable() {
+            eprintln!("skipping live_dnat_entries_and_count: {reason}");
+            return;
+        }
+        // The DNAT rule of the fixture loads nf_conntrack and nf_nat if they are modules.
+        let net = TestNet::build();
+        let connections = 3;
+        let server = net.serve(connections);
+        for _ in 0..connections {
+            assert_eq!(net.send_through_nat(1000), 1000);
+        }
+        server.join().expect("server thread");
+        let stats = stats()
+            .expect("procfs readable")
+            .expect("conntrack loaded by the DNAT rule");
+        // Closed connections stay tracked (TIME_WAIT) for minutes: ours are still counted.
+        assert!(stats.count >= connections as u64, "count {}", stats.count);
+        assert!(stats.count <= stats.max);
+        let entries = entries_for_port(net.nat_port).expect("ctnetlink dump");
+        let ours: Vec<&ConntrackEntry> = entries
+            .iter()
+            .filter(|e| e.reply.source == IpAddr::V4(net.ns_ip))
+            .collect();
+        eprintln!(
+            "conntrack: count {} of max {}, {} entries for port {}, e.g. {:?}",
+            stats.count,
+            stats.max,
+            ours.len(),
+            net.nat_port,
+            ours.first()
+        );
+        assert_eq!(ours.len(), connections, "{entries:?}");
+        for entry in ours {
+            assert_eq!(entry.protocol, "tcp");
+            assert_eq!(entry.original.destination, IpAddr::V4(Ipv4Addr::LOCALHOST));
+            assert_eq!(entry.original.destination_port, Some(net.nat_port));
+            assert_eq!(entry.reply.source_port, Some(SERVER_PORT));
+            // Masquerade: the backend answers the bridge address, not 127.0.0.1.
+            assert_eq!(entry.reply.destination, IpAddr::V4(net.bridge_ip));
+            assert!(entry.dst_nat && entry.src_nat && entry.seen_reply);
+            assert!(entry.tcp_state.is_some());
+        }
+        // The backend's port finds the same entries from the reply side.
+        let by_backend = entries_for_port(SERVER_PORT).expect("ctnetlink dump");
+        assert!(
+            by_backend
+                .iter()
+                .filter(|e| e.reply.source == IpAddr::V4(net.ns_ip))
+                .count()
+                >= connections
+        );
+    }
+}
