@@ -159,7 +159,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         "==> bench: nginx {} ({} workers), `wrk {}`, {} interleaved rounds, {cpus} CPUs",
         nginx.url(),
         cpus,
-        wrk.args().join(" "),
+        env::shell_words(&wrk.args()),
         args.rounds
     );
     // Warm-up: page cache, nginx's workers, TIME_WAIT steady state.

@@ -101,7 +101,7 @@ fn run_against_nginx(bin: &Path, interrupted: &AtomicBool) -> anyhow::Result<()>
 
 /// Runs chokepoint with its output on the terminal.
 fn profiler(bin: &Path, args: &[String]) -> anyhow::Result<()> {
-    println!("$ {} {}", bin.display(), shell_words(args));
+    println!("$ {} {}", bin.display(), env::shell_words(args));
     let status = Command::new(bin)
         .args(args)
         .stdin(Stdio::null())
@@ -114,18 +114,4 @@ fn profiler(bin: &Path, args: &[String]) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Arguments as a shell would need them typed (quoted when they hold spaces).
-fn shell_words(args: &[String]) -> String {
-    args.iter()
-        .map(|a| {
-            if a.contains(' ') {
-                format!("'{a}'")
-            } else {
-                a.clone()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }

@@ -98,3 +98,17 @@ pub fn chokepoint_release_bin() -> anyhow::Result<PathBuf> {
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
+
+/// Arguments as a shell would need them typed (quoted when they hold spaces).
+pub fn shell_words(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
