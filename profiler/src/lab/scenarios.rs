@@ -64,7 +64,7 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "single-thread",
         expected: VerdictKind::SingleThreadSaturated,
-        description: "lab-server with one worker thread, 200 us CPU per request, wrk: one core pegged, one idle",
+        description: "lab-server with one worker thread, 1 ms CPU per request, wrk: one core pegged, one idle",
         default: true,
         tools: &["wrk"],
         setup: single_thread,
@@ -194,7 +194,7 @@ fn cpu_saturated_hey(ctx: &Ctx) -> Result<Setup, LabError> {
 }
 
 fn single_thread(ctx: &Ctx) -> Result<Setup, LabError> {
-    let (server, port) = lab_server(ctx, &["--workers", "1", "--cpu-us", "200"])?;
+    let (server, port) = lab_server(ctx, &["--workers", "1", "--cpu-us", "1000"])?;
     Ok(Setup {
         services: vec![server],
         command: wrk(ctx, 1, 16, port, &[])?,
