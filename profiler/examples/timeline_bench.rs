@@ -13,6 +13,15 @@ use chokepoint::timeline::read_file;
 
 const T0: u64 = 1_795_422_900;
 
+/// A format's name, size in MB, header, footer and line writer.
+type Case = (
+    &'static str,
+    u64,
+    &'static str,
+    &'static str,
+    Box<dyn FnMut(u64, &mut String)>,
+);
+
 fn stamp(ms: u64) -> String {
     let s = T0 + ms / 1000;
     let (h, m, sec) = ((s / 3600) % 24, (s / 60) % 60, s % 60);
@@ -60,7 +69,7 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or(300);
     let small = (k6_mb / 4).max(16);
     let dir = tempfile::tempdir()?;
-    let cases: Vec<(&str, u64, &str, &str, Box<dyn FnMut(u64, &mut String)>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "k6-json",
             k6_mb,

@@ -186,12 +186,11 @@ pub fn from_command(
                 out.push(read_file(Path::new(f)));
             }
         }
-        "vegeta" => {
+        "vegeta"
             if !stdout.iter().all(u8::is_ascii_whitespace)
-                && args.first().is_some_and(|a| a == "report" || a == "encode")
-            {
-                out.push(stdout_as(tool, stdout, None));
-            }
+                && args.first().is_some_and(|a| a == "report" || a == "encode") =>
+        {
+            out.push(stdout_as(tool, stdout, None));
         }
         "locust" => {
             for prefix in opt(args, &["--csv"]) {

@@ -10,7 +10,7 @@ use super::{
     parse_f64, split,
 };
 
-/// `starttime	seconds	ctime	dtime	ttime	wait`: `seconds` is the request's unix start
+/// `starttime seconds ctime dtime ttime wait` (tab-separated): `seconds` is the request's unix start
 /// (whole seconds), `ttime` its total time in ms. ab writes no row for failed requests.
 pub(crate) fn tsv<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineError> {
     let mut lines = Lines::new(input);

@@ -23,7 +23,7 @@ fn columns<R: BufRead>(
     Ok(cols)
 }
 
-fn field<'r>(rec: &'r ::csv::ByteRecord, i: Option<usize>) -> Option<&'r str> {
+fn field(rec: &::csv::ByteRecord, i: Option<usize>) -> Option<&str> {
     i.and_then(|i| rec.get(i))
         .and_then(|b| std::str::from_utf8(b).ok())
 }
