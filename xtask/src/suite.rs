@@ -201,9 +201,11 @@ pub fn test(args: &TestArgs) -> anyhow::Result<()> {
         r.skip("e2e", "the release build failed");
     } else {
         let bin = env::chokepoint_release_bin()?;
+        // --no-fail-fast: one failing test file must not hide the results of the others.
         let mut e2e_args = vec![
             "test",
             "--release",
+            "--no-fail-fast",
             "-p",
             "chokepoint-tests",
             "--",
@@ -257,7 +259,26 @@ pub fn test(args: &TestArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        test: TestArgs,
+    }
+
+    #[test]
+    fn a_filter_after_double_dash_reaches_the_e2e_run() {
+        let cli = Cli::try_parse_from(["test", "--quick"]).expect("parses");
+        assert!(cli.test.quick && cli.test.filter.is_empty());
+        let cli =
+            Cli::try_parse_from(["test", "--e2e-only", "--", "opens", "--exact"]).expect("parses");
+        assert!(cli.test.e2e_only);
+        assert_eq!(cli.test.filter, ["opens", "--exact"]);
+        assert!(Cli::try_parse_from(["test", "--quick", "--e2e-only"]).is_err());
+    }
 
     #[test]
     fn counts_sum_over_result_lines_and_ignore_the_rest() {
