@@ -47,6 +47,8 @@ pub struct Service {
     child: Child,
     /// The polite stop signal (PostgreSQL: SIGINT for a fast shutdown).
     stop: Signal,
+    /// A CPU cgroup it was moved into, removed after it stops.
+    cgroup: Option<PathBuf>,
 }
 
 impl Service {
@@ -71,7 +73,26 @@ impl Service {
             name: name.to_string(),
             child,
             stop,
+            cgroup: None,
         })
+    }
+
+    /// Moves the service into a new cgroup-v1 CPU cgroup with a CFS quota of `cores`.
+    pub fn confine_cpu(&mut self, cores: f64) -> Result<(), LabError> {
+        let dir = PathBuf::from(format!("/sys/fs/cgroup/cpu/chokepoint-lab-{}", self.pid()));
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| LabError::Io { path, source }
+        };
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        self.cgroup = Some(dir.clone());
+        let period = dir.join("cpu.cfs_period_us");
+        std::fs::write(&period, "100000").map_err(io(&period))?;
+        let quota = dir.join("cpu.cfs_quota_us");
+        std::fs::write(&quota, format!("{}", (cores * 100_000.0) as u64)).map_err(io(&quota))?;
+        let procs = dir.join("cgroup.procs");
+        std::fs::write(&procs, self.pid().to_string()).map_err(io(&procs))?;
+        Ok(())
     }
 
     pub fn pid(&self) -> u32 {
@@ -105,6 +126,21 @@ impl Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
+        self.stop_group();
+        if let Some(dir) = self.cgroup.take() {
+            // Empty once the group is gone; the kernel may take a moment to notice.
+            for _ in 0..50 {
+                if std::fs::remove_dir(&dir).is_ok() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+impl Service {
+    fn stop_group(&mut self) {
         let group = Pid::from_raw(-(self.child.id() as i32));
         if let Ok(Some(_)) = self.child.try_wait() {
             // The leader is gone; its group may not be.

@@ -109,6 +109,30 @@ pub const SCENARIOS: &[Scenario] = &[
         tools: &["nginx", "wrk"],
         setup: nginx_keepalive,
     },
+    Scenario {
+        name: "generator-pinned",
+        expected: VerdictKind::LoadGeneratorBound,
+        description: "wrk -t2 pinned to one core with taskset against a cheap 4-worker lab-server: the generator has one core for two threads",
+        default: false,
+        tools: &["wrk", "taskset"],
+        setup: generator_pinned,
+    },
+    Scenario {
+        name: "cpu-throttled",
+        expected: VerdictKind::CpuThrottled,
+        description: "lab-server, 4 workers x 300 us CPU per request, in a cgroup with a 0.5-core CFS quota, wrk: throttled while the host idles",
+        default: false,
+        tools: &["wrk"],
+        setup: cpu_throttled,
+    },
+    Scenario {
+        name: "disk-bound",
+        expected: VerdictKind::IoBound,
+        description: "dd writing 4 KiB blocks with O_DSYNC (every write waits for the disk) while the load generator idles",
+        default: false,
+        tools: &["dd", "sleep"],
+        setup: disk_bound,
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static Scenario> {
@@ -404,5 +428,40 @@ fn nginx_keepalive(ctx: &Ctx) -> Result<Setup, LabError> {
     Ok(Setup {
         services: vec![server],
         command: wrk(ctx, 2, 64, port, &[])?,
+    })
+}
+
+fn generator_pinned(ctx: &Ctx) -> Result<Setup, LabError> {
+    let (server, port) = lab_server(ctx, &["--workers", "4", "--cpu-us", "0"])?;
+    let mut command = vec![tool("taskset")?, "-c".into(), "0".into()];
+    command.extend(wrk(ctx, 2, 64, port, &[])?);
+    Ok(Setup {
+        services: vec![server],
+        command,
+    })
+}
+
+fn cpu_throttled(ctx: &Ctx) -> Result<Setup, LabError> {
+    let (mut server, port) = lab_server(ctx, &["--workers", "4", "--cpu-us", "300"])?;
+    server.confine_cpu(0.5)?;
+    Ok(Setup {
+        services: vec![server],
+        command: wrk(ctx, 1, 16, port, &[])?,
+    })
+}
+
+fn disk_bound(ctx: &Ctx) -> Result<Setup, LabError> {
+    let mut cmd = Command::new(tool("dd")?);
+    cmd.args(["if=/dev/zero", "bs=4k", "count=100000000", "oflag=dsync"])
+        .arg(format!("of={}", ctx.dir.join("dsync.dat").display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let writer = Service::spawn("dd", cmd, Signal::SIGTERM)?;
+    // Let it settle into its write/wait cycle before recording.
+    std::thread::sleep(Duration::from_millis(500));
+    Ok(Setup {
+        services: vec![writer],
+        command: vec![tool("sleep")?, ctx.seconds.to_string()],
     })
 }
