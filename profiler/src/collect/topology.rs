@@ -24,8 +24,9 @@ pub use super::net::NetnsId;
 
 /// The kernel's `local` routing table: routes it derives from every local address. Left out.
 const RT_TABLE_LOCAL: u32 = 255;
-/// The namespace of pid 1, the host's own, named so a container-side veth can name its peer.
-const INIT_NETNS: &str = "/proc/1/ns/net";
+/// Unnamed namespaces a container-side veth's peer is likely in: this process's own (the main
+/// thread's, where `snapshot_in` was called from) and the host's (pid 1's).
+const UNNAMED_PEER_NETNS: [&str; 2] = ["/proc/self/ns/net", "/proc/1/ns/net"];
 
 /// One reading of a network namespace.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,7 +71,7 @@ pub struct LinkPeer {
     /// `None` when the peer is in this same namespace.
     pub netnsid: Option<i32>,
     /// The peer's namespace when known: this one when `netnsid` is `None`, otherwise a named
-    /// namespace (/var/run/netns) or the host's (pid 1's) whose id here is `netnsid`.
+    /// namespace (/var/run/netns), this process's own or pid 1's, whose id here is `netnsid`.
     pub netns: Option<NetnsId>,
 }
 
@@ -327,7 +328,7 @@ fn link_from_message(message: &LinkMessage) -> Link {
 }
 
 /// Maps the ids this namespace has given to other namespaces (IFLA_LINK_NETNSID) to those
-/// namespaces, for the ones we can name: every named namespace and the host's (pid 1's). Asks the
+/// namespaces, for the ones we can name: every named namespace, this process's and pid 1's. Asks the
 /// kernel with RTM_GETNSID + NETNSA_FD; a namespace that cannot be opened or has no id here is
 /// skipped.
 fn peer_namespaces() -> HashMap<i32, NetnsId> {
@@ -338,7 +339,7 @@ fn peer_namespaces() -> HashMap<i32, NetnsId> {
             (path, name)
         })
         .collect();
-    candidates.push((INIT_NETNS.into(), None));
+    candidates.extend(UNNAMED_PEER_NETNS.map(|path| (path.into(), None)));
     let mut found = HashMap::new();
     for (path, name) in candidates {
         let Ok(file) = std::fs::File::open(&path) else {
@@ -348,7 +349,7 @@ fn peer_namespaces() -> HashMap<i32, NetnsId> {
             continue;
         };
         if let Ok(netns) = netns_at(&path, name) {
-            // A named namespace wins over the unnamed pid-1 entry for the same id.
+            // A named namespace wins over an unnamed entry for the same id.
             found.entry(id).or_insert(netns);
         }
     }
@@ -530,10 +531,12 @@ mod tests {
         flags: LinkFlags,
         attributes: Vec<LinkAttribute>,
     ) -> LinkMessage {
-        let mut header = LinkHeader::default();
-        header.index = index;
-        header.link_layer_type = layer;
-        header.flags = flags;
+        let header = LinkHeader {
+            index,
+            link_layer_type: layer,
+            flags,
+            ..LinkHeader::default()
+        };
         let mut message = LinkMessage::default();
         message.header = header;
         message.attributes = attributes;
@@ -777,10 +780,8 @@ mod tests {
         );
         let back = ns_veth.peer.clone().expect("netns veth has a peer");
         assert_eq!(back.index, veth.index);
-        let host_is_init = std::fs::metadata(INIT_NETNS).is_ok_and(|m| m.ino() == host.netns.inode);
-        if host_is_init {
-            assert_eq!(back.netns.map(|n| n.inode), Some(host.netns.inode));
-        }
+        // The process's own namespace resolves the way back.
+        assert_eq!(back.netns.map(|n| n.inode), Some(host.netns.inode));
         assert!(
             inside
                 .addresses
