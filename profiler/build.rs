@@ -8,7 +8,11 @@ use std::{env, fs, path::PathBuf};
 fn main() -> anyhow::Result<()> {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../profiler-ebpf");
     aya_build::build_ebpf(
-        [aya_build::Package { name: "chokepoint-ebpf", root_dir: root, ..Default::default() }],
+        [aya_build::Package {
+            name: "chokepoint-ebpf",
+            root_dir: root,
+            ..Default::default()
+        }],
         aya_build::Toolchain::default(),
     )?;
     let object = PathBuf::from(env::var("OUT_DIR")?).join("chokepoint");

@@ -4,7 +4,10 @@
 use std::{env, hint::black_box, thread};
 
 fn thread_cpu_seconds() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: a valid pointer to a timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
@@ -20,8 +23,14 @@ fn rusage_seconds() -> f64 {
 
 fn main() {
     let args: Vec<String> = env::args().collect();
-    let threads: usize = args.get(1).and_then(|a| a.parse().ok()).expect("usage: cpu-burn THREADS SECONDS");
-    let seconds: f64 = args.get(2).and_then(|a| a.parse().ok()).expect("usage: cpu-burn THREADS SECONDS");
+    let threads: usize = args
+        .get(1)
+        .and_then(|a| a.parse().ok())
+        .expect("usage: cpu-burn THREADS SECONDS");
+    let seconds: f64 = args
+        .get(2)
+        .and_then(|a| a.parse().ok())
+        .expect("usage: cpu-burn THREADS SECONDS");
     let workers: Vec<_> = (0..threads)
         .map(|_| {
             thread::spawn(move || {

@@ -57,12 +57,16 @@ fn default_scenarios_get_their_designed_verdicts() {
                 .unwrap_or_else(|| panic!("bad summary line `{last}`"))
         })
         .collect();
-    assert!(last.starts_with("lab: ") && last.contains(" passed, 0 failed"), "{last}");
+    assert!(
+        last.starts_with("lab: ") && last.contains(" passed, 0 failed"),
+        "{last}"
+    );
     assert!(counts[0] >= 1, "no scenario passed: {last}\n{stdout}");
 
     // The JSON agrees with the table, and every pass is a real match of kinds.
     let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("lab wrote --json")).expect("JSON");
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("lab wrote --json"))
+            .expect("JSON");
     let _ = std::fs::remove_file(&json);
     let scenarios = report["scenarios"].as_array().expect("scenarios");
     assert_eq!(report["passed"].as_u64(), Some(counts[0]));
@@ -70,13 +74,22 @@ fn default_scenarios_get_their_designed_verdicts() {
     for s in scenarios {
         match s["status"].as_str() {
             Some("passed") => assert_eq!(s["got"], s["expected"], "{s}"),
-            Some("skipped") => assert!(s["detail"].as_str().is_some_and(|d| d.contains("not installed")), "{s}"),
+            Some("skipped") => assert!(
+                s["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("not installed")),
+                "{s}"
+            ),
             other => panic!("unexpected status {other:?}: {s}"),
         }
     }
 
     // Torn down: no server left running, no temporary directory left behind.
-    assert_eq!(lab_servers(), servers_before, "lab-server processes left running");
+    assert_eq!(
+        lab_servers(),
+        servers_before,
+        "lab-server processes left running"
+    );
     let left: Vec<String> = lab_dirs().difference(&dirs_before).cloned().collect();
     assert!(left.is_empty(), "temporary directories left: {left:?}");
 }

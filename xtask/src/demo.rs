@@ -1,6 +1,6 @@
-//! `cargo xtask demo`: set-up, release build, then about a minute of real load under
-//! chokepoint with its verdicts printed. Servers started here stop on every exit path
-//! (return, error, Ctrl-C, or xtask being killed).
+//! `cargo xtask demo`: set-up, release build, then `chokepoint lab`: about a minute of real
+//! load under chokepoint with its verdicts printed and checked. The lab stops the servers it
+//! starts on every exit path (return, error, Ctrl-C).
 use std::{
     path::Path,
     process::{Command, Stdio},
@@ -11,22 +11,8 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use chokepoint_tests::{Nginx, try_tool};
 
 use crate::{env, setup};
-
-/// What the demo shows. When `chokepoint lab` lands, this becomes `Demo::Lab`.
-const DEMO: Demo = Demo::RunAgainstNginx;
-
-enum Demo {
-    /// nginx on loopback, `chokepoint run -- wrk ...` with connection churn, then keep-alive.
-    RunAgainstNginx,
-    /// `chokepoint lab`: the profiler stages its own scenarios.
-    #[expect(dead_code, reason = "the switch target once `chokepoint lab` exists")]
-    Lab,
-}
-
-const WRK_SECONDS: u32 = 15;
 
 pub fn demo() -> anyhow::Result<()> {
     if !env::is_root() {
@@ -49,54 +35,14 @@ pub fn demo() -> anyhow::Result<()> {
     // prints a verdict; we only note it, skip what is left and clean up.
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .context("installing the Ctrl-C handler")?;
-    match DEMO {
-        Demo::RunAgainstNginx => run_against_nginx(&bin, &interrupted),
-        Demo::Lab => profiler(&bin, &["lab".to_string()]),
-    }
-}
-
-fn run_against_nginx(bin: &Path, interrupted: &AtomicBool) -> anyhow::Result<()> {
-    let wrk = try_tool("wrk").context("wrk is not installed: run `cargo xtask setup`")?;
-    let nginx = Nginx::config()
-        .workers(2)
-        .try_start()
-        .context("starting nginx")?;
-    println!(
-        "\n==> demo: nginx on {} (master pid {}, 2 workers), {WRK_SECONDS} s of wrk per run",
-        nginx.url(),
-        nginx.master_pid()
-    );
-    let runs: [(&str, &str, &[&str]); 2] = [
-        (
-            "every request on a new connection",
-            "/tmp/chokepoint-demo.json",
-            &["-H", "Connection: close"],
-        ),
-        (
-            "keep-alive connections",
-            "/tmp/chokepoint-demo-keepalive.json",
-            &[],
-        ),
-    ];
-    for (title, json, headers) in runs {
-        if interrupted.load(Ordering::SeqCst) {
-            break;
-        }
-        let rec = json.replace(".json", ".rec");
-        let mut args: Vec<String> = ["run", "--out", &rec, "--json", json, "--"]
-            .map(String::from)
-            .to_vec();
-        args.push(wrk.display().to_string());
-        args.extend(["-t2", "-c64", &format!("-d{WRK_SECONDS}s")].map(String::from));
-        args.extend(headers.iter().map(|h| h.to_string()));
-        args.push(nginx.url());
-        println!("\n==> demo: {title}");
-        profiler(bin, &args)?;
-    }
+    // The lab's default subset: real servers, real load generators, real verdicts, each
+    // checked against its designed cause (about a minute).
+    println!("\n==> demo: chokepoint lab (the default scenarios; `chokepoint lab --list` for all)");
+    let result = profiler(&bin, &["lab".to_string()]);
     if interrupted.load(Ordering::SeqCst) {
         bail!("interrupted");
     }
-    Ok(())
+    result
 }
 
 /// Runs chokepoint with its output on the terminal.

@@ -7,13 +7,13 @@ pub mod capacity;
 pub mod cgroup;
 pub mod conntrack;
 mod error;
-mod net;
 pub mod host;
 pub mod listeners;
+mod net;
 pub mod processes;
 pub mod procfiles;
 pub mod qdisc;
-pub mod topology;
 mod sockdiag;
+pub mod topology;
 
 pub use error::CollectError;
