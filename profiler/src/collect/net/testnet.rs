@@ -1,7 +1,7 @@
 //! A docker-like topology for live tests, built with `ip`, `tc` and `iptables` and torn down on
-//! drop: namespace `cp-test-<pid>`, bridge `cpbr<pid%1000>` with 198.18.<n>.1/24, a veth pair
-//! `cpvh<pid%1000>` (bridge port, tbf 1mbit) / `cpvn<pid%1000>` (in the namespace, 198.18.<n>.2),
-//! and a DNAT of 127.0.0.1:<port> to a TCP server at 198.18.<n>.2:80 in the namespace.
+//! drop: namespace `cp-test-<pid>`, bridge `cpbr<pid>` at .1 of a /24 in 198.18.0.0/15, a veth
+//! pair `cpvh<pid>` (bridge port, tbf 1mbit) / `cpvn<pid>` (in the namespace, at .2), and a DNAT
+//! of 127.0.0.1:<port> to a TCP server at .2:80 in the namespace.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -67,24 +67,27 @@ impl TestNet {
     pub fn build() -> TestNet {
         let guard = LIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let pid = std::process::id();
-        let k = pid % 1000;
-        let n = u8::try_from(pid % 256).expect("pid % 256 fits a u8");
+        // The whole pid fits a link name (at most 7 digits + 4 < IFNAMSIZ), so two test processes
+        // never share names and the clean-up below only ever meets our own leftovers.
+        // One /24 of 198.18.0.0/15 per pid modulo 512.
+        let third = u8::try_from(pid % 256).expect("pid % 256 fits a u8");
+        let second = 18 + u8::try_from((pid / 256) % 2).expect("0 or 1");
         let port_probe = TcpListener::bind("127.0.0.1:0").expect("bind a probe port");
         let nat_port = port_probe.local_addr().expect("probe address").port();
         drop(port_probe);
         let mut net = TestNet {
             netns: format!("cp-test-{pid}"),
             netns_path: PathBuf::from(format!("/var/run/netns/cp-test-{pid}")),
-            bridge: format!("cpbr{k}"),
-            veth_host: format!("cpvh{k}"),
-            veth_ns: format!("cpvn{k}"),
-            bridge_ip: Ipv4Addr::new(198, 18, n, 1),
-            ns_ip: Ipv4Addr::new(198, 18, n, 2),
+            bridge: format!("cpbr{pid}"),
+            veth_host: format!("cpvh{pid}"),
+            veth_ns: format!("cpvn{pid}"),
+            bridge_ip: Ipv4Addr::new(198, second, third, 1),
+            ns_ip: Ipv4Addr::new(198, second, third, 2),
             nat_port,
             nat_rules: Vec::new(),
             _guard: guard,
         };
-        // A leftover of a crashed earlier run with the same pid would make `add` fail.
+        // A leftover of a killed earlier process with the same pid would make `add` fail.
         net.teardown();
         net.set_up();
         net
