@@ -299,7 +299,6 @@ struct CgroupFigures {
     periods: u64,
     throttled: u64,
     throttled_seconds: f64,
-    usage_seconds: f64,
     pids: Vec<u32>,
 }
 
@@ -339,7 +338,6 @@ impl WindowFigures {
                 c.periods += cg.nr_periods;
                 c.throttled += cg.nr_throttled;
                 c.throttled_seconds += cg.throttled_time_ns as f64 / 1e9;
-                c.usage_seconds += cg.usage_ns.unwrap_or(0) as f64 / 1e9;
                 for p in &cg.pids {
                     if !c.pids.contains(p) {
                         c.pids.push(*p);
@@ -517,6 +515,14 @@ fn throttled(w: &WindowFigures) -> Candidate {
         .take(3)
         .map(|p| format!("{} [{}]", p.comm, p.pid))
         .collect();
+    // CPU the cgroup's processes used, from the scheduler probes (cpuacct may sit in another
+    // v1 hierarchy, or be missing).
+    let used: f64 = w
+        .processes
+        .iter()
+        .filter(|p| c.pids.contains(&p.pid))
+        .map(|p| p.cores_used)
+        .sum();
     let quota = c.quota_cores.map_or("no".into(), |q| format!("{q:.2}"));
     Candidate {
         kind: VerdictKind::CpuThrottled,
@@ -526,7 +532,7 @@ fn throttled(w: &WindowFigures) -> Candidate {
             "CPU-throttled: cgroup {} ({}) with a quota of {quota} cores used {:.2} cores and was throttled in {} of its periods, held off the CPU {:.1}s in {:.0}s; the host is {} busy.",
             c.path,
             names.join(", "),
-            c.usage_seconds / secs,
+            used,
             pct(ratio),
             c.throttled_seconds,
             secs,
@@ -548,11 +554,11 @@ fn throttled(w: &WindowFigures) -> Candidate {
                 "cpu.stat throttled_time",
             ),
             ev(
-                &format!("cgroup.{}.usage_cores", c.path),
-                c.usage_seconds / secs,
+                &format!("cgroup.{}.used_cores", c.path),
+                used,
                 "cores",
                 None,
-                "cpuacct.usage / cpu.stat usage_usec",
+                "sched:sched_switch on-CPU time of its processes",
             ),
             ev(
                 &format!("cgroup.{}.quota_cores", c.path),
