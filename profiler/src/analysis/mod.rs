@@ -60,6 +60,12 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
     limitations.extend(recording.warnings.iter().cloned());
     if let Some(end) = &recording.end {
         limitations.extend(end.load_errors.iter().map(|e| format!("load output: {e}")));
+        if end.pids_reused > 0 {
+            limitations.push(format!(
+                "{} process ids were reused by new processes during the recording: a pid's rows before and after its reuse belong to different processes",
+                end.pids_reused
+            ));
+        }
     }
     let (start_s, end_s) = window::recording_span(recording);
     for t in &timelines {

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    collect::capacity::LimitedBy,
+    collect::{capacity::LimitedBy, host::PressureResource},
     recording::{Interval, LogHistogram, Recording, Role, TcpCounts},
 };
 
@@ -128,6 +128,52 @@ pub struct HostSummary {
     /// Softirq time per vector as a share of all CPUs (`NET_RX`, `NET_TX`, `TIMER`...), from
     /// the softirq probes.
     pub softirq_by_vector: BTreeMap<String, f64>,
+    /// Pressure stall information (/proc/pressure), None where the kernel has no PSI.
+    #[serde(default)]
+    pub pressure: Option<PressureSummary>,
+}
+
+/// Share of the window in which some (or all non-idle) tasks were stalled waiting for a
+/// resource: the kernel's own measure of "would have run, had the resource been free".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PressureSummary {
+    pub cpu_some: f64,
+    pub io_some: f64,
+    pub io_full: f64,
+    pub memory_some: f64,
+    pub memory_full: f64,
+}
+
+/// Stall time over the window's wall time, per resource; None when no interval had PSI.
+pub fn pressure(intervals: &[&Interval]) -> Option<PressureSummary> {
+    let (mut seconds, mut s) = (0.0, PressureSummary::default());
+    for iv in intervals {
+        let Some(p) = iv.host.as_ref().and_then(|h| h.pressure.as_ref()) else {
+            continue;
+        };
+        seconds += iv.seconds();
+        let us = |r: &Option<PressureResource>, full: bool| -> f64 {
+            r.as_ref()
+                .and_then(|r| if full { r.full.as_ref() } else { Some(&r.some) })
+                .map_or(0.0, |st| st.stall_us as f64 / 1e6)
+        };
+        s.cpu_some += us(&p.cpu, false);
+        s.io_some += us(&p.io, false);
+        s.io_full += us(&p.io, true);
+        s.memory_some += us(&p.memory, false);
+        s.memory_full += us(&p.memory, true);
+    }
+    if seconds <= 0.0 {
+        return None;
+    }
+    let f = |x: f64| (x / seconds).min(1.0);
+    Some(PressureSummary {
+        cpu_some: f(s.cpu_some),
+        io_some: f(s.io_some),
+        io_full: f(s.io_full),
+        memory_some: f(s.memory_some),
+        memory_full: f(s.memory_full),
+    })
 }
 
 pub fn host(intervals: &[&Interval], cpus: u32) -> HostSummary {
@@ -160,6 +206,7 @@ pub fn host(intervals: &[&Interval], cpus: u32) -> HostSummary {
         }
     }
     HostSummary {
+        pressure: pressure(intervals),
         softirq_by_vector,
         cpus,
         busy_fraction: f(busy),

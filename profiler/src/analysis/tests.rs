@@ -248,3 +248,44 @@ fn a_generator_pinned_to_one_core_is_bound_by_that_core() {
     });
     assert_eq!(kind(&r), VerdictKind::NotSaturated);
 }
+
+#[test]
+fn pressure_stall_time_becomes_a_share_of_the_window_and_cpu_evidence() {
+    use crate::collect::host::{PressureInterval, PressureResource, PressureStall};
+    let stall = |us| PressureResource {
+        some: PressureStall {
+            avg10_percent: 0.0,
+            stall_us: us,
+        },
+        full: Some(PressureStall {
+            avg10_percent: 0.0,
+            stall_us: us / 2,
+        }),
+    };
+    let r = steady(4, |i| {
+        let mut iv = server_pair(i, 0.97, 0.8);
+        if let Some(h) = iv.host.as_mut() {
+            h.pressure = Some(PressureInterval {
+                cpu: Some(stall(400_000)),
+                io: Some(stall(100_000)),
+                memory: None,
+            });
+        }
+        iv
+    });
+    let a = analyze(&r, &[]);
+    let p = a.host.pressure.as_ref().expect("PSI summarised");
+    assert!((p.cpu_some - 0.4).abs() < 1e-9, "{p:?}");
+    assert!((p.io_full - 0.05).abs() < 1e-9, "{p:?}");
+    assert_eq!(p.memory_some, 0.0);
+    assert!(
+        a.verdict
+            .evidence
+            .iter()
+            .any(|e| e.metric == "host.pressure.cpu_some" && (e.value - 0.4).abs() < 1e-9),
+        "{:?}",
+        a.verdict.evidence
+    );
+    let none = analyze(&steady(4, |i| server_pair(i, 0.97, 0.8)), &[]);
+    assert!(none.host.pressure.is_none(), "no PSI, no figures");
+}

@@ -280,6 +280,7 @@ struct WindowFigures {
     cpus: u32,
     host_busy: Option<f64>,
     host_iowait: f64,
+    pressure: Option<summary::PressureSummary>,
     opens: u64,
     syn_retransmits: u64,
     synack_retransmits: u64,
@@ -350,6 +351,7 @@ impl WindowFigures {
             cpus,
             host_busy: have_host.then_some(host.busy_fraction),
             host_iowait: host.iowait_fraction,
+            pressure: host.pressure.clone(),
             opens: tcp.active_opens.max(tcp.passive_opens),
             syn_retransmits: tcp.syn_retransmits,
             synack_retransmits: tcp.synack_retransmits,
@@ -446,6 +448,15 @@ fn cpu(w: &WindowFigures) -> Candidate {
             "fraction",
             Some(">= 0.90"),
             "/proc/stat",
+        ));
+    }
+    if let Some(p) = &w.pressure {
+        evidence.push(ev(
+            "host.pressure.cpu_some",
+            p.cpu_some,
+            "fraction",
+            None,
+            "/proc/pressure/cpu",
         ));
     }
     evidence.extend(
@@ -1007,7 +1018,27 @@ fn io(w: &WindowFigures) -> Candidate {
                 "sched:sched_switch",
             ),
             ev("host.iowait", w.host_iowait, "fraction", None, "/proc/stat"),
-        ],
+        ]
+        .into_iter()
+        .chain(w.pressure.iter().flat_map(|p| {
+            [
+                ev(
+                    "host.pressure.io_some",
+                    p.io_some,
+                    "fraction",
+                    None,
+                    "/proc/pressure/io",
+                ),
+                ev(
+                    "host.pressure.io_full",
+                    p.io_full,
+                    "fraction",
+                    None,
+                    "/proc/pressure/io",
+                ),
+            ]
+        }))
+        .collect(),
         counter: format!(
             "{name} blocked in uninterruptible (disk) waits {blocked:.2} threads on average, {io:.1}s vs {oncpu:.1}s on CPU"
         ),

@@ -142,6 +142,7 @@ mod tests {
             exit_code: None,
             load: Vec::new(),
             load_errors: Vec::new(),
+            pids_reused: 0,
         })
         .expect("end");
         file

@@ -244,4 +244,8 @@ pub struct End {
     /// Timelines read from the load generator's own output when `run` recognised it.
     pub load: Vec<Timeline>,
     pub load_errors: Vec<String>,
+    /// Process ids the kernel handed to a new process during the recording after their first
+    /// owner exited: rows before and after the reuse are different processes.
+    #[serde(default)]
+    pub pids_reused: u64,
 }

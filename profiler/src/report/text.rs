@@ -115,6 +115,17 @@ pub fn render(a: &Analysis) -> String {
         a.host.iowait_fraction * 100.0,
         a.host.steal_fraction * 100.0
     );
+    if let Some(p) = &a.host.pressure {
+        let _ = writeln!(
+            s,
+            "  pressure (PSI, share of the time stalled): cpu some {:.1}%, io some {:.1}% full {:.1}%, memory some {:.1}% full {:.1}%",
+            p.cpu_some * 100.0,
+            p.io_some * 100.0,
+            p.io_full * 100.0,
+            p.memory_some * 100.0,
+            p.memory_full * 100.0
+        );
+    }
     let _ = writeln!(
         s,
         "  {:>7} {:<16} {:<15} {:>8} {:>6} {:>8} {:>7} {:>10} {:>10} {:>8} {:>8}",

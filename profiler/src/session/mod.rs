@@ -249,7 +249,11 @@ pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
                     // SAFETY: the kernel wrote a ProcEvent (repr(C), Pod) of at least this size.
                     let ev: ProcEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
                     match ev.kind {
-                        EVENT_FORK => table.forked(ev.pid, ev.tgid),
+                        EVENT_FORK => {
+                            if table.forked(ev.pid, ev.tgid) {
+                                sampler.pid_reused(ev.pid);
+                            }
+                        }
                         EVENT_EXIT => sampler.thread_exited(ev.pid),
                         _ => {}
                     }
@@ -304,6 +308,7 @@ pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
             exit_code,
             load: load_timelines,
             load_errors,
+            pids_reused: table.reused(),
         })
         .map_err(write_err)?;
     Ok(Outcome {

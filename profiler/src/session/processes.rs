@@ -39,6 +39,7 @@ pub struct ProcessTable {
     forked_by: HashMap<u32, u32>,
     load_root: Option<u32>,
     profiler_pid: u32,
+    reused: u64,
 }
 
 impl ProcessTable {
@@ -54,8 +55,18 @@ impl ProcessTable {
         self.load_root = Some(pid);
     }
 
-    pub fn forked(&mut self, child: u32, parent_tgid: u32) {
+    /// A new task `child`. Returns true when the id was known as a process: it exited and the
+    /// kernel reused the number, so what was learnt about it (name, parent, role) is dropped.
+    pub fn forked(&mut self, child: u32, parent_tgid: u32) -> bool {
         self.forked_by.insert(child, parent_tgid);
+        let reused = self.entries.remove(&child).is_some();
+        self.reused += u64::from(reused);
+        reused
+    }
+
+    /// Process ids reused by a new task during the recording.
+    pub fn reused(&self) -> u64 {
+        self.reused
     }
 
     /// Reads /proc for a process seen for the first time; `fallback_comm` (the kernel's thread
@@ -185,6 +196,18 @@ mod tests {
             Role::Server,
             "a worker of the owner"
         );
+    }
+
+    #[test]
+    fn a_reused_pid_forgets_the_process_that_had_it() {
+        // Beyond pid_max: /proc has no such process, so the fallback name is used.
+        let pid = 4_000_000_000;
+        let mut t = ProcessTable::new(1, None);
+        assert_eq!(t.learn(pid, "old-name").comm, "old-name");
+        assert!(!t.forked(pid + 1, 1), "a new id is not a reuse");
+        assert!(t.forked(pid, 1), "the id of a known process is");
+        assert_eq!(t.learn(pid, "new-name").comm, "new-name");
+        assert_eq!(t.reused(), 1);
     }
 
     #[test]

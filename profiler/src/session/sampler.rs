@@ -68,6 +68,11 @@ impl Sampler {
         }
     }
 
+    /// The number now names another process: its capacity (affinity, cgroup) is read again.
+    pub fn pid_reused(&mut self, pid: u32) {
+        self.capacities.remove(&pid);
+    }
+
     pub fn thread_exited(&mut self, tid: u32) {
         self.exited.push(tid);
     }
