@@ -250,7 +250,8 @@ pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
                     let ev: ProcEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
                     match ev.kind {
                         EVENT_FORK => {
-                            if table.forked(ev.pid, ev.tgid) {
+                            let reused = table.forked(ev.pid, ev.tgid);
+                            if reused {
                                 sampler.pid_reused(ev.pid);
                             }
                         }
