@@ -31,13 +31,15 @@ fn lab_servers() -> usize {
         .count()
 }
 
-#[test]
-fn default_scenarios_get_their_designed_verdicts() {
+/// Runs `chokepoint lab SCENARIO...` and checks the table, the JSON and the teardown.
+fn lab_passes(scenarios: &[&str]) {
     let dirs_before = lab_dirs();
     let servers_before = lab_servers();
     let json = std::env::temp_dir().join(format!("chokepoint-e2e-lab-{}.json", std::process::id()));
     let out = Command::new(chokepoint_bin())
-        .args(["lab", "--json"])
+        .arg("lab")
+        .args(scenarios)
+        .arg("--json")
         .arg(&json)
         .stdin(Stdio::null())
         .output()
@@ -68,10 +70,10 @@ fn default_scenarios_get_their_designed_verdicts() {
         serde_json::from_str(&std::fs::read_to_string(&json).expect("lab wrote --json"))
             .expect("JSON");
     let _ = std::fs::remove_file(&json);
-    let scenarios = report["scenarios"].as_array().expect("scenarios");
+    let results = report["scenarios"].as_array().expect("scenarios");
     assert_eq!(report["passed"].as_u64(), Some(counts[0]));
     assert_eq!(report["failed"].as_u64(), Some(0));
-    for s in scenarios {
+    for s in results {
         match s["status"].as_str() {
             Some("passed") => assert_eq!(s["got"], s["expected"], "{s}"),
             Some("skipped") => assert!(
@@ -92,4 +94,17 @@ fn default_scenarios_get_their_designed_verdicts() {
     );
     let left: Vec<String> = lab_dirs().difference(&dirs_before).cloned().collect();
     assert!(left.is_empty(), "temporary directories left: {left:?}");
+}
+
+#[test]
+fn default_scenarios_get_their_designed_verdicts() {
+    lab_passes(&[]);
+}
+
+/// Two of the CPU-truth stories outside the quick subset: PostgreSQL backends queueing on one
+/// row's lock (lock-contention, not idleness), and a Go load generator pinned to one core
+/// against nginx (load-generator-bound, not the server).
+#[test]
+fn row_lock_contention_and_a_pinned_generator_get_their_verdicts() {
+    lab_passes(&["lock-contention", "generator-pinned-nginx"]);
 }

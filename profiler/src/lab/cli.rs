@@ -91,7 +91,7 @@ fn shorten(s: &str, max: usize) -> String {
 /// Cores of unrelated work above which a row gets a warning.
 const BYSTANDER_CORES: f64 = 0.25;
 
-const NAME_W: usize = 18;
+const NAME_W: usize = 24;
 const KIND_W: usize = 24;
 
 fn row(r: &ScenarioResult) -> String {

@@ -118,6 +118,14 @@ pub const SCENARIOS: &[Scenario] = &[
         setup: generator_pinned,
     },
     Scenario {
+        name: "generator-pinned-nginx",
+        expected: VerdictKind::LoadGeneratorBound,
+        description: "hey -c50 pinned to one core with taskset against nginx (2 workers, small file): the Go generator spends its core while nginx has room",
+        default: false,
+        tools: &["hey", "nginx", "taskset"],
+        setup: generator_pinned_nginx,
+    },
+    Scenario {
         name: "cpu-throttled",
         expected: VerdictKind::CpuThrottled,
         description: "lab-server, 4 workers x 300 us CPU per request, in a cgroup with a 0.5-core CFS quota, wrk: throttled while the host idles",
@@ -438,6 +446,24 @@ fn generator_pinned(ctx: &Ctx) -> Result<Setup, LabError> {
     Ok(Setup {
         services: vec![server],
         command,
+    })
+}
+
+fn generator_pinned_nginx(ctx: &Ctx) -> Result<Setup, LabError> {
+    let (server, port) = nginx(ctx, "", &[b'x'; 512])?;
+    Ok(Setup {
+        services: vec![server],
+        command: vec![
+            tool("taskset")?,
+            "-c".into(),
+            "0".into(),
+            tool("hey")?,
+            "-z".into(),
+            format!("{}s", ctx.seconds),
+            "-c".into(),
+            "50".into(),
+            url(port),
+        ],
     })
 }
 
