@@ -30,6 +30,10 @@ pub struct BenchArgs {
     /// Run the timeline reader benchmark instead (`--example timeline_bench`).
     #[arg(long)]
     pub timeline: bool,
+    /// Run the scheduler-probe benchmark instead: a context-switch storm (threads passing a
+    /// byte over socket pairs) with and without `chokepoint record`.
+    #[arg(long, conflicts_with = "timeline")]
+    pub sched: bool,
 }
 
 /// Goals from the issue: throughput kept, and the profiler's own CPU small.
@@ -37,13 +41,15 @@ const GOAL_RATIO: f64 = 0.97;
 const GOAL_CPU_PERCENT: f64 = 2.0;
 
 /// chokepoint's cost over one recording, from `analyze --json`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Overhead {
     pub bpf_cpu_seconds: f64,
     pub user_cpu_seconds: f64,
     pub events: f64,
     pub lost_events: f64,
     pub duration_seconds: f64,
+    /// Per program (by function name, `_compat` variants folded in): run seconds and runs.
+    pub programs: Vec<(String, f64, f64)>,
 }
 
 impl Overhead {
@@ -59,6 +65,19 @@ impl Overhead {
             events: num("/overhead/events")?,
             lost_events: num("/overhead/lost_events")?,
             duration_seconds: num("/duration_seconds")?,
+            programs: v
+                .pointer("/overhead/programs")
+                .and_then(serde_json::Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(name, pair)| {
+                            let secs = pair.get(0)?.as_f64()?;
+                            let runs = pair.get(1)?.as_f64()?;
+                            Some((name.trim_end_matches("_compat").to_string(), secs, runs))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 
@@ -78,6 +97,31 @@ impl Overhead {
             self.bpf_cpu_seconds * 1e9 / self.events
         } else {
             0.0
+        }
+    }
+
+    /// Runs of one program over the recording.
+    pub fn program_runs(&self, name: &str) -> f64 {
+        self.programs
+            .iter()
+            .filter(|p| p.0 == name)
+            .map(|p| p.2)
+            .sum()
+    }
+
+    /// Nanoseconds per run of one program (NaN when it never ran).
+    pub fn program_ns_per_run(&self, name: &str) -> f64 {
+        let secs: f64 = self
+            .programs
+            .iter()
+            .filter(|p| p.0 == name)
+            .map(|p| p.1)
+            .sum();
+        let runs = self.program_runs(name);
+        if runs > 0.0 {
+            secs * 1e9 / runs
+        } else {
+            f64::NAN
         }
     }
 
@@ -131,15 +175,27 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         bail!("--rounds and --seconds must be at least 1");
     }
     println!("==> bench: cargo build --release");
-    let status = env::cargo()
-        .args(["build", "--release"])
-        .stdin(Stdio::null())
-        .status()
-        .context("running cargo build")?;
-    if !status.success() {
-        bail!("cargo build --release failed ({status})");
+    for targets in [
+        &["-p", "chokepoint"][..],
+        &["-p", "chokepoint-tests", "--bin", "ping-pong"],
+    ] {
+        let status = env::cargo()
+            .args(["build", "--release"])
+            .args(targets)
+            .stdin(Stdio::null())
+            .status()
+            .context("running cargo build")?;
+        if !status.success() {
+            bail!(
+                "cargo build --release {} failed ({status})",
+                targets.join(" ")
+            );
+        }
     }
     let bin = env::chokepoint_release_bin()?;
+    if args.sched {
+        return sched_bench(args, &bin);
+    }
     let wrk_bin = try_tool("wrk").context("wrk is not installed: run `cargo xtask setup`")?;
     let work = tempfile::Builder::new()
         .prefix("chokepoint-bench-")
@@ -175,10 +231,14 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         // Alternate the order so drift (thermal, TIME_WAIT build-up) hits both sides alike.
         let (a, b, cost) = if round % 2 == 1 {
             let a = wrk.run_with(&wrk_bin).requests_per_sec;
-            let (b, cost) = with_recorder(&bin, &wrk, &wrk_bin, work.path(), round)?;
+            let (b, cost) = with_recorder(&bin, work.path(), round, wrk.seconds, || {
+                Ok(wrk.run_with(&wrk_bin).requests_per_sec)
+            })?;
             (a, b, cost)
         } else {
-            let (b, cost) = with_recorder(&bin, &wrk, &wrk_bin, work.path(), round)?;
+            let (b, cost) = with_recorder(&bin, work.path(), round, wrk.seconds, || {
+                Ok(wrk.run_with(&wrk_bin).requests_per_sec)
+            })?;
             let a = wrk.run_with(&wrk_bin).requests_per_sec;
             (a, b, cost)
         };
@@ -244,17 +304,105 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The scheduler probes' cost at a high context-switch rate: interleaved A/B rounds of
+/// `ping-pong` with and without `chokepoint record`.
+fn sched_bench(args: &BenchArgs, bin: &Path) -> anyhow::Result<()> {
+    let ping_pong = bin.with_file_name("ping-pong");
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pairs = cpus.to_string();
+    let seconds = args.seconds.to_string();
+    let work = tempfile::Builder::new()
+        .prefix("chokepoint-bench-")
+        .tempdir()
+        .context("temp dir")?;
+    let storm = || -> anyhow::Result<f64> {
+        let out = Command::new(&ping_pong)
+            .args([&pairs, &seconds])
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running {}", ping_pong.display()))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let n: f64 = text
+            .trim()
+            .strip_prefix("round_trips=")
+            .and_then(|n| n.parse().ok())
+            .with_context(|| format!("ping-pong printed `{}`", text.trim()))?;
+        Ok(n / args.seconds as f64)
+    };
+    println!(
+        "==> bench: `ping-pong {pairs} {seconds}` (thread pairs passing a byte over socket pairs), {} interleaved rounds, {cpus} CPUs",
+        args.rounds
+    );
+    storm()?;
+    let (mut without, mut with, mut ratios, mut costs) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=args.rounds {
+        let recorded = |round| with_recorder(bin, work.path(), round, args.seconds, storm);
+        let (a, (b, cost)) = if round % 2 == 1 {
+            let a = storm()?;
+            (a, recorded(round)?)
+        } else {
+            let b = recorded(round)?;
+            (storm()?, b)
+        };
+        let switches = cost.program_runs("sched_switch") / cost.duration_seconds.max(1e-9);
+        println!(
+            "round {round:>2}: without {a:>9.0} round trips/s   with {b:>9.0}   ratio {:.3}   {switches:>8.0} switches/s   own CPU {:.2}%   sched_switch {:.0} ns, sched_waking {:.0} ns per event",
+            b / a,
+            cost.cpu_percent(cpus),
+            cost.program_ns_per_run("sched_switch"),
+            cost.program_ns_per_run("sched_waking"),
+        );
+        without.push(a);
+        with.push(b);
+        ratios.push(b / a);
+        costs.push(cost);
+    }
+    let med = |f: &dyn Fn(&Overhead) -> f64| median(&costs.iter().map(f).collect::<Vec<_>>());
+    let ratio = median(&ratios);
+    let cpu = med(&|c| c.cpu_percent(cpus));
+    println!("\n==> bench: medians over {} rounds", args.rounds);
+    println!(
+        "without chokepoint      {:>9.0} round trips/s",
+        median(&without)
+    );
+    println!(
+        "with chokepoint record  {:>9.0} round trips/s",
+        median(&with)
+    );
+    println!(
+        "context switches        {:>9.0} /s while recording",
+        med(&|c| c.program_runs("sched_switch") / c.duration_seconds.max(1e-9))
+    );
+    println!(
+        "ratio with/without      {ratio:.3}   (goal >= {GOAL_RATIO}: {})",
+        verdict(ratio >= GOAL_RATIO)
+    );
+    println!(
+        "own CPU                 {cpu:.2}% of the host   (goal <= {GOAL_CPU_PERCENT}%: {})",
+        verdict(cpu <= GOAL_CPU_PERCENT)
+    );
+    for program in ["sched_switch", "sched_waking", "sched_wakeup_new"] {
+        println!(
+            "{program:<23} {:>6.0} ns per event",
+            med(&|c| c.program_ns_per_run(program))
+        );
+    }
+    Ok(())
+}
+
 fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "MISSED" }
 }
 
-/// One wrk run with `chokepoint record` beside it; returns req/s and the recording's cost.
+/// One run of `workload` (returning its throughput) with `chokepoint record` beside it;
+/// returns the throughput and the recording's cost.
 fn with_recorder(
     bin: &Path,
-    wrk: &Wrk,
-    wrk_bin: &Path,
     dir: &Path,
     round: u32,
+    seconds: u32,
+    workload: impl FnOnce() -> anyhow::Result<f64>,
 ) -> anyhow::Result<(f64, Overhead)> {
     let rec = dir.join(format!("round-{round}.rec"));
     let json = dir.join(format!("round-{round}.json"));
@@ -267,7 +415,7 @@ fn with_recorder(
             .arg("--out")
             .arg(&rec)
             .arg("--duration")
-            .arg(format!("{}s", wrk.seconds + 60))
+            .arg(format!("{}s", seconds + 60))
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
@@ -292,7 +440,7 @@ fn with_recorder(
         }
         thread::sleep(Duration::from_millis(20));
     }
-    let rps = wrk.run_with(wrk_bin).requests_per_sec;
+    let rps = workload()?;
     let status = recorder.stop()?;
     if !status.success() {
         bail!("chokepoint record failed ({status}):\n{}", read(&log));
