@@ -1,7 +1,8 @@
-//! `cargo xtask <setup|test|demo|bench>`: the project's developer commands.
+//! `cargo xtask <setup|test|demo|bench|fixtures>`: the project's developer commands.
 mod bench;
 mod demo;
 mod env;
+mod fixtures;
 mod setup;
 mod suite;
 
@@ -26,6 +27,8 @@ enum Cmd {
     Demo,
     /// chokepoint's overhead beside nginx under connection churn (interleaved A/B rounds).
     Bench(bench::BenchArgs),
+    /// Re-record the lab recordings the attribution tests replay (root, a quiet machine).
+    Fixtures(fixtures::FixturesArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         Cmd::Test(args) => suite::test(args),
         Cmd::Demo => demo::demo(),
         Cmd::Bench(args) => bench::bench(args),
+        Cmd::Fixtures(args) => fixtures::fixtures(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
