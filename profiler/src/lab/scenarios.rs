@@ -94,12 +94,36 @@ pub const SCENARIOS: &[Scenario] = &[
         setup: lock_contention,
     },
     Scenario {
+        name: "lock-contention-mutex",
+        expected: VerdictKind::LockContention,
+        description: "lab-server, 8 workers each holding one shared mutex 400 us per request, wrk -c16: the workers queue on the lock and hand it to each other",
+        default: false,
+        tools: &["wrk"],
+        setup: lock_contention_mutex,
+    },
+    Scenario {
         name: "accept-overflow",
         expected: VerdictKind::ConnectionSetup,
         description: "lab-server with backlog 4 accepting one connection per 2 ms, wrk with a new connection per request: SYNs dropped",
         default: true,
         tools: &["wrk"],
         setup: accept_overflow,
+    },
+    Scenario {
+        name: "accept-overflow-hey",
+        expected: VerdictKind::ConnectionSetup,
+        description: "the same slow-accepting server (backlog 4), hey -c50 with keep-alive disabled: a different generator's connection storm",
+        default: false,
+        tools: &["hey"],
+        setup: accept_overflow_hey,
+    },
+    Scenario {
+        name: "slow-upstream-hey",
+        expected: VerdictKind::NotSaturated,
+        description: "the slow backend (32 workers, 20 ms sleep per request) driven by hey -c16: throughput set by concurrency x latency",
+        default: false,
+        tools: &["hey"],
+        setup: slow_upstream_hey,
     },
     Scenario {
         name: "nginx-keepalive-cpu",
@@ -275,6 +299,53 @@ fn accept_overflow(ctx: &Ctx) -> Result<Setup, LabError> {
     Ok(Setup {
         services: vec![server],
         command: wrk(ctx, 1, 64, port, &["-H", "Connection: close"])?,
+    })
+}
+
+fn hey(ctx: &Ctx, conns: u32, port: u16, extra: &[&str]) -> Result<Vec<String>, LabError> {
+    let mut argv = vec![
+        tool("hey")?,
+        "-z".into(),
+        format!("{}s", ctx.seconds),
+        "-c".into(),
+        conns.to_string(),
+    ];
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    argv.push(url(port));
+    Ok(argv)
+}
+
+fn slow_upstream_hey(ctx: &Ctx) -> Result<Setup, LabError> {
+    let (server, port) = lab_server(ctx, &["--workers", "32", "--sleep-us", "20000"])?;
+    Ok(Setup {
+        services: vec![server],
+        command: hey(ctx, 16, port, &[])?,
+    })
+}
+
+fn accept_overflow_hey(ctx: &Ctx) -> Result<Setup, LabError> {
+    let (server, port) = lab_server(
+        ctx,
+        &[
+            "--workers",
+            "1",
+            "--backlog",
+            "4",
+            "--accept-delay-us",
+            "2000",
+        ],
+    )?;
+    Ok(Setup {
+        services: vec![server],
+        command: hey(ctx, 50, port, &["-disable-keepalive"])?,
+    })
+}
+
+fn lock_contention_mutex(ctx: &Ctx) -> Result<Setup, LabError> {
+    let (server, port) = lab_server(ctx, &["--workers", "8", "--lock-us", "400"])?;
+    Ok(Setup {
+        services: vec![server],
+        command: wrk(ctx, 1, 16, port, &[])?,
     })
 }
 

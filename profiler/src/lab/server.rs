@@ -36,7 +36,14 @@ pub struct ServerArgs {
     /// Pause after each accept, in microseconds (a slow accept loop).
     #[arg(long, default_value_t = 0)]
     pub accept_delay_us: u64,
+    /// CPU time each request burns while holding one lock shared by all workers (a global
+    /// mutex around a critical section), in microseconds.
+    #[arg(long, default_value_t = 0)]
+    pub lock_us: u64,
 }
+
+/// The one lock every worker takes for `--lock-us`.
+static SHARED: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 const RESPONSE_BODY: &[u8] = b"ok\n";
 /// Requests larger than this are refused (the lab's generators send a few hundred bytes).
@@ -198,6 +205,10 @@ fn header(head: &str, name: &str) -> Option<String> {
 fn work(args: &ServerArgs) {
     if args.cpu_us > 0 {
         burn(Duration::from_micros(args.cpu_us));
+    }
+    if args.lock_us > 0 {
+        let _held = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        burn(Duration::from_micros(args.lock_us));
     }
     if args.sleep_us > 0 {
         std::thread::sleep(Duration::from_micros(args.sleep_us));
