@@ -230,15 +230,18 @@ fn read_verdict(path: &Path) -> Result<Verdict, LabError> {
             .to_string(),
         summary: verdict["summary"].as_str().unwrap_or_default().to_string(),
         confidence: verdict["confidence"].as_f64(),
+        // CPU seconds over the run, not each process's cores while it lived: many short-lived
+        // bystanders (a compiler's processes) would otherwise add up to more than the host has.
         bystander_cores: v["processes"]
             .as_array()
             .map(|ps| {
                 ps.iter()
                     .filter(|p| p["role"] == "other")
-                    .filter_map(|p| p["cores_used"].as_f64())
-                    .sum()
+                    .filter_map(|p| p["cpu_seconds"].as_f64())
+                    .sum::<f64>()
             })
-            .unwrap_or(0.0),
+            .unwrap_or(0.0)
+            / v["duration_seconds"].as_f64().unwrap_or(0.0).max(1e-9),
     })
 }
 
