@@ -325,6 +325,16 @@ fn oha_reads_status_and_error_distributions() {
     assert_eq!(t.requests, codes + errs);
 }
 
+#[test]
+fn oha_errors_are_counted_by_status() {
+    let t = read("oha-errors.json");
+    let v: serde_json::Value = serde_json::from_str(&text("oha-errors.json")).expect("json");
+    let failed = v["statusCodeDistribution"]["500"].as_u64().expect("500s");
+    assert!(failed > 0);
+    assert_eq!(t.errors, failed);
+    assert_eq!(t.errors_by_kind.get("http-500"), Some(&failed));
+}
+
 // ---- bad input ----
 
 fn err_of(bytes: &[u8]) -> TimelineError {

@@ -256,6 +256,7 @@ mod tests {
             sleep_us: 0,
             backlog: 8,
             accept_delay_us: 0,
+            lock_us: 0,
         };
         let server_args = args.clone();
         std::thread::spawn(move || run(&server_args));
