@@ -38,6 +38,7 @@ pub fn header() -> Header {
         bpf_stats: "test".into(),
         drop_reasons: Vec::new(),
         limitations: Vec::new(),
+        topology: Vec::new(),
     }
 }
 
@@ -81,6 +82,13 @@ pub fn interval(index: u32, busy: f64) -> Interval {
         wakes: Vec::new(),
         softirqs: BTreeMap::new(),
         cgroups: Vec::new(),
+        devices: Vec::new(),
+        qdiscs: Vec::new(),
+        conntrack: None,
+        nat: Vec::new(),
+        topology: Vec::new(),
+        net_errors: Vec::new(),
+        net_packets: Vec::new(),
     }
 }
 

@@ -61,6 +61,15 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
     if let Some(end) = &recording.end {
         limitations.extend(end.load_errors.iter().map(|e| format!("load output: {e}")));
     }
+    // Network readings that failed during the run (a namespace gone, no permission).
+    for iv in &recording.intervals {
+        for e in &iv.net_errors {
+            let text = format!("network path: {e}");
+            if !limitations.contains(&text) {
+                limitations.push(text);
+            }
+        }
+    }
     let (start_s, end_s) = window::recording_span(recording);
     for t in &timelines {
         if let Some(w) = t.clock_skew_warning(start_s, end_s) {

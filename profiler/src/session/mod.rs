@@ -3,6 +3,7 @@
 //! every exit path (dropping `Probes` detaches; nothing is pinned).
 mod assemble;
 mod child;
+mod network;
 pub mod processes;
 mod sampler;
 
@@ -177,6 +178,10 @@ pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
         softirq_names,
     );
 
+    let (net, topology, net_limitations) = network::NetSampler::new();
+    limitations.extend(net_limitations);
+    sampler.set_network(net);
+
     let mut load = match &opts.command {
         Some(argv) => {
             let cmd = LoadCommand::spawn(argv)?;
@@ -208,6 +213,7 @@ pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
         bpf_stats,
         drop_reasons: drop_reasons.iter().map(|(k, v)| (*k, v.clone())).collect(),
         limitations,
+        topology,
     };
     let load_pid = load.as_ref().map(|l| l.pid);
     let write_err = |source| SessionError::Write {
