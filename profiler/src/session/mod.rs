@@ -65,6 +65,8 @@ pub struct Options {
     pub command: Option<Vec<String>>,
     /// `record --duration`.
     pub duration: Option<Duration>,
+    /// Probe families left out (`--no-packet-probes`).
+    pub skip_families: Vec<tracepoints::Family>,
 }
 
 pub struct Outcome {
@@ -138,7 +140,7 @@ pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
         }
     };
 
-    let mut probes = Probes::load(&tracefs)?;
+    let mut probes = Probes::load_except(&tracefs, &opts.skip_families)?;
     for f in &probes.status.failed {
         limitations.push(format!("{} not attached: {}", f.id, f.reason));
     }

@@ -19,8 +19,9 @@ use crate::{
         qdisc::{self, Qdisc},
         topology::{self, Topology},
     },
-    recording::{DeviceInterval, NatMapping, QdiscRow},
+    recording::{DeviceInterval, DevicePackets, NatMapping, QdiscRow},
 };
+use chokepoint_common::{NET_XMIT, NetDevCounts, NetDevKey};
 
 /// More namespaces than this are not followed (each costs a thread and four netlink dumps per
 /// interval); the rest is noted once.
@@ -452,5 +453,70 @@ mod tests {
             &topology(&[(1, "lo", 9), (2, "veth0", 0)])
         ));
         assert!(!same_shape(&before, &after));
+    }
+}
+
+/// Per-device packets and bytes of one interval from the network-path programs' cumulative
+/// counts, busiest first.
+pub fn device_packets(
+    prev: &HashMap<NetDevKey, NetDevCounts>,
+    cur: &HashMap<NetDevKey, NetDevCounts>,
+) -> Vec<DevicePackets> {
+    let mut rows: BTreeMap<String, DevicePackets> = BTreeMap::new();
+    for (key, now) in cur {
+        let before = prev.get(key).copied().unwrap_or_default();
+        let packets = now.packets.saturating_sub(before.packets);
+        if packets == 0 {
+            continue;
+        }
+        let bytes = now.bytes.saturating_sub(before.bytes);
+        let name = super::assemble::comm_str(&key.name);
+        let row = rows.entry(name.clone()).or_insert_with(|| DevicePackets {
+            name,
+            ..Default::default()
+        });
+        if key.direction == NET_XMIT {
+            row.xmit_packets += packets;
+            row.xmit_bytes += bytes;
+        } else {
+            row.receive_packets += packets;
+            row.receive_bytes += bytes;
+        }
+    }
+    let mut rows: Vec<DevicePackets> = rows.into_values().collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.xmit_packets + r.receive_packets));
+    rows
+}
+
+#[cfg(test)]
+mod packet_tests {
+    use super::*;
+    use chokepoint_common::{IFNAMSIZ, NET_RECEIVE};
+
+    fn key(name: &str, direction: u32) -> NetDevKey {
+        let mut k = NetDevKey {
+            name: [0; IFNAMSIZ],
+            direction,
+        };
+        k.name[..name.len()].copy_from_slice(name.as_bytes());
+        k
+    }
+
+    #[test]
+    fn device_packets_are_per_name_deltas_busiest_first() {
+        let c = |packets, bytes| NetDevCounts { packets, bytes };
+        let prev = HashMap::from([(key("lo", NET_XMIT), c(10, 1000))]);
+        let cur = HashMap::from([
+            (key("lo", NET_XMIT), c(15, 1600)),
+            (key("lo", NET_RECEIVE), c(5, 600)),
+            (key("veth1", NET_XMIT), c(40, 4000)),
+            (key("eth0", NET_RECEIVE), c(0, 0)),
+        ]);
+        let rows = device_packets(&prev, &cur);
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(rows[0].name, "veth1");
+        assert_eq!(rows[1].name, "lo");
+        assert_eq!((rows[1].xmit_packets, rows[1].xmit_bytes), (5, 600));
+        assert_eq!((rows[1].receive_packets, rows[1].receive_bytes), (5, 600));
     }
 }

@@ -158,7 +158,7 @@ impl Sampler {
             nat: net.nat,
             topology: net.topology,
             net_errors: net.errors,
-            net_packets: Vec::new(),
+            net_packets: super::network::device_packets(&self.prev.net_devices, &cur.net_devices),
         };
         // Threads that exited before this read had their last switch-out counted: forget them
         // so the map cannot fill with the dead.
