@@ -148,3 +148,53 @@ pub fn recording(intervals: Vec<Interval>) -> Recording {
 pub fn steady(n: u32, f: impl Fn(u32) -> Interval) -> Recording {
     recording((0..n).map(f).collect())
 }
+
+/// A conntrack reading: `count` of `max` entries, with these counter increases.
+pub fn conntrack(
+    count: u64,
+    max: u64,
+    insert_failed: u64,
+    drop: u64,
+    early_drop: u64,
+) -> crate::collect::conntrack::ConntrackInterval {
+    crate::collect::conntrack::ConntrackInterval {
+        count,
+        max,
+        counters: BTreeMap::from([
+            ("insert_failed".to_string(), insert_failed),
+            ("drop".to_string(), drop),
+            ("early_drop".to_string(), early_drop),
+        ]),
+    }
+}
+
+/// A tbf qdisc on `device` with `rate` bytes/s that sent `bytes` in the interval.
+pub fn shaper(
+    device: &str,
+    rate: u64,
+    bytes: u64,
+    drops: u64,
+    overlimits: u64,
+    backlog_packets: u64,
+) -> crate::recording::QdiscRow {
+    crate::recording::QdiscRow {
+        netns: "net:[4026532290] app".into(),
+        qdisc: crate::collect::qdisc::QdiscInterval {
+            ifindex: 5,
+            device: device.into(),
+            kind: "tbf".into(),
+            handle: "8001:".into(),
+            parent: "root".into(),
+            rate_bytes_per_second: Some(rate),
+            delta: crate::collect::qdisc::QdiscStats {
+                bytes,
+                packets: bytes / 1500,
+                drops,
+                overlimits,
+                requeues: 0,
+                backlog_bytes: backlog_packets * 1500,
+                backlog_packets,
+            },
+        },
+    }
+}

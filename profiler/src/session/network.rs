@@ -122,8 +122,31 @@ pub fn device_rows(later: &Topology, earlier: &Topology) -> Vec<DeviceInterval> 
 /// Qdisc rows of one namespace: shapers (a configured rate) always, others when they moved
 /// packets, dropped or hold a backlog.
 pub fn qdisc_rows(netns: &str, later: &[Qdisc], earlier: &[Qdisc]) -> Vec<QdiscRow> {
-    qdisc::deltas(later, earlier)
-        .into_iter()
+    let mut rows = qdisc::deltas(later, earlier);
+    // htb keeps its rates on classes: each class is a row of kind `htb-class` whose rate is
+    // its ceil (what it may use at most), else its rate.
+    for q in later.iter().filter(|q| q.kind == "htb") {
+        let before = earlier
+            .iter()
+            .find(|e| e.ifindex == q.ifindex && e.handle == q.handle && e.kind == q.kind);
+        for class in &q.classes {
+            let Some(prev) =
+                before.and_then(|b| b.classes.iter().find(|c| c.classid == class.classid))
+            else {
+                continue;
+            };
+            rows.push(qdisc::QdiscInterval {
+                ifindex: q.ifindex,
+                device: q.device.clone(),
+                kind: "htb-class".into(),
+                handle: class.classid.clone(),
+                parent: class.parent.clone(),
+                rate_bytes_per_second: class.ceil_bytes_per_second.or(class.rate_bytes_per_second),
+                delta: class.stats.delta_since(&prev.stats),
+            });
+        }
+    }
+    rows.into_iter()
         .filter(|q| {
             q.rate_bytes_per_second.is_some()
                 || q.delta.packets > 0
