@@ -188,11 +188,14 @@ fn nat_mappings(r: &Recording) -> Vec<NatMapping> {
     by.into_values().collect()
 }
 
+/// A connecting process and the remote port: (pid, comm, port).
+type ActiveKey = (Option<u32>, String, u16);
+
 /// Connection opens over the recording.
 #[derive(Default)]
 struct Flows {
     /// (pid, comm, remote port) -> opens.
-    active: BTreeMap<(Option<u32>, String, u16), u64>,
+    active: BTreeMap<ActiveKey, u64>,
     /// Listening port -> (owner pid, owner comm, accepted opens).
     passive: BTreeMap<u16, (Option<u32>, Option<String>, u64)>,
 }
@@ -504,7 +507,7 @@ pub fn paths(
     // Clients: the load generator's connections, else every connecting process that is not
     // itself serving a port (a proxy's upstream side is part of another path).
     let owners: Vec<u32> = cx.flows.passive.values().filter_map(|v| v.0).collect();
-    let mut clients: Vec<(&(Option<u32>, String, u16), &u64)> = cx
+    let mut clients: Vec<(&ActiveKey, &u64)> = cx
         .flows
         .active
         .iter()
