@@ -55,6 +55,30 @@ fn skip() -> bool {
     }
 }
 
+/// The verdict is `kind`, or `kind` fired as secondary behind a verdict about some other
+/// process: the machine is shared (a compiler pegging a core elsewhere is its own verdict).
+fn assert_fired(verdict: &Value, kind: &str) {
+    if verdict["kind"] == kind {
+        return;
+    }
+    let secondary = verdict["secondary"]
+        .as_array()
+        .is_some_and(|s| s.iter().any(|k| k == kind));
+    assert!(secondary, "{kind} did not fire: {verdict:#}");
+    eprintln!(
+        "note: {kind} fired as secondary behind: {}",
+        verdict["summary"]
+    );
+}
+
+fn evidence(verdict: &Value, metric: &str) -> f64 {
+    verdict["evidence"]
+        .as_array()
+        .and_then(|e| e.iter().find(|x| x["metric"] == metric))
+        .and_then(|x| x["value"].as_f64())
+        .unwrap_or_else(|| panic!("no {metric} evidence: {verdict:#}"))
+}
+
 fn sum(lines: &[Value], list: &str, pick: impl Fn(&Value) -> bool, field: &str) -> u64 {
     lines
         .iter()
@@ -154,7 +178,7 @@ fn a_tbf_shaper_on_the_veth_with_large_responses_is_network_bandwidth() {
     let wrk = Wrk::new(&url).threads(1).connections(4).seconds(5);
     let (json, lines) = run_wrk("bandwidth", &wrk);
     let verdict = &json["verdict"];
-    assert_eq!(verdict["kind"], "network-bandwidth", "{verdict:#}");
+    assert_fired(verdict, "network-bandwidth");
     let used = verdict["evidence"]
         .as_array()
         .expect("evidence")
@@ -198,19 +222,15 @@ fn a_tiny_conntrack_table_under_connection_churn_is_connection_setup() {
     let (json, _) = run_wrk("conntrack", &wrk);
     drop(_max);
     let verdict = &json["verdict"];
-    assert_eq!(verdict["kind"], "connection-setup", "{verdict:#}");
+    assert_fired(verdict, "connection-setup");
     let ct = &json["conntrack"];
+    println!("conntrack: {ct}");
     let failures = ["insert_failed", "drop", "early_drop"]
         .iter()
         .map(|k| ct[k].as_u64().unwrap_or(0))
         .sum::<u64>();
     assert!(failures >= 5, "conntrack failures counted: {ct}");
     assert!(ct["peak_fill"].as_f64().unwrap_or(0.0) >= 0.9, "{ct}");
-    assert!(
-        verdict["summary"]
-            .as_str()
-            .is_some_and(|s| s.contains("conntrack")),
-        "{}",
-        verdict["summary"]
-    );
+    let text = evidence(verdict, "conntrack.failures");
+    assert!(text >= 5.0, "conntrack.failures evidence {text}");
 }
