@@ -131,6 +131,14 @@ fn path_through_a_proxy_and_dnat_shows_proxy_nat_bridge_veth_and_namespace() {
     assert_eq!(hop("bridge")["name"], net.bridge.as_str());
     assert_eq!(hop("veth")["name"], net.veth_host.as_str());
     assert_eq!(hop("netns")["name"], net.netns.as_str());
+    // The server inside the namespace is found through the namespace's own socket table.
+    assert!(
+        path["server"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("nginx[")),
+        "{}",
+        path["text"]
+    );
     let nat = hop("nat")["name"].as_str().expect("nat name");
     assert_eq!(nat, format!("127.0.0.1:{}→{}:80", net.nat_port, net.ns_ip));
     assert!(

@@ -193,5 +193,17 @@ impl Sampler {
                 self.owners.insert(port, (owner.pid, owner.comm));
             }
         }
+        // Servers in other network namespaces (containers) listen in their own socket tables.
+        if let Some(net) = &self.net {
+            let left: Vec<u16> = unknown
+                .into_iter()
+                .filter(|p| !self.owners.contains_key(p))
+                .collect();
+            if !left.is_empty() {
+                for (port, owner) in net.listening_owners(&left) {
+                    self.owners.insert(port, (owner.pid, owner.comm));
+                }
+            }
+        }
     }
 }
