@@ -15,9 +15,11 @@ use crate::{
     recording::{Direction, NatMapping, Recording, Role},
 };
 
-/// A proxy opens between half and twice as many upstream connections as it accepts when it
-/// opens one per request; outside that the two rates are unrelated.
-const PROXY_MATCH: (f64, f64) = (0.5, 2.0);
+/// A proxy opens at least half as many upstream connections as it accepts: about as many when
+/// both sides open one per request, far more when clients keep their connections alive and
+/// upstream ones are opened per request. Fewer means outbound connections unrelated to the
+/// requests (a health check, a log shipper).
+const PROXY_MIN_CONNECTS_PER_ACCEPT: f64 = 0.5;
 /// Flow groups reported, busiest first.
 const MAX_PATHS: usize = 8;
 /// Hops followed from one client before giving up (a proxy chain, or a loop).
@@ -428,8 +430,7 @@ impl Context<'_> {
                 .into_iter()
                 .max_by_key(|(_, opens)| *opens)
                 .filter(|(_, opens)| {
-                    let ratio = *opens as f64 / accepts.max(1) as f64;
-                    ratio >= PROXY_MATCH.0 && ratio <= PROXY_MATCH.1
+                    *opens as f64 / accepts.max(1) as f64 >= PROXY_MIN_CONNECTS_PER_ACCEPT
                 });
             let Some((next_port, connects)) = next else {
                 break;
@@ -712,6 +713,22 @@ mod tests {
             "{proxy:?}"
         );
         assert_eq!(a.conntrack.as_ref().map(|c| c.nat.len()), Some(1));
+    }
+
+    #[test]
+    fn kept_alive_clients_with_per_request_upstream_connections_still_make_a_proxy() {
+        let mut r = docker_like(1000);
+        for iv in &mut r.intervals {
+            iv.connections[0].opens = 16;
+            iv.connections[1].opens = 16;
+        }
+        let a = crate::analysis::analyze(&r, &[]);
+        assert_eq!(
+            a.paths[0].hops[1].kind,
+            HopKind::Proxy,
+            "{}",
+            a.paths[0].text
+        );
     }
 
     #[test]
