@@ -242,3 +242,52 @@ fn a_tiny_conntrack_table_under_connection_churn_is_connection_setup() {
     let text = evidence(verdict, "conntrack.failures");
     assert!(text >= 5.0, "conntrack.failures evidence {text}");
 }
+
+#[test]
+fn a_namespace_appearing_and_vanishing_during_a_recording_is_reported_not_fatal() {
+    if skip() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (rec, out) = (tmp("vanish.rec"), tmp("vanish.json"));
+    let mut chokepoint = std::process::Command::new(chokepoint_tests::chokepoint_bin())
+        .args(["record", "--duration", "5s", "--out"])
+        .arg(&rec)
+        .arg("--json")
+        .arg(&out)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start chokepoint record");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let net = DockerNet::build(None);
+    let name = net.netns.clone();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    drop(net);
+    let o = chokepoint
+        .wait_with_output()
+        .expect("chokepoint record ends");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<Value> = std::fs::read_to_string(&rec)
+        .expect("recording")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("line"))
+        .collect();
+    let appeared = lines.iter().any(|l| {
+        l["topology"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["netns"]["name"] == name.as_str()))
+            && l["kind"] == "interval"
+    });
+    assert!(appeared, "{name} never appeared in an interval's topology");
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("JSON")).expect("JSON");
+    let noted = json["limitations"].as_array().is_some_and(|l| {
+        l.iter()
+            .any(|x| x.as_str().is_some_and(|s| s.contains(&name)))
+    });
+    assert!(noted, "no limitation about {name}: {}", json["limitations"]);
+    let _ = std::fs::remove_file(&rec);
+    let _ = std::fs::remove_file(&out);
+}

@@ -352,6 +352,18 @@ impl NetSampler {
                         w.topology.netns, w.origin
                     ),
                 ),
+                // Deleted (its bind mount or its process is gone): expected, said plainly.
+                Err(CollectError::Read { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    self.note(
+                        &mut errors,
+                        format!(
+                            "network namespace {} ({}) went away during the run",
+                            w.topology.netns, w.origin
+                        ),
+                    )
+                }
                 Err(e) => self.note(
                     &mut errors,
                     format!(
