@@ -46,7 +46,8 @@ pub struct Hop {
     pub bytes_per_s: Option<f64>,
     /// Device hops: packets the device and its qdiscs dropped.
     pub drops: Option<u64>,
-    /// Proxy hops: the proxy's CPU over the host's capacity (0..1).
+    /// Proxy hops: the proxy's CPU over the host's capacity (0..1). Device hops: the estimated
+    /// softirq share (`DeviceSummary::softirq_cpu_share`).
     pub cpu_share: Option<f64>,
     /// Proxy hops: its pid (the listening socket's owner).
     pub pid: Option<u32>,
@@ -100,6 +101,9 @@ pub struct DeviceSummary {
     pub tx_dropped: u64,
     /// Drops of the device's qdiscs.
     pub qdisc_drops: u64,
+    /// An estimate: the host's NET_RX + NET_TX softirq time apportioned by the device's share of
+    /// all devices' packets, over the host's capacity (0..1). Null without softirq figures.
+    pub softirq_cpu_share: Option<f64>,
 }
 
 /// The conntrack table over the whole recording.
@@ -146,6 +150,22 @@ pub fn devices(r: &Recording, seconds: f64) -> Vec<DeviceSummary> {
         }
     }
     let mut out: Vec<DeviceSummary> = by.into_values().collect();
+    // Packet processing is charged to no process: apportion the network softirqs by packets.
+    let softirq_ns: u64 = r
+        .intervals
+        .iter()
+        .flat_map(|iv| iv.softirqs.iter())
+        .filter(|(name, _)| matches!(name.as_str(), "NET_RX" | "NET_TX"))
+        .map(|(_, f)| f.ns)
+        .sum();
+    let packets = |d: &DeviceSummary| d.rx_packets_per_s + d.tx_packets_per_s;
+    let all: f64 = out.iter().map(packets).sum();
+    if softirq_ns > 0 && all > 0.0 {
+        let capacity = f64::from(r.header.cpus.max(1)) * secs;
+        for d in &mut out {
+            d.softirq_cpu_share = Some(softirq_ns as f64 / 1e9 * packets(d) / all / capacity);
+        }
+    }
     out.sort_by(|a, b| {
         (b.rx_bytes_per_s + b.tx_bytes_per_s).total_cmp(&(a.rx_bytes_per_s + a.tx_bytes_per_s))
     });
@@ -292,6 +312,7 @@ impl Context<'_> {
             hop.packets_per_s = Some(d.rx_packets_per_s + d.tx_packets_per_s);
             hop.bytes_per_s = Some(d.rx_bytes_per_s + d.tx_bytes_per_s);
             hop.drops = Some(d.rx_dropped + d.tx_dropped + d.qdisc_drops);
+            hop.cpu_share = d.softirq_cpu_share;
         }
         hop
     }
@@ -363,6 +384,7 @@ impl Context<'_> {
                 hop.packets_per_s = inside.packets_per_s;
                 hop.bytes_per_s = inside.bytes_per_s;
                 hop.drops = inside.drops;
+                hop.cpu_share = inside.cpu_share;
                 hop.detail = Some(format!("via {}", p.name));
             }
             hop.netns = Some(t.netns.to_string());
@@ -671,6 +693,13 @@ mod tests {
                         tx_dropped: 3,
                         ..Default::default()
                     }];
+                    iv.softirqs.insert(
+                        "NET_RX".into(),
+                        crate::recording::SoftirqFigures {
+                            ns: 100_000_000,
+                            runs: 10,
+                        },
+                    );
                     if i == 1 {
                         iv.nat = vec![NatMapping {
                             protocol: "tcp".into(),
@@ -707,6 +736,11 @@ mod tests {
         let veth = &p.hops[4];
         assert_eq!(veth.drops, Some(3 * r.intervals.len() as u64));
         assert_eq!(veth.packets_per_s, Some(5000.0));
+        // The only device with packets gets all of 0.1 s/s of NET_RX softirq, on 2 CPUs.
+        assert!(
+            veth.cpu_share.is_some_and(|c| (c - 0.05).abs() < 1e-9),
+            "{veth:?}"
+        );
         let proxy = &p.hops[1];
         assert!(
             proxy.cpu_share.is_some_and(|c| (c - 0.2).abs() < 1e-9),

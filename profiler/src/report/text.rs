@@ -210,8 +210,12 @@ fn network(s: &mut String, a: &Analysis) {
             if let Some(d) = h.drops.filter(|d| *d > 0) {
                 figures.push(format!("{d} drops"));
             }
-            if let Some(c) = h.cpu_share {
-                figures.push(format!("{:.1}% of host CPU", c * 100.0));
+            match (h.cpu_share, h.kind) {
+                (Some(c), crate::analysis::HopKind::Proxy) => {
+                    figures.push(format!("{:.1}% of host CPU", c * 100.0));
+                }
+                (Some(c), _) => figures.push(format!("~{:.1}% of host CPU in softirq", c * 100.0)),
+                (None, _) => {}
             }
             if let Some(d) = &h.detail {
                 figures.push(d.clone());
