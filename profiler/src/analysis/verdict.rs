@@ -295,6 +295,9 @@ struct WindowFigures {
     cgroups: Vec<CgroupFigures>,
     conntrack: Option<ConntrackFigures>,
     shapers: Vec<ShaperFigures>,
+    /// Peak share of the ephemeral port range in use, and peak TIME_WAIT sockets.
+    ephemeral_peak: Option<f64>,
+    time_wait_peak: Option<u64>,
 }
 
 /// The conntrack table over the window: its fullest reading and the failures counted.
@@ -425,9 +428,21 @@ impl WindowFigures {
                 s.peak_backlog_packets = s.peak_backlog_packets.max(q.qdisc.delta.backlog_packets);
             }
         }
+        let ephemeral_peak = intervals
+            .iter()
+            .filter_map(|iv| iv.host.as_ref()?.ephemeral_ports.as_ref())
+            .map(|e| e.in_use_fraction)
+            .reduce(f64::max);
+        let time_wait_peak = intervals
+            .iter()
+            .filter_map(|iv| iv.host.as_ref()?.sockets.as_ref())
+            .map(|s| s.tcp_time_wait)
+            .max();
         WindowFigures {
             conntrack,
             shapers,
+            ephemeral_peak,
+            time_wait_peak,
             seconds: summary::seconds(intervals),
             cpus,
             host_busy: have_host.then_some(host.busy_fraction),
@@ -955,6 +970,24 @@ fn connection_setup(w: &WindowFigures) -> Candidate {
             "count",
             Some(">= 1% of opens and >= 5"),
             src,
+        ));
+    }
+    if let Some(e) = w.ephemeral_peak {
+        evidence.push(ev(
+            "tcp.ephemeral_ports_in_use_peak",
+            e,
+            "fraction",
+            None,
+            "net.ipv4.ip_local_port_range vs local ports of TCP sockets",
+        ));
+    }
+    if let Some(t) = w.time_wait_peak {
+        evidence.push(ev(
+            "tcp.time_wait_peak",
+            t as f64,
+            "sockets",
+            None,
+            "/proc/net/sockstat TCP tw",
         ));
     }
     let ct_strength = w.conntrack.as_ref().map_or(0.0, |c| {
