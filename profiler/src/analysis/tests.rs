@@ -304,6 +304,16 @@ fn a_shaper_at_its_rate_with_queueing_is_network_bandwidth() {
         .find(|e| e.metric.ends_with(".used"))
         .expect("utilisation evidence");
     assert!((used.value - 0.984).abs() < 1e-9, "{used:?}");
+    // A busy host at the same time (other work) does not hide the full shaper.
+    let busy = steady(6, |i| {
+        let mut iv = server_pair(i, 0.97, 0.8);
+        iv.qdiscs
+            .push(shaper("cpvh1", 125_000, 124_000, 10, 400, 3));
+        iv
+    });
+    let busy = analyze(&busy, &[]);
+    assert_eq!(busy.verdict.kind, VerdictKind::NetworkBandwidth);
+    assert!(busy.verdict.secondary.contains(&VerdictKind::CpuSaturated));
     // Half the rate: the shaper is not what limits.
     let half = analyze(&with(60_000, 400), &[]);
     assert_eq!(half.verdict.kind, VerdictKind::NotSaturated);

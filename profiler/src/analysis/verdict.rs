@@ -155,9 +155,11 @@ fn pct(x: f64) -> String {
 const PRIORITY: &[VerdictKind] = &[
     VerdictKind::LoadGeneratorBound,
     VerdictKind::CpuThrottled,
+    // A shaper sending at its rate with packets queueing caps the flows through it whatever
+    // the CPUs do: busy CPUs then cannot be what limits those flows.
+    VerdictKind::NetworkBandwidth,
     VerdictKind::CpuSaturated,
     VerdictKind::SingleThreadSaturated,
-    VerdictKind::NetworkBandwidth,
     VerdictKind::ConnectionSetup,
     VerdictKind::LockContention,
     VerdictKind::IoBound,
