@@ -250,7 +250,7 @@ fn a_namespace_appearing_and_vanishing_during_a_recording_is_reported_not_fatal(
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let (rec, out) = (tmp("vanish.rec"), tmp("vanish.json"));
-    let mut chokepoint = std::process::Command::new(chokepoint_tests::chokepoint_bin())
+    let chokepoint = std::process::Command::new(chokepoint_tests::chokepoint_bin())
         .args(["record", "--duration", "5s", "--out"])
         .arg(&rec)
         .arg("--json")

@@ -766,6 +766,38 @@ mod tests {
     }
 
     #[test]
+    fn only_a_shaper_on_the_loads_path_is_network_bandwidth() {
+        let with_shaper = |device: &str| {
+            let mut r = docker_like(1000);
+            for iv in &mut r.intervals {
+                let mut q = crate::analysis::fixtures::shaper(device, 125_000, 124_000, 5, 300, 2);
+                q.netns = "net:[10]".into();
+                iv.qdiscs.push(q);
+            }
+            crate::analysis::analyze(&r, &[]).verdict
+        };
+        let on = with_shaper("veth-x");
+        assert_eq!(
+            on.kind,
+            crate::analysis::VerdictKind::NetworkBandwidth,
+            "{}",
+            on.summary
+        );
+        let off = with_shaper("eth9");
+        assert_ne!(off.kind, crate::analysis::VerdictKind::NetworkBandwidth);
+        let why = off
+            .ruled_out
+            .iter()
+            .find(|r| r.kind == crate::analysis::VerdictKind::NetworkBandwidth)
+            .expect("ruled out");
+        assert!(
+            why.reason.contains("no path of the load crosses it"),
+            "{}",
+            why.reason
+        );
+    }
+
+    #[test]
     fn a_process_whose_connects_do_not_follow_its_accepts_is_not_a_proxy() {
         let r = docker_like(50);
         let a = crate::analysis::analyze(&r, &[]);

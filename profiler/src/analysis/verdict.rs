@@ -207,7 +207,7 @@ pub fn decide(inputs: &Inputs) -> Verdict {
     if have_tcp {
         candidates.push(connection_setup(&w));
     }
-    candidates.push(network_bandwidth(&w));
+    candidates.push(network_bandwidth(&w, &on_paths(r)));
     if have_sched {
         candidates.push(lock_contention(&w));
         candidates.push(io(&w));
@@ -1017,12 +1017,46 @@ fn connection_setup(w: &WindowFigures) -> Candidate {
     }
 }
 
-fn network_bandwidth(w: &WindowFigures) -> Candidate {
+/// (namespace, device) pairs the load's paths cross: device hops, and every device of a
+/// namespace hop's namespace. Empty when no path is known.
+fn on_paths(r: &Recording) -> Vec<(String, Option<String>)> {
+    let secs = super::window::recording_seconds(r);
+    let all: Vec<&Interval> = r.intervals.iter().collect();
+    let processes = summary::processes(&all, 0.01);
+    let devices = super::paths::devices(r, secs);
+    super::paths::paths(r, secs, &devices, &processes)
+        .iter()
+        .flat_map(|p| &p.hops)
+        .filter_map(|h| {
+            let netns = h.netns.clone()?;
+            Some(match h.kind {
+                super::paths::HopKind::Netns => (netns, None),
+                _ => (netns, Some(h.name.clone())),
+            })
+        })
+        .collect()
+}
+
+fn network_bandwidth(w: &WindowFigures, on_paths: &[(String, Option<String>)]) -> Candidate {
     let secs = w.seconds.max(1e-9);
+    // With the load's paths known, only shapers on them count: another device's shaper
+    // carrying other traffic at its rate does not hold this load back.
+    let on_path = |s: &ShaperFigures| {
+        on_paths.is_empty()
+            || on_paths
+                .iter()
+                .any(|(ns, dev)| *ns == s.netns && dev.as_ref().is_none_or(|d| *d == s.device))
+    };
     let used = |s: &ShaperFigures| s.bytes as f64 / secs / s.rate as f64;
     // Queueing: packets waited for tokens, were dropped, or sat in the queue.
     let queued = |s: &ShaperFigures| s.drops > 0 || s.overlimits > 0 || s.peak_backlog_packets > 0;
-    let best = w.shapers.iter().max_by(|a, b| used(a).total_cmp(&used(b)));
+    let busiest = |only_on_path: bool| {
+        w.shapers
+            .iter()
+            .filter(|s| !only_on_path || on_path(s))
+            .max_by(|a, b| used(a).total_cmp(&used(b)))
+    };
+    let best = busiest(true).or_else(|| busiest(false));
     let Some(s) = best else {
         return Candidate {
             kind: VerdictKind::NetworkBandwidth,
@@ -1034,7 +1068,7 @@ fn network_bandwidth(w: &WindowFigures) -> Candidate {
         };
     };
     let u = used(s);
-    let fired = u >= BANDWIDTH_USED && queued(s);
+    let fired = u >= BANDWIDTH_USED && queued(s) && on_path(s);
     let name = format!("{} {} {}", s.netns, s.device, s.kind);
     let src = "rtnetlink qdisc statistics";
     let evidence = vec![
@@ -1100,7 +1134,11 @@ fn network_bandwidth(w: &WindowFigures) -> Candidate {
             w.host_busy.map_or("not measured".into(), pct)
         ),
         evidence,
-        counter: format!("{text}: below 90% of its rate or no queueing"),
+        counter: if on_path(s) {
+            format!("{text}: below 90% of its rate or no queueing")
+        } else {
+            format!("{text}, but no path of the load crosses it")
+        },
     }
 }
 
