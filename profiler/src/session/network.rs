@@ -593,3 +593,57 @@ mod packet_tests {
         assert_eq!((rows[1].receive_packets, rows[1].receive_bytes), (5, 600));
     }
 }
+
+#[cfg(test)]
+mod qdisc_tests {
+    use super::*;
+    use crate::collect::qdisc::{QdiscStats, TrafficClass};
+
+    fn htb(class_bytes: u64, drops: u64) -> Qdisc {
+        Qdisc {
+            ifindex: 3,
+            device: "veth0".into(),
+            kind: "htb".into(),
+            handle: "1:".into(),
+            parent: "root".into(),
+            rate_bytes_per_second: None,
+            stats: QdiscStats {
+                bytes: class_bytes,
+                packets: class_bytes / 1000,
+                drops,
+                ..Default::default()
+            },
+            classes: vec![TrafficClass {
+                classid: "1:10".into(),
+                parent: "1:".into(),
+                kind: "htb".into(),
+                rate_bytes_per_second: Some(100_000),
+                ceil_bytes_per_second: Some(250_000),
+                stats: QdiscStats {
+                    bytes: class_bytes,
+                    packets: class_bytes / 1000,
+                    ..Default::default()
+                },
+            }],
+        }
+    }
+
+    #[test]
+    fn htb_classes_become_rows_rated_at_their_ceil() {
+        let rows = qdisc_rows("net:[1]", &[htb(900_000, 4)], &[htb(400_000, 1)]);
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        let class = rows
+            .iter()
+            .find(|r| r.qdisc.kind == "htb-class")
+            .expect("class row");
+        assert_eq!(class.qdisc.handle, "1:10");
+        assert_eq!(class.qdisc.rate_bytes_per_second, Some(250_000));
+        assert_eq!(class.qdisc.delta.bytes, 500_000);
+        let root = rows
+            .iter()
+            .find(|r| r.qdisc.kind == "htb")
+            .expect("qdisc row");
+        assert_eq!(root.qdisc.delta.drops, 3);
+        assert_eq!(root.netns, "net:[1]");
+    }
+}
