@@ -880,10 +880,15 @@ fn connection_setup(w: &WindowFigures) -> Candidate {
         )
     });
     let mut text = format!(
-        "{} setup failures in {} opens ({:.1}%: {} SYN and {} SYN-ACK retransmits, {} listen overflows, {} failed connects)",
+        "{} setup failures in {} opens ({}: {} SYN and {} SYN-ACK retransmits, {} listen overflows, {} failed connects)",
         w.setup_failures,
         w.opens,
-        ratio * 100.0,
+        // No connection got through at all (e.g. a full conntrack table): a ratio means nothing.
+        if w.opens == 0 {
+            "none got through".to_string()
+        } else {
+            format!("{:.1}%", ratio * 100.0)
+        },
         w.syn_retransmits,
         w.synack_retransmits,
         w.listen_overflows,
