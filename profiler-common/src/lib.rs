@@ -96,6 +96,10 @@ pub struct TracepointOffsets {
     pub fork_child_pid: u32,
     pub exit_pid: u32,
     pub softirq_vec: u32,
+    pub net_xmit_len: u32,
+    pub net_xmit_name: u32,
+    pub net_receive_len: u32,
+    pub net_receive_name: u32,
 }
 
 /// The record layouts the kernel programs are compiled against (Linux 6.x, checked on 6.18).
@@ -121,6 +125,10 @@ pub const BUILT_OFFSETS: TracepointOffsets = TracepointOffsets {
     fork_child_pid: 20,
     exit_pid: 24,
     softirq_vec: 8,
+    net_xmit_len: 16,
+    net_xmit_name: 24,
+    net_receive_len: 16,
+    net_receive_name: 20,
 };
 
 /// Connection-setup counts for one (process, port, direction).
@@ -308,6 +316,29 @@ pub fn log2_bucket(v: u64) -> usize {
     }
 }
 
+/// `NetDevKey::direction`: packets handed to a device's driver (`net:net_dev_xmit`) and packets
+/// a device received into the stack (`net:netif_receive_skb`).
+pub const NET_XMIT: u32 = 0;
+pub const NET_RECEIVE: u32 = 1;
+/// Device names are at most IFNAMSIZ (16) bytes with the NUL.
+pub const IFNAMSIZ: usize = 16;
+
+/// Per device name and direction (all namespaces together: the record carries only the name).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NetDevKey {
+    /// NUL-padded.
+    pub name: [u8; IFNAMSIZ],
+    pub direction: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetDevCounts {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
 #[cfg(feature = "user")]
 mod user {
     use super::*;
@@ -320,6 +351,8 @@ mod user {
     unsafe impl aya::Pod for ProcEvent {}
     unsafe impl aya::Pod for WakeKey {}
     unsafe impl aya::Pod for WakeCounts {}
+    unsafe impl aya::Pod for NetDevKey {}
+    unsafe impl aya::Pod for NetDevCounts {}
 }
 
 #[cfg(test)]
@@ -361,6 +394,8 @@ mod tests {
         assert_eq!(size_of::<WakeKey>(), 8);
         assert_eq!(size_of::<WakeCounts>(), 16);
         assert_eq!(size_of::<ProcEvent>(), 16 + 8 + 16);
-        assert_eq!(size_of::<TracepointOffsets>(), 17 * 4);
+        assert_eq!(size_of::<TracepointOffsets>(), 21 * 4);
+        assert_eq!(size_of::<NetDevKey>(), 20);
+        assert_eq!(size_of::<NetDevCounts>(), 16);
     }
 }

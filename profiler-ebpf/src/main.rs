@@ -6,6 +6,7 @@
 
 mod conn;
 mod maps;
+mod net;
 mod sched;
 mod softirq;
 

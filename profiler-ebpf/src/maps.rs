@@ -29,6 +29,10 @@ static OFFSETS: TracepointOffsets = TracepointOffsets {
     fork_child_pid: 0,
     exit_pid: 0,
     softirq_vec: 0,
+    net_xmit_len: 0,
+    net_xmit_name: 0,
+    net_receive_len: 0,
+    net_receive_name: 0,
 };
 
 /// Reads one field of the tracepoint record. `FAST` programs load it directly at the

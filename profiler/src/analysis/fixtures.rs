@@ -38,6 +38,7 @@ pub fn header() -> Header {
         bpf_stats: "test".into(),
         drop_reasons: Vec::new(),
         limitations: Vec::new(),
+        topology: Vec::new(),
     }
 }
 
@@ -81,6 +82,13 @@ pub fn interval(index: u32, busy: f64) -> Interval {
         wakes: Vec::new(),
         softirqs: BTreeMap::new(),
         cgroups: Vec::new(),
+        devices: Vec::new(),
+        qdiscs: Vec::new(),
+        conntrack: None,
+        nat: Vec::new(),
+        topology: Vec::new(),
+        net_errors: Vec::new(),
+        net_packets: Vec::new(),
     }
 }
 
@@ -139,4 +147,54 @@ pub fn recording(intervals: Vec<Interval>) -> Recording {
 /// `n` copies of an interval made by `f(index)`.
 pub fn steady(n: u32, f: impl Fn(u32) -> Interval) -> Recording {
     recording((0..n).map(f).collect())
+}
+
+/// A conntrack reading: `count` of `max` entries, with these counter increases.
+pub fn conntrack(
+    count: u64,
+    max: u64,
+    insert_failed: u64,
+    drop: u64,
+    early_drop: u64,
+) -> crate::collect::conntrack::ConntrackInterval {
+    crate::collect::conntrack::ConntrackInterval {
+        count,
+        max,
+        counters: BTreeMap::from([
+            ("insert_failed".to_string(), insert_failed),
+            ("drop".to_string(), drop),
+            ("early_drop".to_string(), early_drop),
+        ]),
+    }
+}
+
+/// A tbf qdisc on `device` with `rate` bytes/s that sent `bytes` in the interval.
+pub fn shaper(
+    device: &str,
+    rate: u64,
+    bytes: u64,
+    drops: u64,
+    overlimits: u64,
+    backlog_packets: u64,
+) -> crate::recording::QdiscRow {
+    crate::recording::QdiscRow {
+        netns: "net:[4026532290] app".into(),
+        qdisc: crate::collect::qdisc::QdiscInterval {
+            ifindex: 5,
+            device: device.into(),
+            kind: "tbf".into(),
+            handle: "8001:".into(),
+            parent: "root".into(),
+            rate_bytes_per_second: Some(rate),
+            delta: crate::collect::qdisc::QdiscStats {
+                bytes,
+                packets: bytes / 1500,
+                drops,
+                overlimits,
+                requeues: 0,
+                backlog_bytes: backlog_packets * 1500,
+                backlog_packets,
+            },
+        },
+    }
 }

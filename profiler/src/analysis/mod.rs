@@ -1,5 +1,6 @@
 //! Analysis: pure functions over a recording plus load-generator timelines. Nothing here
 //! touches the kernel or the clock, so every verdict can be replayed offline and unit-tested.
+mod paths;
 mod summary;
 mod verdict;
 mod window;
@@ -12,6 +13,7 @@ mod tests;
 use serde::{Deserialize, Serialize};
 
 pub use self::{
+    paths::{ConntrackSummary, DeviceSummary, Hop, HopKind, NetPath},
     summary::{HostSummary, LatencySummary, Overhead, ProcessSummary, Totals},
     verdict::{Evidence, Family, RuledOut, Verdict, VerdictKind},
     window::Window,
@@ -35,6 +37,15 @@ pub struct Analysis {
     /// Everything that limits this analysis: probes missing, a truncated recording, a load
     /// file whose clock is far from the recording's.
     pub limitations: Vec<String>,
+    /// For each client→server flow group, the hops its connections crossed.
+    #[serde(default)]
+    pub paths: Vec<NetPath>,
+    /// Conntrack table fill, failures and NAT translations over the recording.
+    #[serde(default)]
+    pub conntrack: Option<ConntrackSummary>,
+    /// Per-device traffic per namespace over the recording, busiest first.
+    #[serde(default)]
+    pub devices: Vec<DeviceSummary>,
 }
 
 /// A load generator's own figures, as read from its output.
@@ -65,6 +76,15 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
                 "{} process ids were reused by new processes during the recording: a pid's rows before and after its reuse belong to different processes",
                 end.pids_reused
             ));
+        }
+    }
+    // Network readings that failed during the run (a namespace gone, no permission).
+    for iv in &recording.intervals {
+        for e in &iv.net_errors {
+            let text = format!("network path: {e}");
+            if !limitations.contains(&text) {
+                limitations.push(text);
+            }
         }
     }
     let (start_s, end_s) = window::recording_span(recording);
@@ -103,7 +123,13 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
         window: &window,
     });
 
+    let devices = paths::devices(recording, seconds);
+    let paths = paths::paths(recording, seconds, &devices, &processes);
+    let conntrack = paths::conntrack(recording);
     Analysis {
+        paths,
+        conntrack,
+        devices,
         verdict,
         duration_seconds: seconds,
         window,

@@ -289,3 +289,92 @@ fn pressure_stall_time_becomes_a_share_of_the_window_and_cpu_evidence() {
     let none = analyze(&steady(4, |i| server_pair(i, 0.97, 0.8)), &[]);
     assert!(none.host.pressure.is_none(), "no PSI, no figures");
 }
+
+#[test]
+fn a_full_conntrack_table_dropping_connections_is_connection_setup() {
+    let with = |count: u64, drops: u64| {
+        steady(6, move |i| {
+            let mut iv = server_pair(i, 0.3, 0.1);
+            iv.tcp.active_opens = 1000;
+            iv.tcp.passive_opens = 1000;
+            iv.conntrack = Some(conntrack(count, 256, drops, drops, 0));
+            iv
+        })
+    };
+    let full = analyze(&with(256, 20), &[]);
+    assert_eq!(full.verdict.kind, VerdictKind::ConnectionSetup);
+    assert!(
+        full.verdict.summary.contains("conntrack table 256/256"),
+        "{}",
+        full.verdict.summary
+    );
+    let failures = full
+        .verdict
+        .evidence
+        .iter()
+        .find(|e| e.metric == "conntrack.failures")
+        .expect("conntrack evidence");
+    assert_eq!(failures.value, full.window.intervals as f64 * 40.0);
+    // The same failures with a half-empty table are something else (not the table's size).
+    assert_eq!(kind(&with(100, 20)), VerdictKind::NotSaturated);
+    // A full table that drops nothing is not a bottleneck.
+    assert_eq!(kind(&with(256, 0)), VerdictKind::NotSaturated);
+}
+
+#[test]
+fn a_shaper_at_its_rate_with_queueing_is_network_bandwidth() {
+    let with = |bytes: u64, overlimits: u64| {
+        steady(6, move |i| {
+            let mut iv = server_pair(i, 0.2, 0.05);
+            iv.qdiscs
+                .push(shaper("cpvh1", 125_000, bytes, 0, overlimits, 3));
+            iv
+        })
+    };
+    let limited = analyze(&with(123_000, 400), &[]);
+    assert_eq!(limited.verdict.kind, VerdictKind::NetworkBandwidth);
+    assert!(
+        limited.verdict.summary.contains("cpvh1"),
+        "{}",
+        limited.verdict.summary
+    );
+    let used = limited
+        .verdict
+        .evidence
+        .iter()
+        .find(|e| e.metric.ends_with(".used"))
+        .expect("utilisation evidence");
+    assert!((used.value - 0.984).abs() < 1e-9, "{used:?}");
+    // A busy host at the same time (other work) does not hide the full shaper.
+    let busy = steady(6, |i| {
+        let mut iv = server_pair(i, 0.97, 0.8);
+        iv.qdiscs
+            .push(shaper("cpvh1", 125_000, 124_000, 10, 400, 3));
+        iv
+    });
+    let busy = analyze(&busy, &[]);
+    assert_eq!(busy.verdict.kind, VerdictKind::NetworkBandwidth);
+    assert!(busy.verdict.secondary.contains(&VerdictKind::CpuSaturated));
+    // Half the rate: the shaper is not what limits.
+    let half = analyze(&with(60_000, 400), &[]);
+    assert_eq!(half.verdict.kind, VerdictKind::NotSaturated);
+    assert!(
+        half.verdict
+            .ruled_out
+            .iter()
+            .any(|r| r.kind == VerdictKind::NetworkBandwidth)
+    );
+    // No shaper at all: ruled out, saying so.
+    let none = analyze(&steady(6, |i| server_pair(i, 0.2, 0.05)), &[]);
+    let why = none
+        .verdict
+        .ruled_out
+        .iter()
+        .find(|r| r.kind == VerdictKind::NetworkBandwidth)
+        .expect("ruled out");
+    assert!(
+        why.reason.contains("no rate-limiting qdisc"),
+        "{}",
+        why.reason
+    );
+}

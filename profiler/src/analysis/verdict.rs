@@ -115,6 +115,8 @@ pub const HANDOVER_MIN_PER_S: f64 = 100.0;
 pub const IO_BLOCKED_THREADS: f64 = 0.50;
 pub const THROTTLED_PERIODS: f64 = 0.20;
 pub const THROTTLED_TIME: f64 = 0.05;
+pub const CONNTRACK_FULL: f64 = 0.90;
+pub const BANDWIDTH_USED: f64 = 0.90;
 
 pub struct Inputs<'a> {
     pub recording: &'a Recording,
@@ -153,6 +155,9 @@ fn pct(x: f64) -> String {
 const PRIORITY: &[VerdictKind] = &[
     VerdictKind::LoadGeneratorBound,
     VerdictKind::CpuThrottled,
+    // A shaper sending at its rate with packets queueing caps the flows through it whatever
+    // the CPUs do: busy CPUs then cannot be what limits those flows.
+    VerdictKind::NetworkBandwidth,
     VerdictKind::CpuSaturated,
     VerdictKind::SingleThreadSaturated,
     VerdictKind::ConnectionSetup,
@@ -202,6 +207,7 @@ pub fn decide(inputs: &Inputs) -> Verdict {
     if have_tcp {
         candidates.push(connection_setup(&w));
     }
+    candidates.push(network_bandwidth(&w, &on_paths(r)));
     if have_sched {
         candidates.push(lock_contention(&w));
         candidates.push(io(&w));
@@ -290,6 +296,42 @@ struct WindowFigures {
     connect: LatencySummary,
     processes: Vec<ProcessSummary>,
     cgroups: Vec<CgroupFigures>,
+    conntrack: Option<ConntrackFigures>,
+    shapers: Vec<ShaperFigures>,
+    /// Peak share of the ephemeral port range in use, and peak TIME_WAIT sockets.
+    ephemeral_peak: Option<f64>,
+    time_wait_peak: Option<u64>,
+}
+
+/// The conntrack table over the window: its fullest reading and the failures counted.
+#[derive(Default)]
+struct ConntrackFigures {
+    max: u64,
+    peak_count: u64,
+    peak_fill: f64,
+    insert_failed: u64,
+    drop: u64,
+    early_drop: u64,
+}
+
+impl ConntrackFigures {
+    fn failures(&self) -> u64 {
+        self.insert_failed + self.drop + self.early_drop
+    }
+}
+
+/// One rate-limiting qdisc (tbf, an htb class) over the window.
+#[derive(Default)]
+struct ShaperFigures {
+    netns: String,
+    device: String,
+    kind: String,
+    handle: String,
+    rate: u64,
+    bytes: u64,
+    drops: u64,
+    overlimits: u64,
+    peak_backlog_packets: u64,
 }
 
 /// One CPU cgroup's throttling over the window.
@@ -346,7 +388,64 @@ impl WindowFigures {
                 }
             }
         }
+        let mut conntrack: Option<ConntrackFigures> = None;
+        let mut shapers: Vec<ShaperFigures> = Vec::new();
+        for iv in intervals {
+            if let Some(ct) = &iv.conntrack {
+                let c = conntrack.get_or_insert_with(Default::default);
+                let fill = ct.count as f64 / ct.max.max(1) as f64;
+                if ct.max > 0 && fill >= c.peak_fill {
+                    c.peak_fill = fill;
+                    c.peak_count = ct.count;
+                    c.max = ct.max;
+                }
+                c.insert_failed += ct.get("insert_failed");
+                c.drop += ct.get("drop");
+                c.early_drop += ct.get("early_drop");
+            }
+            for q in &iv.qdiscs {
+                let Some(rate) = q.qdisc.rate_bytes_per_second.filter(|r| *r > 0) else {
+                    continue;
+                };
+                let same = |s: &ShaperFigures| {
+                    s.netns == q.netns && s.device == q.qdisc.device && s.handle == q.qdisc.handle
+                };
+                let i = match shapers.iter().position(same) {
+                    Some(i) => i,
+                    None => {
+                        shapers.push(ShaperFigures {
+                            netns: q.netns.clone(),
+                            device: q.qdisc.device.clone(),
+                            kind: q.qdisc.kind.clone(),
+                            handle: q.qdisc.handle.clone(),
+                            ..Default::default()
+                        });
+                        shapers.len() - 1
+                    }
+                };
+                let s = &mut shapers[i];
+                s.rate = rate;
+                s.bytes += q.qdisc.delta.bytes;
+                s.drops += q.qdisc.delta.drops;
+                s.overlimits += q.qdisc.delta.overlimits;
+                s.peak_backlog_packets = s.peak_backlog_packets.max(q.qdisc.delta.backlog_packets);
+            }
+        }
+        let ephemeral_peak = intervals
+            .iter()
+            .filter_map(|iv| iv.host.as_ref()?.ephemeral_ports.as_ref())
+            .map(|e| e.in_use_fraction)
+            .reduce(f64::max);
+        let time_wait_peak = intervals
+            .iter()
+            .filter_map(|iv| iv.host.as_ref()?.sockets.as_ref())
+            .map(|s| s.tcp_time_wait)
+            .max();
         WindowFigures {
+            conntrack,
+            shapers,
+            ephemeral_peak,
+            time_wait_peak,
             seconds: summary::seconds(intervals),
             cpus,
             host_busy: have_host.then_some(host.busy_fraction),
@@ -772,17 +871,47 @@ fn single_thread(w: &WindowFigures) -> Candidate {
 
 fn connection_setup(w: &WindowFigures) -> Candidate {
     let ratio = w.setup_failures as f64 / w.opens.max(1) as f64;
-    let fired = w.setup_failures >= SETUP_FAILURE_MIN && ratio >= SETUP_FAILURE_RATIO;
-    let text = format!(
-        "{} setup failures in {} opens ({:.1}%: {} SYN and {} SYN-ACK retransmits, {} listen overflows, {} failed connects)",
+    let tcp_fired = w.setup_failures >= SETUP_FAILURE_MIN && ratio >= SETUP_FAILURE_RATIO;
+    // A full conntrack table drops new connections before TCP sees them.
+    let ct_fired = w.conntrack.as_ref().is_some_and(|c| {
+        c.peak_fill >= CONNTRACK_FULL
+            && c.failures() >= SETUP_FAILURE_MIN
+            && c.failures() as f64 / w.opens.max(1) as f64 >= SETUP_FAILURE_RATIO
+    });
+    let fired = tcp_fired || ct_fired;
+    let ct_text = w.conntrack.as_ref().map(|c| {
+        format!(
+            "conntrack table {}/{} at its fullest ({}), {} insert failures, {} drops, {} early drops",
+            c.peak_count,
+            c.max,
+            pct(c.peak_fill),
+            c.insert_failed,
+            c.drop,
+            c.early_drop
+        )
+    });
+    let mut text = format!(
+        "{} setup failures in {} opens ({}: {} SYN and {} SYN-ACK retransmits, {} listen overflows, {} failed connects)",
         w.setup_failures,
         w.opens,
-        ratio * 100.0,
+        // No connection got through at all (e.g. a full conntrack table): a ratio means nothing.
+        if w.opens == 0 {
+            "none got through".to_string()
+        } else {
+            format!("{:.1}%", ratio * 100.0)
+        },
         w.syn_retransmits,
         w.synack_retransmits,
         w.listen_overflows,
         w.connect_failed
     );
+    if let Some(ct) = &ct_text {
+        text = if ct_fired {
+            format!("{ct}; {text}")
+        } else {
+            format!("{text}; {ct}")
+        };
+    }
     let mut evidence = vec![
         ev(
             "tcp.opens_per_s",
@@ -836,10 +965,60 @@ fn connection_setup(w: &WindowFigures) -> Candidate {
             "SYN_SENT->ESTABLISHED histogram",
         ));
     }
+    if let Some(c) = &w.conntrack {
+        let src = "nf_conntrack_count/max, /proc/net/stat/nf_conntrack";
+        evidence.push(ev(
+            "conntrack.fill",
+            c.peak_fill,
+            "fraction",
+            Some(">= 0.90"),
+            src,
+        ));
+        evidence.push(ev("conntrack.max", c.max as f64, "entries", None, src));
+        for (metric, v) in [
+            ("conntrack.insert_failed", c.insert_failed),
+            ("conntrack.drop", c.drop),
+            ("conntrack.early_drop", c.early_drop),
+        ] {
+            evidence.push(ev(metric, v as f64, "count", None, src));
+        }
+        evidence.push(ev(
+            "conntrack.failures",
+            c.failures() as f64,
+            "count",
+            Some(">= 1% of opens and >= 5"),
+            src,
+        ));
+    }
+    if let Some(e) = w.ephemeral_peak {
+        evidence.push(ev(
+            "tcp.ephemeral_ports_in_use_peak",
+            e,
+            "fraction",
+            None,
+            "net.ipv4.ip_local_port_range vs local ports of TCP sockets",
+        ));
+    }
+    if let Some(t) = w.time_wait_peak {
+        evidence.push(ev(
+            "tcp.time_wait_peak",
+            t as f64,
+            "sockets",
+            None,
+            "/proc/net/sockstat TCP tw",
+        ));
+    }
+    let ct_strength = w.conntrack.as_ref().map_or(0.0, |c| {
+        if ct_fired {
+            c.failures() as f64 / w.opens.max(1) as f64 / SETUP_FAILURE_RATIO / 20.0
+        } else {
+            0.0
+        }
+    });
     Candidate {
         kind: VerdictKind::ConnectionSetup,
         fired,
-        strength: ratio / SETUP_FAILURE_RATIO / 20.0,
+        strength: (ratio / SETUP_FAILURE_RATIO / 20.0).max(ct_strength),
         summary: format!(
             "Connection-setup-bound: {text}; connect p99 {} while host CPU is {} busy.",
             w.connect
@@ -848,7 +1027,134 @@ fn connection_setup(w: &WindowFigures) -> Candidate {
             w.host_busy.map_or("not measured".into(), pct)
         ),
         evidence,
-        counter: format!("{text}: below 1% of opens or fewer than 5"),
+        counter: format!(
+            "{text}: below 1% of opens or fewer than 5 (conntrack: table below 90% full or fewer failures)"
+        ),
+    }
+}
+
+/// (namespace, device) pairs the load's paths cross: device hops, and every device of a
+/// namespace hop's namespace. Empty when no path is known.
+fn on_paths(r: &Recording) -> Vec<(String, Option<String>)> {
+    let secs = super::window::recording_seconds(r);
+    let all: Vec<&Interval> = r.intervals.iter().collect();
+    let processes = summary::processes(&all, 0.01);
+    let devices = super::paths::devices(r, secs);
+    super::paths::paths(r, secs, &devices, &processes)
+        .iter()
+        .flat_map(|p| &p.hops)
+        .filter_map(|h| {
+            let netns = h.netns.clone()?;
+            Some(match h.kind {
+                super::paths::HopKind::Netns => (netns, None),
+                _ => (netns, Some(h.name.clone())),
+            })
+        })
+        .collect()
+}
+
+fn network_bandwidth(w: &WindowFigures, on_paths: &[(String, Option<String>)]) -> Candidate {
+    let secs = w.seconds.max(1e-9);
+    // With the load's paths known, only shapers on them count: another device's shaper
+    // carrying other traffic at its rate does not hold this load back.
+    let on_path = |s: &ShaperFigures| {
+        on_paths.is_empty()
+            || on_paths
+                .iter()
+                .any(|(ns, dev)| *ns == s.netns && dev.as_ref().is_none_or(|d| *d == s.device))
+    };
+    let used = |s: &ShaperFigures| s.bytes as f64 / secs / s.rate as f64;
+    // Queueing: packets waited for tokens, were dropped, or sat in the queue.
+    let queued = |s: &ShaperFigures| s.drops > 0 || s.overlimits > 0 || s.peak_backlog_packets > 0;
+    let busiest = |only_on_path: bool| {
+        w.shapers
+            .iter()
+            .filter(|s| !only_on_path || on_path(s))
+            .max_by(|a, b| used(a).total_cmp(&used(b)))
+    };
+    let best = busiest(true).or_else(|| busiest(false));
+    let Some(s) = best else {
+        return Candidate {
+            kind: VerdictKind::NetworkBandwidth,
+            fired: false,
+            strength: 0.0,
+            summary: String::new(),
+            evidence: Vec::new(),
+            counter: "no rate-limiting qdisc (tbf, htb) on the devices in use".into(),
+        };
+    };
+    let u = used(s);
+    let fired = u >= BANDWIDTH_USED && queued(s) && on_path(s);
+    let name = format!("{} {} {}", s.netns, s.device, s.kind);
+    let src = "rtnetlink qdisc statistics";
+    let evidence = vec![
+        ev(
+            &format!("qdisc.{}.{}.bytes_per_s", s.device, s.handle),
+            s.bytes as f64 / secs,
+            "B/s",
+            None,
+            src,
+        ),
+        ev(
+            &format!("qdisc.{}.{}.rate", s.device, s.handle),
+            s.rate as f64,
+            "B/s",
+            None,
+            "qdisc options (tbf rate, htb ceil)",
+        ),
+        ev(
+            &format!("qdisc.{}.{}.used", s.device, s.handle),
+            u,
+            "fraction",
+            Some(">= 0.90 with drops, overlimits or backlog"),
+            src,
+        ),
+        ev(
+            &format!("qdisc.{}.{}.drops", s.device, s.handle),
+            s.drops as f64,
+            "count",
+            None,
+            src,
+        ),
+        ev(
+            &format!("qdisc.{}.{}.overlimits", s.device, s.handle),
+            s.overlimits as f64,
+            "count",
+            None,
+            src,
+        ),
+        ev(
+            &format!("qdisc.{}.{}.backlog_packets_peak", s.device, s.handle),
+            s.peak_backlog_packets as f64,
+            "packets",
+            None,
+            src,
+        ),
+    ];
+    let text = format!(
+        "{name} ({}) carries {:.0} KB/s of its {:.0} KB/s rate ({}), {} drops, {} overlimits, up to {} packets queued",
+        s.handle,
+        s.bytes as f64 / secs / 1e3,
+        s.rate as f64 / 1e3,
+        pct(u),
+        s.drops,
+        s.overlimits,
+        s.peak_backlog_packets
+    );
+    Candidate {
+        kind: VerdictKind::NetworkBandwidth,
+        fired,
+        strength: ((u - BANDWIDTH_USED) / (1.0 - BANDWIDTH_USED)).clamp(0.0, 1.0),
+        summary: format!(
+            "Network-bandwidth-bound: {text}, while host CPU is {} busy.",
+            w.host_busy.map_or("not measured".into(), pct)
+        ),
+        evidence,
+        counter: if on_path(s) {
+            format!("{text}: below 90% of its rate or no queueing")
+        } else {
+            format!("{text}, but no path of the load crosses it")
+        },
     }
 }
 

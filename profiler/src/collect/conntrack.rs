@@ -260,6 +260,11 @@ impl Default for FlowTuple {
 /// filtered here: the cost grows with the table size. Empty when conntrack is not loaded.
 /// Needs CAP_NET_ADMIN.
 pub fn entries_for_port(port: u16) -> Result<Vec<ConntrackEntry>, CollectError> {
+    entries_for_ports(&[port])
+}
+
+/// `entries_for_port` for several ports with one dump (the dump is what costs).
+pub fn entries_for_ports(ports: &[u16]) -> Result<Vec<ConntrackEntry>, CollectError> {
     if read_optional(COUNT)?.is_none() {
         return Ok(Vec::new());
     }
@@ -277,9 +282,8 @@ pub fn entries_for_port(port: u16) -> Result<Vec<ConntrackEntry>, CollectError> 
             if let NetfilterMessageInner::Conntrack(ConntrackMessage::New(attributes)) = reply.inner
             {
                 let entry = entry_from_attributes(&attributes);
-                if entry.original.destination_port == Some(port)
-                    || entry.reply.source_port == Some(port)
-                {
+                let wanted = |p: Option<u16>| p.is_some_and(|p| ports.contains(&p));
+                if wanted(entry.original.destination_port) || wanted(entry.reply.source_port) {
                     entries.push(entry);
                 }
             }

@@ -9,7 +9,7 @@ pub mod conntrack;
 mod error;
 pub mod host;
 pub mod listeners;
-mod net;
+pub(crate) mod net;
 pub mod processes;
 pub mod procfiles;
 pub mod qdisc;

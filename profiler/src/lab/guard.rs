@@ -49,6 +49,8 @@ pub struct Service {
     stop: Signal,
     /// A CPU cgroup it was moved into, removed after it stops.
     cgroup: Option<PathBuf>,
+    /// Run after it stopped: remove what was set up for it (a network namespace, a sysctl).
+    teardown: Vec<Box<dyn FnOnce() + Send>>,
 }
 
 impl Service {
@@ -74,6 +76,7 @@ impl Service {
             child,
             stop,
             cgroup: None,
+            teardown: Vec::new(),
         })
     }
 
@@ -97,6 +100,11 @@ impl Service {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Runs `f` once the service has stopped (also when the scenario fails or is interrupted).
+    pub fn on_stop(&mut self, f: impl FnOnce() + Send + 'static) {
+        self.teardown.push(Box::new(f));
     }
 
     /// Wait until the service accepts TCP connections on 127.0.0.1:`port`.
@@ -135,6 +143,9 @@ impl Drop for Service {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
+        }
+        for f in self.teardown.drain(..) {
+            f();
         }
     }
 }

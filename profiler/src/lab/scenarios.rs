@@ -165,6 +165,30 @@ pub const SCENARIOS: &[Scenario] = &[
         tools: &["dd", "sleep"],
         setup: disk_bound,
     },
+    Scenario {
+        name: "bandwidth-limited-veth",
+        expected: VerdictKind::NetworkBandwidth,
+        description: "nginx in a network namespace behind a bridge, a veth and a DNAT'd loopback port, 256 KiB responses through an 8 Mbit/s tbf on the veth, wrk keep-alive -c4",
+        default: false,
+        tools: &["nginx", "wrk", "ip", "tc", "iptables"],
+        setup: bandwidth_limited_veth,
+    },
+    Scenario {
+        name: "conntrack-full",
+        expected: VerdictKind::ConnectionSetup,
+        description: "nginx in a network namespace behind a DNAT'd loopback port, nf_conntrack_max lowered to 256 above the current count (restored after), wrk with a new connection per request: new flows dropped",
+        default: false,
+        tools: &["nginx", "wrk", "ip", "tc", "iptables"],
+        setup: conntrack_full,
+    },
+    Scenario {
+        name: "two-hop-proxy",
+        expected: VerdictKind::CpuSaturated,
+        description: "wrk keep-alive -c64 -> nginx proxy -> nginx proxy (a new upstream connection per request) -> DNAT -> bridge -> veth -> nginx in a namespace: the proxies' CPU saturates both cores; the path shows both proxy hops",
+        default: false,
+        tools: &["nginx", "wrk", "ip", "tc", "iptables"],
+        setup: two_hop_proxy,
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static Scenario> {
@@ -560,5 +584,133 @@ fn disk_bound(ctx: &Ctx) -> Result<Setup, LabError> {
     Ok(Setup {
         services: vec![writer],
         command: vec![tool("sleep")?, ctx.seconds.to_string()],
+    })
+}
+
+/// nginx with its configuration in `ctx.dir/<name>`: `listen` and `location` go into its one
+/// server block. `netns`: run inside that network namespace (`ip netns exec`).
+fn nginx_at(
+    ctx: &Ctx,
+    name: &str,
+    netns: Option<&str>,
+    listen: &str,
+    location: &str,
+    body: &[u8],
+) -> Result<Service, LabError> {
+    // The workers run as nobody: they must reach the document root.
+    std::fs::set_permissions(ctx.dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(io_err(ctx.dir))?;
+    let dir = ctx.dir.join(name);
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).map_err(io_err(&www))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).map_err(io_err(&dir))?;
+    let index = www.join("index.html");
+    std::fs::write(&index, body).map_err(io_err(&index))?;
+    let d = dir.display();
+    let conf = format!(
+        "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 4096; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+           fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+           keepalive_requests 1000000;\n\
+           server {{ listen {listen} backlog=4096; root {d}/www; location / {{ {location} }} }}\n}}\n"
+    );
+    let conf_path = dir.join("nginx.conf");
+    std::fs::write(&conf_path, conf).map_err(io_err(&conf_path))?;
+    let log = log_file(ctx, name)?;
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new(tool("ip")?);
+            c.args(["netns", "exec", ns]).arg(tool("nginx")?);
+            c
+        }
+        None => Command::new(tool("nginx")?),
+    };
+    cmd.arg("-p")
+        .arg(&dir)
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .arg("-c")
+        .arg(&conf_path)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(io_err(&dir))?)
+        .stderr(log);
+    Service::spawn(name, cmd, Signal::SIGQUIT)
+}
+
+/// nginx inside a new docker-like network, reachable at 127.0.0.1:<returned port> through the
+/// DNAT; the network is removed when the service stops.
+fn nginx_in_netns(
+    ctx: &Ctx,
+    shaper: Option<&str>,
+    body: &[u8],
+) -> Result<(Service, u16), LabError> {
+    let net = super::netlab::LabNet::build(shaper)?;
+    let listen = format!("{}:80", net.ns_ip);
+    let port = net.nat_port;
+    let netns = net.netns.clone();
+    // On an error here `net` is dropped, removing the network.
+    let mut service = nginx_at(ctx, "nginx-netns", Some(&netns), &listen, "", body)?;
+    service.on_stop(move || drop(net));
+    service.wait_for_port(port, Duration::from_secs(10))?;
+    Ok((service, port))
+}
+
+fn bandwidth_limited_veth(ctx: &Ctx) -> Result<Setup, LabError> {
+    // 8 Mbit/s = 1 MB/s for the responses leaving the namespace.
+    let (server, port) = nginx_in_netns(ctx, Some("8mbit"), &vec![b'x'; 256 * 1024])?;
+    Ok(Setup {
+        services: vec![server],
+        command: wrk(ctx, 1, 4, port, &[])?,
+    })
+}
+
+fn conntrack_full(ctx: &Ctx) -> Result<Setup, LabError> {
+    // The DNAT rules load conntrack; the table is then shrunk to just above its fill.
+    let (mut server, port) = nginx_in_netns(ctx, None, &[b'x'; 64])?;
+    let count_path = "/proc/sys/net/netfilter/nf_conntrack_count";
+    let count: u64 = std::fs::read_to_string(count_path)
+        .map_err(io_err(Path::new(count_path)))?
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    let max = super::netlab::Sysctl::set(
+        "/proc/sys/net/netfilter/nf_conntrack_max",
+        &(count + 256).to_string(),
+    )?;
+    server.on_stop(move || drop(max));
+    Ok(Setup {
+        services: vec![server],
+        command: wrk(ctx, 1, 16, port, &["-H", "Connection: close"])?,
+    })
+}
+
+fn two_hop_proxy(ctx: &Ctx) -> Result<Setup, LabError> {
+    let (backend, backend_port) = nginx_in_netns(ctx, None, &[b'x'; 1024])?;
+    let inner_port = free_port()?;
+    // No upstream keep-alive: each request opens a new upstream connection.
+    let mut inner = nginx_at(
+        ctx,
+        "nginx-proxy-inner",
+        None,
+        &format!("127.0.0.1:{inner_port}"),
+        &format!("proxy_pass http://127.0.0.1:{backend_port};"),
+        b"",
+    )?;
+    inner.wait_for_port(inner_port, Duration::from_secs(10))?;
+    let outer_port = free_port()?;
+    let mut outer = nginx_at(
+        ctx,
+        "nginx-proxy-outer",
+        None,
+        &format!("127.0.0.1:{outer_port}"),
+        &format!("proxy_pass http://127.0.0.1:{inner_port};"),
+        b"",
+    )?;
+    outer.wait_for_port(outer_port, Duration::from_secs(10))?;
+    Ok(Setup {
+        // Stopped in this order: the client side first.
+        services: vec![outer, inner, backend],
+        command: wrk(ctx, 1, 64, outer_port, &[])?,
     })
 }

@@ -52,12 +52,26 @@ pub struct Probes {
 
 impl Probes {
     pub fn load(tracefs: &Path) -> Result<Self, LoadError> {
+        Self::load_except(tracefs, &[])
+    }
+
+    /// Like `load`, leaving out the programs of the `skip` families (listed as failed, with the
+    /// reason).
+    pub fn load_except(tracefs: &Path, skip: &[Family]) -> Result<Self, LoadError> {
         if OBJECT.is_empty() {
             return Err(LoadError::NoObject);
         }
         let mut status = ProbeStatus::default();
         let mut layouts: Vec<(Tracepoint, Format)> = Vec::new();
         for tp in TRACEPOINTS {
+            if skip.contains(&tp.family) {
+                status.failed.push(ProbeFailure {
+                    id: tp.id(),
+                    family: tp.family,
+                    reason: "left out on request (--no-packet-probes)".into(),
+                });
+                continue;
+            }
             match tp.layout(tracefs) {
                 Ok(format) => layouts.push((*tp, format)),
                 Err(e) => status.failed.push(ProbeFailure {

@@ -8,7 +8,7 @@ use aya::{
 };
 use chokepoint_common::{
     COUNTER_SLOTS, ConnCounts, ConnKey, DROP_REASON_SLOTS, HIST_BUCKETS, HISTOGRAM_KINDS,
-    SOFTIRQ_VECTORS, ThreadCpu, WakeCounts, WakeKey,
+    NetDevCounts, NetDevKey, SOFTIRQ_VECTORS, ThreadCpu, WakeCounts, WakeKey,
 };
 
 use super::tracepoints::TRACEPOINTS;
@@ -39,6 +39,8 @@ pub struct KernelSnapshot {
     pub softirqs: Vec<u64>,
     /// Per program: (run time ns, run count), from the kernel's BPF statistics.
     pub programs: HashMap<String, (u64, u64)>,
+    /// Packets and bytes per device name and direction (network-path programs).
+    pub net_devices: HashMap<NetDevKey, NetDevCounts>,
 }
 
 /// Handles to the maps, taken once.
@@ -50,6 +52,7 @@ pub struct MapReader {
     threads: BpfHashMap<MapData, u32, ThreadCpu>,
     wakes: PerCpuHashMap<MapData, WakeKey, WakeCounts>,
     softirqs: PerCpuArray<MapData, u64>,
+    net_devices: Option<PerCpuHashMap<MapData, NetDevKey, NetDevCounts>>,
 }
 
 fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, ReadError>
@@ -76,6 +79,8 @@ impl MapReader {
             threads: take(ebpf, "THREADS")?,
             wakes: take(ebpf, "WAKES")?,
             softirqs: take(ebpf, "SOFTIRQS")?,
+            // An object built before the network-path programs has no such map.
+            net_devices: take(ebpf, "NET_DEVICES").ok(),
         })
     }
 
@@ -111,6 +116,19 @@ impl MapReader {
                 .collect(),
             softirqs: sum_per_cpu(&self.softirqs, 2 * SOFTIRQ_VECTORS),
             programs: program_stats(ebpf),
+            net_devices: self
+                .net_devices
+                .iter()
+                .flat_map(|m| m.iter().flatten())
+                .map(|(k, per_cpu)| {
+                    let mut total = NetDevCounts::default();
+                    for v in per_cpu.iter() {
+                        total.packets += v.packets;
+                        total.bytes += v.bytes;
+                    }
+                    (k, total)
+                })
+                .collect(),
         }
     }
 

@@ -15,6 +15,8 @@ pub const TRACEFS: &str = "/sys/kernel/tracing";
 pub enum Family {
     ConnectionSetup,
     Cpu,
+    /// Packets and bytes per device (`net:net_dev_xmit`, `net:netif_receive_skb`).
+    NetworkPath,
 }
 
 /// A field a program reads: name, and the sizes it may have (the program reads exactly one).
@@ -144,6 +146,21 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
         family: Family::Cpu,
         fields: &[f("vec", 4)],
     },
+    Tracepoint {
+        group: "net",
+        name: "net_dev_xmit",
+        program: "net_dev_xmit",
+        family: Family::NetworkPath,
+        // `name` is a `__data_loc char[]`: a u32 locating the string in the record.
+        fields: &[f("len", 4), f("name", 4)],
+    },
+    Tracepoint {
+        group: "net",
+        name: "netif_receive_skb",
+        program: "netif_receive_skb",
+        family: Family::NetworkPath,
+        fields: &[f("len", 4), f("name", 4)],
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -243,6 +260,10 @@ const SLOTS: &[(&str, &str, Slot)] = &[
     ("sched_process_exit", "pid", |o| &mut o.exit_pid),
     ("softirq_entry", "vec", |o| &mut o.softirq_vec),
     ("softirq_exit", "vec", |o| &mut o.softirq_vec),
+    ("net_dev_xmit", "len", |o| &mut o.net_xmit_len),
+    ("net_dev_xmit", "name", |o| &mut o.net_xmit_name),
+    ("netif_receive_skb", "len", |o| &mut o.net_receive_len),
+    ("netif_receive_skb", "name", |o| &mut o.net_receive_name),
 ];
 
 /// Fills the programs' offsets from the layouts that were read. A tracepoint missing from

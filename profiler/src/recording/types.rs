@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::LogHistogram;
 use crate::{
     collect::{
-        capacity::LimitedBy, cgroup::CgroupThrottle, host::HostInterval, listeners::ListenQueue,
+        capacity::LimitedBy, cgroup::CgroupThrottle, conntrack::ConntrackInterval,
+        host::HostInterval, listeners::ListenQueue, qdisc::QdiscInterval, topology::Topology,
     },
     probes::loader::ProbeStatus,
     timeline::Timeline,
@@ -46,6 +47,9 @@ pub struct Header {
     pub drop_reasons: Vec<(u32, String)>,
     /// Anything that limits what this recording can tell (missing probes, unreadable files).
     pub limitations: Vec<String>,
+    /// The network topology at start: one entry per namespace in use (this one, named ones).
+    #[serde(default)]
+    pub topology: Vec<Topology>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -208,6 +212,28 @@ pub struct Interval {
     /// processes).
     #[serde(default)]
     pub cgroups: Vec<CgroupThrottle>,
+    /// Per-device traffic per namespace from netlink link statistics (non-zero rows only).
+    #[serde(default)]
+    pub devices: Vec<DeviceInterval>,
+    /// Qdisc counters per device: configured rates, bytes, drops, overlimits, backlog.
+    #[serde(default)]
+    pub qdiscs: Vec<QdiscRow>,
+    /// Conntrack table fill and counter increases (None when conntrack is not loaded).
+    #[serde(default)]
+    pub conntrack: Option<ConntrackInterval>,
+    /// NAT translations found in the conntrack table for ports first connected to in the
+    /// interval.
+    #[serde(default)]
+    pub nat: Vec<NatMapping>,
+    /// Namespaces whose links changed (or that appeared) in the interval: their new topology.
+    #[serde(default)]
+    pub topology: Vec<Topology>,
+    /// Network readings that failed in the interval (a namespace gone, no permission).
+    #[serde(default)]
+    pub net_errors: Vec<String>,
+    /// Per-device packets and bytes from the network-path kernel programs.
+    #[serde(default)]
+    pub net_packets: Vec<DevicePackets>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,4 +274,55 @@ pub struct End {
     /// owner exited: rows before and after the reuse are different processes.
     #[serde(default)]
     pub pids_reused: u64,
+}
+
+/// Traffic of one network device in one interval, from the kernel's link statistics over
+/// netlink (exact, and free: no probe). Non-zero rows only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInterval {
+    /// The namespace, as `NetnsId` prints it: `net:[4026531840]` or `net:[4026532290] name`.
+    pub netns: String,
+    pub name: String,
+    /// `loopback`, `veth`, `bridge`, `device`, ... (the link's kind).
+    pub kind: String,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_dropped: u64,
+    pub tx_dropped: u64,
+}
+
+/// One qdisc's counter increases in one interval (backlog is the value at the interval's end).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QdiscRow {
+    pub netns: String,
+    #[serde(flatten)]
+    pub qdisc: QdiscInterval,
+}
+
+/// A NAT translation seen in the conntrack table: connections to `original` (the address
+/// clients used) were sent to `translated` (the reply tuple's source, the real backend).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NatMapping {
+    pub protocol: String,
+    /// `127.0.0.1:8080`.
+    pub original: String,
+    /// `198.18.3.2:80`.
+    pub translated: String,
+    /// Source NAT too (masquerade): the backend sees `masqueraded_as`.
+    pub masqueraded_as: Option<String>,
+    /// Entries of this mapping in the table when it was read.
+    pub entries: u64,
+}
+
+/// Packets and bytes per device seen by the `net:net_dev_xmit` / `net:netif_receive_skb`
+/// programs in one interval (all namespaces: the kernel programs see device names only).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevicePackets {
+    pub name: String,
+    pub xmit_packets: u64,
+    pub xmit_bytes: u64,
+    pub receive_packets: u64,
+    pub receive_bytes: u64,
 }

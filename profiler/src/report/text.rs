@@ -183,6 +183,7 @@ pub fn render(a: &Analysis) -> String {
             l.format, l.source, l.requests, l.errors, l.duration_seconds, l.throughput_per_s
         );
     }
+    network(&mut s, a);
     let o = &a.overhead;
     let _ = writeln!(
         s,
@@ -202,4 +203,63 @@ pub fn render(a: &Analysis) -> String {
         }
     }
     s
+}
+
+/// Paths (one line each), the conntrack table, and the busiest devices.
+fn network(s: &mut String, a: &Analysis) {
+    if a.paths.is_empty() && a.conntrack.is_none() && a.devices.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "network:");
+    for p in &a.paths {
+        let _ = writeln!(s, "  path {:.0} conn/s: {}", p.connections_per_s, p.text);
+        for h in &p.hops {
+            let mut figures = Vec::new();
+            if let (Some(pk), Some(b)) = (h.packets_per_s, h.bytes_per_s) {
+                figures.push(format!("{pk:.0} pkt/s, {:.1} MB/s", b / 1e6));
+            }
+            if let Some(d) = h.drops.filter(|d| *d > 0) {
+                figures.push(format!("{d} drops"));
+            }
+            match (h.cpu_share, h.kind) {
+                (Some(c), crate::analysis::HopKind::Proxy) => {
+                    figures.push(format!("{:.1}% of host CPU", c * 100.0));
+                }
+                (Some(c), _) => figures.push(format!("~{:.1}% of host CPU in softirq", c * 100.0)),
+                (None, _) => {}
+            }
+            if let Some(d) = &h.detail {
+                figures.push(d.clone());
+            }
+            if !figures.is_empty() {
+                let _ = writeln!(s, "    {}: {}", h.name, figures.join(", "));
+            }
+        }
+    }
+    if let Some(c) = &a.conntrack {
+        let _ = writeln!(
+            s,
+            "  conntrack: {}/{} at its fullest ({:.0}%), insert failed {}, drop {}, early drop {}",
+            c.peak_count,
+            c.max,
+            c.peak_fill * 100.0,
+            c.insert_failed,
+            c.drop,
+            c.early_drop
+        );
+    }
+    for d in a.devices.iter().take(6) {
+        let _ = writeln!(
+            s,
+            "  {:<16} {:<9} rx {:.0} pkt/s {:.1} MB/s, tx {:.0} pkt/s {:.1} MB/s, drops {} ({})",
+            d.name,
+            d.kind,
+            d.rx_packets_per_s,
+            d.rx_bytes_per_s / 1e6,
+            d.tx_packets_per_s,
+            d.tx_bytes_per_s / 1e6,
+            d.rx_dropped + d.tx_dropped + d.qdisc_drops,
+            d.netns
+        );
+    }
 }

@@ -3,6 +3,7 @@
 //! every exit path (dropping `Probes` detaches; nothing is pinned).
 mod assemble;
 mod child;
+mod network;
 pub mod processes;
 mod sampler;
 
@@ -64,6 +65,8 @@ pub struct Options {
     pub command: Option<Vec<String>>,
     /// `record --duration`.
     pub duration: Option<Duration>,
+    /// Probe families left out (`--no-packet-probes`).
+    pub skip_families: Vec<tracepoints::Family>,
 }
 
 pub struct Outcome {
@@ -137,7 +140,7 @@ pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
         }
     };
 
-    let mut probes = Probes::load(&tracefs)?;
+    let mut probes = Probes::load_except(&tracefs, &opts.skip_families)?;
     for f in &probes.status.failed {
         limitations.push(format!("{} not attached: {}", f.id, f.reason));
     }
@@ -177,6 +180,10 @@ pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
         softirq_names,
     );
 
+    let (net, topology, net_limitations) = network::NetSampler::new();
+    limitations.extend(net_limitations);
+    sampler.set_network(net);
+
     let mut load = match &opts.command {
         Some(argv) => {
             let cmd = LoadCommand::spawn(argv)?;
@@ -208,6 +215,7 @@ pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
         bpf_stats,
         drop_reasons: drop_reasons.iter().map(|(k, v)| (*k, v.clone())).collect(),
         limitations,
+        topology,
     };
     let load_pid = load.as_ref().map(|l| l.pid);
     let write_err = |source| SessionError::Write {

@@ -6,6 +6,7 @@ use aya::Ebpf;
 
 use super::{
     assemble::{ListenOwners, assemble},
+    network::NetSampler,
     processes::ProcessTable,
     self_cpu_ns, unix_ns,
 };
@@ -34,6 +35,8 @@ pub struct Sampler {
     /// Capacity of each process in play, read once when it first shows up.
     capacities: HashMap<u32, Option<Capacity>>,
     throttle: ThrottleCollector,
+    /// The network path (None until `set_network`).
+    net: Option<NetSampler>,
 }
 
 /// A process busier than this in an interval gets its capacity and cgroup watched.
@@ -65,12 +68,18 @@ impl Sampler {
             exited: Vec::new(),
             capacities: HashMap::new(),
             throttle: ThrottleCollector::new(),
+            net: None,
         }
     }
 
     /// The number now names another process: its capacity (affinity, cgroup) is read again.
     pub fn pid_reused(&mut self, pid: u32) {
         self.capacities.remove(&pid);
+    }
+
+    /// Adds the network-path readings (its baselines are already taken) to every interval.
+    pub fn set_network(&mut self, net: NetSampler) {
+        self.net = Some(net);
     }
 
     pub fn thread_exited(&mut self, tid: u32) {
@@ -111,6 +120,23 @@ impl Sampler {
             }
         }
         let cgroups = self.throttle.sample();
+        let net = match self.net.as_mut() {
+            Some(n) => {
+                let pids: Vec<u32> = processes
+                    .iter()
+                    .filter(|p| matches!(p.role, Role::LoadGenerator | Role::Server))
+                    .map(|p| p.pid)
+                    .collect();
+                let ports: Vec<u16> = k
+                    .connections
+                    .iter()
+                    .filter(|c| c.direction == crate::recording::Direction::Active)
+                    .map(|c| c.port)
+                    .collect();
+                n.sample(&pids, &ports)
+            }
+            None => Default::default(),
+        };
         let mut overhead = k.overhead;
         overhead.user_cpu_ns = self_cpu_ns().saturating_sub(self.prev_cpu_ns);
         let interval = Interval {
@@ -131,6 +157,13 @@ impl Sampler {
             wakes: k.wakes,
             softirqs: k.softirqs,
             cgroups,
+            devices: net.devices,
+            qdiscs: net.qdiscs,
+            conntrack: net.conntrack,
+            nat: net.nat,
+            topology: net.topology,
+            net_errors: net.errors,
+            net_packets: super::network::device_packets(&self.prev.net_devices, &cur.net_devices),
         };
         // Threads that exited before this read had their last switch-out counted: forget them
         // so the map cannot fill with the dead.
@@ -163,6 +196,18 @@ impl Sampler {
         if let Ok(found) = collect::processes::listening_owners(&unknown) {
             for (port, owner) in found {
                 self.owners.insert(port, (owner.pid, owner.comm));
+            }
+        }
+        // Servers in other network namespaces (containers) listen in their own socket tables.
+        if let Some(net) = &self.net {
+            let left: Vec<u16> = unknown
+                .into_iter()
+                .filter(|p| !self.owners.contains_key(p))
+                .collect();
+            if !left.is_empty() {
+                for (port, owner) in net.listening_owners(&left) {
+                    self.owners.insert(port, (owner.pid, owner.comm));
+                }
             }
         }
     }
