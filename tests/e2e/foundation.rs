@@ -304,6 +304,8 @@ fn doctor_agrees_with_what_a_run_attaches() {
         rec.to_str().expect("utf-8"),
         "--json",
         out.to_str().expect("utf-8"),
+        // Every family, including the per-packet programs that are off by default.
+        "--packet-probes",
         "--",
         "true",
     ]);

@@ -17,8 +17,9 @@ fn tmp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("chokepoint-net-{}-{name}", std::process::id()))
 }
 
-/// Runs `chokepoint run -- wrk ...`; returns the JSON result and the recording's lines.
-fn run_wrk(name: &str, wrk: &Wrk) -> (Value, Vec<Value>) {
+/// Runs `chokepoint run [--packet-probes] -- wrk ...`; returns the JSON result and the
+/// recording's lines.
+fn run_wrk(name: &str, wrk: &Wrk, packet_probes: bool) -> (Value, Vec<Value>) {
     let (rec, out) = (tmp(&format!("{name}.rec")), tmp(&format!("{name}.json")));
     let mut args = vec![
         "run".to_string(),
@@ -26,8 +27,11 @@ fn run_wrk(name: &str, wrk: &Wrk) -> (Value, Vec<Value>) {
         rec.display().to_string(),
         "--json".into(),
         out.display().to_string(),
-        "--".into(),
     ];
+    if packet_probes {
+        args.push("--packet-probes".into());
+    }
+    args.push("--".into());
     args.extend(wrk.argv());
     let o = run_chokepoint(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -107,7 +111,7 @@ fn path_through_a_proxy_and_dnat_shows_proxy_nat_bridge_veth_and_namespace() {
         .connections(8)
         .seconds(4)
         .close(true);
-    let (json, lines) = run_wrk("path", &wrk);
+    let (json, lines) = run_wrk("path", &wrk, true);
 
     let paths = json["paths"].as_array().expect("paths[]");
     let path = paths
@@ -184,7 +188,7 @@ fn a_tbf_shaper_on_the_veth_with_large_responses_is_network_bandwidth() {
     let _backend = NsNginx::start(&net, 256 * 1024).expect("nginx in the namespace");
     let url = format!("http://{}/", net.published());
     let wrk = Wrk::new(&url).threads(1).connections(4).seconds(5);
-    let (json, lines) = run_wrk("bandwidth", &wrk);
+    let (json, lines) = run_wrk("bandwidth", &wrk, false);
     let verdict = &json["verdict"];
     assert_fired(verdict, "network-bandwidth");
     let used = verdict["evidence"]
@@ -227,7 +231,7 @@ fn a_tiny_conntrack_table_under_connection_churn_is_connection_setup() {
         .connections(16)
         .seconds(4)
         .close(true);
-    let (json, _) = run_wrk("conntrack", &wrk);
+    let (json, _) = run_wrk("conntrack", &wrk, false);
     drop(_max);
     let verdict = &json["verdict"];
     assert_fired(verdict, "connection-setup");

@@ -50,6 +50,11 @@ pub struct Probes {
     pub status: ProbeStatus,
 }
 
+/// Why a family left out by choice (`load_except`) is not attached: not a failure, and not a
+/// limitation of what the recording can tell.
+pub const LEFT_OUT: &str =
+    "left out by default (attach with --packet-probes; link statistics give the per-device counts)";
+
 impl Probes {
     pub fn load(tracefs: &Path) -> Result<Self, LoadError> {
         Self::load_except(tracefs, &[])
@@ -68,7 +73,7 @@ impl Probes {
                 status.failed.push(ProbeFailure {
                     id: tp.id(),
                     family: tp.family,
-                    reason: "left out on request (--no-packet-probes)".into(),
+                    reason: LEFT_OUT.into(),
                 });
                 continue;
             }

@@ -196,7 +196,7 @@ pub fn render(a: &Analysis) -> String {
         o.cpu_share_of_host * 100.0,
         o.lost_events
     );
-    if !a.probes.failed.is_empty() || !a.limitations.is_empty() {
+    if !a.limitations.is_empty() {
         let _ = writeln!(s, "limitations:");
         for l in &a.limitations {
             let _ = writeln!(s, "  - {l}");

@@ -27,7 +27,7 @@ use self::{child::LoadCommand, processes::ProcessTable, sampler::Sampler};
 use crate::{
     collect, doctor,
     probes::{
-        loader::{LoadError, Probes},
+        loader::{LEFT_OUT, LoadError, Probes},
         reader::{MapReader, ReadError},
         stats::StatsGuard,
         tracepoints,
@@ -65,7 +65,7 @@ pub struct Options {
     pub command: Option<Vec<String>>,
     /// `record --duration`.
     pub duration: Option<Duration>,
-    /// Probe families left out (`--no-packet-probes`).
+    /// Probe families left out (the per-packet programs unless `--packet-probes`).
     pub skip_families: Vec<tracepoints::Family>,
 }
 
@@ -141,7 +141,7 @@ pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
     };
 
     let mut probes = Probes::load_except(&tracefs, &opts.skip_families)?;
-    for f in &probes.status.failed {
+    for f in probes.status.failed.iter().filter(|f| f.reason != LEFT_OUT) {
         limitations.push(format!("{} not attached: {}", f.id, f.reason));
     }
     let maps = MapReader::new(&mut probes.ebpf)?;
