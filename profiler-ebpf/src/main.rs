@@ -7,6 +7,7 @@
 mod conn;
 mod maps;
 mod sched;
+mod sock_io;
 mod softirq;
 
 #[cfg(not(test))]

@@ -1,5 +1,6 @@
 //! Analysis: pure functions over a recording plus load-generator timelines. Nothing here
 //! touches the kernel or the clock, so every verdict can be replayed offline and unit-tested.
+pub mod pools;
 mod summary;
 mod verdict;
 mod window;
@@ -35,6 +36,9 @@ pub struct Analysis {
     /// Everything that limits this analysis: probes missing, a truncated recording, a load
     /// file whose clock is far from the recording's.
     pub limitations: Vec<String>,
+    /// Connection pools over the analysis window, most queued first.
+    #[serde(default)]
+    pub pools: Vec<pools::PoolSummary>,
 }
 
 /// A load generator's own figures, as read from its output.
@@ -97,6 +101,7 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
         window: &window,
     });
 
+    let pools = pools::summarize(&window.intervals(recording).collect::<Vec<_>>());
     Analysis {
         verdict,
         duration_seconds: seconds,
@@ -110,5 +115,6 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
         exit_code: recording.end.as_ref().and_then(|e| e.exit_code),
         probes: recording.header.probes.clone(),
         limitations,
+        pools,
     }
 }

@@ -248,3 +248,96 @@ fn a_generator_pinned_to_one_core_is_bound_by_that_core() {
     });
     assert_eq!(kind(&r), VerdictKind::NotSaturated);
 }
+
+/// pgbench -> pgbouncer -> postgres: `size` upstream connections with `in_use` busy, 24
+/// clients in flight at pgbouncer; postgres workers woken by `sibling` wake-ups of each other.
+fn pooled(size: u32, in_use: f64, sibling: u64, postgres_cores: f64, busy: f64) -> Recording {
+    steady(6, move |i| {
+        let mut iv = interval(i, busy);
+        iv.processes
+            .push(process(50, "pgbouncer", Role::Server, &[0.2]));
+        for pid in [100, 101] {
+            let mut p = process(pid, "postgres", Role::Server, &[postgres_cores / 2.0]);
+            p.offcpu_sleep_ns = 900_000_000;
+            iv.processes.push(p);
+        }
+        iv.processes
+            .push(process(300, "pgbench", Role::LoadGenerator, &[0.1]));
+        iv.wakes
+            .push(wake((101, "postgres"), (100, "postgres"), sibling));
+        iv.wakes
+            .push(wake((50, "pgbouncer"), (100, "postgres"), 300));
+        iv.pools
+            .push(pool("pgbouncer", "postgres", size, in_use, 23.0, 370.0));
+        // pgbench's own connections to pgbouncer: all busy, nothing behind them.
+        iv.pools
+            .push(pool("pgbench", "pgbouncer", 24, 23.5, 0.0, 0.0));
+        iv
+    })
+}
+
+use crate::recording::Recording;
+
+#[test]
+fn a_full_pool_with_requests_queued_is_pool_saturated() {
+    let a = analyze(&pooled(2, 1.92, 0, 0.1, 0.3), &[]);
+    assert_eq!(
+        a.verdict.kind,
+        VerdictKind::PoolSaturated,
+        "{:?}",
+        a.verdict
+    );
+    assert_eq!(a.verdict.family, super::Family::Contention);
+    let queued = a
+        .verdict
+        .evidence
+        .iter()
+        .find(|e| e.metric == "pool.pgbouncer->postgres.queued")
+        .expect("queued evidence");
+    assert!((queued.value - (23.0 - 1.92)).abs() < 1e-6, "{queued:?}");
+    assert!(
+        a.verdict
+            .ruled_out
+            .iter()
+            .any(|r| r.kind == VerdictKind::LockContention)
+    );
+    // The JSON summary: the bouncer's pool first (most queued), pgbench's after it.
+    assert_eq!(a.pools[0].process, "pgbouncer");
+    assert!((a.pools[0].size - 2.0).abs() < 1e-9);
+    assert!(a.pools[0].wait_ms_estimate > 50.0);
+    assert_eq!(a.pools[1].queued, 0.0);
+}
+
+#[test]
+fn a_slow_upstream_with_free_slots_is_not_pool_saturated() {
+    let a = analyze(&pooled(30, 21.0, 0, 0.1, 0.3), &[]);
+    assert_eq!(a.verdict.kind, VerdictKind::NotSaturated);
+    let why = a
+        .verdict
+        .ruled_out
+        .iter()
+        .find(|r| r.kind == VerdictKind::PoolSaturated)
+        .expect("pool ruled out");
+    assert!(why.reason.contains("free slots"), "{}", why.reason);
+}
+
+#[test]
+fn a_full_pool_in_front_of_contended_row_locks_is_lock_contention() {
+    let a = analyze(&pooled(2, 1.95, 2000, 0.1, 0.3), &[]);
+    assert_eq!(a.verdict.kind, VerdictKind::LockContention);
+    let why = a
+        .verdict
+        .ruled_out
+        .iter()
+        .find(|r| r.kind == VerdictKind::PoolSaturated)
+        .expect("pool ruled out");
+    assert!(why.reason.contains("locks"), "{}", why.reason);
+}
+
+#[test]
+fn a_full_pool_in_front_of_a_cpu_bound_upstream_is_cpu_saturated() {
+    assert_eq!(
+        kind(&pooled(2, 1.95, 0, 1.9, 0.97)),
+        VerdictKind::CpuSaturated
+    );
+}

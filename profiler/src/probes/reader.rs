@@ -8,7 +8,7 @@ use aya::{
 };
 use chokepoint_common::{
     COUNTER_SLOTS, ConnCounts, ConnKey, DROP_REASON_SLOTS, HIST_BUCKETS, HISTOGRAM_KINDS,
-    SOFTIRQ_VECTORS, ThreadCpu, WakeCounts, WakeKey,
+    SOFTIRQ_VECTORS, SockUse, ThreadCpu, WakeCounts, WakeKey,
 };
 
 use super::tracepoints::TRACEPOINTS;
@@ -39,6 +39,10 @@ pub struct KernelSnapshot {
     pub softirqs: Vec<u64>,
     /// Per program: (run time ns, run count), from the kernel's BPF statistics.
     pub programs: HashMap<String, (u64, u64)>,
+    /// TCP sockets that sent or received, by `struct sock` address.
+    pub sockets: HashMap<u64, SockUse>,
+    /// CLOCK_MONOTONIC when the sockets were read: the clock their turns are stamped with.
+    pub monotonic_ns: u64,
 }
 
 /// Handles to the maps, taken once.
@@ -50,6 +54,7 @@ pub struct MapReader {
     threads: BpfHashMap<MapData, u32, ThreadCpu>,
     wakes: PerCpuHashMap<MapData, WakeKey, WakeCounts>,
     softirqs: PerCpuArray<MapData, u64>,
+    sockets: BpfHashMap<MapData, u64, SockUse>,
 }
 
 fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, ReadError>
@@ -76,6 +81,7 @@ impl MapReader {
             threads: take(ebpf, "THREADS")?,
             wakes: take(ebpf, "WAKES")?,
             softirqs: take(ebpf, "SOFTIRQS")?,
+            sockets: take(ebpf, "SOCKETS")?,
         })
     }
 
@@ -111,6 +117,8 @@ impl MapReader {
                 .collect(),
             softirqs: sum_per_cpu(&self.softirqs, 2 * SOFTIRQ_VECTORS),
             programs: program_stats(ebpf),
+            sockets: self.sockets.iter().flatten().collect(),
+            monotonic_ns: monotonic_ns(),
         }
     }
 
@@ -120,6 +128,21 @@ impl MapReader {
             let _ = self.threads.remove(tid);
         }
     }
+}
+
+impl MapReader {
+    /// Forgets closed sockets (their last figures were already read); returns how many went.
+    pub fn forget_sockets(&mut self, keys: &[u64]) -> u64 {
+        keys.iter()
+            .filter(|k| self.sockets.remove(k).is_ok())
+            .count() as u64
+    }
+}
+
+fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
 }
 
 fn program_stats(ebpf: &Ebpf) -> HashMap<String, (u64, u64)> {

@@ -15,6 +15,8 @@ pub const TRACEFS: &str = "/sys/kernel/tracing";
 pub enum Family {
     ConnectionSetup,
     Cpu,
+    /// Per-connection request/response turns: connection pools.
+    ConnectionUse,
 }
 
 /// A field a program reads: name, and the sizes it may have (the program reads exactly one).
@@ -144,6 +146,28 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
         family: Family::Cpu,
         fields: &[f("vec", 4)],
     },
+    Tracepoint {
+        group: "sock",
+        name: "sock_send_length",
+        program: "sock_send_length",
+        family: Family::ConnectionUse,
+        fields: SOCK_LENGTH_FIELDS,
+    },
+    Tracepoint {
+        group: "sock",
+        name: "sock_recv_length",
+        program: "sock_recv_length",
+        family: Family::ConnectionUse,
+        fields: SOCK_LENGTH_FIELDS,
+    },
+];
+
+const SOCK_LENGTH_FIELDS: &[FieldSpec] = &[
+    f("sk", 8),
+    f("family", 2),
+    f("protocol", 2),
+    f("ret", 4),
+    f("flags", 4),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -243,6 +267,20 @@ const SLOTS: &[(&str, &str, Slot)] = &[
     ("sched_process_exit", "pid", |o| &mut o.exit_pid),
     ("softirq_entry", "vec", |o| &mut o.softirq_vec),
     ("softirq_exit", "vec", |o| &mut o.softirq_vec),
+    ("sock_send_length", "sk", |o| &mut o.send_length_sk),
+    ("sock_send_length", "family", |o| &mut o.send_length_family),
+    ("sock_send_length", "protocol", |o| {
+        &mut o.send_length_protocol
+    }),
+    ("sock_send_length", "ret", |o| &mut o.send_length_ret),
+    ("sock_send_length", "flags", |o| &mut o.send_length_flags),
+    ("sock_recv_length", "sk", |o| &mut o.recv_length_sk),
+    ("sock_recv_length", "family", |o| &mut o.recv_length_family),
+    ("sock_recv_length", "protocol", |o| {
+        &mut o.recv_length_protocol
+    }),
+    ("sock_recv_length", "ret", |o| &mut o.recv_length_ret),
+    ("sock_recv_length", "flags", |o| &mut o.recv_length_flags),
 ];
 
 /// Fills the programs' offsets from the layouts that were read. A tracepoint missing from

@@ -3,6 +3,8 @@
 //! every exit path (dropping `Probes` detaches; nothing is pinned).
 mod assemble;
 mod child;
+mod conn_use;
+pub mod pools;
 pub mod processes;
 mod sampler;
 

@@ -6,6 +6,7 @@ use aya::Ebpf;
 
 use super::{
     assemble::{ListenOwners, assemble},
+    conn_use::ConnUse,
     processes::ProcessTable,
     self_cpu_ns, unix_ns,
 };
@@ -34,6 +35,7 @@ pub struct Sampler {
     /// Capacity of each process in play, read once when it first shows up.
     capacities: HashMap<u32, Option<Capacity>>,
     throttle: ThrottleCollector,
+    conn_use: ConnUse,
 }
 
 /// A process busier than this in an interval gets its capacity and cgroup watched.
@@ -65,6 +67,7 @@ impl Sampler {
             exited: Vec::new(),
             capacities: HashMap::new(),
             throttle: ThrottleCollector::new(),
+            conn_use: ConnUse::default(),
         }
     }
 
@@ -106,8 +109,13 @@ impl Sampler {
             }
         }
         let cgroups = self.throttle.sample();
+        let pools = self
+            .conn_use
+            .take(&self.prev, &mut cur, &mut self.maps, &listeners, table);
         let mut overhead = k.overhead;
         overhead.user_cpu_ns = self_cpu_ns().saturating_sub(self.prev_cpu_ns);
+        overhead.sockets_tracked = pools.tracked;
+        overhead.socket_evictions = pools.evictions;
         let interval = Interval {
             index: self.index,
             start_unix_ns: self.prev_unix_ns,
@@ -126,6 +134,8 @@ impl Sampler {
             wakes: k.wakes,
             softirqs: k.softirqs,
             cgroups,
+            pools: pools.pools,
+            inbound: pools.inbound,
         };
         // Threads that exited before this read had their last switch-out counted: forget them
         // so the map cannot fill with the dead.

@@ -1,0 +1,219 @@
+//! Connection pools end to end: pgbench with many clients through a real PgBouncer in front
+//! of a real PostgreSQL, every transaction `pg_sleep(5 ms)` on the server. With a pool of 2
+//! the requests queue for the pool: chokepoint must say `pool-saturated` with figures that
+//! agree with PgBouncer's own `SHOW POOLS` and PostgreSQL's `pg_stat_activity`; with a pool
+//! big enough for every client it must not. Needs root; run through `cargo xtask test`.
+use std::{
+    path::PathBuf,
+    process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread,
+    time::Duration,
+};
+
+use chokepoint_tests::{PgBouncer, PoolMode, Postgres, output_within, run_chokepoint, tool};
+use serde_json::Value;
+
+const CLIENTS: u32 = 24;
+const SECONDS: u32 = 6;
+
+fn tmp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("chokepoint-pool-{}-{name}", std::process::id()))
+}
+
+/// psql with a header row (`-A`, `|`-separated), as user postgres on 127.0.0.1.
+fn query(port: u16, db: &str, sql: &str) -> Option<Vec<Vec<String>>> {
+    let out = output_within(
+        Command::new(tool("psql"))
+            .args(["-X", "-q", "-A", "-h", "127.0.0.1", "-U", "postgres"])
+            .args(["-p", &port.to_string(), "-d", db, "-c", sql]),
+        Duration::from_secs(10),
+    );
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    Some(
+        text.lines()
+            .filter(|l| !l.starts_with('(') && !l.is_empty())
+            .map(|l| l.split('|').map(str::to_string).collect())
+            .collect(),
+    )
+}
+
+/// A column of the first data row whose `database` column is `postgres`.
+fn pool_column(rows: &[Vec<String>], column: &str) -> Option<f64> {
+    let header = rows.first()?;
+    let db = header.iter().position(|h| h == "database")?;
+    let col = header.iter().position(|h| h == column)?;
+    rows.iter()
+        .skip(1)
+        .find(|r| r.get(db).is_some_and(|d| d == "postgres"))?
+        .get(col)?
+        .parse()
+        .ok()
+}
+
+/// The servers' own view, sampled while the load runs: PgBouncer's clients waiting for a
+/// server connection, and PostgreSQL's client backends running a query (without ours).
+#[derive(Default)]
+struct ServerView {
+    cl_waiting: Vec<f64>,
+    pg_active: Vec<f64>,
+}
+
+impl ServerView {
+    fn mean(v: &[f64]) -> f64 {
+        v.iter().sum::<f64>() / v.len().max(1) as f64
+    }
+}
+
+fn sample_servers(pg: u16, bouncer: u16, stop: Arc<AtomicBool>) -> thread::JoinHandle<ServerView> {
+    thread::spawn(move || {
+        let mut view = ServerView::default();
+        // Skip the ramp-up: clients connect and the pool fills in the first second.
+        thread::sleep(Duration::from_millis(1500));
+        while !stop.load(Ordering::Relaxed) {
+            let pools = query(bouncer, "pgbouncer", "SHOW POOLS");
+            let active = query(
+                pg,
+                "postgres",
+                "select count(*) from pg_stat_activity where state = 'active' \
+                 and backend_type = 'client backend' and pid <> pg_backend_pid()",
+            );
+            if let (Some(pools), Some(active)) = (pools, active)
+                && let Some(waiting) = pool_column(&pools, "cl_waiting")
+                && let Some(n) = active.get(1).and_then(|r| r.first()?.parse().ok())
+            {
+                view.cl_waiting.push(waiting);
+                view.pg_active.push(n);
+            }
+            thread::sleep(Duration::from_millis(250));
+        }
+        view
+    })
+}
+
+/// pgbench through a PgBouncer pool of `pool_size` under `chokepoint run`; the JSON result and
+/// the servers' view sampled meanwhile.
+fn pgbench_through_pool(name: &str, pool_size: u32) -> (Value, ServerView) {
+    let pg = Postgres::config().setting("max_connections", "100").start();
+    let bouncer = PgBouncer::start(pg.port(), pool_size, PoolMode::Transaction);
+    let script = tmp(&format!("{name}.sql"));
+    std::fs::write(&script, "SELECT pg_sleep(0.005);\n").expect("write pgbench script");
+    let (rec, json) = (tmp(&format!("{name}.rec")), tmp(&format!("{name}.json")));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = sample_servers(pg.port(), bouncer.port(), stop.clone());
+    let clients = CLIENTS.to_string();
+    let seconds = SECONDS.to_string();
+    let port = bouncer.port().to_string();
+    let args: Vec<String> = [
+        "run",
+        "--out",
+        &rec.display().to_string(),
+        "--json",
+        &json.display().to_string(),
+        "--",
+        &tool("pgbench").display().to_string(),
+        "-n",
+        "-c",
+        &clients,
+        "-j",
+        "2",
+        "-T",
+        &seconds,
+        "-f",
+        &script.display().to_string(),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-U",
+        "postgres",
+        "postgres",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = run_chokepoint(&args);
+    stop.store(true, Ordering::Relaxed);
+    let view = sampler.join().expect("sampler thread");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&json).expect("JSON result written");
+    for f in [&script, &rec, &json] {
+        let _ = std::fs::remove_file(f);
+    }
+    (serde_json::from_str(&text).expect("JSON"), view)
+}
+
+/// PgBouncer's pool of server connections to PostgreSQL in the result.
+fn bouncer_pool(v: &Value) -> &Value {
+    v["pools"]
+        .as_array()
+        .expect("pools[]")
+        .iter()
+        .find(|p| p["process"] == "pgbouncer" && p["upstream"] == "postgres")
+        .unwrap_or_else(|| panic!("no pgbouncer -> postgres pool in {:#}", v["pools"]))
+}
+
+fn num(v: &Value, field: &str) -> f64 {
+    v[field]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{field} missing in {v}"))
+}
+
+#[test]
+fn a_pool_of_two_for_24_clients_is_pool_saturated() {
+    let (v, view) = pgbench_through_pool("small", 2);
+    let pool = bouncer_pool(&v);
+    let (size, in_use, queued) = (num(pool, "size"), num(pool, "in_use"), num(pool, "queued"));
+    let waiting = ServerView::mean(&view.cl_waiting);
+    let active = ServerView::mean(&view.pg_active);
+    let context = format!(
+        "pool {pool}\nSHOW POOLS cl_waiting {waiting:.1} over {} samples, pg_stat_activity active {active:.2}\nverdict {:#}",
+        view.cl_waiting.len(),
+        v["verdict"]
+    );
+    assert!(
+        view.cl_waiting.len() >= 3,
+        "too few server samples: {context}"
+    );
+    assert_eq!(v["verdict"]["kind"], "pool-saturated", "{context}");
+    assert!((size - 2.0).abs() < 0.3, "size: {context}");
+    assert!(in_use >= 1.8, "in use: {context}");
+    // Requests queued for the pool as PgBouncer counts them.
+    assert!(
+        (queued - waiting).abs() <= (0.15 * waiting).max(2.0),
+        "queued vs cl_waiting: {context}"
+    );
+    // Busy upstream connections as PostgreSQL counts them.
+    assert!(
+        (active - in_use).abs() <= 0.4,
+        "in use vs active: {context}"
+    );
+    assert!(num(pool, "wait_ms_estimate") > 0.0, "{context}");
+}
+
+#[test]
+fn a_pool_big_enough_for_every_client_is_not_pool_saturated() {
+    let (v, view) = pgbench_through_pool("large", 30);
+    let pool = bouncer_pool(&v);
+    let context = format!(
+        "pool {pool}\ncl_waiting {:.1}\nverdict {:#}",
+        ServerView::mean(&view.cl_waiting),
+        v["verdict"]
+    );
+    assert_ne!(v["verdict"]["kind"], "pool-saturated", "{context}");
+    assert!(num(pool, "utilisation") < 0.9, "{context}");
+    assert_eq!(num(pool, "queued"), 0.0, "{context}");
+    // The pool grew past the small one's 2 to serve the clients in parallel.
+    assert!(num(pool, "size") >= 8.0, "{context}");
+}
