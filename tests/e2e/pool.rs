@@ -74,8 +74,6 @@ impl ServerView {
 fn sample_servers(pg: u16, bouncer: u16, stop: Arc<AtomicBool>) -> thread::JoinHandle<ServerView> {
     thread::spawn(move || {
         let mut view = ServerView::default();
-        // Skip the ramp-up: clients connect and the pool fills in the first second.
-        thread::sleep(Duration::from_millis(1500));
         while !stop.load(Ordering::Relaxed) {
             let pools = query(bouncer, "pgbouncer", "SHOW POOLS");
             let active = query(
@@ -84,8 +82,11 @@ fn sample_servers(pg: u16, bouncer: u16, stop: Arc<AtomicBool>) -> thread::JoinH
                 "select count(*) from pg_stat_activity where state = 'active' \
                  and backend_type = 'client backend' and pid <> pg_backend_pid()",
             );
+            // Only while every pgbench client is connected (not before the run or after it).
             if let (Some(pools), Some(active)) = (pools, active)
                 && let Some(waiting) = pool_column(&pools, "cl_waiting")
+                && let Some(clients) = pool_column(&pools, "cl_active")
+                && clients + waiting >= f64::from(CLIENTS)
                 && let Some(n) = active.get(1).and_then(|r| r.first()?.parse().ok())
             {
                 view.cl_waiting.push(waiting);
@@ -148,10 +149,44 @@ fn pgbench_through_pool(name: &str, pool_size: u32) -> (Value, ServerView) {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = std::fs::read_to_string(&json).expect("JSON result written");
+    let mut result: Value = serde_json::from_str(&text).expect("JSON");
+    result["probe_cost"] = probe_cost(&rec);
     for f in [&script, &rec, &json] {
         let _ = std::fs::remove_file(f);
     }
-    (serde_json::from_str(&text).expect("JSON"), view)
+    (result, view)
+}
+
+/// The new programs' cost over the recording: [ns per run, runs per second] each, from the
+/// kernel's BPF statistics in `overhead.programs`.
+fn probe_cost(rec: &std::path::Path) -> Value {
+    let text = std::fs::read_to_string(rec).expect("recording written");
+    let mut totals: std::collections::BTreeMap<String, (f64, f64, f64)> = Default::default();
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).expect("recording line is JSON");
+        if v["kind"] != "interval" {
+            continue;
+        }
+        let secs = (v["end_unix_ns"].as_f64().unwrap_or(0.0)
+            - v["start_unix_ns"].as_f64().unwrap_or(0.0))
+            / 1e9;
+        if let Some(programs) = v["overhead"]["programs"].as_object() {
+            for (name, figures) in programs {
+                let t = totals.entry(name.clone()).or_default();
+                t.0 += figures[0].as_f64().unwrap_or(0.0);
+                t.1 += figures[1].as_f64().unwrap_or(0.0);
+                t.2 += secs;
+            }
+        }
+    }
+    totals
+        .into_iter()
+        .filter(|(_, t)| t.1 > 0.0)
+        .map(|(name, (ns, runs, secs))| {
+            (name, serde_json::json!([ns / runs, runs / secs.max(1e-9)]))
+        })
+        .collect::<serde_json::Map<String, Value>>()
+        .into()
 }
 
 /// PgBouncer's pool of server connections to PostgreSQL in the result.
@@ -170,23 +205,64 @@ fn num(v: &Value, field: &str) -> f64 {
         .unwrap_or_else(|| panic!("{field} missing in {v}"))
 }
 
+/// Cores used in the window by processes that are not part of the test (another build on a
+/// shared machine): they can decide the verdict on their own.
+fn foreign_cores(v: &Value) -> f64 {
+    const OURS: &[&str] = &["pgbench", "pgbouncer", "postgres", "psql", "chokepoint"];
+    v["processes"]
+        .as_array()
+        .expect("processes[]")
+        .iter()
+        .filter(|p| p["role"] != "kernel" && p["role"] != "profiler")
+        .filter(|p| {
+            !OURS
+                .iter()
+                .any(|o| p["comm"].as_str().is_some_and(|c| c.starts_with(o)))
+        })
+        .filter(|p| !p["comm"].as_str().is_some_and(|c| c.starts_with("a_pool")))
+        .map(|p| p["cores_used"].as_f64().unwrap_or(0.0))
+        .sum()
+}
+
 #[test]
 fn a_pool_of_two_for_24_clients_is_pool_saturated() {
-    let (v, view) = pgbench_through_pool("small", 2);
-    let pool = bouncer_pool(&v);
+    // The pool figures are checked on every attempt; the verdict is retried (at most three
+    // runs) only when unrelated processes used half a core or more and took the verdict.
+    for attempt in 1..=3 {
+        let (v, view) = pgbench_through_pool("small", 2);
+        check_small_pool(&v, &view);
+        let foreign = foreign_cores(&v);
+        if v["verdict"]["kind"] == "pool-saturated" {
+            return;
+        }
+        assert!(
+            foreign >= 0.5 && attempt < 3,
+            "verdict {:#} with {foreign:.2} cores of unrelated processes (attempt {attempt})",
+            v["verdict"]
+        );
+        println!(
+            "attempt {attempt}: {foreign:.2} cores of unrelated processes decided the verdict; again"
+        );
+    }
+}
+
+fn check_small_pool(v: &Value, view: &ServerView) {
+    let pool = bouncer_pool(v);
     let (size, in_use, queued) = (num(pool, "size"), num(pool, "in_use"), num(pool, "queued"));
     let waiting = ServerView::mean(&view.cl_waiting);
     let active = ServerView::mean(&view.pg_active);
     let context = format!(
-        "pool {pool}\nSHOW POOLS cl_waiting {waiting:.1} over {} samples, pg_stat_activity active {active:.2}\nverdict {:#}",
+        "pool {pool}\nSHOW POOLS cl_waiting {waiting:.1} over {} samples, pg_stat_activity active {active:.2}\npools {}\nprobe cost [ns/run, runs/s] {}\nverdict {:#}",
         view.cl_waiting.len(),
+        v["pools"],
+        v["probe_cost"],
         v["verdict"]
     );
+    println!("{context}");
     assert!(
         view.cl_waiting.len() >= 3,
         "too few server samples: {context}"
     );
-    assert_eq!(v["verdict"]["kind"], "pool-saturated", "{context}");
     assert!((size - 2.0).abs() < 0.3, "size: {context}");
     assert!(in_use >= 1.8, "in use: {context}");
     // Requests queued for the pool as PgBouncer counts them.
@@ -211,9 +287,14 @@ fn a_pool_big_enough_for_every_client_is_not_pool_saturated() {
         ServerView::mean(&view.cl_waiting),
         v["verdict"]
     );
+    println!("{context}");
     assert_ne!(v["verdict"]["kind"], "pool-saturated", "{context}");
-    assert!(num(pool, "utilisation") < 0.9, "{context}");
-    assert_eq!(num(pool, "queued"), 0.0, "{context}");
+    // Every connection can be busy (one per client), but no request waits for one: the
+    // clients' requests in flight at PgBouncer are the ones its server connections carry.
+    let (in_use, inbound) = (num(pool, "in_use"), num(pool, "inbound_concurrency"));
+    assert!(num(pool, "queued") < 1.0, "{context}");
+    assert!((inbound - in_use).abs() < 1.0, "{context}");
+    assert!(ServerView::mean(&view.cl_waiting) < 1.0, "{context}");
     // The pool grew past the small one's 2 to serve the clients in parallel.
     assert!(num(pool, "size") >= 8.0, "{context}");
 }
