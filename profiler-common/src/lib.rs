@@ -52,8 +52,8 @@ pub enum Counter {
     MapUpdateFailed,
     /// A ring buffer reservation failed: the event was dropped.
     RingBufferFull,
-    /// A socket entered `SOCKETS` (first send or receive seen, or a closed entry reused):
-    /// inserts - user-space deletes - live entries = LRU evictions.
+    /// A socket entered `SOCKETS` fresh (first send or receive seen; a closed entry reused by a
+    /// new socket is not counted): with the map's size, how fast it turns over.
     SockUseInserts,
 }
 
@@ -337,7 +337,10 @@ pub struct SockUse {
     /// Local port (host order) and remote port (network order, as `skc_dport`).
     pub sport: u16,
     pub dport_be: u16,
-    pub _pad: u32,
+    /// Connections this entry has held: a closed socket's memory reused by a new socket
+    /// continues the entry (counters stay cumulative, the 4-tuple and owner are the new one's)
+    /// so short-lived connections between two reads are still counted.
+    pub generation: u32,
     /// When the current direction's run started (first send after a receive, or the
     /// reverse); CLOCK_MONOTONIC ns.
     pub turn_start_ns: u64,

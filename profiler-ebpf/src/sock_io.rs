@@ -26,7 +26,7 @@ const MSG_PEEK: i32 = 2;
 struct SockCommonHead {
     daddr: u32,
     rcv_saddr: u32,
-    hash: u32,
+    _hash: u32,
     dport_be: u16,
     num: u16,
 }
@@ -74,32 +74,49 @@ fn turn(sk: u64, family: u16, dir: u8, bytes: u64) {
     if let Some(entry) = SOCKETS.get_ptr_mut(&sk) {
         // SAFETY: a map value; see the module comment on concurrent updates.
         let e = unsafe { &mut *entry };
-        if e.closed == 0 {
-            step(e, dir, bytes, now);
-            return;
+        if e.closed != 0 {
+            // A closed socket's memory reused by a new socket before user space deleted the
+            // entry: the entry goes on (cumulative counters) with the new socket's identity.
+            e.closed = 0;
+            e.generation += 1;
+            e.last_dir = 0;
+            identify(e, sk, family);
         }
-        // A closed socket's address reused by a new socket before user space deleted the
-        // entry: start over (user space sees the counters fall and treats it as new).
+        step(e, dir, bytes, now);
+        return;
     }
-    let mut e = SockUse {
-        tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
-        family,
-        ..Default::default()
-    };
-    // SAFETY: the helper checks the read; a failed read leaves the tuple zero.
-    if let Ok(head) = unsafe { bpf_probe_read_kernel(sk as *const SockCommonHead) } {
-        if family == AF_INET {
-            e.saddr = head.rcv_saddr;
-            e.daddr = head.daddr;
-        }
-        e.sport = head.num;
-        e.dport_be = head.dport_be;
-    }
+    let mut e = SockUse::default();
+    identify(&mut e, sk, family);
     step(&mut e, dir, bytes, now);
     count(Counter::SockUseInserts);
     if SOCKETS.insert(&sk, &e, 0).is_err() {
         count(Counter::MapUpdateFailed);
     }
+}
+
+/// Owner (the current process: send and receive run in its context) and 4-tuple.
+#[inline(always)]
+fn identify(e: &mut SockUse, sk: u64, family: u16) {
+    e.tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    e.family = family;
+    // SAFETY: the helper checks the read; a failed read leaves the tuple zero.
+    let head =
+        unsafe { bpf_probe_read_kernel(sk as *const SockCommonHead) }.unwrap_or(SockCommonHead {
+            daddr: 0,
+            rcv_saddr: 0,
+            _hash: 0,
+            dport_be: 0,
+            num: 0,
+        });
+    if family == AF_INET {
+        e.saddr = head.rcv_saddr;
+        e.daddr = head.daddr;
+    } else {
+        e.saddr = 0;
+        e.daddr = 0;
+    }
+    e.sport = head.num;
+    e.dport_be = head.dport_be;
 }
 
 #[inline(always)]

@@ -298,3 +298,155 @@ fn a_pool_big_enough_for_every_client_is_not_pool_saturated() {
     // The pool grew past the small one's 2 to serve the clients in parallel.
     assert!(num(pool, "size") >= 8.0, "{context}");
 }
+
+/// A TCP server in this process: each request of `size` bytes gets the same bytes back after
+/// `delay`; a connection ends when the client closes it.
+fn echo_server(size: usize, delay: Duration) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            thread::spawn(move || {
+                let mut buf = vec![0u8; size];
+                while conn.read_exact(&mut buf).is_ok() {
+                    thread::sleep(delay);
+                    if conn.write_all(&buf).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn pre_existing_connections_are_measured_and_udp_and_closed_sockets_leave_no_trace() {
+    use std::{
+        io::{Read, Write},
+        net::{TcpStream, UdpSocket},
+    };
+    let pooled = echo_server(64, Duration::from_millis(2));
+    let churn = echo_server(1, Duration::ZERO);
+    // Connected, and already used, before chokepoint attaches its probes.
+    let mut client = TcpStream::connect(pooled).expect("connect");
+    let mut buf = [7u8; 64];
+    client.write_all(&buf).expect("send");
+    client.read_exact(&mut buf).expect("receive");
+    let udp_rx = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    let udp_port = udp_rx.local_addr().expect("udp addr").port();
+    let udp_tx = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let turns = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                client.write_all(&buf).expect("send");
+                client.read_exact(&mut buf).expect("receive");
+                let _ = udp_tx.send_to(&buf, ("127.0.0.1", udp_port));
+                n += 1;
+            }
+            n
+        })
+    };
+    let short_lived = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let mut c = TcpStream::connect(churn).expect("connect");
+                let mut b = [1u8];
+                c.write_all(&b).expect("send");
+                c.read_exact(&mut b).expect("receive");
+                n += 1;
+            }
+            n
+        })
+    };
+    let (rec, json) = (tmp("bad-input.rec"), tmp("bad-input.json"));
+    let out = run_chokepoint([
+        "run",
+        "--out",
+        &rec.display().to_string(),
+        "--json",
+        &json.display().to_string(),
+        "--",
+        "sleep",
+        "5",
+    ]);
+    stop.store(true, Ordering::Relaxed);
+    let (turns, opened) = (
+        turns.join().expect("client thread"),
+        short_lived.join().expect("churn thread"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON")).expect("JSON");
+    let recording = std::fs::read_to_string(&rec).expect("recording");
+    println!("probe cost [ns/run, runs/s] {}", probe_cost(&rec));
+    let _ = std::fs::remove_file(&rec);
+    let _ = std::fs::remove_file(&json);
+    let pools = v["pools"].as_array().expect("pools[]");
+    let context = format!("{turns} turns, {opened} short connections\npools {pools:#?}");
+
+    // The pre-existing connection: one connection, busy nearly all the time (2 ms per turn).
+    let pool = pools
+        .iter()
+        .find(|p| p["endpoint"] == pooled.to_string())
+        .unwrap_or_else(|| panic!("no pool to {pooled}: {context}"));
+    assert!((num(pool, "size") - 1.0).abs() < 0.2, "{context}");
+    assert!(num(pool, "in_use") >= 0.7, "{context}");
+    assert!(num(pool, "requests_per_s") >= 100.0, "{context}");
+    // UDP is ignored.
+    assert!(
+        !pools.iter().any(|p| p["endpoint"]
+            .as_str()
+            .is_some_and(|e| e.ends_with(&format!(":{udp_port}")))),
+        "{context}"
+    );
+    // Short-lived connections were seen, then deleted once closed: the map does not grow.
+    assert!(opened >= 500, "{context}");
+    let churn_pool = pools
+        .iter()
+        .find(|p| p["endpoint"] == churn.to_string())
+        .unwrap_or_else(|| panic!("no pool to {churn}: {context}"));
+    // Every short connection counts (about opened / 5 s per interval), though their sockets'
+    // memory is reused between reads.
+    assert!(num(churn_pool, "size") >= opened as f64 / 20.0, "{context}");
+    let intervals: Vec<Value> = recording
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("recording line is JSON"))
+        .filter(|l| l["kind"] == "interval")
+        .collect();
+    let tracked: Vec<u64> = intervals
+        .iter()
+        .map(|iv| {
+            iv["overhead"]["sockets_tracked"]
+                .as_u64()
+                .expect("sockets_tracked")
+        })
+        .collect();
+    let evicted: u64 = intervals
+        .iter()
+        .map(|iv| {
+            iv["overhead"]["socket_evictions"]
+                .as_u64()
+                .expect("socket_evictions")
+        })
+        .sum();
+    println!("{context}\nsockets tracked per interval {tracked:?}");
+    assert_eq!(evicted, 0, "{tracked:?} {context}");
+    assert!(
+        tracked.iter().all(|&t| t < 200),
+        "closed sockets stay in the map: {tracked:?} {context}"
+    );
+    drop(udp_rx);
+}

@@ -72,6 +72,16 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
         }
     }
 
+    let evicted: u64 = recording
+        .intervals
+        .iter()
+        .map(|iv| iv.overhead.socket_evictions)
+        .sum();
+    if evicted > 0 {
+        limitations.push(format!(
+            "{evicted} sockets were evicted from the kernel's SOCKETS map before they were read: their connections are missing from pools[]"
+        ));
+    }
     let window = window::choose(recording, &timelines);
     let all: Vec<_> = recording.intervals.iter().collect();
     let cpus = recording.header.cpus;

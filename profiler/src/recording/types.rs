@@ -175,8 +175,9 @@ pub struct OverheadInterval {
     pub ring_buffer_full: u64,
     /// Per program: [run time ns, runs].
     pub programs: BTreeMap<String, [u64; 2]>,
-    /// Sockets in the kernel's `SOCKETS` LRU map after the read, and entries the map evicted
-    /// since the last read (inserts - deletes - growth): connections whose figures were lost.
+    /// Sockets left in the kernel's `SOCKETS` LRU map after the read (closed ones deleted),
+    /// and entries the map evicted since the last read (seen then, not closed, gone now):
+    /// connections whose figures were lost.
     #[serde(default)]
     pub sockets_tracked: u64,
     #[serde(default)]

@@ -3,8 +3,6 @@
 //! themselves are computed by the pure `pools` module.
 use std::collections::{HashMap, HashSet};
 
-use chokepoint_common::Counter;
-
 use super::{
     pools::{self, Names},
     processes::ProcessTable,
@@ -79,12 +77,14 @@ impl ConnUse {
         };
         let (pools, inbound) = pools::group(&deltas, interval_ns, &names);
 
-        // Inserts that did not grow the map (beyond what the last read deleted) were evicted.
-        let inserts = counter(cur, Counter::SockUseInserts)
-            .saturating_sub(counter(prev, Counter::SockUseInserts));
-        let live_before = prev.sockets.len() as u64;
-        let live_now = cur.sockets.len() as u64;
-        let evictions = (inserts + live_before).saturating_sub(live_now);
+        // Only LRU eviction removes entries besides us: those read last time (and not closed
+        // then, so not deleted by us) that are gone now. Counting inserts instead would race
+        // with the map read (counters and map are not read at one instant).
+        let evictions = prev
+            .sockets
+            .keys()
+            .filter(|k| !cur.sockets.contains_key(k))
+            .count() as u64;
 
         let closed: Vec<u64> = cur
             .sockets
@@ -99,12 +99,8 @@ impl ConnUse {
         PoolFigures {
             pools,
             inbound,
-            tracked: live_now,
+            tracked: cur.sockets.len() as u64,
             evictions,
         }
     }
-}
-
-fn counter(s: &KernelSnapshot, c: Counter) -> u64 {
-    s.counters.get(c as usize).copied().unwrap_or(0)
 }

@@ -33,6 +33,9 @@ pub struct SocketDelta {
     /// Completed turns each way.
     pub out_turns: u64,
     pub in_turns: u64,
+    /// Connections the entry held in the interval (more than one when closed sockets' memory
+    /// was reused by new ones between two reads).
+    pub connections: u32,
 }
 
 /// The remote end of a socket as the kernel stored it.
@@ -50,11 +53,10 @@ fn local_ip(s: &SockUse) -> Option<IpAddr> {
     (s.family == AF_INET).then(|| IpAddr::V4(Ipv4Addr::from(u32::from_be(s.saddr))))
 }
 
-/// Whether `cur` is the same socket as `prev` (a freed socket's address can be reused).
-fn same_socket(prev: &SockUse, cur: &SockUse) -> bool {
-    prev.sport == cur.sport
-        && prev.dport_be == cur.dport_be
-        && prev.daddr == cur.daddr
+/// Whether `cur` continues the entry `prev` was read from (counters only grow while it does;
+/// an entry deleted and inserted again starts from zero).
+fn continues(prev: &SockUse, cur: &SockUse) -> bool {
+    prev.generation <= cur.generation
         && prev.send_calls <= cur.send_calls
         && prev.recv_calls <= cur.recv_calls
 }
@@ -71,14 +73,15 @@ fn in_flight(s: &SockUse, now_ns: u64) -> (u64, u64) {
 
 /// The interval's delta of one socket read at `prev_ns` (None: first seen) and `now_ns`
 /// (CLOCK_MONOTONIC, the clock the kernel stamps turns with). A closed socket's turn in flight
-/// ended at its close, which is not stamped: it is not counted.
+/// ended at its close, which is not stamped: it is not counted. Busy time of connections that
+/// reused the entry is attributed to the entry's current 4-tuple and owner.
 pub fn socket_delta(
     prev: Option<(&SockUse, u64)>,
     cur: &SockUse,
     now_ns: u64,
     interval_ns: u64,
 ) -> SocketDelta {
-    let prev = prev.filter(|(p, _)| same_socket(p, cur));
+    let prev = prev.filter(|(p, _)| continues(p, cur));
     let (out_now, in_now) = if cur.closed != 0 {
         (0, 0)
     } else {
@@ -108,6 +111,7 @@ pub fn socket_delta(
         in_busy_ns: inb.min(interval_ns),
         out_turns: cur.send_turns.saturating_sub(base.send_turns),
         in_turns: cur.recv_turns.saturating_sub(base.recv_turns),
+        connections: cur.generation.saturating_sub(base.generation) + 1,
     }
 }
 
@@ -175,12 +179,12 @@ pub fn group(
     for (s, local_peer) in sockets {
         if names.listening.contains(&s.local_port) {
             let a = inbound.entry((s.pid, s.local_port)).or_default();
-            a.size += 1;
+            a.size += s.connections;
             a.busy_ns += s.in_busy_ns;
             a.turns += s.in_turns;
         } else {
             let a = pools.entry((s.pid, s.remote)).or_default();
-            a.size += 1;
+            a.size += s.connections;
             a.busy_ns += s.out_busy_ns;
             a.turns += s.out_turns;
             a.local_peer |= *local_peer;
@@ -306,16 +310,25 @@ mod tests {
     }
 
     #[test]
-    fn reused_socket_address_starts_over_and_closed_turns_stop() {
+    fn reused_entries_count_every_connection_and_closed_turns_stop() {
         let mut prev = sock(7, 40000, 5432);
         prev.send_calls = 50;
         prev.send_to_recv_ns = 5 * SEC;
-        // Another socket at the same address: fewer calls, other ports.
+        // Three more short connections reused the entry; the last one is still open.
+        let mut cur = sock(8, 40001, 5432);
+        cur.generation = 3;
+        cur.send_calls = 56;
+        cur.send_turns = 6;
+        cur.send_to_recv_ns = 5 * SEC + 300 * MS;
+        let d = socket_delta(Some((&prev, 10 * SEC)), &cur, 11 * SEC, SEC);
+        assert_eq!((d.pid, d.out_busy_ns, d.out_turns), (8, 300 * MS, 6));
+        assert_eq!(d.connections, 4);
+        // Deleted and inserted again: counters start from zero.
         let mut cur = sock(8, 40001, 6379);
         cur.send_calls = 3;
         cur.send_to_recv_ns = 200 * MS;
         let d = socket_delta(Some((&prev, 10 * SEC)), &cur, 11 * SEC, SEC);
-        assert_eq!((d.pid, d.out_busy_ns), (8, 200 * MS));
+        assert_eq!((d.out_busy_ns, d.connections), (200 * MS, 1));
         cur.last_dir = SOCK_DIR_SEND;
         cur.turn_start_ns = 10_500 * MS;
         cur.closed = 1;
@@ -332,6 +345,7 @@ mod tests {
             in_busy_ns: (inb * SEC as f64) as u64,
             out_turns: (out * 190.0) as u64,
             in_turns: (inb * 16.0) as u64,
+            connections: 1,
         }
     }
 
