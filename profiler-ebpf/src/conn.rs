@@ -81,7 +81,7 @@ fn set_state<const FAST: bool>(ctx: &TracePointContext) -> u32 {
             count(Counter::Closes);
             let skaddr: u64 = field!(ctx, FAST, set_state_skaddr);
             // User space deletes the entry once it has read its last figures.
-            if let Some(entry) = SOCKETS.get_ptr_mut(&skaddr) {
+            if let Some(entry) = SOCKETS.get_ptr_mut(skaddr) {
                 // SAFETY: a map value; a single byte store.
                 unsafe { (*entry).closed = 1 };
             }

@@ -71,7 +71,7 @@ fn wanted(protocol: u16, family: u16, ret: i32, flags: i32) -> bool {
 #[inline(always)]
 fn turn(sk: u64, family: u16, dir: u8, bytes: u64) {
     let now = unsafe { bpf_ktime_get_ns() };
-    if let Some(entry) = SOCKETS.get_ptr_mut(&sk) {
+    if let Some(entry) = SOCKETS.get_ptr_mut(sk) {
         // SAFETY: a map value; see the module comment on concurrent updates.
         let e = unsafe { &mut *entry };
         if e.closed != 0 {
@@ -89,7 +89,7 @@ fn turn(sk: u64, family: u16, dir: u8, bytes: u64) {
     identify(&mut e, sk, family);
     step(&mut e, dir, bytes, now);
     count(Counter::SockUseInserts);
-    if SOCKETS.insert(&sk, &e, 0).is_err() {
+    if SOCKETS.insert(sk, e, 0).is_err() {
         count(Counter::MapUpdateFailed);
     }
 }

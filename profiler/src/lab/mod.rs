@@ -7,6 +7,7 @@ pub mod runner;
 pub mod scenarios;
 pub mod server;
 mod tools;
+mod upstream;
 
 use std::path::PathBuf;
 

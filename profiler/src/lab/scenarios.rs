@@ -107,6 +107,14 @@ pub const SCENARIOS: &[Scenario] = &[
         setup: pool_too_small,
     },
     Scenario {
+        name: "pool-too-small-http",
+        expected: VerdictKind::PoolSaturated,
+        description: "lab-proxy (32 workers) calling a lab-server upstream that waits 5 ms per request through a pool of 2 keep-alive connections, wrk -c16: 14 requests queue for the pool",
+        default: false,
+        tools: &["wrk"],
+        setup: pool_too_small_http,
+    },
+    Scenario {
         name: "accept-overflow",
         expected: VerdictKind::ConnectionSetup,
         description: "lab-server with backlog 4 accepting one connection per 2 ms, wrk with a new connection per request: SYNs dropped",
@@ -168,19 +176,24 @@ fn log_file(ctx: &Ctx, name: &str) -> Result<File, LabError> {
 
 /// Start the lab's own HTTP server with these extra flags; returns it and its port.
 fn lab_server(ctx: &Ctx, flags: &[&str]) -> Result<(Service, u16), LabError> {
+    lab_server_named(ctx, "lab-server", flags)
+}
+
+/// The same, under another process name (and log file).
+fn lab_server_named(ctx: &Ctx, name: &str, flags: &[&str]) -> Result<(Service, u16), LabError> {
     let port = free_port()?;
-    let log = log_file(ctx, "lab-server")?;
+    let log = log_file(ctx, name)?;
     let mut cmd = Command::new(ctx.exe);
     cmd.arg("lab-server")
-        .args(["--port", &port.to_string()])
+        .args(["--port", &port.to_string(), "--name", name])
         .args(flags)
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|source| LabError::Io {
-            path: ctx.dir.join("lab-server.log"),
+            path: ctx.dir.join(format!("{name}.log")),
             source,
         })?)
         .stderr(log);
-    let mut service = Service::spawn("lab-server", cmd, Signal::SIGTERM)?;
+    let mut service = Service::spawn(name, cmd, Signal::SIGTERM)?;
     service.wait_for_port(port, Duration::from_secs(10))?;
     Ok((service, port))
 }
@@ -465,6 +478,30 @@ fn pool_too_small(ctx: &Ctx) -> Result<Setup, LabError> {
         // PgBouncer first: it stops before the server it pools for.
         services: vec![bouncer, postgres],
         command,
+    })
+}
+
+/// The HTTP variant: an application tier with a fixed pool of 2 upstream connections, the
+/// upstream waiting 5 ms per request (no CPU), 16 wrk connections: the pool carries at most
+/// 400 requests/s and the other 14 requests wait in the front tier for a connection.
+fn pool_too_small_http(ctx: &Ctx) -> Result<Setup, LabError> {
+    let (upstream, upstream_port) = lab_server(ctx, &["--workers", "16", "--sleep-us", "5000"])?;
+    let upstream_port = upstream_port.to_string();
+    let (front, port) = lab_server_named(
+        ctx,
+        "lab-proxy",
+        &[
+            "--workers",
+            "32",
+            "--upstream-port",
+            &upstream_port,
+            "--upstream-pool",
+            "2",
+        ],
+    )?;
+    Ok(Setup {
+        services: vec![front, upstream],
+        command: wrk(ctx, 1, 16, port, &[])?,
     })
 }
 
