@@ -450,3 +450,31 @@ fn pre_existing_connections_are_measured_and_udp_and_closed_sockets_leave_no_tra
     );
     drop(udp_rx);
 }
+
+/// The lab's pool scenarios (PgBouncer and the lab's own HTTP tiers) and PostgreSQL row-lock
+/// contention, which fills no pool and must stay `lock-contention`.
+#[test]
+fn lab_pool_scenarios_and_row_locks_get_their_designed_verdicts() {
+    let json = tmp("lab.json");
+    let out = run_chokepoint([
+        "lab",
+        "pool-too-small",
+        "pool-too-small-http",
+        "lock-contention",
+        "--seconds",
+        "6",
+        "--json",
+        &json.display().to_string(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("lab --json: {e}\n{stdout}"));
+    let _ = std::fs::remove_file(&json);
+    let scenarios = report["scenarios"].as_array().expect("scenarios");
+    assert_eq!(scenarios.len(), 3, "{stdout}");
+    for s in scenarios {
+        assert_eq!(s["status"], "passed", "{s}\n{stdout}");
+        assert_eq!(s["got"], s["expected"], "{s}");
+    }
+    assert!(out.status.success(), "{stdout}");
+}

@@ -341,3 +341,20 @@ fn a_full_pool_in_front_of_a_cpu_bound_upstream_is_cpu_saturated() {
         VerdictKind::CpuSaturated
     );
 }
+
+#[test]
+fn without_the_send_and_receive_probes_pools_are_not_evaluated() {
+    let mut r = pooled(2, 1.92, 0, 0.1, 0.3);
+    r.header
+        .probes
+        .attached
+        .retain(|p| !p.starts_with("sock/sock_"));
+    let a = analyze(&r, &[]);
+    assert_ne!(a.verdict.kind, VerdictKind::PoolSaturated);
+    assert!(
+        a.verdict
+            .ruled_out
+            .iter()
+            .any(|o| o.kind == VerdictKind::PoolSaturated && o.reason.starts_with("not evaluated"))
+    );
+}

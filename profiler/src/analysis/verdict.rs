@@ -270,6 +270,16 @@ pub fn decide(inputs: &Inputs) -> Verdict {
             reason: "not evaluated: the sched_switch probe was not attached".into(),
         });
     }
+    if !candidates
+        .iter()
+        .any(|c| c.kind == VerdictKind::PoolSaturated)
+    {
+        ruled_out.push(RuledOut {
+            kind: VerdictKind::PoolSaturated,
+            reason: "not evaluated: the sock_send_length/sock_recv_length probes were not attached"
+                .into(),
+        });
+    }
     Verdict {
         kind,
         family: kind.family(),
