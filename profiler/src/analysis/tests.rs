@@ -336,10 +336,20 @@ fn a_full_pool_in_front_of_contended_row_locks_is_lock_contention() {
 
 #[test]
 fn a_full_pool_in_front_of_a_cpu_bound_upstream_is_cpu_saturated() {
-    assert_eq!(
-        kind(&pooled(2, 1.95, 0, 1.9, 0.97)),
-        VerdictKind::CpuSaturated
-    );
+    let a = analyze(&pooled(2, 1.95, 0, 1.9, 0.97), &[]);
+    assert_eq!(a.verdict.kind, VerdictKind::CpuSaturated);
+    assert!(!a.verdict.secondary.contains(&VerdictKind::PoolSaturated));
+    let why = a
+        .verdict
+        .ruled_out
+        .iter()
+        .find(|r| r.kind == VerdictKind::PoolSaturated)
+        .expect("pool ruled out");
+    assert!(why.reason.contains("its CPU"), "{}", why.reason);
+    // A host busy with something else: the pool still queues, and is said to.
+    let a = analyze(&pooled(2, 1.95, 0, 0.1, 0.97), &[]);
+    assert_eq!(a.verdict.kind, VerdictKind::CpuSaturated);
+    assert!(a.verdict.secondary.contains(&VerdictKind::PoolSaturated));
 }
 
 #[test]
@@ -356,5 +366,30 @@ fn without_the_send_and_receive_probes_pools_are_not_evaluated() {
             .ruled_out
             .iter()
             .any(|o| o.kind == VerdictKind::PoolSaturated && o.reason.starts_with("not evaluated"))
+    );
+}
+
+#[test]
+fn a_full_pool_in_front_of_an_upstream_held_by_its_quota_is_not_pool_saturated() {
+    // postgres may use half a core (its cgroup quota) and uses 0.48 of it.
+    let mut r = pooled(2, 1.95, 0, 0.48, 0.3);
+    for iv in &mut r.intervals {
+        for p in iv.processes.iter_mut().filter(|p| p.comm == "postgres") {
+            p.capacity_cores = Some(0.5);
+            p.capacity_limited_by = Some(crate::collect::capacity::LimitedBy::CgroupQuota);
+        }
+    }
+    let a = analyze(&r, &[]);
+    assert_ne!(a.verdict.kind, VerdictKind::PoolSaturated);
+    assert!(
+        a.verdict
+            .ruled_out
+            .iter()
+            .any(|o| o.kind == VerdictKind::PoolSaturated && o.reason.contains("0.5 cores"))
+    );
+    // The same upstream without a quota leaves the pool as the limit.
+    assert_eq!(
+        kind(&pooled(2, 1.95, 0, 0.48, 0.3)),
+        VerdictKind::PoolSaturated
     );
 }

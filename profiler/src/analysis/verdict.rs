@@ -1080,15 +1080,23 @@ fn pool_saturated(w: &WindowFigures) -> Candidate {
         .filter(|q| q.comm == p.upstream)
         .map(|q| q.cores_used)
         .sum();
-    let upstream_cpu_bound = upstream_cores >= CPU_SATURATED_BUSY * w.cpus as f64;
+    // Its capacity: the largest any of its processes may use (a shared quota or affinity), else
+    // the host's CPUs.
+    let upstream_capacity = w
+        .processes
+        .iter()
+        .filter(|q| q.comm == p.upstream)
+        .filter_map(|q| q.capacity_cores)
+        .fold(None, |m: Option<f64>, c| Some(m.map_or(c, |m| m.max(c))))
+        .unwrap_or(w.cpus as f64)
+        .min(w.cpus as f64);
+    let upstream_cpu_bound = upstream_cores >= CPU_SATURATED_BUSY * upstream_capacity;
     let (share, rate) = handover(w, &p.upstream);
     let upstream_locked = share >= HANDOVER_SHARE && rate >= HANDOVER_MIN_PER_S;
     let full = p.utilisation >= POOL_SATURATED_USE;
-    let fired = full
-        && p.queued >= POOL_QUEUED_MIN
-        && !upstream_cpu_bound
-        && !upstream_locked
-        && busy < CPU_SATURATED_BUSY;
+    // The host's own saturation is the CPU candidate's (it goes first); here it only keeps a
+    // pool that also fills from being hidden, as a secondary contributor.
+    let fired = full && p.queued >= POOL_QUEUED_MIN && !upstream_cpu_bound && !upstream_locked;
     let name = format!("{}->{}", p.process, p.upstream);
     let evidence = vec![
         ev(
@@ -1162,10 +1170,8 @@ fn pool_saturated(w: &WindowFigures) -> Candidate {
         )
     } else {
         format!(
-            "{} -> {} pool is full, but the upstream uses {upstream_cores:.2} cores or the host is {} busy: CPU, not the pool",
-            p.process,
-            p.upstream,
-            pct(busy)
+            "{} -> {} pool is full, but the upstream uses {upstream_cores:.2} of the {upstream_capacity:.1} cores it may use: its CPU, not the pool",
+            p.process, p.upstream
         )
     };
     Candidate {
