@@ -452,29 +452,44 @@ fn pre_existing_connections_are_measured_and_udp_and_closed_sockets_leave_no_tra
 }
 
 /// The lab's pool scenarios (PgBouncer and the lab's own HTTP tiers) and PostgreSQL row-lock
-/// contention, which fills no pool and must stay `lock-contention`.
+/// contention, which fills no pool and must stay `lock-contention`. A scenario whose verdict
+/// went elsewhere while other processes used half a core or more (a shared machine) is run
+/// again, at most three times in all; any other miss fails at once.
 #[test]
 fn lab_pool_scenarios_and_row_locks_get_their_designed_verdicts() {
-    let json = tmp("lab.json");
-    let out = run_chokepoint([
-        "lab",
-        "pool-too-small",
-        "pool-too-small-http",
-        "lock-contention",
-        "--seconds",
-        "6",
-        "--json",
-        &json.display().to_string(),
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_default())
-        .unwrap_or_else(|e| panic!("lab --json: {e}\n{stdout}"));
-    let _ = std::fs::remove_file(&json);
-    let scenarios = report["scenarios"].as_array().expect("scenarios");
-    assert_eq!(scenarios.len(), 3, "{stdout}");
-    for s in scenarios {
-        assert_eq!(s["status"], "passed", "{s}\n{stdout}");
-        assert_eq!(s["got"], s["expected"], "{s}");
+    let mut pending = vec!["pool-too-small", "pool-too-small-http", "lock-contention"];
+    for attempt in 1..=3 {
+        let json = tmp("lab.json");
+        let mut args = vec!["lab".to_string()];
+        args.extend(pending.iter().map(|s| s.to_string()));
+        args.extend(["--seconds", "6", "--json"].map(String::from));
+        args.push(json.display().to_string());
+        let out = run_chokepoint(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let report: Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_default())
+                .unwrap_or_else(|e| panic!("lab --json: {e}\n{stdout}"));
+        let _ = std::fs::remove_file(&json);
+        let scenarios = report["scenarios"].as_array().expect("scenarios");
+        assert_eq!(scenarios.len(), pending.len(), "{stdout}");
+        let mut again = Vec::new();
+        for s in scenarios {
+            if s["status"] == "passed" {
+                assert_eq!(s["got"], s["expected"], "{s}");
+                continue;
+            }
+            let bystanders = s["bystander_cores"].as_f64().unwrap_or(0.0);
+            assert!(
+                s["status"] == "failed" && bystanders >= 0.5 && attempt < 3,
+                "attempt {attempt}: {s}\n{stdout}"
+            );
+            println!("attempt {attempt}: {s}; again");
+            let name = s["scenario"].as_str().expect("scenario name");
+            again.extend(pending.iter().filter(|p| **p == name));
+        }
+        if again.is_empty() {
+            return;
+        }
+        pending = again;
     }
-    assert!(out.status.success(), "{stdout}");
 }
