@@ -2,7 +2,10 @@
 //! of a real PostgreSQL, every transaction `pg_sleep(5 ms)` on the server. With a pool of 2
 //! the requests queue for the pool: chokepoint must say `pool-saturated` with figures that
 //! agree with PgBouncer's own `SHOW POOLS` and PostgreSQL's `pg_stat_activity`; with a pool
-//! big enough for every client it must not. Needs root; run through `cargo xtask test`.
+//! big enough for every client it must not. Also: a connection opened before the recording is
+//! measured, UDP is ignored, short-lived connections leave the kernel map small; and the lab's
+//! pool scenarios (PgBouncer, the lab's own HTTP tiers) against PostgreSQL row-lock contention.
+//! Needs root; run through `cargo xtask test`.
 use std::{
     path::PathBuf,
     process::Command,
