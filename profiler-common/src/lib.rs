@@ -52,6 +52,9 @@ pub enum Counter {
     MapUpdateFailed,
     /// A ring buffer reservation failed: the event was dropped.
     RingBufferFull,
+    /// A socket entered `SOCKETS` fresh (first send or receive seen; a closed entry reused by a
+    /// new socket is not counted): with the map's size, how fast it turns over.
+    SockUseInserts,
 }
 
 pub const COUNTER_SLOTS: u32 = 32;
@@ -100,6 +103,16 @@ pub struct TracepointOffsets {
     pub net_xmit_name: u32,
     pub net_receive_len: u32,
     pub net_receive_name: u32,
+    pub send_length_sk: u32,
+    pub send_length_family: u32,
+    pub send_length_protocol: u32,
+    pub send_length_ret: u32,
+    pub send_length_flags: u32,
+    pub recv_length_sk: u32,
+    pub recv_length_family: u32,
+    pub recv_length_protocol: u32,
+    pub recv_length_ret: u32,
+    pub recv_length_flags: u32,
 }
 
 /// The record layouts the kernel programs are compiled against (Linux 6.x, checked on 6.18).
@@ -129,6 +142,16 @@ pub const BUILT_OFFSETS: TracepointOffsets = TracepointOffsets {
     net_xmit_name: 24,
     net_receive_len: 16,
     net_receive_name: 20,
+    send_length_sk: 8,
+    send_length_family: 16,
+    send_length_protocol: 18,
+    send_length_ret: 20,
+    send_length_flags: 24,
+    recv_length_sk: 8,
+    recv_length_family: 16,
+    recv_length_protocol: 18,
+    recv_length_ret: 20,
+    recv_length_flags: 24,
 };
 
 /// Connection-setup counts for one (process, port, direction).
@@ -302,6 +325,50 @@ pub struct ProcEvent {
 pub const EVENT_FORK: u32 = 1;
 pub const EVENT_EXIT: u32 = 2;
 
+/// One TCP socket's use, keyed by its `struct sock` address in `SOCKETS`: who sends and
+/// receives on it, its 4-tuple, and its request/response turns. Both orientations are
+/// accumulated; user space decides which applies (inbound if the local port listens).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockUse {
+    /// The process that first sent or received on it (send/recv run in process context).
+    pub tgid: u32,
+    /// `AF_INET` (2) or `AF_INET6` (10).
+    pub family: u16,
+    /// `SOCK_DIR_*` of the last send or receive (0 before the first).
+    pub last_dir: u8,
+    /// Set by `inet_sock_set_state` at -> CLOSE: user space deletes it after reading.
+    pub closed: u8,
+    /// IPv4 addresses as the kernel stores them (network byte order); 0 for IPv6.
+    pub saddr: u32,
+    pub daddr: u32,
+    /// Local port (host order) and remote port (network order, as `skc_dport`).
+    pub sport: u16,
+    pub dport_be: u16,
+    /// Connections this entry has held: a closed socket's memory reused by a new socket
+    /// continues the entry (counters stay cumulative, the 4-tuple and owner are the new one's)
+    /// so short-lived connections between two reads are still counted.
+    pub generation: u32,
+    /// When the current direction's run started (first send after a receive, or the
+    /// reverse); CLOCK_MONOTONIC ns.
+    pub turn_start_ns: u64,
+    /// Time from the first send of a turn to the first receive after it (an outbound
+    /// connection's busy time), and from the first receive to the first send (an inbound
+    /// one's). Completed turns only; user space adds the turn in flight.
+    pub send_to_recv_ns: u64,
+    pub recv_to_send_ns: u64,
+    /// Completed turns each way.
+    pub send_turns: u64,
+    pub recv_turns: u64,
+    pub send_bytes: u64,
+    pub recv_bytes: u64,
+    pub send_calls: u64,
+    pub recv_calls: u64,
+}
+
+pub const SOCK_DIR_SEND: u8 = 1;
+pub const SOCK_DIR_RECV: u8 = 2;
+
 /// log2 bucket of a value in nanoseconds.
 #[inline(always)]
 pub fn log2_bucket(v: u64) -> usize {
@@ -353,6 +420,7 @@ mod user {
     unsafe impl aya::Pod for WakeCounts {}
     unsafe impl aya::Pod for NetDevKey {}
     unsafe impl aya::Pod for NetDevCounts {}
+    unsafe impl aya::Pod for SockUse {}
 }
 
 #[cfg(test)]
@@ -394,8 +462,9 @@ mod tests {
         assert_eq!(size_of::<WakeKey>(), 8);
         assert_eq!(size_of::<WakeCounts>(), 16);
         assert_eq!(size_of::<ProcEvent>(), 16 + 8 + 16);
-        assert_eq!(size_of::<TracepointOffsets>(), 21 * 4);
+        assert_eq!(size_of::<TracepointOffsets>(), 31 * 4);
         assert_eq!(size_of::<NetDevKey>(), 20);
         assert_eq!(size_of::<NetDevCounts>(), 16);
+        assert_eq!(size_of::<SockUse>(), 24 + 9 * 8);
     }
 }

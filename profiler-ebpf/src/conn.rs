@@ -11,8 +11,8 @@ use chokepoint_common::{
 };
 
 use crate::maps::{
-    BPF_NOEXIST, CONNECTIONS, DROP_REASONS, HANDSHAKES, HandshakeStart, count, fast_and_compat,
-    field, record,
+    BPF_NOEXIST, CONNECTIONS, DROP_REASONS, HANDSHAKES, HandshakeStart, SOCKETS, count,
+    fast_and_compat, field, record,
 };
 
 const IPPROTO_TCP: u16 = 6;
@@ -77,7 +77,15 @@ fn set_state<const FAST: bool>(ctx: &TracePointContext) -> u32 {
                 bump(&start.key, |c| c.failed += 1);
             }
         }
-        (_, tcp_state::CLOSE) => count(Counter::Closes),
+        (_, tcp_state::CLOSE) => {
+            count(Counter::Closes);
+            let skaddr: u64 = field!(ctx, FAST, set_state_skaddr);
+            // User space deletes the entry once it has read its last figures.
+            if let Some(entry) = SOCKETS.get_ptr_mut(skaddr) {
+                // SAFETY: a map value; a single byte store.
+                unsafe { (*entry).closed = 1 };
+            }
+        }
         _ => {}
     }
     0

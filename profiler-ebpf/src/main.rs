@@ -8,6 +8,7 @@ mod conn;
 mod maps;
 mod net;
 mod sched;
+mod sock_io;
 mod softirq;
 
 #[cfg(not(test))]

@@ -2,11 +2,12 @@
 //! to bump counters and histograms.
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use chokepoint_common::{
     COUNTER_SLOTS, ConnCounts, ConnKey, Counter, DROP_REASON_SLOTS, HIST_BUCKETS, HISTOGRAM_KINDS,
-    Histogram, ProcEvent, Running, ThreadCpu, TracepointOffsets, WakeCounts, WakeKey, log2_bucket,
+    Histogram, ProcEvent, Running, SockUse, ThreadCpu, TracepointOffsets, WakeCounts, WakeKey,
+    log2_bucket,
 };
 
 /// Written by user space before load (read-only data): where each tracepoint field lives.
@@ -33,6 +34,16 @@ static OFFSETS: TracepointOffsets = TracepointOffsets {
     net_xmit_name: 0,
     net_receive_len: 0,
     net_receive_name: 0,
+    send_length_sk: 0,
+    send_length_family: 0,
+    send_length_protocol: 0,
+    send_length_ret: 0,
+    send_length_flags: 0,
+    recv_length_sk: 0,
+    recv_length_family: 0,
+    recv_length_protocol: 0,
+    recv_length_ret: 0,
+    recv_length_flags: 0,
 };
 
 /// Reads one field of the tracepoint record. `FAST` programs load it directly at the
@@ -119,6 +130,11 @@ pub static THREAD_TEMPLATE: PerCpuArray<ThreadCpu> = PerCpuArray::with_max_entri
 /// sibling) from idleness (woken by the network or a client).
 #[map]
 pub static WAKES: PerCpuHashMap<WakeKey, WakeCounts> = PerCpuHashMap::with_max_entries(16384, 0);
+
+/// TCP sockets that sent or received, by `struct sock` address. LRU: short-lived connections
+/// cannot fill it; evictions are counted in user space (inserts - deletes - live).
+#[map]
+pub static SOCKETS: LruHashMap<u64, SockUse> = LruHashMap::with_max_entries(16384, 0);
 
 #[map]
 pub static RUNNING: PerCpuArray<Running> = PerCpuArray::with_max_entries(1, 0);

@@ -5,8 +5,8 @@ use crate::{
     collect::host::{CpuInterval, HostInterval, TcpInterval},
     probes::loader::ProbeStatus,
     recording::{
-        Header, Interval, LogHistogram, OverheadInterval, ProcessInterval, Recording, Role,
-        TcpCounts, ThreadInterval, WakeRow,
+        Header, Interval, LogHistogram, OverheadInterval, PoolRow, ProcessInterval, Recording,
+        Role, TcpCounts, ThreadInterval, WakeRow,
     },
 };
 
@@ -29,6 +29,8 @@ pub fn header() -> Header {
         probes: ProbeStatus {
             attached: vec![
                 "sock/inet_sock_set_state".into(),
+                "sock/sock_send_length".into(),
+                "sock/sock_recv_length".into(),
                 "sched/sched_switch".into(),
                 "sched/sched_waking".into(),
             ],
@@ -89,6 +91,8 @@ pub fn interval(index: u32, busy: f64) -> Interval {
         topology: Vec::new(),
         net_errors: Vec::new(),
         net_packets: Vec::new(),
+        pools: Vec::new(),
+        inbound: Vec::new(),
     }
 }
 
@@ -196,5 +200,34 @@ pub fn shaper(
                 backlog_packets,
             },
         },
+    }
+}
+
+/// A pool of `size` connections from `comm` to `upstream` with `in_use` of them busy, behind
+/// `inbound` requests in flight at `inbound_per_s`; queued and wait as the session computes them.
+pub fn pool(
+    comm: &str,
+    upstream: &str,
+    size: u32,
+    in_use: f64,
+    inbound: f64,
+    inbound_per_s: f64,
+) -> PoolRow {
+    use crate::session::pools::{queued, wait_ms};
+    let utilisation = in_use / f64::from(size);
+    let q = queued(utilisation, inbound, in_use);
+    PoolRow {
+        pid: 50,
+        comm: comm.into(),
+        upstream: upstream.into(),
+        endpoint: "127.0.0.1:5432".into(),
+        size,
+        in_use,
+        utilisation,
+        requests_per_s: in_use * 190.0,
+        inbound_concurrency: inbound,
+        inbound_per_s,
+        queued: q,
+        wait_ms_estimate: wait_ms(q, inbound_per_s),
     }
 }

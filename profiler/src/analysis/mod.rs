@@ -1,6 +1,7 @@
 //! Analysis: pure functions over a recording plus load-generator timelines. Nothing here
 //! touches the kernel or the clock, so every verdict can be replayed offline and unit-tested.
 mod paths;
+pub mod pools;
 mod summary;
 mod verdict;
 mod window;
@@ -46,6 +47,9 @@ pub struct Analysis {
     /// Per-device traffic per namespace over the recording, busiest first.
     #[serde(default)]
     pub devices: Vec<DeviceSummary>,
+    /// Connection pools over the analysis window, most queued first.
+    #[serde(default)]
+    pub pools: Vec<pools::PoolSummary>,
 }
 
 /// A load generator's own figures, as read from its output.
@@ -94,6 +98,16 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
         }
     }
 
+    let evicted: u64 = recording
+        .intervals
+        .iter()
+        .map(|iv| iv.overhead.socket_evictions)
+        .sum();
+    if evicted > 0 {
+        limitations.push(format!(
+            "{evicted} sockets were evicted from the kernel's SOCKETS map before they were read: their connections are missing from pools[]"
+        ));
+    }
     let window = window::choose(recording, &timelines);
     let all: Vec<_> = recording.intervals.iter().collect();
     let cpus = recording.header.cpus;
@@ -126,6 +140,7 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
     let devices = paths::devices(recording, seconds);
     let paths = paths::paths(recording, seconds, &devices, &processes);
     let conntrack = paths::conntrack(recording);
+    let pools = pools::summarize(&window.intervals(recording).collect::<Vec<_>>());
     Analysis {
         paths,
         conntrack,
@@ -142,5 +157,6 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
         exit_code: recording.end.as_ref().and_then(|e| e.exit_code),
         probes: recording.header.probes.clone(),
         limitations,
+        pools,
     }
 }

@@ -378,3 +378,148 @@ fn a_shaper_at_its_rate_with_queueing_is_network_bandwidth() {
         why.reason
     );
 }
+
+/// pgbench -> pgbouncer -> postgres: `size` upstream connections with `in_use` busy, 24
+/// clients in flight at pgbouncer; postgres workers woken by `sibling` wake-ups of each other.
+fn pooled(size: u32, in_use: f64, sibling: u64, postgres_cores: f64, busy: f64) -> Recording {
+    steady(6, move |i| {
+        let mut iv = interval(i, busy);
+        iv.processes
+            .push(process(50, "pgbouncer", Role::Server, &[0.2]));
+        for pid in [100, 101] {
+            let mut p = process(pid, "postgres", Role::Server, &[postgres_cores / 2.0]);
+            p.offcpu_sleep_ns = 900_000_000;
+            iv.processes.push(p);
+        }
+        iv.processes
+            .push(process(300, "pgbench", Role::LoadGenerator, &[0.1]));
+        iv.wakes
+            .push(wake((101, "postgres"), (100, "postgres"), sibling));
+        iv.wakes
+            .push(wake((50, "pgbouncer"), (100, "postgres"), 300));
+        iv.pools
+            .push(pool("pgbouncer", "postgres", size, in_use, 23.0, 370.0));
+        // pgbench's own connections to pgbouncer: all busy, nothing behind them.
+        iv.pools
+            .push(pool("pgbench", "pgbouncer", 24, 23.5, 0.0, 0.0));
+        iv
+    })
+}
+
+use crate::recording::Recording;
+
+#[test]
+fn a_full_pool_with_requests_queued_is_pool_saturated() {
+    let a = analyze(&pooled(2, 1.92, 0, 0.1, 0.3), &[]);
+    assert_eq!(
+        a.verdict.kind,
+        VerdictKind::PoolSaturated,
+        "{:?}",
+        a.verdict
+    );
+    assert_eq!(a.verdict.family, super::Family::Contention);
+    let queued = a
+        .verdict
+        .evidence
+        .iter()
+        .find(|e| e.metric == "pool.pgbouncer->postgres.queued")
+        .expect("queued evidence");
+    assert!((queued.value - (23.0 - 1.92)).abs() < 1e-6, "{queued:?}");
+    assert!(
+        a.verdict
+            .ruled_out
+            .iter()
+            .any(|r| r.kind == VerdictKind::LockContention)
+    );
+    // The JSON summary: the bouncer's pool first (most queued), pgbench's after it.
+    assert_eq!(a.pools[0].process, "pgbouncer");
+    assert!((a.pools[0].size - 2.0).abs() < 1e-9);
+    assert!(a.pools[0].wait_ms_estimate > 50.0);
+    assert_eq!(a.pools[1].queued, 0.0);
+}
+
+#[test]
+fn a_slow_upstream_with_free_slots_is_not_pool_saturated() {
+    let a = analyze(&pooled(30, 21.0, 0, 0.1, 0.3), &[]);
+    assert_eq!(a.verdict.kind, VerdictKind::NotSaturated);
+    let why = a
+        .verdict
+        .ruled_out
+        .iter()
+        .find(|r| r.kind == VerdictKind::PoolSaturated)
+        .expect("pool ruled out");
+    assert!(why.reason.contains("free slots"), "{}", why.reason);
+}
+
+#[test]
+fn a_full_pool_in_front_of_contended_row_locks_is_lock_contention() {
+    let a = analyze(&pooled(2, 1.95, 2000, 0.1, 0.3), &[]);
+    assert_eq!(a.verdict.kind, VerdictKind::LockContention);
+    let why = a
+        .verdict
+        .ruled_out
+        .iter()
+        .find(|r| r.kind == VerdictKind::PoolSaturated)
+        .expect("pool ruled out");
+    assert!(why.reason.contains("locks"), "{}", why.reason);
+}
+
+#[test]
+fn a_full_pool_in_front_of_a_cpu_bound_upstream_is_cpu_saturated() {
+    let a = analyze(&pooled(2, 1.95, 0, 1.9, 0.97), &[]);
+    assert_eq!(a.verdict.kind, VerdictKind::CpuSaturated);
+    assert!(!a.verdict.secondary.contains(&VerdictKind::PoolSaturated));
+    let why = a
+        .verdict
+        .ruled_out
+        .iter()
+        .find(|r| r.kind == VerdictKind::PoolSaturated)
+        .expect("pool ruled out");
+    assert!(why.reason.contains("its CPU"), "{}", why.reason);
+    // A host busy with something else: the pool still queues, and is said to.
+    let a = analyze(&pooled(2, 1.95, 0, 0.1, 0.97), &[]);
+    assert_eq!(a.verdict.kind, VerdictKind::CpuSaturated);
+    assert!(a.verdict.secondary.contains(&VerdictKind::PoolSaturated));
+}
+
+#[test]
+fn without_the_send_and_receive_probes_pools_are_not_evaluated() {
+    let mut r = pooled(2, 1.92, 0, 0.1, 0.3);
+    r.header
+        .probes
+        .attached
+        .retain(|p| !p.starts_with("sock/sock_"));
+    let a = analyze(&r, &[]);
+    assert_ne!(a.verdict.kind, VerdictKind::PoolSaturated);
+    assert!(
+        a.verdict
+            .ruled_out
+            .iter()
+            .any(|o| o.kind == VerdictKind::PoolSaturated && o.reason.starts_with("not evaluated"))
+    );
+}
+
+#[test]
+fn a_full_pool_in_front_of_an_upstream_held_by_its_quota_is_not_pool_saturated() {
+    // postgres may use half a core (its cgroup quota) and uses 0.48 of it.
+    let mut r = pooled(2, 1.95, 0, 0.48, 0.3);
+    for iv in &mut r.intervals {
+        for p in iv.processes.iter_mut().filter(|p| p.comm == "postgres") {
+            p.capacity_cores = Some(0.5);
+            p.capacity_limited_by = Some(crate::collect::capacity::LimitedBy::CgroupQuota);
+        }
+    }
+    let a = analyze(&r, &[]);
+    assert_ne!(a.verdict.kind, VerdictKind::PoolSaturated);
+    assert!(
+        a.verdict
+            .ruled_out
+            .iter()
+            .any(|o| o.kind == VerdictKind::PoolSaturated && o.reason.contains("0.5 cores"))
+    );
+    // The same upstream without a quota leaves the pool as the limit.
+    assert_eq!(
+        kind(&pooled(2, 1.95, 0, 0.48, 0.3)),
+        VerdictKind::PoolSaturated
+    );
+}

@@ -117,6 +117,10 @@ pub const THROTTLED_PERIODS: f64 = 0.20;
 pub const THROTTLED_TIME: f64 = 0.05;
 pub const CONNTRACK_FULL: f64 = 0.90;
 pub const BANDWIDTH_USED: f64 = 0.90;
+/// A pool this busy (in use / size) through the window is full (see `session::pools`).
+pub const POOL_SATURATED_USE: f64 = crate::session::pools::POOL_FULL;
+/// Requests waiting for a pool connection on average, at least.
+pub const POOL_QUEUED_MIN: f64 = 1.0;
 
 pub struct Inputs<'a> {
     pub recording: &'a Recording,
@@ -161,6 +165,7 @@ const PRIORITY: &[VerdictKind] = &[
     VerdictKind::CpuSaturated,
     VerdictKind::SingleThreadSaturated,
     VerdictKind::ConnectionSetup,
+    VerdictKind::PoolSaturated,
     VerdictKind::LockContention,
     VerdictKind::IoBound,
 ];
@@ -211,6 +216,9 @@ pub fn decide(inputs: &Inputs) -> Verdict {
     if have_sched {
         candidates.push(lock_contention(&w));
         candidates.push(io(&w));
+    }
+    if attached("sock/sock_send_length") && attached("sock/sock_recv_length") {
+        candidates.push(pool_saturated(&w));
     }
 
     let primary = PRIORITY
@@ -268,6 +276,16 @@ pub fn decide(inputs: &Inputs) -> Verdict {
             reason: "not evaluated: the sched_switch probe was not attached".into(),
         });
     }
+    if !candidates
+        .iter()
+        .any(|c| c.kind == VerdictKind::PoolSaturated)
+    {
+        ruled_out.push(RuledOut {
+            kind: VerdictKind::PoolSaturated,
+            reason: "not evaluated: the sock_send_length/sock_recv_length probes were not attached"
+                .into(),
+        });
+    }
     Verdict {
         kind,
         family: kind.family(),
@@ -296,6 +314,7 @@ struct WindowFigures {
     connect: LatencySummary,
     processes: Vec<ProcessSummary>,
     cgroups: Vec<CgroupFigures>,
+    pools: Vec<super::pools::PoolSummary>,
     conntrack: Option<ConntrackFigures>,
     shapers: Vec<ShaperFigures>,
     /// Peak share of the ephemeral port range in use, and peak TIME_WAIT sockets.
@@ -463,6 +482,7 @@ impl WindowFigures {
             connect: LatencySummary::of(&connect),
             processes: summary::processes(intervals, 0.0),
             cgroups,
+            pools: super::pools::summarize(intervals),
         }
     }
 
@@ -1348,5 +1368,167 @@ fn io(w: &WindowFigures) -> Candidate {
         counter: format!(
             "{name} blocked in uninterruptible (disk) waits {blocked:.2} threads on average, {io:.1}s vs {oncpu:.1}s on CPU"
         ),
+    }
+}
+
+/// Wake-ups of a service's processes by its own workers (sibling or self): share and rate.
+fn handover(w: &WindowFigures, service: &str) -> (f64, f64) {
+    let procs: Vec<&ProcessSummary> = w.processes.iter().filter(|p| p.comm == service).collect();
+    let wakes: u64 = procs
+        .iter()
+        .flat_map(|p| &p.woken_by)
+        .map(|w| w.wakes)
+        .sum();
+    let handover: u64 = procs
+        .iter()
+        .flat_map(|p| &p.woken_by)
+        .filter(|w| w.relation == "sibling" || w.relation == "self")
+        .map(|w| w.wakes)
+        .sum();
+    (
+        handover as f64 / wakes.max(1) as f64,
+        handover as f64 / w.seconds.max(1e-9),
+    )
+}
+
+fn pool_saturated(w: &WindowFigures) -> Candidate {
+    let kind = VerdictKind::PoolSaturated;
+    // The pool with most requests behind it: queued, else inbound work in flight, else busy.
+    let Some(p) = w.pools.iter().max_by(|a, b| {
+        a.queued
+            .total_cmp(&b.queued)
+            .then(a.inbound_concurrency.total_cmp(&b.inbound_concurrency))
+            .then(a.utilisation.total_cmp(&b.utilisation))
+    }) else {
+        return Candidate {
+            kind,
+            fired: false,
+            strength: 0.0,
+            summary: String::new(),
+            evidence: Vec::new(),
+            counter: "no process held outbound TCP connections that carried requests".into(),
+        };
+    };
+    let busy = w.host_busy.unwrap_or(0.0);
+    // The upstream's own processes: saturated on CPU, or handing work to each other (locks).
+    let upstream_cores: f64 = w
+        .processes
+        .iter()
+        .filter(|q| q.comm == p.upstream)
+        .map(|q| q.cores_used)
+        .sum();
+    // Its capacity: the largest any of its processes may use (a shared quota or affinity), else
+    // the host's CPUs.
+    let upstream_capacity = w
+        .processes
+        .iter()
+        .filter(|q| q.comm == p.upstream)
+        .filter_map(|q| q.capacity_cores)
+        .fold(None, |m: Option<f64>, c| Some(m.map_or(c, |m| m.max(c))))
+        .unwrap_or(w.cpus as f64)
+        .min(w.cpus as f64);
+    let upstream_cpu_bound = upstream_cores >= CPU_SATURATED_BUSY * upstream_capacity;
+    let (share, rate) = handover(w, &p.upstream);
+    let upstream_locked = share >= HANDOVER_SHARE && rate >= HANDOVER_MIN_PER_S;
+    let full = p.utilisation >= POOL_SATURATED_USE;
+    // The host's own saturation is the CPU candidate's (it goes first); here it only keeps a
+    // pool that also fills from being hidden, as a secondary contributor.
+    let fired = full && p.queued >= POOL_QUEUED_MIN && !upstream_cpu_bound && !upstream_locked;
+    let name = format!("{}->{}", p.process, p.upstream);
+    let evidence = vec![
+        ev(
+            &format!("pool.{name}.size"),
+            p.size,
+            "connections",
+            None,
+            "sock:sock_send_length/sock_recv_length, per socket",
+        ),
+        ev(
+            &format!("pool.{name}.in_use"),
+            p.in_use,
+            "connections",
+            None,
+            "busy time (request sent -> response received) / interval",
+        ),
+        ev(
+            &format!("pool.{name}.utilisation"),
+            p.utilisation,
+            "fraction",
+            Some(">= 0.90"),
+            "in use / size",
+        ),
+        ev(
+            &format!("pool.{name}.queued"),
+            p.queued,
+            "requests",
+            Some(">= 1"),
+            "inbound in flight - outbound in use",
+        ),
+        ev(
+            &format!("pool.{name}.wait_ms_estimate"),
+            p.wait_ms_estimate,
+            "ms",
+            None,
+            "queued / inbound requests per second",
+        ),
+        ev(
+            &format!("service.{}.cores", p.upstream),
+            upstream_cores,
+            "cores",
+            None,
+            "sched:sched_switch",
+        ),
+    ];
+    let counter = if !full {
+        format!(
+            "{} -> {} ({}): {:.1} of {:.1} connections in use ({}), free slots: requests do not wait for a connection",
+            p.process,
+            p.upstream,
+            p.endpoint,
+            p.in_use,
+            p.size,
+            pct(p.utilisation)
+        )
+    } else if p.queued < POOL_QUEUED_MIN {
+        format!(
+            "{} -> {} pool is {} in use but only {:.1} requests wait behind it",
+            p.process,
+            p.upstream,
+            pct(p.utilisation),
+            p.queued
+        )
+    } else if upstream_locked {
+        format!(
+            "{} -> {} pool is full, but {}'s workers wake each other ({} of wake-ups, {rate:.0}/s): the upstream contends for locks",
+            p.process,
+            p.upstream,
+            p.upstream,
+            pct(share)
+        )
+    } else {
+        format!(
+            "{} -> {} pool is full, but the upstream uses {upstream_cores:.2} of the {upstream_capacity:.1} cores it may use: its CPU, not the pool",
+            p.process, p.upstream
+        )
+    };
+    Candidate {
+        kind,
+        fired,
+        strength: (p.queued / (p.queued + p.size).max(1e-9)).clamp(0.0, 1.0),
+        summary: format!(
+            "Pool-saturated: {} holds {:.1} connections to {} ({}), {:.2} in use ({}), with {:.1} requests queued for them (about {:.1} ms each) while {} uses {upstream_cores:.2} cores and the host is {} busy: the pool, not the upstream, sets throughput.",
+            p.process,
+            p.size,
+            p.upstream,
+            p.endpoint,
+            p.in_use,
+            pct(p.utilisation),
+            p.queued,
+            p.wait_ms_estimate,
+            p.upstream,
+            pct(busy)
+        ),
+        evidence,
+        counter,
     }
 }

@@ -8,6 +8,7 @@ pub mod runner;
 pub mod scenarios;
 pub mod server;
 mod tools;
+mod upstream;
 
 use std::path::PathBuf;
 

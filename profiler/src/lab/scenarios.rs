@@ -102,6 +102,27 @@ pub const SCENARIOS: &[Scenario] = &[
         setup: lock_contention_mutex,
     },
     Scenario {
+        name: "pool-too-small",
+        expected: VerdictKind::PoolSaturated,
+        description: "pgbench -c24 through a PgBouncer pool of 2 server connections to PostgreSQL, every transaction pg_sleep(5 ms): 22 requests queue for the pool while both cores idle",
+        default: false,
+        tools: &[
+            "pgbench",
+            "pgbouncer",
+            "postgres:initdb",
+            "postgres:postgres",
+        ],
+        setup: pool_too_small,
+    },
+    Scenario {
+        name: "pool-too-small-http",
+        expected: VerdictKind::PoolSaturated,
+        description: "lab-proxy (32 workers) calling a lab-server upstream that waits 5 ms per request through a pool of 2 keep-alive connections, wrk -c16: 14 requests queue for the pool",
+        default: false,
+        tools: &["wrk"],
+        setup: pool_too_small_http,
+    },
+    Scenario {
         name: "accept-overflow",
         expected: VerdictKind::ConnectionSetup,
         description: "lab-server with backlog 4 accepting one connection per 2 ms, wrk with a new connection per request: SYNs dropped",
@@ -211,19 +232,24 @@ fn log_file(ctx: &Ctx, name: &str) -> Result<File, LabError> {
 
 /// Start the lab's own HTTP server with these extra flags; returns it and its port.
 fn lab_server(ctx: &Ctx, flags: &[&str]) -> Result<(Service, u16), LabError> {
+    lab_server_named(ctx, "lab-server", flags)
+}
+
+/// The same, under another process name (and log file).
+fn lab_server_named(ctx: &Ctx, name: &str, flags: &[&str]) -> Result<(Service, u16), LabError> {
     let port = free_port()?;
-    let log = log_file(ctx, "lab-server")?;
+    let log = log_file(ctx, name)?;
     let mut cmd = Command::new(ctx.exe);
     cmd.arg("lab-server")
-        .args(["--port", &port.to_string()])
+        .args(["--port", &port.to_string(), "--name", name])
         .args(flags)
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|source| LabError::Io {
-            path: ctx.dir.join("lab-server.log"),
+            path: ctx.dir.join(format!("{name}.log")),
             source,
         })?)
         .stderr(log);
-    let mut service = Service::spawn("lab-server", cmd, Signal::SIGTERM)?;
+    let mut service = Service::spawn(name, cmd, Signal::SIGTERM)?;
     service.wait_for_port(port, Duration::from_secs(10))?;
     Ok((service, port))
 }
@@ -411,7 +437,9 @@ fn lock_contention(ctx: &Ctx) -> Result<Setup, LabError> {
     postgres_one_row(ctx, ONE_ROW_HELD)
 }
 
-fn postgres_one_row(ctx: &Ctx, script_text: &str) -> Result<Setup, LabError> {
+/// A fresh PostgreSQL cluster (fsync off) in the scenario's directory on 127.0.0.1: the
+/// server, its port, and the postgres user's (uid, gid).
+fn postgres(ctx: &Ctx) -> Result<(Service, u16, (u32, u32)), LabError> {
     let user = nix::unistd::User::from_name("postgres")
         .ok()
         .flatten()
@@ -454,6 +482,11 @@ fn postgres_one_row(ctx: &Ctx, script_text: &str) -> Result<Setup, LabError> {
         .stderr(log);
     let mut postgres = Service::spawn("postgres", cmd, Signal::SIGINT)?;
     postgres.wait_for_port(port, Duration::from_secs(30))?;
+    Ok((postgres, port, (uid, gid)))
+}
+
+fn postgres_one_row(ctx: &Ctx, script_text: &str) -> Result<Setup, LabError> {
+    let (postgres, port, _) = postgres(ctx)?;
     let port_s = port.to_string();
     let conn = ["-h", "127.0.0.1", "-p", &port_s, "-U", "postgres"];
     step(
@@ -485,6 +518,93 @@ fn postgres_one_row(ctx: &Ctx, script_text: &str) -> Result<Setup, LabError> {
     Ok(Setup {
         services: vec![postgres],
         command,
+    })
+}
+
+/// 24 clients, 2 server connections, 5 ms of waiting per transaction on the server: the pool
+/// carries at most 2 / 5 ms = 400 transactions/s and the other 22 clients queue in PgBouncer.
+fn pool_too_small(ctx: &Ctx) -> Result<Setup, LabError> {
+    let (postgres, pg_port, (uid, gid)) = postgres(ctx)?;
+    let port = free_port()?;
+    let dir = ctx.dir.to_string_lossy().into_owned();
+    let users = ctx.dir.join("userlist.txt");
+    std::fs::write(&users, "\"postgres\" \"\"\n").map_err(io_err(&users))?;
+    let ini = ctx.dir.join("pgbouncer.ini");
+    std::fs::write(
+        &ini,
+        format!(
+            "[databases]\n* = host=127.0.0.1 port={pg_port}\n\n[pgbouncer]\n\
+             listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+             auth_type = trust\nauth_file = {dir}/userlist.txt\n\
+             pool_mode = transaction\ndefault_pool_size = 2\nmax_client_conn = 200\n\
+             logfile = {dir}/pgbouncer.log\n"
+        ),
+    )
+    .map_err(io_err(&ini))?;
+    // PgBouncer refuses to run as root: it runs as postgres, which must write its log.
+    let log = ctx.dir.join("pgbouncer.log");
+    File::create(&log).map_err(io_err(&log))?;
+    std::os::unix::fs::chown(&log, Some(uid), Some(gid)).map_err(io_err(&log))?;
+    let stderr = log_file(ctx, "pgbouncer-stderr")?;
+    let mut cmd = Command::new(tool("pgbouncer")?);
+    cmd.arg(&ini)
+        .uid(uid)
+        .gid(gid)
+        .current_dir(ctx.dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    let mut bouncer = Service::spawn("pgbouncer", cmd, Signal::SIGTERM)?;
+    bouncer.wait_for_port(port, Duration::from_secs(10))?;
+    let script = ctx.dir.join("sleep.sql");
+    std::fs::write(&script, "SELECT pg_sleep(0.005);\n").map_err(io_err(&script))?;
+    let command = vec![
+        tool("pgbench")?,
+        "-n".into(),
+        "-h".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        port.to_string(),
+        "-U".into(),
+        "postgres".into(),
+        "-c".into(),
+        "24".into(),
+        "-j".into(),
+        "2".into(),
+        "-T".into(),
+        ctx.seconds.to_string(),
+        "-f".into(),
+        script.to_string_lossy().into_owned(),
+        "postgres".into(),
+    ];
+    Ok(Setup {
+        // PgBouncer first: it stops before the server it pools for.
+        services: vec![bouncer, postgres],
+        command,
+    })
+}
+
+/// The HTTP variant: an application tier with a fixed pool of 2 upstream connections, the
+/// upstream waiting 5 ms per request (no CPU), 16 wrk connections: the pool carries at most
+/// 400 requests/s and the other 14 requests wait in the front tier for a connection.
+fn pool_too_small_http(ctx: &Ctx) -> Result<Setup, LabError> {
+    let (upstream, upstream_port) = lab_server(ctx, &["--workers", "16", "--sleep-us", "5000"])?;
+    let upstream_port = upstream_port.to_string();
+    let (front, port) = lab_server_named(
+        ctx,
+        "lab-proxy",
+        &[
+            "--workers",
+            "32",
+            "--upstream-port",
+            &upstream_port,
+            "--upstream-pool",
+            "2",
+        ],
+    )?;
+    Ok(Setup {
+        services: vec![front, upstream],
+        command: wrk(ctx, 1, 16, port, &[])?,
     })
 }
 

@@ -40,7 +40,19 @@ pub struct ServerArgs {
     /// mutex around a critical section), in microseconds.
     #[arg(long, default_value_t = 0)]
     pub lock_us: u64,
+    /// Call this upstream (another lab server on 127.0.0.1) once per request, through a pool
+    /// of `upstream_pool` keep-alive connections; 0: no upstream.
+    #[arg(long, default_value_t = 0)]
+    pub upstream_port: u16,
+    #[arg(long, default_value_t = 2)]
+    pub upstream_pool: usize,
+    /// Process name (shows in verdicts; tells a front tier from its upstream).
+    #[arg(long, default_value = "lab-server")]
+    pub name: String,
 }
+
+/// The upstream pool, when `--upstream-port` is set.
+static UPSTREAM: std::sync::OnceLock<super::upstream::Pool> = std::sync::OnceLock::new();
 
 /// The one lock every worker takes for `--lock-us`.
 static SHARED: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -52,7 +64,15 @@ const MAX_REQUEST: usize = 64 * 1024;
 /// Run the server until killed.
 pub fn run(args: &ServerArgs) -> io::Result<()> {
     // The process name shows in chokepoint's evidence; "chokepoint" would read as the profiler.
-    let _ = nix::sys::prctl::set_name(c"lab-server");
+    if let Ok(name) = std::ffi::CString::new(args.name.as_str()) {
+        let _ = nix::sys::prctl::set_name(&name);
+    }
+    if args.upstream_port != 0 {
+        let _ = UPSTREAM.set(super::upstream::Pool::connect(
+            args.upstream_port,
+            args.upstream_pool,
+        )?);
+    }
     let listener = Arc::new(listen(args.port, args.backlog)?);
     let mut handles = Vec::new();
     for i in 0..args.workers.max(1) {
@@ -160,9 +180,7 @@ fn serve(conn: &mut Conn, args: &ServerArgs) -> bool {
             return conn.buf.len() <= MAX_REQUEST;
         };
         let head = String::from_utf8_lossy(&conn.buf[..head_end]).to_ascii_lowercase();
-        let body_len = header(&head, "content-length")
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(0);
+        let body_len = content_length(&head);
         let total = head_end + 4 + body_len;
         if conn.buf.len() < total {
             return total <= MAX_REQUEST;
@@ -201,7 +219,15 @@ fn header(head: &str, name: &str) -> Option<String> {
     })
 }
 
-/// The request's cost: CPU burnt (thread CPU time, so a busy host does not shorten it), then sleep.
+/// The Content-Length of a lower-cased message head (0 when absent).
+pub(super) fn content_length(head: &str) -> usize {
+    header(head, "content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0)
+}
+
+/// The request's cost: CPU burnt (thread CPU time, so a busy host does not shorten it), then
+/// sleep, then the upstream call.
 fn work(args: &ServerArgs) {
     if args.cpu_us > 0 {
         burn(Duration::from_micros(args.cpu_us));
@@ -212,6 +238,10 @@ fn work(args: &ServerArgs) {
     }
     if args.sleep_us > 0 {
         std::thread::sleep(Duration::from_micros(args.sleep_us));
+    }
+    if let Some(pool) = UPSTREAM.get() {
+        // A failed call still answers the client: the scenario measures waiting, not errors.
+        let _ = pool.call();
     }
 }
 
@@ -257,6 +287,9 @@ mod tests {
             backlog: 8,
             accept_delay_us: 0,
             lock_us: 0,
+            upstream_port: 0,
+            upstream_pool: 2,
+            name: "lab-server-test".into(),
         };
         let server_args = args.clone();
         std::thread::spawn(move || run(&server_args));

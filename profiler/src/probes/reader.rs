@@ -8,7 +8,7 @@ use aya::{
 };
 use chokepoint_common::{
     COUNTER_SLOTS, ConnCounts, ConnKey, DROP_REASON_SLOTS, HIST_BUCKETS, HISTOGRAM_KINDS,
-    NetDevCounts, NetDevKey, SOFTIRQ_VECTORS, ThreadCpu, WakeCounts, WakeKey,
+    NetDevCounts, NetDevKey, SOFTIRQ_VECTORS, SockUse, ThreadCpu, WakeCounts, WakeKey,
 };
 
 use super::tracepoints::TRACEPOINTS;
@@ -41,6 +41,10 @@ pub struct KernelSnapshot {
     pub programs: HashMap<String, (u64, u64)>,
     /// Packets and bytes per device name and direction (network-path programs).
     pub net_devices: HashMap<NetDevKey, NetDevCounts>,
+    /// TCP sockets that sent or received, by `struct sock` address.
+    pub sockets: HashMap<u64, SockUse>,
+    /// CLOCK_MONOTONIC when the sockets were read: the clock their turns are stamped with.
+    pub monotonic_ns: u64,
 }
 
 /// Handles to the maps, taken once.
@@ -53,6 +57,7 @@ pub struct MapReader {
     wakes: PerCpuHashMap<MapData, WakeKey, WakeCounts>,
     softirqs: PerCpuArray<MapData, u64>,
     net_devices: Option<PerCpuHashMap<MapData, NetDevKey, NetDevCounts>>,
+    sockets: BpfHashMap<MapData, u64, SockUse>,
 }
 
 fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, ReadError>
@@ -81,6 +86,7 @@ impl MapReader {
             softirqs: take(ebpf, "SOFTIRQS")?,
             // An object built before the network-path programs has no such map.
             net_devices: take(ebpf, "NET_DEVICES").ok(),
+            sockets: take(ebpf, "SOCKETS")?,
         })
     }
 
@@ -129,6 +135,8 @@ impl MapReader {
                     (k, total)
                 })
                 .collect(),
+            sockets: self.sockets.iter().flatten().collect(),
+            monotonic_ns: monotonic_ns(),
         }
     }
 
@@ -138,6 +146,21 @@ impl MapReader {
             let _ = self.threads.remove(tid);
         }
     }
+}
+
+impl MapReader {
+    /// Forgets closed sockets (their last figures were already read); returns how many went.
+    pub fn forget_sockets(&mut self, keys: &[u64]) -> u64 {
+        keys.iter()
+            .filter(|k| self.sockets.remove(k).is_ok())
+            .count() as u64
+    }
+}
+
+fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
 }
 
 fn program_stats(ebpf: &Ebpf) -> HashMap<String, (u64, u64)> {

@@ -17,6 +17,8 @@ pub enum Family {
     Cpu,
     /// Packets and bytes per device (`net:net_dev_xmit`, `net:netif_receive_skb`).
     NetworkPath,
+    /// Per-connection request/response turns: connection pools.
+    ConnectionUse,
 }
 
 /// A field a program reads: name, and the sizes it may have (the program reads exactly one).
@@ -161,6 +163,28 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
         family: Family::NetworkPath,
         fields: &[f("len", 4), f("name", 4)],
     },
+    Tracepoint {
+        group: "sock",
+        name: "sock_send_length",
+        program: "sock_send_length",
+        family: Family::ConnectionUse,
+        fields: SOCK_LENGTH_FIELDS,
+    },
+    Tracepoint {
+        group: "sock",
+        name: "sock_recv_length",
+        program: "sock_recv_length",
+        family: Family::ConnectionUse,
+        fields: SOCK_LENGTH_FIELDS,
+    },
+];
+
+const SOCK_LENGTH_FIELDS: &[FieldSpec] = &[
+    f("sk", 8),
+    f("family", 2),
+    f("protocol", 2),
+    f("ret", 4),
+    f("flags", 4),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -264,6 +288,20 @@ const SLOTS: &[(&str, &str, Slot)] = &[
     ("net_dev_xmit", "name", |o| &mut o.net_xmit_name),
     ("netif_receive_skb", "len", |o| &mut o.net_receive_len),
     ("netif_receive_skb", "name", |o| &mut o.net_receive_name),
+    ("sock_send_length", "sk", |o| &mut o.send_length_sk),
+    ("sock_send_length", "family", |o| &mut o.send_length_family),
+    ("sock_send_length", "protocol", |o| {
+        &mut o.send_length_protocol
+    }),
+    ("sock_send_length", "ret", |o| &mut o.send_length_ret),
+    ("sock_send_length", "flags", |o| &mut o.send_length_flags),
+    ("sock_recv_length", "sk", |o| &mut o.recv_length_sk),
+    ("sock_recv_length", "family", |o| &mut o.recv_length_family),
+    ("sock_recv_length", "protocol", |o| {
+        &mut o.recv_length_protocol
+    }),
+    ("sock_recv_length", "ret", |o| &mut o.recv_length_ret),
+    ("sock_recv_length", "flags", |o| &mut o.recv_length_flags),
 ];
 
 /// Fills the programs' offsets from the layouts that were read. A tracepoint missing from

@@ -179,6 +179,13 @@ pub struct OverheadInterval {
     pub ring_buffer_full: u64,
     /// Per program: [run time ns, runs].
     pub programs: BTreeMap<String, [u64; 2]>,
+    /// Sockets left in the kernel's `SOCKETS` LRU map after the read (closed ones deleted),
+    /// and entries the map evicted since the last read (seen then, not closed, gone now):
+    /// connections whose figures were lost.
+    #[serde(default)]
+    pub sockets_tracked: u64,
+    #[serde(default)]
+    pub socket_evictions: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -234,6 +241,12 @@ pub struct Interval {
     /// Per-device packets and bytes from the network-path kernel programs.
     #[serde(default)]
     pub net_packets: Vec<DevicePackets>,
+    /// Outbound TCP connections grouped by (process, remote endpoint): connection pools.
+    #[serde(default)]
+    pub pools: Vec<PoolRow>,
+    /// Inbound TCP connections grouped by (process, listening port).
+    #[serde(default)]
+    pub inbound: Vec<InboundRow>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -325,4 +338,45 @@ pub struct DevicePackets {
     pub xmit_bytes: u64,
     pub receive_packets: u64,
     pub receive_bytes: u64,
+}
+
+/// One connection pool in one interval: a process's outbound TCP connections to one remote
+/// endpoint, and how busy they were (docs/recording.md has the definitions).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolRow {
+    pub pid: u32,
+    pub comm: String,
+    /// The upstream's name: the local process listening on the port, else a well-known port's
+    /// label (PostgreSQL, pgbouncer, MySQL, Redis, HTTP), else `remote`.
+    pub upstream: String,
+    /// `address:port` of the remote end (`[::]:port` for IPv6, whose address is not read).
+    pub endpoint: String,
+    /// Connections open to the endpoint during the interval.
+    pub size: u32,
+    /// Connections busy on average (Little's law: busy time / interval); a connection is busy
+    /// from its request (first send) to its response (first receive).
+    pub in_use: f64,
+    pub utilisation: f64,
+    /// Completed request/response turns per second over the pool.
+    pub requests_per_s: f64,
+    /// The same process's inbound requests in flight on average, and their rate.
+    pub inbound_concurrency: f64,
+    pub inbound_per_s: f64,
+    /// Inbound requests waiting for a pool connection on average (inbound in flight - the
+    /// process's outbound in use) when the pool is full; 0 otherwise.
+    pub queued: f64,
+    /// Their implied wait (Little's law: queued / inbound rate), ms; 0 when nothing queued.
+    pub wait_ms_estimate: f64,
+}
+
+/// A process's inbound TCP connections on one listening port in one interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboundRow {
+    pub pid: u32,
+    pub comm: String,
+    pub port: u16,
+    pub connections: u32,
+    /// Requests in flight on average: busy from receiving a request to sending its response.
+    pub concurrency: f64,
+    pub requests_per_s: f64,
 }

@@ -71,6 +71,8 @@ pub fn render(a: &Analysis) -> String {
         let _ = writeln!(s, "missing: {m}");
     }
 
+    render_pools(&mut s, a);
+
     let t = &a.totals;
     let _ = writeln!(s, "connections:");
     let _ = writeln!(
@@ -260,6 +262,39 @@ fn network(s: &mut String, a: &Analysis) {
             d.tx_bytes_per_s / 1e6,
             d.rx_dropped + d.tx_dropped + d.qdisc_drops,
             d.netns
+        );
+    }
+}
+
+/// Connection pools carrying requests in the window, most queued first.
+fn render_pools(s: &mut String, a: &Analysis) {
+    let busy: Vec<_> = a
+        .pools
+        .iter()
+        .filter(|p| p.in_use >= 0.05 || p.queued > 0.0)
+        .take(8)
+        .collect();
+    if busy.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "pools: {:<16} {:<16} {:<22} {:>6} {:>7} {:>6} {:>7} {:>9} {:>9}",
+        "process", "upstream", "endpoint", "size", "in use", "util", "queued", "wait ms", "req/s"
+    );
+    for p in busy {
+        let _ = writeln!(
+            s,
+            "       {:<16} {:<16} {:<22} {:>6.1} {:>7.2} {:>5.0}% {:>7.1} {:>9.1} {:>9.0}",
+            p.process,
+            p.upstream,
+            p.endpoint,
+            p.size,
+            p.in_use,
+            p.utilisation * 100.0,
+            p.queued,
+            p.wait_ms_estimate,
+            p.requests_per_s
         );
     }
 }

@@ -3,7 +3,9 @@
 //! every exit path (dropping `Probes` detaches; nothing is pinned).
 mod assemble;
 mod child;
+mod conn_use;
 mod network;
+pub mod pools;
 pub mod processes;
 mod sampler;
 

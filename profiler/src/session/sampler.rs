@@ -6,6 +6,7 @@ use aya::Ebpf;
 
 use super::{
     assemble::{ListenOwners, assemble},
+    conn_use::ConnUse,
     network::NetSampler,
     processes::ProcessTable,
     self_cpu_ns, unix_ns,
@@ -37,6 +38,7 @@ pub struct Sampler {
     throttle: ThrottleCollector,
     /// The network path (None until `set_network`).
     net: Option<NetSampler>,
+    conn_use: ConnUse,
 }
 
 /// A process busier than this in an interval gets its capacity and cgroup watched.
@@ -69,6 +71,7 @@ impl Sampler {
             capacities: HashMap::new(),
             throttle: ThrottleCollector::new(),
             net: None,
+            conn_use: ConnUse::default(),
         }
     }
 
@@ -137,8 +140,13 @@ impl Sampler {
             }
             None => Default::default(),
         };
+        let pools = self
+            .conn_use
+            .take(&self.prev, &mut cur, &mut self.maps, &listeners, table);
         let mut overhead = k.overhead;
         overhead.user_cpu_ns = self_cpu_ns().saturating_sub(self.prev_cpu_ns);
+        overhead.sockets_tracked = pools.tracked;
+        overhead.socket_evictions = pools.evictions;
         let interval = Interval {
             index: self.index,
             start_unix_ns: self.prev_unix_ns,
@@ -164,6 +172,8 @@ impl Sampler {
             topology: net.topology,
             net_errors: net.errors,
             net_packets: super::network::device_packets(&self.prev.net_devices, &cur.net_devices),
+            pools: pools.pools,
+            inbound: pools.inbound,
         };
         // Threads that exited before this read had their last switch-out counted: forget them
         // so the map cannot fill with the dead.

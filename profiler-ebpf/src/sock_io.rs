@@ -1,0 +1,145 @@
+//! TCP request/response turns per socket, from `sock:sock_send_length` and
+//! `sock:sock_recv_length`: which connections are busy and for how long. One LRU lookup per
+//! event; the 4-tuple is read from the socket once, when it is first seen.
+//!
+//! Two CPUs can update one socket at once (two threads sending on it, or a send racing a
+//! receive); the fields are then updated without atomics and one event's figures may be lost.
+//! That is rare for request/response connections and only blurs a turn, so it is accepted.
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel},
+    programs::TracePointContext,
+};
+use chokepoint_common::{Counter, SOCK_DIR_RECV, SOCK_DIR_SEND, SockUse};
+
+use crate::maps::{SOCKETS, count, fast_and_compat, field};
+
+const IPPROTO_TCP: u16 = 6;
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+/// `MSG_PEEK`: the data stays queued, so it is not a receive.
+const MSG_PEEK: i32 = 2;
+
+/// `struct sock_common` begins with these, unchanged for decades: skc_daddr @0,
+/// skc_rcv_saddr @4, skc_hash @8, skc_dport @12 (network order), skc_num @14 (host order).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct SockCommonHead {
+    daddr: u32,
+    rcv_saddr: u32,
+    _hash: u32,
+    dport_be: u16,
+    num: u16,
+}
+
+fast_and_compat!(sock_send_length, sock_send_length_compat, send);
+fast_and_compat!(sock_recv_length, sock_recv_length_compat, recv);
+
+fn send<const FAST: bool>(ctx: &TracePointContext) -> u32 {
+    let protocol: u16 = field!(ctx, FAST, send_length_protocol);
+    let family: u16 = field!(ctx, FAST, send_length_family);
+    let ret: i32 = field!(ctx, FAST, send_length_ret);
+    let flags: i32 = field!(ctx, FAST, send_length_flags);
+    if !wanted(protocol, family, ret, flags) {
+        return 0;
+    }
+    let sk: u64 = field!(ctx, FAST, send_length_sk);
+    turn(sk, family, SOCK_DIR_SEND, ret as u64);
+    0
+}
+
+fn recv<const FAST: bool>(ctx: &TracePointContext) -> u32 {
+    let protocol: u16 = field!(ctx, FAST, recv_length_protocol);
+    let family: u16 = field!(ctx, FAST, recv_length_family);
+    let ret: i32 = field!(ctx, FAST, recv_length_ret);
+    let flags: i32 = field!(ctx, FAST, recv_length_flags);
+    if !wanted(protocol, family, ret, flags) {
+        return 0;
+    }
+    let sk: u64 = field!(ctx, FAST, recv_length_sk);
+    turn(sk, family, SOCK_DIR_RECV, ret as u64);
+    0
+}
+
+#[inline(always)]
+fn wanted(protocol: u16, family: u16, ret: i32, flags: i32) -> bool {
+    protocol == IPPROTO_TCP
+        && (family == AF_INET || family == AF_INET6)
+        && ret > 0
+        && flags & MSG_PEEK == 0
+}
+
+#[inline(always)]
+fn turn(sk: u64, family: u16, dir: u8, bytes: u64) {
+    let now = unsafe { bpf_ktime_get_ns() };
+    if let Some(entry) = SOCKETS.get_ptr_mut(sk) {
+        // SAFETY: a map value; see the module comment on concurrent updates.
+        let e = unsafe { &mut *entry };
+        if e.closed != 0 {
+            // A closed socket's memory reused by a new socket before user space deleted the
+            // entry: the entry goes on (cumulative counters) with the new socket's identity.
+            e.closed = 0;
+            e.generation += 1;
+            e.last_dir = 0;
+            identify(e, sk, family);
+        }
+        step(e, dir, bytes, now);
+        return;
+    }
+    let mut e = SockUse::default();
+    identify(&mut e, sk, family);
+    step(&mut e, dir, bytes, now);
+    count(Counter::SockUseInserts);
+    if SOCKETS.insert(sk, e, 0).is_err() {
+        count(Counter::MapUpdateFailed);
+    }
+}
+
+/// Owner (the current process: send and receive run in its context) and 4-tuple.
+#[inline(always)]
+fn identify(e: &mut SockUse, sk: u64, family: u16) {
+    e.tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    e.family = family;
+    // SAFETY: the helper checks the read; a failed read leaves the tuple zero.
+    let head =
+        unsafe { bpf_probe_read_kernel(sk as *const SockCommonHead) }.unwrap_or(SockCommonHead {
+            daddr: 0,
+            rcv_saddr: 0,
+            _hash: 0,
+            dport_be: 0,
+            num: 0,
+        });
+    if family == AF_INET {
+        e.saddr = head.rcv_saddr;
+        e.daddr = head.daddr;
+    } else {
+        e.saddr = 0;
+        e.daddr = 0;
+    }
+    e.sport = head.num;
+    e.dport_be = head.dport_be;
+}
+
+#[inline(always)]
+fn step(e: &mut SockUse, dir: u8, bytes: u64, now: u64) {
+    if dir == SOCK_DIR_SEND {
+        e.send_bytes += bytes;
+        e.send_calls += 1;
+        if e.last_dir == SOCK_DIR_RECV {
+            // The first send after receiving: an inbound request was answered.
+            e.recv_to_send_ns += now.saturating_sub(e.turn_start_ns);
+            e.recv_turns += 1;
+        }
+    } else {
+        e.recv_bytes += bytes;
+        e.recv_calls += 1;
+        if e.last_dir == SOCK_DIR_SEND {
+            // The first receive after sending: an outbound request got its response.
+            e.send_to_recv_ns += now.saturating_sub(e.turn_start_ns);
+            e.send_turns += 1;
+        }
+    }
+    if e.last_dir != dir {
+        e.turn_start_ns = now;
+        e.last_dir = dir;
+    }
+}
