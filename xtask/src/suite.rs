@@ -114,6 +114,9 @@ impl Runner {
         let started = Instant::now();
         let mut cmd = env::cargo();
         cmd.args(args);
+        // The suite's binaries must carry their kernel programs, whatever the caller's shell
+        // exported for quick pure-logic builds; a stage that wants the skip says so below.
+        cmd.env_remove("AYA_BUILD_SKIP");
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
