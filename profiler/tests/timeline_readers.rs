@@ -532,3 +532,18 @@ fn read_as_checks_the_format_it_was_told() {
     .expect_err("not hey");
     assert!(e.to_string().contains("k6.json:1:"), "{e}");
 }
+
+#[test]
+fn a_closing_brace_before_the_opening_one_is_not_a_siege_json_object() {
+    // Found by the property test: `}` ... `{` once sliced the text backwards and panicked.
+    let input = "} Transactions: 12 hits\n{ garbage";
+    let e = read_as(
+        Cursor::new(input.as_bytes()),
+        Path::new("siege.txt"),
+        Format::SiegeText,
+    );
+    match e {
+        Ok(t) => assert_eq!(t.requests, 12),
+        Err(e) => assert!(e.to_string().starts_with("siege.txt"), "{e}"),
+    }
+}

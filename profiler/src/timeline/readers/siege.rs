@@ -105,7 +105,9 @@ pub(crate) fn text<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, Timeline
     let json = text
         .find('{')
         .zip(text.rfind('}'))
-        .and_then(|(a, b)| serde_json::from_str::<Value>(&text[a..=b]).ok());
+        // A `}` before the first `{` (garbage, a truncated file) is no object.
+        .and_then(|(a, b)| text.get(a..=b))
+        .and_then(|object| serde_json::from_str::<Value>(object).ok());
     let get = |json_key: &str, text_key: &str| -> Option<f64> {
         match &json {
             Some(v) => v.get(json_key).and_then(Value::as_f64),
