@@ -223,6 +223,8 @@ pub(crate) fn csv<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineE
         (col("status"), col("expected_response"), col("error_code"));
     let mut both = Both::new();
     let mut rec = ::csv::ByteRecord::new();
+    // The line an empty result is blamed on: the first data row, or the header when none.
+    let mut blame = 1;
     loop {
         let more = rdr
             .read_byte_record(&mut rec)
@@ -231,6 +233,7 @@ pub(crate) fn csv<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineE
             break;
         }
         let n = rec.position().map_or(0, |p| p.line());
+        blame = 2;
         let Some(m) = rec.get(name_i).and_then(metric) else {
             continue;
         };
@@ -253,7 +256,7 @@ pub(crate) fn csv<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineE
         };
         both.feed(m, t, value, &tags);
     }
-    both.finish(ctx, 2)
+    both.finish(ctx, blame)
 }
 
 pub(crate) fn csv_err(ctx: &Ctx, e: &::csv::Error) -> TimelineError {
