@@ -220,6 +220,11 @@ struct Flows {
     active: BTreeMap<ActiveKey, u64>,
     /// Listening port -> (owner pid, owner comm, accepted opens).
     passive: BTreeMap<u16, (Option<u32>, Option<String>, u64)>,
+    /// Requests sent over kept-alive (pooled) connections: (pid, comm, remote port) ->
+    /// request/response turns, from the connection-use probes.
+    pooled: BTreeMap<(u32, String, u16), f64>,
+    /// Requests served per listening port (all owners together), from the same probes.
+    served: BTreeMap<u16, f64>,
 }
 
 fn flows(r: &Recording) -> Flows {
@@ -237,6 +242,18 @@ fn flows(r: &Recording) -> Flows {
                 e.1 = e.1.clone().or_else(|| c.comm.clone());
                 e.2 += c.opens;
             }
+        }
+    }
+    for iv in &r.intervals {
+        let secs = iv.seconds();
+        for p in &iv.pools {
+            let Some(port) = p.endpoint.rsplit(':').next().and_then(|x| x.parse().ok()) else {
+                continue;
+            };
+            *f.pooled.entry((p.pid, p.comm.clone(), port)).or_default() += p.requests_per_s * secs;
+        }
+        for i in &iv.inbound {
+            *f.served.entry(i.port).or_default() += i.requests_per_s * secs;
         }
     }
     f
@@ -454,21 +471,56 @@ impl Context<'_> {
                 .filter(|(_, opens)| {
                     *opens as f64 / accepts.max(1) as f64 >= PROXY_MIN_CONNECTS_PER_ACCEPT
                 });
-            let Some((next_port, connects)) = next else {
-                break;
+            let (next_port, detail) = match next {
+                Some((next_port, connects)) => (
+                    next_port,
+                    format!(
+                        "accepts {:.0}/s on port {port}, connects {:.0}/s to port {next_port}",
+                        accepts as f64 / secs,
+                        connects as f64 / secs
+                    ),
+                ),
+                // Kept-alive upstream connections: match requests served against requests
+                // sent upstream instead of accepts against connects.
+                None => match self.pooled_upstream(port, owner, &comm) {
+                    Some((next_port, served, sent)) => (
+                        next_port,
+                        format!(
+                            "serves {:.0} requests/s on port {port}, sends {:.0}/s to port {next_port} over kept-alive connections",
+                            served / secs,
+                            sent / secs
+                        ),
+                    ),
+                    None => break,
+                },
             };
             let mut hop = Hop::new(HopKind::Proxy, comm.clone());
             hop.pid = Some(owner);
             hop.cpu_share = Some(self.cores_of(owner, &comm) / self.cpus.max(1.0));
-            hop.detail = Some(format!(
-                "accepts {:.0}/s on port {port}, connects {:.0}/s to port {next_port}",
-                accepts as f64 / secs,
-                connects as f64 / secs
-            ));
+            hop.detail = Some(detail);
             hops.push(hop);
             port = next_port;
         }
         (hops, self.server_name(port))
+    }
+
+    /// The upstream port a service on `port` sends about as many requests to as it serves,
+    /// over pooled connections: (upstream port, requests served, requests sent).
+    fn pooled_upstream(&self, port: u16, owner: u32, comm: &str) -> Option<(u16, f64, f64)> {
+        let served = self.flows.served.get(&port).copied().unwrap_or(0.0);
+        if served <= 0.0 {
+            return None;
+        }
+        let mut sent: BTreeMap<u16, f64> = BTreeMap::new();
+        for ((pid, c, p), requests) in &self.flows.pooled {
+            if c == comm && self.related(*pid, owner) && *p != port {
+                *sent.entry(*p).or_default() += requests;
+            }
+        }
+        sent.into_iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .filter(|(_, n)| n / served >= PROXY_MIN_CONNECTS_PER_ACCEPT)
+            .map(|(p, n)| (p, served, n))
     }
 
     fn server_name(&self, port: u16) -> String {
@@ -760,6 +812,46 @@ mod tests {
         assert_eq!(
             a.paths[0].hops[1].kind,
             HopKind::Proxy,
+            "{}",
+            a.paths[0].text
+        );
+    }
+
+    #[test]
+    fn a_proxy_with_a_kept_alive_upstream_pool_is_found_by_its_requests() {
+        // Two upstream connections for 1000 accepted: not a per-request proxy by connects...
+        let r = docker_like(2);
+        let a = crate::analysis::analyze(&r, &[]);
+        assert_ne!(a.paths[0].hops.get(1).map(|h| h.kind), Some(HopKind::Proxy));
+        // ...but it serves 500 requests/s and sends 480/s upstream over those two.
+        let mut r = docker_like(2);
+        for iv in &mut r.intervals {
+            iv.inbound.push(crate::recording::InboundRow {
+                pid: 100,
+                comm: "nginx".into(),
+                port: 9000,
+                connections: 64,
+                concurrency: 3.0,
+                requests_per_s: 500.0,
+            });
+            iv.pools.push(crate::analysis::fixtures::pool(
+                "nginx", "app", 2, 0.5, 3.0, 500.0,
+            ));
+            let p = iv.pools.last_mut().expect("pushed");
+            p.pid = 101;
+            p.endpoint = "127.0.0.1:8080".into();
+            p.requests_per_s = 480.0;
+        }
+        let a = crate::analysis::analyze(&r, &[]);
+        let proxy = &a.paths[0].hops[1];
+        assert_eq!(proxy.kind, HopKind::Proxy, "{}", a.paths[0].text);
+        let detail = proxy.detail.as_deref().unwrap_or_default();
+        assert!(
+            detail.contains("sends 480/s to port 8080 over kept-alive"),
+            "{detail}"
+        );
+        assert!(
+            a.paths[0].hops.iter().any(|h| h.kind == HopKind::Nat),
             "{}",
             a.paths[0].text
         );
