@@ -5,9 +5,8 @@
 //! through `cargo xtask test`.
 use std::{path::PathBuf, sync::Mutex};
 
-use chokepoint_tests::{
-    DockerNet, Nginx, NsNginx, SysctlGuard, Wrk, netns_unavailable, run_chokepoint,
-};
+use chokepoint::lab::netlab::{LabNet, Sysctl};
+use chokepoint_tests::{Nginx, NsNginx, Wrk, netns_unavailable, run_chokepoint};
 use serde_json::Value;
 
 /// One test at a time: the conntrack test changes a host-wide limit.
@@ -99,7 +98,7 @@ fn path_through_a_proxy_and_dnat_shows_proxy_nat_bridge_veth_and_namespace() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let net = DockerNet::build(None);
+    let net = LabNet::build(None).expect("docker-like network");
     let _backend = NsNginx::start(&net, 1024).expect("nginx in the namespace");
     let proxy = Nginx::config()
         .workers(1)
@@ -184,7 +183,7 @@ fn a_tbf_shaper_on_the_veth_with_large_responses_is_network_bandwidth() {
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     // 8 Mbit/s = 1 MB/s for responses leaving the namespace.
-    let net = DockerNet::build(Some("8mbit"));
+    let net = LabNet::build(Some("8mbit")).expect("docker-like network");
     let _backend = NsNginx::start(&net, 256 * 1024).expect("nginx in the namespace");
     let url = format!("http://{}/", net.published());
     let wrk = Wrk::new(&url).threads(1).connections(4).seconds(5);
@@ -212,7 +211,7 @@ fn a_tiny_conntrack_table_under_connection_churn_is_connection_setup() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let net = DockerNet::build(None);
+    let net = LabNet::build(None).expect("docker-like network");
     let _backend = NsNginx::start(&net, 64).expect("nginx in the namespace");
     let count_path = "/proc/sys/net/netfilter/nf_conntrack_count";
     let Ok(count) = std::fs::read_to_string(count_path) else {
@@ -221,10 +220,11 @@ fn a_tiny_conntrack_table_under_connection_churn_is_connection_setup() {
     };
     let count: u64 = count.trim().parse().expect("a number");
     // Room for a few hundred more connections: the churn fills it within a second.
-    let _max = SysctlGuard::set(
+    let _max = Sysctl::set(
         "/proc/sys/net/netfilter/nf_conntrack_max",
         &(count + 256).to_string(),
-    );
+    )
+    .expect("nf_conntrack_max lowered");
     let url = format!("http://{}/", net.published());
     let wrk = Wrk::new(&url)
         .threads(1)
@@ -265,7 +265,7 @@ fn a_namespace_appearing_and_vanishing_during_a_recording_is_reported_not_fatal(
         .spawn()
         .expect("start chokepoint record");
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    let net = DockerNet::build(None);
+    let net = LabNet::build(None).expect("docker-like network");
     let name = net.netns.clone();
     std::thread::sleep(std::time::Duration::from_millis(1500));
     drop(net);

@@ -26,7 +26,7 @@ use std::{io, path::PathBuf};
 
 pub use counters::{Counters, kernel_counter};
 pub use net::{HttpResponse, free_port, http_get, loopback, wait_for_port};
-pub use netns::{DockerNet, NsNginx, SysctlGuard, netns_unavailable};
+pub use netns::{NsNginx, netns_unavailable};
 pub use nginx::{Nginx, NginxConfig, StubStatus};
 pub use pgbouncer::{PgBouncer, PoolMode};
 pub use postgres::{Postgres, PostgresConfig, psql};

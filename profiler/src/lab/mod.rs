@@ -3,7 +3,7 @@
 //! `chokepoint run`, and checks the verdict against that cause (docs/lab.md).
 pub mod cli;
 pub mod guard;
-mod netlab;
+pub mod netlab;
 pub mod runner;
 pub mod scenarios;
 pub mod server;

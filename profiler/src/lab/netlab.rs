@@ -1,10 +1,10 @@
-//! A docker-like network for the lab's network scenarios, built with `ip`, `tc` and `iptables`
+//! A docker-like network for the lab's network scenarios (and the end-to-end network tests), built with `ip`, `tc` and `iptables`
 //! and removed on drop: namespace `cplab-<pid>-<n>`, bridge `cplb<pid><n>` at .1 of a /24 in
 //! 198.18.0.0/15, a veth pair `cplh<pid><n>` (bridge port) / `cpln<pid><n>` (in the namespace,
 //! at .2), a DNAT of a free loopback port to .2:80 with MASQUERADE, and optionally a tbf shaper
 //! on the namespace side (where responses leave). Only addresses inside this namespace are used.
 use std::{
-    net::Ipv4Addr,
+    net::{Ipv4Addr, SocketAddr},
     process::Command,
     sync::atomic::{AtomicU32, Ordering},
 };
@@ -165,6 +165,13 @@ impl LabNet {
             self.rules.push(rule);
         }
         Ok(())
+    }
+}
+
+impl LabNet {
+    /// The loopback address clients use: DNAT-ed into the namespace.
+    pub fn published(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.nat_port))
     }
 }
 
