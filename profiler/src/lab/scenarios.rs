@@ -288,14 +288,7 @@ fn cpu_saturated_hey(ctx: &Ctx) -> Result<Setup, LabError> {
     let (server, port) = lab_server(ctx, &["--workers", "4", "--cpu-us", "1000"])?;
     Ok(Setup {
         services: vec![server],
-        command: vec![
-            tool("hey")?,
-            "-z".into(),
-            format!("{}s", ctx.seconds),
-            "-c".into(),
-            "16".into(),
-            url(port),
-        ],
+        command: hey(ctx, 16, port, &[])?,
     })
 }
 
@@ -666,19 +659,11 @@ fn generator_pinned(ctx: &Ctx) -> Result<Setup, LabError> {
 
 fn generator_pinned_nginx(ctx: &Ctx) -> Result<Setup, LabError> {
     let (server, port) = nginx(ctx, "", &[b'x'; 512])?;
+    let mut command = vec![tool("taskset")?, "-c".into(), "0".into()];
+    command.extend(hey(ctx, 50, port, &[])?);
     Ok(Setup {
         services: vec![server],
-        command: vec![
-            tool("taskset")?,
-            "-c".into(),
-            "0".into(),
-            tool("hey")?,
-            "-z".into(),
-            format!("{}s", ctx.seconds),
-            "-c".into(),
-            "50".into(),
-            url(port),
-        ],
+        command,
     })
 }
 
