@@ -55,6 +55,9 @@ pub enum Counter {
     /// A socket entered `SOCKETS` fresh (first send or receive seen; a closed entry reused by a
     /// new socket is not counted): with the map's size, how fast it turns over.
     SockUseInserts,
+    /// A thread switched out on a CPU where its switch-in was not seen: its on-CPU slice is
+    /// unknown and lost (should stay 0; a non-zero count means missed `sched_switch` runs).
+    SwitchUnmatched,
 }
 
 pub const COUNTER_SLOTS: u32 = 32;
@@ -185,7 +188,9 @@ pub struct ConnCounts {
 pub struct ThreadCpu {
     /// Thread-group id (process id); 0 until the thread was first seen switching out.
     pub tgid: u32,
-    pub _pad: u32,
+    /// `THREAD_*` bits.
+    pub flags: u32,
+    /// On-CPU time since the probes were attached (or since the thread was born).
     pub oncpu_ns: u64,
     /// Switched out while blocking (sleep, I/O, lock...).
     pub voluntary: u64,
@@ -210,6 +215,22 @@ pub struct ThreadCpu {
     /// The same off-CPU time by reason (`off_reason::*`): the system call the thread blocked
     /// in, read from its saved user registers at switch-out.
     pub offcpu_reason_ns: [u64; OFF_REASONS],
+    /// The kernel's own run-time total of the thread (`se.sum_exec_runtime`) at its last
+    /// switch-out; 0 until read. On-CPU time is the growth of this figure, so a switch the
+    /// tracepoint never reported cannot lose a slice.
+    pub exec_runtime_ns: u64,
+}
+
+/// The thread was born while the probes were attached: all of its run time is in the window.
+pub const THREAD_NEW: u32 = 1;
+
+/// Byte offsets of kernel struct members, from the running kernel's BTF; 0 = unknown (no BTF,
+/// or the member is missing), and the programs then fall back to what the tracepoints give.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    /// `offsetof(struct task_struct, se.sum_exec_runtime)`.
+    pub task_sum_exec_runtime: u32,
 }
 
 pub const OFF_SLEEP: usize = 0;
@@ -281,7 +302,7 @@ impl Default for ThreadCpu {
     fn default() -> Self {
         Self {
             tgid: 0,
-            _pad: 0,
+            flags: 0,
             oncpu_ns: 0,
             voluntary: 0,
             involuntary: 0,
@@ -295,6 +316,7 @@ impl Default for ThreadCpu {
             off_state: 0,
             off_reason: 0,
             offcpu_reason_ns: [0; OFF_REASONS],
+            exec_runtime_ns: 0,
         }
     }
 }
@@ -411,6 +433,7 @@ mod user {
     use super::*;
     // SAFETY: all of these are repr(C), Copy, and have no implicit padding.
     unsafe impl aya::Pod for TracepointOffsets {}
+    unsafe impl aya::Pod for KernelOffsets {}
     unsafe impl aya::Pod for ConnKey {}
     unsafe impl aya::Pod for ConnCounts {}
     unsafe impl aya::Pod for ThreadCpu {}

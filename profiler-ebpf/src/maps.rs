@@ -6,8 +6,8 @@ use aya_ebpf::{
 };
 use chokepoint_common::{
     COUNTER_SLOTS, ConnCounts, ConnKey, Counter, DROP_REASON_SLOTS, HIST_BUCKETS, HISTOGRAM_KINDS,
-    Histogram, ProcEvent, Running, SockUse, ThreadCpu, TracepointOffsets, WakeCounts, WakeKey,
-    log2_bucket,
+    Histogram, KernelOffsets, ProcEvent, Running, SockUse, ThreadCpu, TracepointOffsets,
+    WakeCounts, WakeKey, log2_bucket,
 };
 
 /// Written by user space before load (read-only data): where each tracepoint field lives.
@@ -45,6 +45,17 @@ static OFFSETS: TracepointOffsets = TracepointOffsets {
     recv_length_ret: 0,
     recv_length_flags: 0,
 };
+
+/// Written by user space before load: kernel struct offsets from this kernel's BTF.
+#[unsafe(no_mangle)]
+static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
+    task_sum_exec_runtime: 0,
+};
+
+#[inline(always)]
+pub fn kernel_offsets() -> &'static KernelOffsets {
+    &KERNEL_OFFSETS
+}
 
 /// Reads one field of the tracepoint record. `FAST` programs load it directly at the
 /// compiled-in offset (`BUILT_OFFSETS`: the verifier allows context loads at constant offsets

@@ -2,18 +2,21 @@
 //! process tree (forks, exits) through the ring buffer.
 //!
 //! `sched_switch` is the hottest program chokepoint has (hundreds of thousands of runs a
-//! second under load): one per-CPU slot and at most two hash lookups per run.
+//! second under load): one per-CPU slot, at most two hash lookups and one kernel read per run.
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_kernel,
+    },
     programs::TracePointContext,
 };
 use chokepoint_common::{
     Counter, EVENT_EXIT, EVENT_FORK, HIST_BUCKETS, OFF_IO, OFF_REASONS, OFF_SLEEP, ProcEvent,
-    ThreadCpu, WakeCounts, WakeKey, log2_bucket, off_reason,
+    THREAD_NEW, ThreadCpu, WakeCounts, WakeKey, log2_bucket, off_reason,
 };
 
 use crate::maps::{
-    BPF_NOEXIST, RUNNING, THREAD_TEMPLATE, THREADS, WAKES, count, fast_and_compat, field, send,
+    BPF_NOEXIST, RUNNING, THREAD_TEMPLATE, THREADS, WAKES, count, fast_and_compat, field,
+    kernel_offsets, send,
 };
 
 /// `prev_state` bits that mean "blocked"; none set means the thread was preempted while
@@ -53,8 +56,27 @@ fn switch<const FAST: bool>(ctx: &TracePointContext) -> u32 {
                     stats.comm = comm;
                 }
             }
-            if running.tid == prev as u32 && running.since_ns != 0 {
-                stats.oncpu_ns += now.saturating_sub(running.since_ns);
+            // This CPU's last seen switch-in, if it was `prev`'s.
+            let slice = if running.tid == prev as u32 && running.since_ns != 0 {
+                Some(now.saturating_sub(running.since_ns))
+            } else {
+                if running.since_ns != 0 {
+                    count(Counter::SwitchUnmatched);
+                }
+                None
+            };
+            // The kernel's own run-time total is exact even when a switch went unreported
+            // (seen on this VM: a host agent's thread is switched in and never out); the slice
+            // only covers a thread's first switch-out, whose earlier run time predates us.
+            let runtime = exec_runtime();
+            match runtime {
+                Some(rt) if stats.exec_runtime_ns != 0 || stats.flags & THREAD_NEW != 0 => {
+                    stats.oncpu_ns += rt.saturating_sub(stats.exec_runtime_ns);
+                }
+                _ => stats.oncpu_ns += slice.unwrap_or(0),
+            }
+            if let Some(rt) = runtime {
+                stats.exec_runtime_ns = rt;
             }
             let state: i64 = field!(ctx, FAST, switch_prev_state);
             if state & TASK_REPORT_MASK == 0 {
@@ -112,10 +134,7 @@ fn switch<const FAST: bool>(ctx: &TracePointContext) -> u32 {
 fn blocked_reason(uninterruptible: bool) -> u32 {
     #[cfg(bpf_target_arch = "x86_64")]
     {
-        use aya_ebpf::helpers::{
-            bpf_probe_read_kernel,
-            generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
-        };
+        use aya_ebpf::helpers::generated::{bpf_get_current_task_btf, bpf_task_pt_regs};
         /// `offsetof(struct pt_regs, orig_ax)` on x86_64.
         const ORIG_AX: usize = 15 * 8;
         // SAFETY: helpers on the current task; the read is checked by the helper.
@@ -132,6 +151,21 @@ fn blocked_reason(uninterruptible: bool) -> u32 {
         } else {
             off_reason::UNKNOWN
         }
+    }
+}
+
+/// The current task's `se.sum_exec_runtime`, where this kernel's BTF gave its offset.
+#[inline(always)]
+fn exec_runtime() -> Option<u64> {
+    // SAFETY: a plain read of a static.
+    let off = unsafe { core::ptr::read_volatile(&kernel_offsets().task_sum_exec_runtime) };
+    if off == 0 {
+        return None;
+    }
+    // SAFETY: the current task is valid while its program runs; the helper checks the read.
+    unsafe {
+        let task = bpf_get_current_task() as usize;
+        bpf_probe_read_kernel((task + off as usize) as *const u64).ok()
     }
 }
 
@@ -220,6 +254,14 @@ fast_and_compat!(sched_process_fork, sched_process_fork_compat, fork);
 fn fork<const FAST: bool>(ctx: &TracePointContext) -> u32 {
     count(Counter::ProcessForks);
     let child: i32 = field!(ctx, FAST, fork_child_pid);
+    if child > 0 {
+        if let Some(stats) = thread(child as u32) {
+            // SAFETY: the child has not run yet; a stale slot of a reused id starts over.
+            let stats = unsafe { &mut *stats };
+            stats.flags |= THREAD_NEW;
+            stats.exec_runtime_ns = 0;
+        }
+    }
     send(&ProcEvent {
         kind: EVENT_FORK,
         pid: child as u32,

@@ -139,18 +139,16 @@ fn connection_opens_match_the_kernels_own_counters() {
 
 #[test]
 fn cpu_seconds_of_a_two_thread_burner_match_its_rusage() {
-    // KNOWN BUG (open): about one run in four on this kernel loses one long on-CPU slice of a
-    // burner thread (0.2-0.5 s of 3 s; no program run is missed, no map is full). Until it is
-    // found, three attempts: a systematic error still fails all three.
-    let mut misses = Vec::new();
+    // The burner's rusage is read just before it exits, so ours may only be a little larger.
+    // Three runs: a slice lost now and then (as once happened when the kernel did not report a
+    // switch) fails one of them.
     for attempt in 0..3 {
         let (ours, rusage) = burner_cpu_seconds(attempt);
-        if (ours - rusage).abs() <= rusage * 0.05 {
-            return;
-        }
-        misses.push(format!("ours {ours:.3}s vs rusage {rusage:.3}s"));
+        assert!(
+            (ours - rusage).abs() <= rusage * 0.01,
+            "run {attempt}: ours {ours:.3}s vs rusage {rusage:.3}s"
+        );
     }
-    panic!("{}", misses.join("; "));
 }
 
 /// Runs the two-thread burner under `chokepoint run`: (our cpu_seconds, its own rusage).

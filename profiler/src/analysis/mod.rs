@@ -108,6 +108,16 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
             "{evicted} sockets were evicted from the kernel's SOCKETS map before they were read: their connections are missing from pools[]"
         ));
     }
+    let unmatched: u64 = recording
+        .intervals
+        .iter()
+        .map(|iv| iv.overhead.switches_unmatched)
+        .sum();
+    if unmatched > 0 {
+        limitations.push(format!(
+            "the kernel did not report {unmatched} context switches (sched_switch): the run-queue waits they ended are missing"
+        ));
+    }
     let window = window::choose(recording, &timelines);
     let all: Vec<_> = recording.intervals.iter().collect();
     let cpus = recording.header.cpus;

@@ -469,6 +469,10 @@ pub struct Overhead {
     pub events: u64,
     /// Events whose contribution was lost (map full, ring buffer full).
     pub lost_events: u64,
+    /// Context switches the kernel's `sched_switch` tracepoint never reported (a switch-out
+    /// seen on a CPU without the switch-in before it): a run-queue wait each.
+    #[serde(default)]
+    pub switches_unmatched: u64,
     /// Both of the above as a share of the host's CPU capacity over the run.
     pub cpu_share_of_host: f64,
     pub bpf_ns_per_event: Option<f64>,
@@ -484,6 +488,7 @@ pub fn overhead(intervals: &[Interval], cpus: u32, seconds: f64) -> Overhead {
         user_ns += iv.overhead.user_cpu_ns;
         o.events += iv.overhead.bpf_runs;
         o.lost_events += iv.overhead.map_update_failures + iv.overhead.ring_buffer_full;
+        o.switches_unmatched += iv.overhead.switches_unmatched;
         for (name, [ns, runs]) in &iv.overhead.programs {
             let e = o.programs.entry(name.clone()).or_insert((0.0, 0));
             e.0 += *ns as f64 / 1e9;

@@ -168,6 +168,23 @@ pub fn btf(out: &mut Vec<Check>, ctx: &mut Context) {
         Err(e) => check("btf", false, format!("{BTF_VMLINUX}: {e}")),
     });
     ctx.btf = Btf::from_sys_fs().ok();
+    // The one kernel struct member the programs read: exact per-thread on-CPU time.
+    let path = std::path::Path::new(BTF_VMLINUX);
+    out.push(match crate::probes::kernel_btf::kernel_offsets(path) {
+        Ok(k) => check(
+            "btf.task_run_time",
+            true,
+            format!(
+                "task_struct.se.sum_exec_runtime at byte {}: on-CPU time is the kernel's own total",
+                k.task_sum_exec_runtime
+            ),
+        ),
+        Err(e) => check(
+            "btf.task_run_time",
+            false,
+            format!("{e}: on-CPU time is timed from switch events only"),
+        ),
+    });
 }
 
 /// tracefs must be mounted at TRACEFS and readable; mounts it when asked and allowed.

@@ -6,8 +6,11 @@ use std::path::Path;
 use aya::{Ebpf, EbpfLoader, programs::TracePoint};
 use serde::{Deserialize, Serialize};
 
+use chokepoint_common::KernelOffsets;
+
 use super::{
     format::Format,
+    kernel_btf,
     tracepoints::{self, Family, TRACEPOINTS, Tracepoint},
 };
 
@@ -87,8 +90,19 @@ impl Probes {
             }
         }
         let offsets = tracepoints::offsets(&layouts);
+        // Without BTF the switch program still times slices itself; say what that costs.
+        let kernel =
+            kernel_btf::kernel_offsets(Path::new(kernel_btf::VMLINUX_BTF)).unwrap_or_else(|e| {
+                status.portable_reads.push(format!(
+                    "sched/sched_switch: on-CPU time from switch timestamps only, not the \
+                     kernel's own run-time totals ({e}); a switch the kernel does not report \
+                     loses a slice"
+                ));
+                KernelOffsets::default()
+            });
         let mut ebpf = EbpfLoader::new()
             .override_global("OFFSETS", &offsets, true)
+            .override_global("KERNEL_OFFSETS", &kernel, true)
             .load(OBJECT)
             .map_err(LoadError::Load)?;
 

@@ -1,5 +1,6 @@
-//! Kernel side: tracepoint layouts, loading and attaching the programs, reading their maps.
+//! Kernel side: tracepoint layouts, kernel struct offsets (BTF), loading and attaching the programs, reading their maps.
 pub mod format;
+pub mod kernel_btf;
 pub mod loader;
 pub mod reader;
 pub mod stats;

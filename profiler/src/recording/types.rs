@@ -186,6 +186,12 @@ pub struct OverheadInterval {
     pub sockets_tracked: u64,
     #[serde(default)]
     pub socket_evictions: u64,
+    /// Switch-outs on a CPU whose switch-in the kernel never reported (some hypervisor agents'
+    /// threads are switched in and never out): run-queue figures of the thread switched in
+    /// then are longer than true; on-CPU time is not affected where BTF gave the run-time
+    /// totals (see `probes.portable_reads`).
+    #[serde(default)]
+    pub switches_unmatched: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

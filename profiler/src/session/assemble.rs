@@ -282,6 +282,7 @@ pub fn assemble(
     let mut overhead = OverheadInterval {
         map_update_failures: delta(prev, cur, Counter::MapUpdateFailed),
         ring_buffer_full: delta(prev, cur, Counter::RingBufferFull),
+        switches_unmatched: delta(prev, cur, Counter::SwitchUnmatched),
         ..Default::default()
     };
     for (name, &(ns, runs)) in &cur.programs {
