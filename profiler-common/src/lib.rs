@@ -231,6 +231,17 @@ pub const THREAD_NEW: u32 = 1;
 pub struct KernelOffsets {
     /// `offsetof(struct task_struct, se.sum_exec_runtime)`.
     pub task_sum_exec_runtime: u32,
+    /// `task_struct.pid` and `task_struct.comm`: what the raw scheduler programs read from the
+    /// task pointers they are handed.
+    pub task_pid: u32,
+    pub task_comm: u32,
+}
+
+impl KernelOffsets {
+    /// Whether the raw scheduler programs can run (they read pid and comm of task pointers).
+    pub fn has_task(&self) -> bool {
+        self.task_pid != 0 && self.task_comm != 0
+    }
 }
 
 pub const OFF_SLEEP: usize = 0;

@@ -50,7 +50,27 @@ static OFFSETS: TracepointOffsets = TracepointOffsets {
 #[unsafe(no_mangle)]
 static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
     task_sum_exec_runtime: 0,
+    task_pid: 0,
+    task_comm: 0,
 };
+
+/// One kernel struct offset (`KernelOffsets`) found at start-up.
+macro_rules! kernel_offset {
+    ($field:ident) => {{
+        // SAFETY: a plain read of a static.
+        let value = unsafe { core::ptr::read_volatile(&$crate::maps::kernel_offsets().$field) };
+        value as usize
+    }};
+}
+pub(crate) use kernel_offset;
+
+/// Reads a `T` at `base + off` in kernel memory (zeroes when the read fails).
+#[inline(always)]
+pub fn kernel_read<T>(base: u64, off: usize) -> T {
+    // SAFETY: the helper checks the read.
+    unsafe { aya_ebpf::helpers::bpf_probe_read_kernel((base as usize + off) as *const T) }
+        .unwrap_or_else(|_| unsafe { core::mem::zeroed() })
+}
 
 #[inline(always)]
 pub fn kernel_offsets() -> &'static KernelOffsets {
@@ -183,6 +203,18 @@ pub fn send(event: &ProcEvent) {
         count(Counter::RingBufferFull);
     }
 }
+
+/// A raw-tracepoint entry point: the kernel hands the tracepoint's own arguments (no trace
+/// record is built), and the body reads what it needs from them.
+macro_rules! raw {
+    ($name:ident, $tracepoint:literal, $body:ident) => {
+        #[aya_ebpf::macros::raw_tracepoint(tracepoint = $tracepoint)]
+        pub fn $name(ctx: aya_ebpf::programs::RawTracePointContext) -> u32 {
+            $body(&ctx)
+        }
+    };
+}
+pub(crate) use raw;
 
 /// Two entry points per program: the fast one (constant offsets) and `_compat`.
 macro_rules! fast_and_compat {

@@ -7,7 +7,7 @@ use aya_ebpf::{
     helpers::{
         bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_kernel,
     },
-    programs::TracePointContext,
+    programs::{RawTracePointContext, TracePointContext},
 };
 use chokepoint_common::{
     Counter, EVENT_EXIT, EVENT_FORK, HIST_BUCKETS, OFF_IO, OFF_REASONS, OFF_SLEEP, ProcEvent,
@@ -16,7 +16,7 @@ use chokepoint_common::{
 
 use crate::maps::{
     BPF_NOEXIST, RUNNING, THREAD_TEMPLATE, THREADS, WAKES, count, fast_and_compat, field,
-    kernel_offsets, send,
+    kernel_offset, kernel_read, raw, send,
 };
 
 /// `prev_state` bits that mean "blocked"; none set means the thread was preempted while
@@ -25,12 +25,74 @@ const TASK_REPORT_MASK: i64 = 0xff;
 const TASK_INTERRUPTIBLE: i64 = 0x1;
 const TASK_UNINTERRUPTIBLE: i64 = 0x2;
 
-fast_and_compat!(sched_switch, sched_switch_compat, switch);
+fast_and_compat!(sched_switch, sched_switch_compat, switch_tp);
+raw!(sched_switch_raw, "sched_switch", switch_raw);
 
-fn switch<const FAST: bool>(ctx: &TracePointContext) -> u32 {
-    let now = unsafe { bpf_ktime_get_ns() };
+fn switch_tp<const FAST: bool>(ctx: &TracePointContext) -> u32 {
     let prev: i32 = field!(ctx, FAST, switch_prev_pid);
     let next: i32 = field!(ctx, FAST, switch_next_pid);
+    let state: i64 = field!(ctx, FAST, switch_prev_state);
+    switch::<FAST>(prev, next, state, || {
+        // Once per thread, so a helper read is fine (a 16-byte direct copy from the context
+        // would be a memcpy the verifier refuses).
+        let off = if FAST {
+            chokepoint_common::BUILT_OFFSETS.switch_prev_comm as usize
+        } else {
+            crate::maps::offset!(switch_prev_comm)
+        };
+        // SAFETY: checked by the helper.
+        unsafe { ctx.read_at::<[u8; 16]>(off) }.unwrap_or([0; 16])
+    })
+}
+
+/// `TP_PROTO(bool preempt, struct task_struct *prev, struct task_struct *next,
+/// unsigned int prev_state)`.
+fn switch_raw(ctx: &RawTracePointContext) -> u32 {
+    let preempt: u64 = ctx.arg(0);
+    let prev: u64 = ctx.arg(1);
+    let next: u64 = ctx.arg(2);
+    let prev_state: u64 = ctx.arg(3);
+    let state = report_state(preempt & 0xff != 0, prev_state as u32);
+    switch::<true>(task_pid(prev), task_pid(next), state, || {
+        kernel_read(prev, kernel_offset!(task_comm))
+    })
+}
+
+/// The state the classic tracepoint reports (`__trace_sched_switch_state`), from the raw one:
+/// preempted reads as runnable, `TASK_DEAD` as exited, `TASK_IDLE` as idle (not blocked).
+#[inline(always)]
+fn report_state(preempt: bool, raw: u32) -> i64 {
+    const TASK_REPORT: u32 = 0x7f;
+    const TASK_DEAD: u32 = 0x80;
+    const TASK_NOLOAD: u32 = 0x400;
+    if preempt {
+        0x100
+    } else if raw & TASK_DEAD != 0 {
+        0x20
+    } else if raw & TASK_NOLOAD != 0 {
+        0x80
+    } else {
+        (raw & TASK_REPORT) as i64
+    }
+}
+
+#[inline(always)]
+fn task_pid(task: u64) -> i32 {
+    if task == 0 {
+        return 0;
+    }
+    kernel_read(task, kernel_offset!(task_pid))
+}
+
+/// `REASONS`: read why a blocking thread blocked (the `_compat` programs do not).
+#[inline(always)]
+fn switch<const REASONS: bool>(
+    prev: i32,
+    next: i32,
+    state: i64,
+    comm: impl FnOnce() -> [u8; 16],
+) -> u32 {
+    let now = unsafe { bpf_ktime_get_ns() };
     let Some(running) = RUNNING.get_ptr_mut(0) else {
         return 0;
     };
@@ -44,17 +106,7 @@ fn switch<const FAST: bool>(ctx: &TracePointContext) -> u32 {
             // During the tracepoint `current` is still `prev`.
             stats.tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
             if stats.comm[0] == 0 {
-                // Once per thread, so a helper read is fine (a 16-byte direct copy from the
-                // context would be a memcpy the verifier refuses).
-                let off = if FAST {
-                    chokepoint_common::BUILT_OFFSETS.switch_prev_comm as usize
-                } else {
-                    crate::maps::offset!(switch_prev_comm)
-                };
-                // SAFETY: checked by the helper.
-                if let Ok(comm) = unsafe { ctx.read_at::<[u8; 16]>(off) } {
-                    stats.comm = comm;
-                }
+                stats.comm = comm();
             }
             // This CPU's last seen switch-in, if it was `prev`'s.
             let slice = if running.tid == prev as u32 && running.since_ns != 0 {
@@ -78,7 +130,6 @@ fn switch<const FAST: bool>(ctx: &TracePointContext) -> u32 {
             if let Some(rt) = runtime {
                 stats.exec_runtime_ns = rt;
             }
-            let state: i64 = field!(ctx, FAST, switch_prev_state);
             if state & TASK_REPORT_MASK == 0 {
                 stats.involuntary += 1;
                 // Still runnable: its wait for a CPU starts now.
@@ -94,7 +145,7 @@ fn switch<const FAST: bool>(ctx: &TracePointContext) -> u32 {
                     } else {
                         OFF_SLEEP as u32
                     };
-                    stats.off_reason = if FAST {
+                    stats.off_reason = if REASONS {
                         blocked_reason(uninterruptible)
                     } else if uninterruptible {
                         off_reason::DISK
@@ -157,8 +208,7 @@ fn blocked_reason(uninterruptible: bool) -> u32 {
 /// The current task's `se.sum_exec_runtime`, where this kernel's BTF gave its offset.
 #[inline(always)]
 fn exec_runtime() -> Option<u64> {
-    // SAFETY: a plain read of a static.
-    let off = unsafe { core::ptr::read_volatile(&kernel_offsets().task_sum_exec_runtime) };
+    let off = kernel_offset!(task_sum_exec_runtime);
     if off == 0 {
         return None;
     }
@@ -188,12 +238,22 @@ fn thread(tid: u32) -> Option<*mut ThreadCpu> {
 
 // `sched_waking` fires in the waker's context; `sched_wakeup` may fire later on the target CPU
 // (queued remote wake-ups), where `current` is whatever runs there, often idle.
-fast_and_compat!(sched_waking, sched_waking_compat, wakeup);
-fast_and_compat!(sched_wakeup_new, sched_wakeup_new_compat, wakeup);
+fast_and_compat!(sched_waking, sched_waking_compat, wakeup_tp);
+fast_and_compat!(sched_wakeup_new, sched_wakeup_new_compat, wakeup_tp);
+raw!(sched_waking_raw, "sched_waking", wakeup_raw);
+raw!(sched_wakeup_new_raw, "sched_wakeup_new", wakeup_raw);
+
+fn wakeup_tp<const FAST: bool>(ctx: &TracePointContext) -> u32 {
+    wakeup(field!(ctx, FAST, wakeup_pid))
+}
+
+/// `TP_PROTO(struct task_struct *p)`.
+fn wakeup_raw(ctx: &RawTracePointContext) -> u32 {
+    wakeup(task_pid(ctx.arg(0)))
+}
 
 #[inline(always)]
-fn wakeup<const FAST: bool>(ctx: &TracePointContext) -> u32 {
-    let pid: i32 = field!(ctx, FAST, wakeup_pid);
+fn wakeup(pid: i32) -> u32 {
     if pid <= 0 {
         return 0;
     }
@@ -249,11 +309,21 @@ fn wakeup<const FAST: bool>(ctx: &TracePointContext) -> u32 {
     0
 }
 
-fast_and_compat!(sched_process_fork, sched_process_fork_compat, fork);
+fast_and_compat!(sched_process_fork, sched_process_fork_compat, fork_tp);
+raw!(sched_process_fork_raw, "sched_process_fork", fork_raw);
 
-fn fork<const FAST: bool>(ctx: &TracePointContext) -> u32 {
+fn fork_tp<const FAST: bool>(ctx: &TracePointContext) -> u32 {
+    fork(field!(ctx, FAST, fork_child_pid))
+}
+
+/// `TP_PROTO(struct task_struct *parent, struct task_struct *child)`.
+fn fork_raw(ctx: &RawTracePointContext) -> u32 {
+    fork(task_pid(ctx.arg(1)))
+}
+
+#[inline(always)]
+fn fork(child: i32) -> u32 {
     count(Counter::ProcessForks);
-    let child: i32 = field!(ctx, FAST, fork_child_pid);
     if child > 0 {
         if let Some(stats) = thread(child as u32) {
             // SAFETY: the child has not run yet; a stale slot of a reused id starts over.
@@ -273,11 +343,21 @@ fn fork<const FAST: bool>(ctx: &TracePointContext) -> u32 {
     0
 }
 
-fast_and_compat!(sched_process_exit, sched_process_exit_compat, exit);
+fast_and_compat!(sched_process_exit, sched_process_exit_compat, exit_tp);
+raw!(sched_process_exit_raw, "sched_process_exit", exit_raw);
 
-fn exit<const FAST: bool>(ctx: &TracePointContext) -> u32 {
+fn exit_tp<const FAST: bool>(ctx: &TracePointContext) -> u32 {
+    exit(field!(ctx, FAST, exit_pid))
+}
+
+/// `TP_PROTO(struct task_struct *p, ...)`.
+fn exit_raw(ctx: &RawTracePointContext) -> u32 {
+    exit(task_pid(ctx.arg(0)))
+}
+
+#[inline(always)]
+fn exit(pid: i32) -> u32 {
     count(Counter::ThreadExits);
-    let pid: i32 = field!(ctx, FAST, exit_pid);
     send(&ProcEvent {
         kind: EVENT_EXIT,
         pid: pid as u32,

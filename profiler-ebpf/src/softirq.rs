@@ -2,11 +2,14 @@
 //! kernel work that no process is charged for. Softirqs do not nest on a CPU, so one per-CPU
 //! start time is enough.
 use aya_ebpf::{
-    helpers::bpf_ktime_get_ns, macros::map, maps::PerCpuArray, programs::TracePointContext,
+    helpers::bpf_ktime_get_ns,
+    macros::map,
+    maps::PerCpuArray,
+    programs::{RawTracePointContext, TracePointContext},
 };
 use chokepoint_common::SOFTIRQ_VECTORS;
 
-use crate::maps::{fast_and_compat, field};
+use crate::maps::{fast_and_compat, field, raw};
 
 #[map]
 static SOFTIRQ_SINCE: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
@@ -15,10 +18,31 @@ static SOFTIRQ_SINCE: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 pub static SOFTIRQS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2 * SOFTIRQ_VECTORS, 0);
 
-fast_and_compat!(softirq_entry, softirq_entry_compat, entry);
-fast_and_compat!(softirq_exit, softirq_exit_compat, exit);
+fast_and_compat!(softirq_entry, softirq_entry_compat, entry_tp);
+fast_and_compat!(softirq_exit, softirq_exit_compat, exit_tp);
+raw!(softirq_entry_raw, "softirq_entry", entry_raw);
+raw!(softirq_exit_raw, "softirq_exit", exit_raw);
 
-fn entry<const FAST: bool>(_ctx: &TracePointContext) -> u32 {
+fn entry_tp<const FAST: bool>(_ctx: &TracePointContext) -> u32 {
+    entry()
+}
+
+fn entry_raw(_ctx: &RawTracePointContext) -> u32 {
+    entry()
+}
+
+fn exit_tp<const FAST: bool>(ctx: &TracePointContext) -> u32 {
+    exit(field!(ctx, FAST, softirq_vec))
+}
+
+/// `TP_PROTO(unsigned int vec_nr)`.
+fn exit_raw(ctx: &RawTracePointContext) -> u32 {
+    let vec: u64 = ctx.arg(0);
+    exit(vec as u32)
+}
+
+#[inline(always)]
+fn entry() -> u32 {
     if let Some(since) = SOFTIRQ_SINCE.get_ptr_mut(0) {
         // SAFETY: per-CPU slot.
         unsafe { *since = bpf_ktime_get_ns() };
@@ -26,8 +50,8 @@ fn entry<const FAST: bool>(_ctx: &TracePointContext) -> u32 {
     0
 }
 
-fn exit<const FAST: bool>(ctx: &TracePointContext) -> u32 {
-    let vec: u32 = field!(ctx, FAST, softirq_vec);
+#[inline(always)]
+fn exit(vec: u32) -> u32 {
     let Some(since) = SOFTIRQ_SINCE.get_ptr_mut(0) else {
         return 0;
     };

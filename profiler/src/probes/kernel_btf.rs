@@ -33,6 +33,8 @@ pub fn kernel_offsets(path: &Path) -> Result<KernelOffsets, BtfError> {
     })?;
     Ok(KernelOffsets {
         task_sum_exec_runtime: member_offset(&btf, "task_struct", &["se", "sum_exec_runtime"])?,
+        task_pid: member_offset(&btf, "task_struct", &["pid"])?,
+        task_comm: member_offset(&btf, "task_struct", &["comm"])?,
     })
 }
 

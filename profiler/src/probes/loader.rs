@@ -3,7 +3,10 @@
 //! recorded with the reason; the rest runs. Dropping `Probes` detaches everything.
 use std::path::Path;
 
-use aya::{Ebpf, EbpfLoader, programs::TracePoint};
+use aya::{
+    Ebpf, EbpfLoader,
+    programs::{RawTracePoint, TracePoint},
+};
 use serde::{Deserialize, Serialize};
 
 use chokepoint_common::KernelOffsets;
@@ -46,7 +49,14 @@ pub struct ProbeStatus {
     /// or the kernel refused the fast program.
     #[serde(default)]
     pub portable_reads: Vec<String>,
+    /// Tracepoints attached through their raw-tracepoint programs (the kernel's own arguments,
+    /// read at BTF offsets: no trace record is built, the cheapest way in).
+    #[serde(default)]
+    pub raw: Vec<String>,
 }
+
+/// Set to attach only classic tracepoint programs (for overhead comparisons).
+pub const CLASSIC_ENV: &str = "CHOKEPOINT_CLASSIC_TRACEPOINTS";
 
 pub struct Probes {
     pub ebpf: Ebpf,
@@ -106,7 +116,21 @@ impl Probes {
             .load(OBJECT)
             .map_err(LoadError::Load)?;
 
+        let use_raw = kernel.has_task() && std::env::var_os(CLASSIC_ENV).is_none();
         for (tp, format) in &layouts {
+            if tp.raw && use_raw {
+                match attach_raw(&mut ebpf, tp) {
+                    Ok(()) => {
+                        status.attached.push(tp.id());
+                        status.raw.push(tp.id());
+                        continue;
+                    }
+                    Err(e) => status.portable_reads.push(format!(
+                        "{}: raw program refused ({e}); classic one attached",
+                        tp.id()
+                    )),
+                }
+            }
             let program = tp.program_for(format);
             let result = match attach(&mut ebpf, tp, &program) {
                 // The fast variant uses more helpers (e.g. to read the blocked system call); a
@@ -164,6 +188,23 @@ fn attach(ebpf: &mut Ebpf, tp: &Tracepoint, name: &str) -> Result<(), String> {
         .map_err(|e| format!("verifier rejected {name}: {}", error_chain(&e)))?;
     program
         .attach(tp.group, tp.name)
+        .map_err(|e| format!("attach failed: {}", error_chain(&e)))?;
+    Ok(())
+}
+
+fn attach_raw(ebpf: &mut Ebpf, tp: &Tracepoint) -> Result<(), String> {
+    let name = format!("{}_raw", tp.program);
+    let program = ebpf
+        .program_mut(&name)
+        .ok_or_else(|| format!("program {name} missing from the kernel object"))?;
+    let program: &mut RawTracePoint = program
+        .try_into()
+        .map_err(|e| format!("program {name}: {e}"))?;
+    program
+        .load()
+        .map_err(|e| format!("verifier rejected {name}: {}", error_chain(&e)))?;
+    program
+        .attach(tp.name)
         .map_err(|e| format!("attach failed: {}", error_chain(&e)))?;
     Ok(())
 }

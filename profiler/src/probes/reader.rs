@@ -166,8 +166,12 @@ fn monotonic_ns() -> u64 {
 fn program_stats(ebpf: &Ebpf) -> HashMap<String, (u64, u64)> {
     let mut out = HashMap::new();
     for tp in TRACEPOINTS {
-        // Whichever variant was loaded: the fast one or `_compat`.
-        for name in [tp.program.to_string(), format!("{}_compat", tp.program)] {
+        // Whichever variant was loaded: the fast one, `_compat` or `_raw`.
+        for name in [
+            tp.program.to_string(),
+            format!("{}_compat", tp.program),
+            format!("{}_raw", tp.program),
+        ] {
             if let Some(info) = ebpf.program(&name).and_then(|p| p.info().ok()) {
                 let stats = (info.run_time().as_nanos() as u64, info.run_count());
                 out.insert(tp.program.to_string(), stats);

@@ -36,6 +36,9 @@ pub struct Tracepoint {
     pub program: &'static str,
     pub family: Family,
     pub fields: &'static [FieldSpec],
+    /// Has a raw-tracepoint program (`<program>_raw`) that reads the tracepoint's own
+    /// arguments through BTF offsets instead of the trace record: no record to build.
+    pub raw: bool,
 }
 
 const fn f(name: &'static str, size: u32) -> FieldSpec {
@@ -58,6 +61,7 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
             f("family", 2),
             f("protocol", 2),
         ],
+        raw: false,
     },
     Tracepoint {
         group: "tcp",
@@ -65,6 +69,7 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
         program: "tcp_retransmit_skb",
         family: Family::ConnectionSetup,
         fields: &[f("state", 4)],
+        raw: false,
     },
     Tracepoint {
         group: "tcp",
@@ -72,6 +77,7 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
         program: "tcp_retransmit_synack",
         family: Family::ConnectionSetup,
         fields: &[],
+        raw: false,
     },
     Tracepoint {
         group: "tcp",
@@ -79,6 +85,7 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
         program: "tcp_send_reset",
         family: Family::ConnectionSetup,
         fields: &[],
+        raw: false,
     },
     Tracepoint {
         group: "tcp",
@@ -86,6 +93,7 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
         program: "tcp_receive_reset",
         family: Family::ConnectionSetup,
         fields: &[],
+        raw: false,
     },
     Tracepoint {
         group: "skb",
@@ -93,6 +101,7 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
         program: "kfree_skb",
         family: Family::ConnectionSetup,
         fields: &[f("reason", 4)],
+        raw: false,
     },
     Tracepoint {
         group: "sched",
@@ -105,6 +114,7 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
             f("prev_state", 8),
             f("next_pid", 4),
         ],
+        raw: true,
     },
     Tracepoint {
         group: "sched",
@@ -112,6 +122,7 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
         program: "sched_waking",
         family: Family::Cpu,
         fields: &[f("pid", 4)],
+        raw: true,
     },
     Tracepoint {
         group: "sched",
@@ -119,6 +130,7 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
         program: "sched_wakeup_new",
         family: Family::Cpu,
         fields: &[f("pid", 4)],
+        raw: true,
     },
     Tracepoint {
         group: "sched",
@@ -126,6 +138,7 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
         program: "sched_process_fork",
         family: Family::Cpu,
         fields: &[f("child_pid", 4)],
+        raw: true,
     },
     Tracepoint {
         group: "sched",
@@ -133,6 +146,7 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
         program: "sched_process_exit",
         family: Family::Cpu,
         fields: &[f("pid", 4)],
+        raw: true,
     },
     Tracepoint {
         group: "irq",
@@ -140,6 +154,7 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
         program: "softirq_entry",
         family: Family::Cpu,
         fields: &[f("vec", 4)],
+        raw: true,
     },
     Tracepoint {
         group: "irq",
@@ -147,6 +162,7 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
         program: "softirq_exit",
         family: Family::Cpu,
         fields: &[f("vec", 4)],
+        raw: true,
     },
     Tracepoint {
         group: "net",
@@ -155,6 +171,7 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
         family: Family::NetworkPath,
         // `name` is a `__data_loc char[]`: a u32 locating the string in the record.
         fields: &[f("len", 4), f("name", 4)],
+        raw: false,
     },
     Tracepoint {
         group: "net",
@@ -162,6 +179,7 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
         program: "netif_receive_skb",
         family: Family::NetworkPath,
         fields: &[f("len", 4), f("name", 4)],
+        raw: false,
     },
     Tracepoint {
         group: "sock",
@@ -169,6 +187,7 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
         program: "sock_send_length",
         family: Family::ConnectionUse,
         fields: SOCK_LENGTH_FIELDS,
+        raw: false,
     },
     Tracepoint {
         group: "sock",
@@ -176,6 +195,7 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
         program: "sock_recv_length",
         family: Family::ConnectionUse,
         fields: SOCK_LENGTH_FIELDS,
+        raw: false,
     },
 ];
 
