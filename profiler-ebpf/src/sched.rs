@@ -53,7 +53,9 @@ fn switch_raw(ctx: &RawTracePointContext) -> u32 {
     let next: u64 = ctx.arg(2);
     let prev_state: u64 = ctx.arg(3);
     let state = report_state(preempt & 0xff != 0, prev_state as u32);
-    switch::<true>(task_pid(prev), task_pid(next), state, || {
+    // `current` is still `prev`: its pid comes with no kernel read.
+    let prev_pid = bpf_get_current_pid_tgid() as u32 as i32;
+    switch::<true>(prev_pid, task_pid(next), state, || {
         kernel_read(prev, kernel_offset!(task_comm))
     })
 }
