@@ -58,6 +58,9 @@ pub enum Counter {
     /// A thread switched out on a CPU where its switch-in was not seen: its on-CPU slice is
     /// unknown and lost (should stay 0; a non-zero count means missed `sched_switch` runs).
     SwitchUnmatched,
+    /// `connect()` returned EADDRNOTAVAIL: no free local (ephemeral) port for the destination
+    /// (also counted as a failed connect: the socket went SYN_SENT -> CLOSE).
+    ConnectAddrNotAvail,
 }
 
 pub const COUNTER_SLOTS: u32 = 32;
@@ -116,6 +119,7 @@ pub struct TracepointOffsets {
     pub recv_length_protocol: u32,
     pub recv_length_ret: u32,
     pub recv_length_flags: u32,
+    pub exit_connect_ret: u32,
 }
 
 /// The record layouts the kernel programs are compiled against (Linux 6.x, checked on 6.18).
@@ -155,6 +159,7 @@ pub const BUILT_OFFSETS: TracepointOffsets = TracepointOffsets {
     recv_length_protocol: 18,
     recv_length_ret: 20,
     recv_length_flags: 24,
+    exit_connect_ret: 16,
 };
 
 /// Connection-setup counts for one (process, port, direction).

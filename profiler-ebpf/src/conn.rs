@@ -177,3 +177,16 @@ fn free_skb<const FAST: bool>(ctx: &TracePointContext) -> u32 {
     }
     0
 }
+
+fast_and_compat!(sys_exit_connect, sys_exit_connect_compat, exit_connect);
+
+/// `-EADDRNOTAVAIL` (x86_64 and arm64 number).
+const EADDRNOTAVAIL: i64 = -99;
+
+fn exit_connect<const FAST: bool>(ctx: &TracePointContext) -> u32 {
+    let ret: i64 = field!(ctx, FAST, exit_connect_ret);
+    if ret == EADDRNOTAVAIL {
+        count(Counter::ConnectAddrNotAvail);
+    }
+    0
+}

@@ -295,3 +295,106 @@ fn a_namespace_appearing_and_vanishing_during_a_recording_is_reported_not_fatal(
     let _ = std::fs::remove_file(&rec);
     let _ = std::fs::remove_file(&out);
 }
+
+/// A network namespace of the test's own, deleted on drop (also when the test fails).
+struct Netns(String);
+
+impl Netns {
+    fn add(name: String) -> Netns {
+        let ok = |args: &[&str]| {
+            let o = std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .expect("ip");
+            assert!(o.status.success(), "ip {args:?}: {o:?}");
+        };
+        ok(&["netns", "add", &name]);
+        let ns = Netns(name);
+        ok(&["-n", &ns.0, "link", "set", "lo", "up"]);
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .output();
+    }
+}
+
+/// Opens connections to one listener until the namespace's four local ports are used up.
+const PORT_EXHAUSTION: &str = r#"
+import errno, socket
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", 9))
+srv.listen(64)
+held, refused = [], 0
+for _ in range(12):
+    c = socket.socket()
+    try:
+        c.connect(("127.0.0.1", 9))
+        held.append(c)
+    except OSError as e:
+        if e.errno != errno.EADDRNOTAVAIL:
+            raise
+        refused += 1
+print(f"connected={len(held)} refused={refused}")
+"#;
+
+#[test]
+fn connects_refused_for_want_of_a_local_port_are_counted() {
+    if skip() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let ns = Netns::add(format!("cp-ports-{}", std::process::id()));
+    // The port range is per namespace: four ports, for this namespace only.
+    let set = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.0, "sysctl", "-w"])
+        .arg("net.ipv4.ip_local_port_range=40000 40003")
+        .output()
+        .expect("sysctl");
+    assert!(set.status.success(), "{set:?}");
+    let out = tmp("ports.json");
+    let o = run_chokepoint([
+        "run",
+        "--json",
+        out.to_str().expect("utf-8"),
+        "--",
+        "ip",
+        "netns",
+        "exec",
+        &ns.0,
+        "python3",
+        "-c",
+        PORT_EXHAUSTION,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let field = |k: &str| -> u64 {
+        stdout
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("script printed {k}: {stdout}"))
+    };
+    let (connected, refused) = (field("connected="), field("refused="));
+    assert!(connected >= 1 && refused >= 1, "{stdout}");
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("JSON")).expect("JSON");
+    let _ = std::fs::remove_file(&out);
+    assert_eq!(
+        json["totals"]["connect_addr_unavailable"].as_u64(),
+        Some(refused),
+        "every EADDRNOTAVAIL the script saw, and no other: {}",
+        json["totals"]
+    );
+    // They are failed connects too (SYN_SENT -> CLOSE without a SYN).
+    assert!(
+        json["totals"]["connect_failed"].as_u64() >= Some(refused),
+        "{}",
+        json["totals"]
+    );
+}

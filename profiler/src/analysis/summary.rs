@@ -35,6 +35,10 @@ pub struct Totals {
     pub tcp_active_opens_per_s: f64,
     pub tcp_passive_opens_per_s: f64,
     pub connect_failed: u64,
+    /// Failed connects refused with EADDRNOTAVAIL: the ephemeral port range was used up (a
+    /// subset of `connect_failed`).
+    #[serde(default)]
+    pub connect_addr_unavailable: u64,
     pub closes: u64,
     pub syn_retransmits: u64,
     pub synack_retransmits: u64,
@@ -101,6 +105,7 @@ pub fn totals(r: &Recording) -> Totals {
         tcp_active_opens_per_s: tcp.active_opens as f64 / secs,
         tcp_passive_opens_per_s: tcp.passive_opens as f64 / secs,
         connect_failed: tcp.connect_failed,
+        connect_addr_unavailable: tcp.connect_addr_unavailable,
         closes: tcp.closes,
         syn_retransmits: tcp.syn_retransmits,
         synack_retransmits: tcp.synack_retransmits,

@@ -309,6 +309,8 @@ struct WindowFigures {
     syn_retransmits: u64,
     synack_retransmits: u64,
     connect_failed: u64,
+    /// Failed connects refused for want of a local port (a subset of `connect_failed`).
+    addr_unavailable: u64,
     listen_overflows: u64,
     setup_failures: u64,
     connect: LatencySummary,
@@ -474,6 +476,7 @@ impl WindowFigures {
             syn_retransmits: tcp.syn_retransmits,
             synack_retransmits: tcp.synack_retransmits,
             connect_failed: tcp.connect_failed,
+            addr_unavailable: tcp.connect_addr_unavailable,
             listen_overflows: listen,
             setup_failures: tcp.syn_retransmits
                 + tcp.synack_retransmits
@@ -911,7 +914,7 @@ fn connection_setup(w: &WindowFigures) -> Candidate {
         )
     });
     let mut text = format!(
-        "{} setup failures in {} opens ({}: {} SYN and {} SYN-ACK retransmits, {} listen overflows, {} failed connects)",
+        "{} setup failures in {} opens ({}: {} SYN and {} SYN-ACK retransmits, {} listen overflows, {} failed connects of which {} for want of a local port)",
         w.setup_failures,
         w.opens,
         // No connection got through at all (e.g. a full conntrack table): a ratio means nothing.
@@ -923,7 +926,8 @@ fn connection_setup(w: &WindowFigures) -> Candidate {
         w.syn_retransmits,
         w.synack_retransmits,
         w.listen_overflows,
-        w.connect_failed
+        w.connect_failed,
+        w.addr_unavailable
     );
     if let Some(ct) = &ct_text {
         text = if ct_fired {
@@ -967,6 +971,13 @@ fn connection_setup(w: &WindowFigures) -> Candidate {
             "count",
             None,
             "sock:inet_sock_set_state SYN_SENT->CLOSE",
+        ),
+        ev(
+            "tcp.connect_eaddrnotavail",
+            w.addr_unavailable as f64,
+            "count",
+            None,
+            "syscalls:sys_exit_connect ret -EADDRNOTAVAIL",
         ),
         ev(
             "tcp.setup_failure_ratio",

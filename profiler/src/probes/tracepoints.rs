@@ -104,6 +104,14 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
         raw: false,
     },
     Tracepoint {
+        group: "syscalls",
+        name: "sys_exit_connect",
+        program: "sys_exit_connect",
+        family: Family::ConnectionSetup,
+        fields: &[f("ret", 8)],
+        raw: false,
+    },
+    Tracepoint {
         group: "sched",
         name: "sched_switch",
         program: "sched_switch",
@@ -322,6 +330,7 @@ const SLOTS: &[(&str, &str, Slot)] = &[
     }),
     ("sock_recv_length", "ret", |o| &mut o.recv_length_ret),
     ("sock_recv_length", "flags", |o| &mut o.recv_length_flags),
+    ("sys_exit_connect", "ret", |o| &mut o.exit_connect_ret),
 ];
 
 /// Fills the programs' offsets from the layouts that were read. A tracepoint missing from

@@ -79,6 +79,10 @@ pub struct TcpCounts {
     pub resets_sent: u64,
     pub resets_received: u64,
     pub skb_drops: u64,
+    /// `connect()` calls that failed with EADDRNOTAVAIL (no free ephemeral port): a subset of
+    /// `connect_failed` (the socket went SYN_SENT -> CLOSE without sending a SYN).
+    #[serde(default)]
+    pub connect_addr_unavailable: u64,
 }
 
 impl TcpCounts {
@@ -94,6 +98,7 @@ impl TcpCounts {
         self.resets_sent += o.resets_sent;
         self.resets_received += o.resets_received;
         self.skb_drops += o.skb_drops;
+        self.connect_addr_unavailable += o.connect_addr_unavailable;
     }
 }
 

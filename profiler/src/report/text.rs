@@ -77,12 +77,13 @@ pub fn render(a: &Analysis) -> String {
     let _ = writeln!(s, "connections:");
     let _ = writeln!(
         s,
-        "  active opens {} ({:.0}/s), passive opens {} ({:.0}/s), failed connects {}, closes {}",
+        "  active opens {} ({:.0}/s), passive opens {} ({:.0}/s), failed connects {} ({} for want of a local port: EADDRNOTAVAIL), closes {}",
         t.tcp_active_opens,
         t.tcp_active_opens_per_s,
         t.tcp_passive_opens,
         t.tcp_passive_opens_per_s,
         t.connect_failed,
+        t.connect_addr_unavailable,
         t.closes
     );
     let _ = writeln!(

@@ -102,6 +102,7 @@ pub fn assemble(
         resets_sent: delta(prev, cur, Counter::ResetsSent),
         resets_received: delta(prev, cur, Counter::ResetsReceived),
         skb_drops: delta(prev, cur, Counter::SkbDrops),
+        connect_addr_unavailable: delta(prev, cur, Counter::ConnectAddrNotAvail),
     };
 
     let mut drops = BTreeMap::new();
