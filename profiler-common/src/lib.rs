@@ -240,6 +240,9 @@ pub struct KernelOffsets {
     /// task pointers they are handed.
     pub task_pid: u32,
     pub task_comm: u32,
+    /// `sock_common.skc_v6_daddr` and `skc_v6_rcv_saddr` (0 on kernels without IPv6).
+    pub sock_v6_daddr: u32,
+    pub sock_v6_rcv_saddr: u32,
 }
 
 impl KernelOffsets {
@@ -377,7 +380,8 @@ pub struct SockUse {
     pub last_dir: u8,
     /// Set by `inet_sock_set_state` at -> CLOSE: user space deletes it after reading.
     pub closed: u8,
-    /// IPv4 addresses as the kernel stores them (network byte order); 0 for IPv6.
+    /// IPv4 addresses as the kernel stores them (network byte order); 0 for IPv6 (see
+    /// `saddr6`, `daddr6`).
     pub saddr: u32,
     pub daddr: u32,
     /// Local port (host order) and remote port (network order, as `skc_dport`).
@@ -402,6 +406,10 @@ pub struct SockUse {
     pub recv_bytes: u64,
     pub send_calls: u64,
     pub recv_calls: u64,
+    /// IPv6 addresses (`skc_v6_rcv_saddr`, `skc_v6_daddr`) of an `AF_INET6` socket, where the
+    /// kernel's BTF gave their offsets; zero otherwise (the socket is then known by its ports).
+    pub saddr6: [u8; 16],
+    pub daddr6: [u8; 16],
 }
 
 pub const SOCK_DIR_SEND: u8 = 1;

@@ -53,6 +53,8 @@ static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
     task_sum_exec_runtime: 0,
     task_pid: 0,
     task_comm: 0,
+    sock_v6_daddr: 0,
+    sock_v6_rcv_saddr: 0,
 };
 
 /// One kernel struct offset (`KernelOffsets`) found at start-up.

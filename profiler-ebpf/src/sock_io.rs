@@ -11,7 +11,7 @@ use aya_ebpf::{
 };
 use chokepoint_common::{Counter, SOCK_DIR_RECV, SOCK_DIR_SEND, SockUse};
 
-use crate::maps::{SOCKETS, count, fast_and_compat, field};
+use crate::maps::{SOCKETS, count, fast_and_compat, field, kernel_offset, kernel_read};
 
 const IPPROTO_TCP: u16 = 6;
 const AF_INET: u16 = 2;
@@ -111,9 +111,20 @@ fn identify(e: &mut SockUse, sk: u64, family: u16) {
     if family == AF_INET {
         e.saddr = head.rcv_saddr;
         e.daddr = head.daddr;
+        e.saddr6 = [0; 16];
+        e.daddr6 = [0; 16];
     } else {
         e.saddr = 0;
         e.daddr = 0;
+        // Once per connection: two helper reads at the offsets the kernel's BTF gave.
+        let (d, s) = (
+            kernel_offset!(sock_v6_daddr),
+            kernel_offset!(sock_v6_rcv_saddr),
+        );
+        if d != 0 && s != 0 {
+            e.daddr6 = kernel_read(sk, d);
+            e.saddr6 = kernel_read(sk, s);
+        }
     }
     e.sport = head.num;
     e.dport_be = head.dport_be;

@@ -514,3 +514,69 @@ fn lab_pool_scenarios_and_row_locks_get_their_designed_verdicts() {
         pending = again;
     }
 }
+
+/// Two kept-alive IPv6 connections over ::1, each doing request/response turns with a 2 ms
+/// server-side pause: a pool of two, almost always busy.
+const IPV6_POOL: &str = r#"
+import socket, sys, threading, time
+srv = socket.socket(socket.AF_INET6)
+srv.bind(("::1", 0))
+srv.listen(16)
+port = srv.getsockname()[1]
+def serve(c):
+    while c.recv(64):
+        time.sleep(0.002)
+        c.sendall(b"pong")
+def accept():
+    while True:
+        c, _ = srv.accept()
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+threading.Thread(target=accept, daemon=True).start()
+def client():
+    c = socket.create_connection(("::1", port))
+    end = time.time() + float(sys.argv[1])
+    while time.time() < end:
+        c.sendall(b"ping")
+        c.recv(64)
+clients = [threading.Thread(target=client) for _ in range(2)]
+for t in clients:
+    t.start()
+for t in clients:
+    t.join()
+print(f"port={port}")
+"#;
+
+#[test]
+fn an_ipv6_pool_is_named_by_its_ipv6_endpoint() {
+    let out = tmp("ipv6.json");
+    let o = run_chokepoint([
+        "run",
+        "--json",
+        out.to_str().expect("utf-8"),
+        "--",
+        "python3",
+        "-c",
+        IPV6_POOL,
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let port = stdout
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("port="))
+        .unwrap_or_else(|| panic!("the script printed its port: {stdout}"));
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("JSON")).expect("JSON");
+    let _ = std::fs::remove_file(&out);
+    let endpoint = format!("[::1]:{port}");
+    let pool = json["pools"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["endpoint"] == endpoint.as_str()))
+        .unwrap_or_else(|| panic!("a pool to {endpoint}: {}", json["pools"]));
+    let (size, in_use) = (
+        pool["size"].as_f64().expect("size"),
+        pool["in_use"].as_f64().expect("in_use"),
+    );
+    assert!((size - 2.0).abs() < 0.3, "two connections: {pool}");
+    assert!(in_use > 1.0 && in_use <= 2.05, "mostly busy: {pool}");
+}

@@ -1,6 +1,7 @@
 //! One scenario, start to finish: set up, run the generator under `chokepoint run`, tear down,
 //! read the verdict and compare it with the designed cause.
 use std::{
+    ffi::OsStr,
     fs::File,
     path::{Path, PathBuf},
     process::{Command, Stdio},
@@ -84,14 +85,21 @@ pub fn run(s: &Scenario, opts: &Options) -> ScenarioResult {
     let log = opts.results.join(format!("{}.log", s.name));
     result.host_busy_before = wait_for_quiet();
     match attempt(s, opts, &rec, &json, &log) {
-        Ok(verdict) => {
-            result.status = if verdict.kind == s.expected.as_str() {
+        Ok((verdict, window)) => {
+            let window_ok = window.is_none_or(|w| w == verdict.window);
+            result.status = if verdict.kind == s.expected.as_str() && window_ok {
                 Status::Passed
             } else {
                 Status::Failed
             };
             result.got = Some(verdict.kind);
-            result.detail = verdict.summary;
+            result.detail = match window {
+                Some(w) if !window_ok => format!(
+                    "decided on the {} window, not the {w} one: {}",
+                    verdict.window, verdict.summary
+                ),
+                _ => verdict.summary,
+            };
             result.confidence = verdict.confidence;
             result.bystander_cores = Some(verdict.bystander_cores);
         }
@@ -107,6 +115,8 @@ pub fn run(s: &Scenario, opts: &Options) -> ScenarioResult {
 
 struct Verdict {
     kind: String,
+    /// `window.source`: where the verdict was decided.
+    window: String,
     summary: String,
     confidence: Option<f64>,
     bystander_cores: f64,
@@ -118,7 +128,7 @@ fn attempt(
     rec: &Path,
     json: &Path,
     log: &Path,
-) -> Result<Verdict, LabError> {
+) -> Result<(Verdict, Option<&'static str>), LabError> {
     let mut dir = TempDir::new(s.name)?;
     if opts.keep {
         dir.keep();
@@ -132,26 +142,30 @@ fn attempt(
     if guard::stop_requested() {
         return Err(LabError::Interrupted);
     }
-    let status = run_generator(opts.exe, &setup.command, rec, json, log)?;
+    let status = run_generator(opts.exe, &setup.command, &setup.load, rec, json, log)?;
+    let window = setup.window;
     // Servers stop before the result is read, whatever it says.
     drop(setup);
     if guard::stop_requested() {
         return Err(LabError::Interrupted);
     }
-    read_verdict(json).map_err(|e| match e {
-        LabError::Io { .. } => LabError::StepFailed {
-            what: "chokepoint run".into(),
-            status,
-            output: tail(log),
-        },
-        e => e,
-    })
+    read_verdict(json)
+        .map(|v| (v, window))
+        .map_err(|e| match e {
+            LabError::Io { .. } => LabError::StepFailed {
+                what: "chokepoint run".into(),
+                status,
+                output: tail(log),
+            },
+            e => e,
+        })
 }
 
-/// `chokepoint run --out REC --json FILE -- CMD`, waited for while watching the stop flag.
+/// `chokepoint run --out REC --json FILE [--load F]... -- CMD`, waited for while watching the stop flag.
 fn run_generator(
     exe: &Path,
     command: &[String],
+    load: &[PathBuf],
     rec: &Path,
     json: &Path,
     log: &Path,
@@ -170,6 +184,10 @@ fn run_generator(
         .arg(rec)
         .arg("--json")
         .arg(json)
+        .args(
+            load.iter()
+                .flat_map(|f| [OsStr::new("--load"), f.as_os_str()]),
+        )
         .arg("--")
         .args(command)
         .stdin(Stdio::null())
@@ -229,6 +247,10 @@ fn read_verdict(path: &Path) -> Result<Verdict, LabError> {
             .ok_or_else(|| bad("no verdict.kind"))?
             .to_string(),
         summary: verdict["summary"].as_str().unwrap_or_default().to_string(),
+        window: v["window"]["source"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
         confidence: verdict["confidence"].as_f64(),
         // CPU seconds over the run, not each process's cores while it lived: many short-lived
         // bystanders (a compiler's processes) would otherwise add up to more than the host has.

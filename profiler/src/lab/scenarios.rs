@@ -3,7 +3,7 @@
 use std::{
     fs::File,
     os::unix::{fs::PermissionsExt, process::CommandExt},
-    path::Path,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
     time::Duration,
 };
@@ -28,9 +28,14 @@ pub struct Ctx<'a> {
 }
 
 /// A running system and the load generator to point at it. Dropping it stops the servers.
+#[derive(Default)]
 pub struct Setup {
     pub services: Vec<Service>,
     pub command: Vec<String>,
+    /// The generator's own output files, handed to `chokepoint run --load`.
+    pub load: Vec<PathBuf>,
+    /// The analysis window the verdict must come from (`window.source`), where it matters.
+    pub window: Option<&'static str>,
 }
 
 pub struct Scenario {
@@ -203,6 +208,14 @@ pub const SCENARIOS: &[Scenario] = &[
         setup: conntrack_full,
     },
     Scenario {
+        name: "concurrency-sweep",
+        expected: VerdictKind::SingleThreadSaturated,
+        description: "k6 steps 1 -> 32 virtual users against the one-worker server (1 ms CPU per request): throughput stops growing at the knee while latency climbs; the verdict must come from k6's own plateau (window load-plateau)",
+        default: false,
+        tools: &["k6"],
+        setup: concurrency_sweep,
+    },
+    Scenario {
         name: "two-hop-proxy",
         expected: VerdictKind::CpuSaturated,
         description: "wrk keep-alive -c64 -> nginx proxy -> nginx proxy (a new upstream connection per request) -> DNAT -> bridge -> veth -> nginx in a namespace: the proxies' CPU saturates both cores; the path shows both proxy hops",
@@ -281,6 +294,7 @@ fn cpu_saturated(ctx: &Ctx) -> Result<Setup, LabError> {
     Ok(Setup {
         services: vec![server],
         command: wrk(ctx, 1, 16, port, &[])?,
+        ..Default::default()
     })
 }
 
@@ -289,6 +303,7 @@ fn cpu_saturated_hey(ctx: &Ctx) -> Result<Setup, LabError> {
     Ok(Setup {
         services: vec![server],
         command: hey(ctx, 16, port, &[])?,
+        ..Default::default()
     })
 }
 
@@ -297,6 +312,7 @@ fn single_thread(ctx: &Ctx) -> Result<Setup, LabError> {
     Ok(Setup {
         services: vec![server],
         command: wrk(ctx, 1, 16, port, &[])?,
+        ..Default::default()
     })
 }
 
@@ -316,6 +332,49 @@ fn single_thread_ab(ctx: &Ctx) -> Result<Setup, LabError> {
             "10000000".into(),
             url(port),
         ],
+        ..Default::default()
+    })
+}
+
+/// k6 steps through 1, 2, 4 ... 32 virtual users, holding each level; its JSON output is the
+/// timeline chokepoint finds the plateau in.
+fn concurrency_sweep(ctx: &Ctx) -> Result<Setup, LabError> {
+    let (server, port) = lab_server(ctx, &["--workers", "1", "--cpu-us", "1000"])?;
+    let hold = (ctx.seconds / 3).max(2);
+    let stages: Vec<String> = [1, 2, 4, 8, 16, 32]
+        .iter()
+        .flat_map(|n| {
+            [
+                format!("{{ duration: '1s', target: {n} }}"),
+                format!("{{ duration: '{hold}s', target: {n} }}"),
+            ]
+        })
+        .collect();
+    let script = ctx.dir.join("sweep.js");
+    let text = format!(
+        "import http from 'k6/http';\n\
+         export const options = {{ discardResponseBodies: true, stages: [{}] }};\n\
+         export default function () {{ http.get('{}'); }}\n",
+        stages.join(", "),
+        url(port)
+    );
+    std::fs::write(&script, text).map_err(|source| LabError::Io {
+        path: script.clone(),
+        source,
+    })?;
+    let out = ctx.dir.join("k6.json");
+    Ok(Setup {
+        services: vec![server],
+        command: vec![
+            tool("k6")?,
+            "run".into(),
+            "--quiet".into(),
+            "--out".into(),
+            format!("json={}", out.display()),
+            script.to_string_lossy().into_owned(),
+        ],
+        load: vec![out],
+        window: Some("load-plateau"),
     })
 }
 
@@ -324,6 +383,7 @@ fn slow_upstream(ctx: &Ctx) -> Result<Setup, LabError> {
     Ok(Setup {
         services: vec![server],
         command: wrk(ctx, 1, 8, port, &[])?,
+        ..Default::default()
     })
 }
 
@@ -342,6 +402,7 @@ fn accept_overflow(ctx: &Ctx) -> Result<Setup, LabError> {
     Ok(Setup {
         services: vec![server],
         command: wrk(ctx, 1, 64, port, &["-H", "Connection: close"])?,
+        ..Default::default()
     })
 }
 
@@ -363,6 +424,7 @@ fn slow_upstream_hey(ctx: &Ctx) -> Result<Setup, LabError> {
     Ok(Setup {
         services: vec![server],
         command: hey(ctx, 16, port, &[])?,
+        ..Default::default()
     })
 }
 
@@ -381,6 +443,7 @@ fn accept_overflow_hey(ctx: &Ctx) -> Result<Setup, LabError> {
     Ok(Setup {
         services: vec![server],
         command: hey(ctx, 50, port, &["-disable-keepalive"])?,
+        ..Default::default()
     })
 }
 
@@ -389,6 +452,7 @@ fn lock_contention_mutex(ctx: &Ctx) -> Result<Setup, LabError> {
     Ok(Setup {
         services: vec![server],
         command: wrk(ctx, 1, 16, port, &[])?,
+        ..Default::default()
     })
 }
 
@@ -511,6 +575,7 @@ fn postgres_one_row(ctx: &Ctx, script_text: &str) -> Result<Setup, LabError> {
     Ok(Setup {
         services: vec![postgres],
         command,
+        ..Default::default()
     })
 }
 
@@ -574,6 +639,7 @@ fn pool_too_small(ctx: &Ctx) -> Result<Setup, LabError> {
         // PgBouncer first: it stops before the server it pools for.
         services: vec![bouncer, postgres],
         command,
+        ..Default::default()
     })
 }
 
@@ -598,6 +664,7 @@ fn pool_too_small_http(ctx: &Ctx) -> Result<Setup, LabError> {
     Ok(Setup {
         services: vec![front, upstream],
         command: wrk(ctx, 1, 16, port, &[])?,
+        ..Default::default()
     })
 }
 
@@ -644,6 +711,7 @@ fn nginx_keepalive(ctx: &Ctx) -> Result<Setup, LabError> {
     Ok(Setup {
         services: vec![server],
         command: wrk(ctx, 2, 64, port, &[])?,
+        ..Default::default()
     })
 }
 
@@ -654,6 +722,7 @@ fn generator_pinned(ctx: &Ctx) -> Result<Setup, LabError> {
     Ok(Setup {
         services: vec![server],
         command,
+        ..Default::default()
     })
 }
 
@@ -664,6 +733,7 @@ fn generator_pinned_nginx(ctx: &Ctx) -> Result<Setup, LabError> {
     Ok(Setup {
         services: vec![server],
         command,
+        ..Default::default()
     })
 }
 
@@ -673,6 +743,7 @@ fn cpu_throttled(ctx: &Ctx) -> Result<Setup, LabError> {
     Ok(Setup {
         services: vec![server],
         command: wrk(ctx, 1, 16, port, &[])?,
+        ..Default::default()
     })
 }
 
@@ -689,6 +760,7 @@ fn disk_bound(ctx: &Ctx) -> Result<Setup, LabError> {
     Ok(Setup {
         services: vec![writer],
         command: vec![tool("sleep")?, ctx.seconds.to_string()],
+        ..Default::default()
     })
 }
 
@@ -767,6 +839,7 @@ fn bandwidth_limited_veth(ctx: &Ctx) -> Result<Setup, LabError> {
     Ok(Setup {
         services: vec![server],
         command: wrk(ctx, 1, 4, port, &[])?,
+        ..Default::default()
     })
 }
 
@@ -787,6 +860,7 @@ fn conntrack_full(ctx: &Ctx) -> Result<Setup, LabError> {
     Ok(Setup {
         services: vec![server],
         command: wrk(ctx, 1, 16, port, &["-H", "Connection: close"])?,
+        ..Default::default()
     })
 }
 
@@ -817,5 +891,6 @@ fn two_hop_proxy(ctx: &Ctx) -> Result<Setup, LabError> {
         // Stopped in this order: the client side first.
         services: vec![outer, inner, backend],
         command: wrk(ctx, 1, 64, outer_port, &[])?,
+        ..Default::default()
     })
 }

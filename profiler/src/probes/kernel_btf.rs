@@ -35,6 +35,9 @@ pub fn kernel_offsets(path: &Path) -> Result<KernelOffsets, BtfError> {
         task_sum_exec_runtime: member_offset(&btf, "task_struct", &["se", "sum_exec_runtime"])?,
         task_pid: member_offset(&btf, "task_struct", &["pid"])?,
         task_comm: member_offset(&btf, "task_struct", &["comm"])?,
+        // Absent without CONFIG_IPV6: IPv6 sockets are then known by their ports only.
+        sock_v6_daddr: member_offset(&btf, "sock_common", &["skc_v6_daddr"]).unwrap_or(0),
+        sock_v6_rcv_saddr: member_offset(&btf, "sock_common", &["skc_v6_rcv_saddr"]).unwrap_or(0),
     })
 }
 

@@ -44,13 +44,24 @@ pub fn remote(s: &SockUse) -> SocketAddr {
     let ip = if s.family == AF_INET {
         IpAddr::V4(Ipv4Addr::from(u32::from_be(s.daddr)))
     } else {
-        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        v6(s.daddr6)
     };
     SocketAddr::new(ip, port)
 }
 
+/// An IPv6 address as the kernel stores it; an IPv4-mapped one (a dual-stack socket talking
+/// IPv4) as the IPv4 address it is. Unknown (no BTF offsets) reads as `::`.
+fn v6(bytes: [u8; 16]) -> IpAddr {
+    let a = Ipv6Addr::from(bytes);
+    a.to_ipv4_mapped().map_or(IpAddr::V6(a), IpAddr::V4)
+}
+
 fn local_ip(s: &SockUse) -> Option<IpAddr> {
-    (s.family == AF_INET).then(|| IpAddr::V4(Ipv4Addr::from(u32::from_be(s.saddr))))
+    if s.family == AF_INET {
+        Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(s.saddr))))
+    } else {
+        (s.saddr6 != [0; 16]).then(|| v6(s.saddr6))
+    }
 }
 
 /// Whether `cur` continues the entry `prev` was read from (counters only grow while it does;
@@ -118,9 +129,10 @@ pub fn socket_delta(
 /// Whether the remote end is on this host (so its owner can be looked up by port).
 pub fn remote_is_local(s: &SockUse) -> bool {
     match (remote(s).ip(), local_ip(s)) {
-        (IpAddr::V4(r), Some(l)) => r.is_loopback() || IpAddr::V4(r) == l,
-        // IPv6 addresses are not read: a local listener on the port is taken as the peer.
-        (IpAddr::V6(_), _) => true,
+        (r, Some(l)) => r.is_loopback() || r == l,
+        // IPv6 addresses not read (no BTF offsets): a local listener on the port is taken as
+        // the peer.
+        (IpAddr::V6(r), None) => r.is_unspecified(),
         _ => false,
     }
 }
@@ -274,6 +286,30 @@ mod tests {
 
     const MS: u64 = 1_000_000;
     const SEC: u64 = 1_000 * MS;
+
+    #[test]
+    fn ipv6_endpoints_are_read_and_mapped_ipv4_is_ipv4() {
+        let mut s = SockUse {
+            family: 10,
+            dport_be: 5432u16.to_be(),
+            daddr6: Ipv6Addr::LOCALHOST.octets(),
+            saddr6: Ipv6Addr::LOCALHOST.octets(),
+            ..Default::default()
+        };
+        assert_eq!(remote(&s).to_string(), "[::1]:5432");
+        assert!(remote_is_local(&s));
+        let far: Ipv6Addr = "2001:db8::7".parse().expect("address");
+        s.daddr6 = far.octets();
+        assert_eq!(remote(&s).to_string(), "[2001:db8::7]:5432");
+        assert!(!remote_is_local(&s), "another host");
+        // A dual-stack socket talking to 10.0.0.9 stores ::ffff:10.0.0.9.
+        s.daddr6 = Ipv4Addr::new(10, 0, 0, 9).to_ipv6_mapped().octets();
+        assert_eq!(remote(&s).to_string(), "10.0.0.9:5432");
+        // Kernels without the offsets leave the addresses zero: known by port only.
+        s.daddr6 = [0; 16];
+        s.saddr6 = [0; 16];
+        assert!(remote_is_local(&s));
+    }
 
     fn sock(pid: u32, sport: u16, dport: u16) -> SockUse {
         SockUse {
