@@ -504,14 +504,15 @@ mod tests {
         assert_eq!(size_of::<ConnCounts>(), 24);
         assert_eq!(
             size_of::<ThreadCpu>(),
-            8 + 5 * 8 + HIST_BUCKETS * 8 + 16 + 8 + 16 + 8 + 8 + OFF_REASONS * 8
+            8 + 5 * 8 + HIST_BUCKETS * 8 + 16 + 8 + 16 + 8 + 8 + OFF_REASONS * 8 + 8
         );
         assert_eq!(size_of::<WakeKey>(), 8);
         assert_eq!(size_of::<WakeCounts>(), 16);
         assert_eq!(size_of::<ProcEvent>(), 16 + 8 + 16);
-        assert_eq!(size_of::<TracepointOffsets>(), 31 * 4);
+        assert_eq!(size_of::<TracepointOffsets>(), 32 * 4);
+        assert_eq!(size_of::<KernelOffsets>(), 5 * 4);
         assert_eq!(size_of::<NetDevKey>(), 20);
         assert_eq!(size_of::<NetDevCounts>(), 16);
-        assert_eq!(size_of::<SockUse>(), 24 + 9 * 8);
+        assert_eq!(size_of::<SockUse>(), 24 + 9 * 8 + 2 * 16);
     }
 }
