@@ -130,11 +130,30 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn read_load(files: &[PathBuf]) -> anyhow::Result<Vec<timeline::Timeline>> {
-    files
-        .iter()
-        .map(|f| timeline::read_file(f).with_context(|| format!("--load {}", f.display())))
-        .collect()
+/// Before attaching: a `--load` file that exists must read (a wrong or truncated file fails at
+/// once); a missing one may be what the command is about to write (`k6 run --out json=F`).
+fn check_load(files: &[PathBuf]) -> anyhow::Result<()> {
+    for f in files.iter().filter(|f| f.exists()) {
+        timeline::read_file(f).with_context(|| format!("--load {}", f.display()))?;
+    }
+    Ok(())
+}
+
+/// After the run: the timelines that read; each one that does not is named (the recording is
+/// analysed without it rather than lost).
+fn read_load(files: &[PathBuf]) -> (Vec<timeline::Timeline>, Vec<String>) {
+    let mut timelines = Vec::new();
+    let mut failed = Vec::new();
+    for f in files {
+        match timeline::read_file(f).with_context(|| format!("--load {}", f.display())) {
+            Ok(t) => timelines.push(t),
+            Err(e) => {
+                eprintln!("chokepoint: {e:#}; analysed without it");
+                failed.push(format!("{e:#}: analysed without this timeline"));
+            }
+        }
+    }
+    (timelines, failed)
 }
 
 /// Analyse, print the summary, write the JSON.
@@ -144,12 +163,13 @@ fn conclude(
     anchor_ns: Option<u64>,
 ) -> anyhow::Result<analysis::Analysis> {
     let recording = Recording::read(rec)?;
-    let mut load = read_load(&output.load)?;
+    let (mut load, failed) = read_load(&output.load);
     let anchor = anchor_ns.unwrap_or(recording.header.started_unix_ns);
     for t in &mut load {
         t.anchor(anchor);
     }
-    let analysis = analysis::analyze(&recording, &load);
+    let mut analysis = analysis::analyze(&recording, &load);
+    analysis.limitations.extend(failed);
     print!("{}", report::text::render(&analysis));
     if let Some(path) = &output.json {
         report::json::write(&analysis, path)
@@ -183,7 +203,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(args) => {
             // Fail on unreadable --load files before attaching anything.
-            read_load(&args.output.load)?;
+            check_load(&args.output.load)?;
             let outcome = runtime()?.block_on(session::record(Options {
                 out: args.out,
                 interval: args.interval,
@@ -207,7 +227,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             })
         }
         Command::Record(args) => {
-            read_load(&args.output.load)?;
+            check_load(&args.output.load)?;
             let outcome = runtime()?.block_on(session::record(Options {
                 out: args.out,
                 interval: args.interval,

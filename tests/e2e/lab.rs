@@ -108,3 +108,11 @@ fn default_scenarios_get_their_designed_verdicts() {
 fn row_lock_contention_and_a_pinned_generator_get_their_verdicts() {
     lab_passes(&["lock-contention", "generator-pinned-nginx"]);
 }
+
+/// The classic sweep to collapse: k6 steps from 1 to 32 virtual users against a one-worker
+/// server. The verdict must name the saturated thread and come from the plateau chokepoint
+/// found in k6's own timeline (the lab fails the scenario otherwise).
+#[test]
+fn a_concurrency_sweep_is_decided_on_k6s_plateau() {
+    lab_passes(&["concurrency-sweep"]);
+}

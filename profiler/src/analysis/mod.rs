@@ -69,7 +69,12 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
         .as_ref()
         .map(|e| e.load.clone())
         .unwrap_or_default();
-    timelines.extend(extra_load.iter().cloned());
+    // `--load F` naming the file the command's own arguments already pointed at is one timeline.
+    for t in extra_load {
+        if !timelines.iter().any(|have| have.source == t.source) {
+            timelines.push(t.clone());
+        }
+    }
 
     let mut limitations = recording.header.limitations.clone();
     limitations.extend(recording.warnings.iter().cloned());

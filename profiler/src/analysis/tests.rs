@@ -523,3 +523,29 @@ fn a_full_pool_in_front_of_an_upstream_held_by_its_quota_is_not_pool_saturated()
         VerdictKind::PoolSaturated
     );
 }
+
+#[test]
+fn a_load_file_the_command_already_named_is_one_timeline() {
+    use crate::{
+        recording::End,
+        timeline::{Format, Timeline},
+    };
+    let k6 = std::path::Path::new("k6.json");
+    let mut r = steady(3, |i| interval(i, 0.5));
+    r.end = Some(End {
+        ended_unix_ns: 0,
+        reason: "command-exited".into(),
+        exit_code: Some(0),
+        load: vec![Timeline::empty(Format::K6Json, k6)],
+        load_errors: Vec::new(),
+        pids_reused: 0,
+    });
+    let other = std::path::Path::new("hey.csv");
+    let extra = [
+        Timeline::empty(Format::K6Json, k6),
+        Timeline::empty(Format::HeyCsv, other),
+    ];
+    let a = analyze(&r, &extra);
+    let sources: Vec<&str> = a.load.iter().map(|l| l.source.as_str()).collect();
+    assert_eq!(sources, ["k6.json", "hey.csv"]);
+}
