@@ -243,12 +243,41 @@ pub struct KernelOffsets {
     /// `sock_common.skc_v6_daddr` and `skc_v6_rcv_saddr` (0 on kernels without IPv6).
     pub sock_v6_daddr: u32,
     pub sock_v6_rcv_saddr: u32,
+    /// The walk from a file descriptor to its socket, for the system-call fallback of the
+    /// connection-use programs: `task_struct.files`, `files_struct.fdt`, `fdtable.fd`,
+    /// `file.private_data`, `socket.file`, `socket.sk`, `sock_common.skc_family`,
+    /// `sock.sk_protocol`.
+    pub task_files: u32,
+    pub files_fdt: u32,
+    pub fdtable_fd: u32,
+    pub file_private_data: u32,
+    pub socket_file: u32,
+    pub socket_sk: u32,
+    pub sock_family: u32,
+    pub sock_protocol: u32,
 }
 
 impl KernelOffsets {
     /// Whether the raw scheduler programs can run (they read pid and comm of task pointers).
     pub fn has_task(&self) -> bool {
         self.task_pid != 0 && self.task_comm != 0
+    }
+
+    /// Whether a file descriptor can be followed to its socket (`skc_family` is at offset 16,
+    /// never 0; the rest are never at 0 either).
+    pub fn has_fd_walk(&self) -> bool {
+        [
+            self.task_files,
+            self.files_fdt,
+            self.fdtable_fd,
+            self.file_private_data,
+            self.socket_file,
+            self.socket_sk,
+            self.sock_family,
+            self.sock_protocol,
+        ]
+        .iter()
+        .all(|&o| o != 0)
     }
 }
 
@@ -510,7 +539,7 @@ mod tests {
         assert_eq!(size_of::<WakeCounts>(), 16);
         assert_eq!(size_of::<ProcEvent>(), 16 + 8 + 16);
         assert_eq!(size_of::<TracepointOffsets>(), 32 * 4);
-        assert_eq!(size_of::<KernelOffsets>(), 5 * 4);
+        assert_eq!(size_of::<KernelOffsets>(), 13 * 4);
         assert_eq!(size_of::<NetDevKey>(), 20);
         assert_eq!(size_of::<NetDevCounts>(), 16);
         assert_eq!(size_of::<SockUse>(), 24 + 9 * 8 + 2 * 16);

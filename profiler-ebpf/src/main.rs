@@ -1,6 +1,7 @@
-//! chokepoint's kernel programs. Every program is a classic tracepoint (the base layer every
-//! kernel we support has), aggregates into maps in the kernel, and sends only rare process
-//! events through a ring buffer. User space reads the maps once per interval.
+//! chokepoint's kernel programs: classic tracepoints (the base layer every kernel we support
+//! has), and raw-tracepoint variants of the hottest where BTF gives the offsets they need. They
+//! aggregate into maps in the kernel and send only rare process events through a ring buffer.
+//! User space reads the maps once per interval.
 #![no_std]
 #![no_main]
 
@@ -9,6 +10,7 @@ mod maps;
 mod net;
 mod sched;
 mod sock_io;
+mod sock_syscalls;
 mod softirq;
 
 #[cfg(not(test))]

@@ -55,6 +55,14 @@ static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
     task_comm: 0,
     sock_v6_daddr: 0,
     sock_v6_rcv_saddr: 0,
+    task_files: 0,
+    files_fdt: 0,
+    fdtable_fd: 0,
+    file_private_data: 0,
+    socket_file: 0,
+    socket_sk: 0,
+    sock_family: 0,
+    sock_protocol: 0,
 };
 
 /// One kernel struct offset (`KernelOffsets`) found at start-up.

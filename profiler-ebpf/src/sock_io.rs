@@ -13,9 +13,9 @@ use chokepoint_common::{Counter, SOCK_DIR_RECV, SOCK_DIR_SEND, SockUse};
 
 use crate::maps::{SOCKETS, count, fast_and_compat, field, kernel_offset, kernel_read};
 
-const IPPROTO_TCP: u16 = 6;
-const AF_INET: u16 = 2;
-const AF_INET6: u16 = 10;
+pub(crate) const IPPROTO_TCP: u16 = 6;
+pub(crate) const AF_INET: u16 = 2;
+pub(crate) const AF_INET6: u16 = 10;
 /// `MSG_PEEK`: the data stays queued, so it is not a receive.
 const MSG_PEEK: i32 = 2;
 
@@ -69,7 +69,7 @@ fn wanted(protocol: u16, family: u16, ret: i32, flags: i32) -> bool {
 }
 
 #[inline(always)]
-fn turn(sk: u64, family: u16, dir: u8, bytes: u64) {
+pub(crate) fn turn(sk: u64, family: u16, dir: u8, bytes: u64) {
     let now = unsafe { bpf_ktime_get_ns() };
     if let Some(entry) = SOCKETS.get_ptr_mut(sk) {
         // SAFETY: a map value; see the module comment on concurrent updates.

@@ -17,7 +17,10 @@ use std::{
     time::Duration,
 };
 
-use chokepoint_tests::{PgBouncer, PoolMode, Postgres, output_within, run_chokepoint, tool};
+use chokepoint_tests::{
+    CHOKEPOINT_TIMEOUT, PgBouncer, PoolMode, Postgres, chokepoint_bin, output_within,
+    run_chokepoint, tool,
+};
 use serde_json::Value;
 
 const CLIENTS: u32 = 24;
@@ -108,6 +111,12 @@ fn sample_servers(pg: u16, bouncer: u16, stop: Arc<AtomicBool>) -> thread::JoinH
 /// pgbench through a PgBouncer pool of `pool_size` under `chokepoint run`; the JSON result and
 /// the servers' view sampled meanwhile.
 fn pgbench_through_pool(name: &str, pool_size: u32) -> (Value, ServerView) {
+    pgbench_through_pool_via(name, pool_size, false)
+}
+
+/// The same; `syscalls`: connection use read by the system-call fallback instead of the
+/// socket tracepoints.
+fn pgbench_through_pool_via(name: &str, pool_size: u32, syscalls: bool) -> (Value, ServerView) {
     let pg = Postgres::config().setting("max_connections", "100").start();
     let bouncer = PgBouncer::start(pg.port(), pool_size, PoolMode::Transaction);
     let script = tmp(&format!("{name}.sql"));
@@ -146,7 +155,14 @@ fn pgbench_through_pool(name: &str, pool_size: u32) -> (Value, ServerView) {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let out = run_chokepoint(&args);
+    let mut cmd = Command::new(chokepoint_bin());
+    cmd.args(&args);
+    if syscalls {
+        cmd.env(SOCKET_SYSCALLS, "1");
+    } else {
+        cmd.env_remove(SOCKET_SYSCALLS);
+    }
+    let out = output_within(&mut cmd, CHOKEPOINT_TIMEOUT);
     stop.store(true, Ordering::Relaxed);
     let view = sampler.join().expect("sampler thread");
     assert!(
@@ -257,6 +273,27 @@ fn a_pool_of_two_for_24_clients_is_pool_saturated() {
         );
     }
 }
+
+/// Kernels without `sock:sock_send_length`/`sock_recv_length` read the turns from the
+/// read/write/send/recv system calls: the same pool, the same figures against PgBouncer's view.
+#[test]
+fn the_system_call_fallback_sees_the_same_pool() {
+    let (v, view) = pgbench_through_pool_via("small-syscalls", 2, true);
+    let attached: Vec<&str> = v["probes"]["attached"]
+        .as_array()
+        .expect("probes.attached")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        attached.contains(&"syscalls/sys_exit_recvfrom"),
+        "{attached:?}"
+    );
+    assert!(!attached.contains(&"sock/sock_send_length"), "{attached:?}");
+    check_small_pool(&v, &view);
+}
+
+const SOCKET_SYSCALLS: &str = "CHOKEPOINT_SOCKET_SYSCALLS";
 
 fn check_small_pool(v: &Value, view: &ServerView) {
     let pool = bouncer_pool(v);

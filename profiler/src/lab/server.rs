@@ -8,7 +8,10 @@ use std::{
     io::{self, Read, Write},
     net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream},
     os::fd::{AsRawFd, RawFd},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -74,14 +77,15 @@ pub fn run(args: &ServerArgs) -> io::Result<()> {
         )?);
     }
     let listener = Arc::new(listen(args.port, args.backlog)?);
+    let open = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::new();
     for i in 0..args.workers.max(1) {
-        let listener = Arc::clone(&listener);
+        let (listener, open) = (Arc::clone(&listener), Arc::clone(&open));
         let args = args.clone();
         handles.push(
             std::thread::Builder::new()
                 .name(format!("lab-worker-{i}"))
-                .spawn(move || worker(&listener, &args))?,
+                .spawn(move || worker(&listener, &open, &args))?,
         );
     }
     for h in handles {
@@ -107,15 +111,24 @@ struct Conn {
     buf: Vec<u8>,
 }
 
-fn worker(listener: &TcpListener, args: &ServerArgs) -> io::Result<()> {
+/// `open`: connections held by all workers together. A worker holding more than its share
+/// stops accepting until the others catch up: otherwise, on a busy host, the first worker to
+/// run can take every connection of a burst and the "N-worker" server is a one-thread server.
+fn worker(listener: &TcpListener, open: &AtomicUsize, args: &ServerArgs) -> io::Result<()> {
+    let workers = args.workers.max(1);
     let mut conns: Vec<Conn> = Vec::new();
     loop {
-        let mut fds: Vec<libc::pollfd> = std::iter::once(listener.as_raw_fd())
+        let accepting = conns.len() * workers <= open.load(Ordering::Relaxed);
+        // Not accepting: poll a negative fd, which poll(2) ignores (indices stay the same).
+        let listen_fd = if accepting { listener.as_raw_fd() } else { -1 };
+        let mut fds: Vec<libc::pollfd> = std::iter::once(listen_fd)
             .chain(conns.iter().map(|c| c.stream.as_raw_fd()))
             .map(pollfd)
             .collect();
         // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfd structs.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
+        // Short timeout while not accepting: the share is looked at again soon.
+        let timeout = if accepting { 1000 } else { 20 };
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -129,6 +142,7 @@ fn worker(listener: &TcpListener, args: &ServerArgs) -> io::Result<()> {
         for i in (0..ready.len()).rev() {
             if ready[i] && !serve(&mut conns[i], args) {
                 conns.swap_remove(i);
+                open.fetch_sub(1, Ordering::Relaxed);
             }
         }
         if listener_ready {
@@ -140,6 +154,7 @@ fn worker(listener: &TcpListener, args: &ServerArgs) -> io::Result<()> {
                         stream,
                         buf: Vec::new(),
                     });
+                    open.fetch_add(1, Ordering::Relaxed);
                     if args.accept_delay_us > 0 {
                         std::thread::sleep(Duration::from_micros(args.accept_delay_us));
                     }

@@ -36,9 +36,23 @@ pub fn kernel_offsets(path: &Path) -> Result<KernelOffsets, BtfError> {
         task_pid: member_offset(&btf, "task_struct", &["pid"])?,
         task_comm: member_offset(&btf, "task_struct", &["comm"])?,
         // Absent without CONFIG_IPV6: IPv6 sockets are then known by their ports only.
-        sock_v6_daddr: member_offset(&btf, "sock_common", &["skc_v6_daddr"]).unwrap_or(0),
-        sock_v6_rcv_saddr: member_offset(&btf, "sock_common", &["skc_v6_rcv_saddr"]).unwrap_or(0),
+        sock_v6_daddr: optional(&btf, "sock_common", &["skc_v6_daddr"]),
+        sock_v6_rcv_saddr: optional(&btf, "sock_common", &["skc_v6_rcv_saddr"]),
+        // Only the system-call fallback of the connection-use programs needs these.
+        task_files: optional(&btf, "task_struct", &["files"]),
+        files_fdt: optional(&btf, "files_struct", &["fdt"]),
+        fdtable_fd: optional(&btf, "fdtable", &["fd"]),
+        file_private_data: optional(&btf, "file", &["private_data"]),
+        socket_file: optional(&btf, "socket", &["file"]),
+        socket_sk: optional(&btf, "socket", &["sk"]),
+        sock_family: optional(&btf, "sock_common", &["skc_family"]),
+        sock_protocol: optional(&btf, "sock", &["sk_protocol"]),
     })
+}
+
+/// An offset whose absence only disables what needs it (0).
+fn optional(btf: &Btf, strukt: &str, path: &[&str]) -> u32 {
+    member_offset(btf, strukt, path).unwrap_or(0)
 }
 
 /// Byte offset of `strukt.path[0].path[1]...`, looking through anonymous struct and union
@@ -133,6 +147,14 @@ mod tests {
         let daddr = member_offset(&btf, "sock_common", &["skc_daddr"]).expect("skc_daddr");
         // The layout the socket programs were written against (Linux 6.x).
         assert_eq!((daddr, dport), (0, 12));
+    }
+
+    #[test]
+    fn this_kernel_offers_the_fd_to_socket_walk() {
+        let k = kernel_offsets(Path::new(VMLINUX_BTF)).expect("offsets");
+        assert!(k.has_fd_walk(), "{k:?}");
+        // skc_family follows skc_daddr, skc_rcv_saddr, skc_hash, skc_dport and skc_num.
+        assert_eq!(k.sock_family, 16);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use chokepoint_common::KernelOffsets;
 
 use super::{
     format::Format,
-    kernel_btf,
+    kernel_btf, socket_syscalls,
     tracepoints::{self, Family, TRACEPOINTS, Tracepoint},
 };
 
@@ -117,7 +117,19 @@ impl Probes {
             .map_err(LoadError::Load)?;
 
         let use_raw = kernel.has_task() && std::env::var_os(CLASSIC_ENV).is_none();
+        let syscall_turns = socket_syscalls::forced() && kernel.has_fd_walk();
         for (tp, format) in &layouts {
+            if syscall_turns && tp.group == "sock" && tp.family == Family::ConnectionUse {
+                status.failed.push(ProbeFailure {
+                    id: tp.id(),
+                    family: tp.family,
+                    reason: format!(
+                        "replaced by the system-call fallback ({})",
+                        socket_syscalls::ENV
+                    ),
+                });
+                continue;
+            }
             if tp.raw && use_raw {
                 match attach_raw(&mut ebpf, tp) {
                     Ok(()) => {
@@ -160,6 +172,28 @@ impl Probes {
                 Err(reason) => status.failed.push(ProbeFailure {
                     id: tp.id(),
                     family: tp.family,
+                    reason,
+                }),
+            }
+        }
+        // Connection use (pools) from system calls where the socket tracepoints are missing.
+        let socket_tps = ["sock/sock_send_length", "sock/sock_recv_length"];
+        let have = socket_tps
+            .iter()
+            .all(|id| status.attached.iter().any(|a| a == id));
+        if !have && !skip.contains(&Family::ConnectionUse) {
+            match socket_syscalls::attach(&mut ebpf, tracefs, &kernel) {
+                Ok(ids) => {
+                    status.portable_reads.push(format!(
+                        "connection use (pools) read from {} system calls: sock_send_length/sock_recv_length {}; every read and write pays an fd -> socket walk",
+                        ids.len(),
+                        if syscall_turns { "left out as asked" } else { "missing" }
+                    ));
+                    status.attached.extend(ids);
+                }
+                Err(reason) => status.failed.push(ProbeFailure {
+                    id: "syscalls/socket-turns".into(),
+                    family: Family::ConnectionUse,
                     reason,
                 }),
             }

@@ -3,5 +3,6 @@ pub mod format;
 pub mod kernel_btf;
 pub mod loader;
 pub mod reader;
+pub mod socket_syscalls;
 pub mod stats;
 pub mod tracepoints;

@@ -165,6 +165,16 @@ fn monotonic_ns() -> u64 {
 
 fn program_stats(ebpf: &Ebpf) -> HashMap<String, (u64, u64)> {
     let mut out = HashMap::new();
+    for name in super::socket_syscalls::PROGRAMS {
+        if let Some(info) = ebpf.program(name).and_then(|p| p.info().ok())
+            && info.run_count() > 0
+        {
+            out.insert(
+                name.to_string(),
+                (info.run_time().as_nanos() as u64, info.run_count()),
+            );
+        }
+    }
     for tp in TRACEPOINTS {
         // Whichever variant was loaded: the fast one, `_compat` or `_raw`.
         for name in [
