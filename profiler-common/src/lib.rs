@@ -255,12 +255,20 @@ pub struct KernelOffsets {
     pub socket_sk: u32,
     pub sock_family: u32,
     pub sock_protocol: u32,
+    /// `sk_buff.dev` and `net_device.name`: the device of a dropped packet.
+    pub skb_dev: u32,
+    pub netdev_name: u32,
 }
 
 impl KernelOffsets {
     /// Whether the raw scheduler programs can run (they read pid and comm of task pointers).
     pub fn has_task(&self) -> bool {
         self.task_pid != 0 && self.task_comm != 0
+    }
+
+    /// Whether a dropped packet's device can be named.
+    pub fn has_skb_dev(&self) -> bool {
+        self.skb_dev != 0 && self.netdev_name != 0
     }
 
     /// Whether a file descriptor can be followed to its socket (`skc_family` is at offset 16,
@@ -474,6 +482,15 @@ pub struct NetDevKey {
     pub direction: u32,
 }
 
+/// Packets dropped per device name and `enum skb_drop_reason` (name empty: no device, e.g. a
+/// drop in the socket layer).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DropDevKey {
+    pub name: [u8; IFNAMSIZ],
+    pub reason: u32,
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NetDevCounts {
@@ -496,6 +513,7 @@ mod user {
     unsafe impl aya::Pod for WakeCounts {}
     unsafe impl aya::Pod for NetDevKey {}
     unsafe impl aya::Pod for NetDevCounts {}
+    unsafe impl aya::Pod for DropDevKey {}
     unsafe impl aya::Pod for SockUse {}
 }
 
@@ -539,7 +557,8 @@ mod tests {
         assert_eq!(size_of::<WakeCounts>(), 16);
         assert_eq!(size_of::<ProcEvent>(), 16 + 8 + 16);
         assert_eq!(size_of::<TracepointOffsets>(), 32 * 4);
-        assert_eq!(size_of::<KernelOffsets>(), 13 * 4);
+        assert_eq!(size_of::<KernelOffsets>(), 15 * 4);
+        assert_eq!(size_of::<DropDevKey>(), 20);
         assert_eq!(size_of::<NetDevKey>(), 20);
         assert_eq!(size_of::<NetDevCounts>(), 16);
         assert_eq!(size_of::<SockUse>(), 24 + 9 * 8 + 2 * 16);

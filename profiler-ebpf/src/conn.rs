@@ -2,17 +2,18 @@
 //! packet drops by reason.
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    macros::tracepoint,
-    programs::TracePointContext,
+    macros::{map, tracepoint},
+    maps::PerCpuHashMap,
+    programs::{RawTracePointContext, TracePointContext},
 };
 use chokepoint_common::{
     ConnCounts, ConnKey, Counter, DIRECTION_ACTIVE, DIRECTION_PASSIVE, DROP_REASON_SLOTS,
-    Histogram, tcp_state,
+    DropDevKey, Histogram, IFNAMSIZ, tcp_state,
 };
 
 use crate::maps::{
     BPF_NOEXIST, CONNECTIONS, DROP_REASONS, HANDSHAKES, HandshakeStart, SOCKETS, count,
-    fast_and_compat, field, record,
+    fast_and_compat, field, kernel_offset, kernel_read, raw, record,
 };
 
 const IPPROTO_TCP: u16 = 6;
@@ -161,11 +162,49 @@ pub fn tcp_receive_reset(_ctx: TracePointContext) -> u32 {
     0
 }
 
-fast_and_compat!(kfree_skb, kfree_skb_compat, free_skb);
+fast_and_compat!(kfree_skb, kfree_skb_compat, free_skb_tp);
+raw!(kfree_skb_raw, "kfree_skb", free_skb_raw);
 
-fn free_skb<const FAST: bool>(ctx: &TracePointContext) -> u32 {
+/// Packets dropped per device and reason (the raw program only: the classic record has no
+/// device).
+#[map]
+pub static DROPS_BY_DEVICE: PerCpuHashMap<DropDevKey, u64> =
+    PerCpuHashMap::with_max_entries(1024, 0);
+
+fn free_skb_tp<const FAST: bool>(ctx: &TracePointContext) -> u32 {
+    dropped(field!(ctx, FAST, kfree_skb_reason));
+    0
+}
+
+/// `TP_PROTO(struct sk_buff *skb, void *location, enum skb_drop_reason reason, ...)`.
+fn free_skb_raw(ctx: &RawTracePointContext) -> u32 {
+    let skb: u64 = ctx.arg(0);
+    let reason: u64 = ctx.arg(2);
+    let reason = reason as u32;
+    dropped(reason);
+    let mut key = DropDevKey {
+        name: [0; IFNAMSIZ],
+        reason,
+    };
+    let dev: u64 = kernel_read(skb, kernel_offset!(skb_dev));
+    if dev != 0 {
+        key.name = kernel_read(dev, kernel_offset!(netdev_name));
+    }
+    match DROPS_BY_DEVICE.get_ptr_mut(&key) {
+        // SAFETY: per-CPU value.
+        Some(n) => unsafe { *n += 1 },
+        None => {
+            if DROPS_BY_DEVICE.insert(&key, &1, BPF_NOEXIST).is_err() {
+                count(Counter::MapUpdateFailed);
+            }
+        }
+    }
+    0
+}
+
+#[inline(always)]
+fn dropped(reason: u32) {
     count(Counter::SkbDrops);
-    let reason: u32 = field!(ctx, FAST, kfree_skb_reason);
     let slot = if reason < DROP_REASON_SLOTS {
         reason
     } else {
@@ -175,7 +214,6 @@ fn free_skb<const FAST: bool>(ctx: &TracePointContext) -> u32 {
         // SAFETY: per-CPU slot.
         unsafe { *n += 1 };
     }
-    0
 }
 
 fast_and_compat!(sys_exit_connect, sys_exit_connect_compat, exit_connect);

@@ -63,6 +63,8 @@ static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
     socket_sk: 0,
     sock_family: 0,
     sock_protocol: 0,
+    skb_dev: 0,
+    netdev_name: 0,
 };
 
 /// One kernel struct offset (`KernelOffsets`) found at start-up.

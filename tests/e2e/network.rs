@@ -203,6 +203,16 @@ fn a_tbf_shaper_on_the_veth_with_large_responses_is_network_bandwidth() {
         .flat_map(|l| l["qdiscs"].as_array().cloned().unwrap_or_default())
         .any(|q| q["device"] == net.veth_ns.as_str() && q["rate_bytes_per_second"] == 1_000_000);
     assert!(rated, "no tbf row for {} at 1,000,000 B/s", net.veth_ns);
+    // The shaper's drops, named by device and by the kernel's reason (raw kfree_skb).
+    let qdisc = json["totals"]["drops_by_device"][net.veth_ns.as_str()]["QDISC_DROP"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        qdisc > 0,
+        "no QDISC_DROP on {}: {}",
+        net.veth_ns,
+        json["totals"]["drops_by_device"]
+    );
 }
 
 #[test]

@@ -92,6 +92,7 @@ pub fn interval(index: u32, busy: f64) -> Interval {
         topology: Vec::new(),
         net_errors: Vec::new(),
         net_packets: Vec::new(),
+        device_drops: Vec::new(),
         pools: Vec::new(),
         inbound: Vec::new(),
     }

@@ -46,6 +46,9 @@ pub struct Totals {
     pub resets_received: u64,
     pub skb_drops: u64,
     pub drops_by_reason: BTreeMap<String, u64>,
+    /// `{device: {reason: count}}` (raw `skb:kfree_skb`; `-` for packets without a device).
+    #[serde(default)]
+    pub drops_by_device: BTreeMap<String, BTreeMap<String, u64>>,
     /// From the kernel's own counters (/proc/net/netstat), for cross-checking.
     pub listen_overflows: u64,
     pub listen_drops: u64,
@@ -76,6 +79,7 @@ pub fn totals(r: &Recording) -> Totals {
     let mut connect = LogHistogram::default();
     let mut handshake = LogHistogram::default();
     let mut drops = BTreeMap::new();
+    let mut by_device: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let (mut overflows, mut listen_drops, mut tw) = (0, 0, 0);
     let mut queues: BTreeMap<u16, [u64; 2]> = BTreeMap::new();
     for iv in &all {
@@ -83,6 +87,14 @@ pub fn totals(r: &Recording) -> Totals {
         handshake.add(&iv.handshake_latency);
         for (k, v) in &iv.drops {
             *drops.entry(k.clone()).or_insert(0) += v;
+        }
+        for d in &iv.device_drops {
+            let device = if d.device.is_empty() { "-" } else { &d.device };
+            *by_device
+                .entry(device.to_string())
+                .or_default()
+                .entry(d.reason.clone())
+                .or_insert(0) += d.count;
         }
         if let Some(t) = iv.host.as_ref().and_then(|h| h.tcp.as_ref()) {
             overflows += t.listen_overflows();
@@ -113,6 +125,7 @@ pub fn totals(r: &Recording) -> Totals {
         resets_received: tcp.resets_received,
         skb_drops: tcp.skb_drops,
         drops_by_reason: drops,
+        drops_by_device: by_device,
         listen_overflows: overflows,
         listen_drops,
         connect_latency: LatencySummary::of(&connect),

@@ -163,6 +163,31 @@ pub fn proc_pid_cpu_seconds(pid: u32) -> Option<f64> {
     Some((stat.utime + stat.stime) as f64 / ticks as f64)
 }
 
+/// One thread's run-time total so far (ns), from /proc/<tid>/schedstat; None when it is gone.
+pub fn thread_run_time(tid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{tid}/schedstat")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// Every thread on the host with the kernel's run-time total so far (`se.sum_exec_runtime`,
+/// the first field of /proc/<pid>/task/<tid>/schedstat): (tid, pid, ns). Threads that vanish
+/// while being read are left out.
+pub fn thread_run_times() -> Vec<(u32, u32, u64)> {
+    let Ok(all) = procfs::process::all_processes() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for p in all.flatten() {
+        let Ok(tasks) = p.tasks() else { continue };
+        for t in tasks.flatten() {
+            if let Ok(s) = t.schedstat() {
+                out.push((t.tid as u32, t.pid as u32, s.sum_exec_runtime));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::process::{Command, Stdio};
@@ -170,6 +195,25 @@ mod tests {
 
     use super::*;
     use crate::collect::listeners::tests::listener_with_backlog;
+
+    #[test]
+    fn run_times_include_this_thread_and_grow() {
+        let me = nix::unistd::gettid().as_raw() as u32;
+        let find = || {
+            thread_run_times()
+                .into_iter()
+                .find(|t| t.0 == me)
+                .expect("this thread is listed")
+        };
+        let (_, pid, before) = find();
+        assert_eq!(pid, std::process::id());
+        let spin = Instant::now();
+        while spin.elapsed() < Duration::from_millis(30) {
+            std::hint::black_box(0u64);
+        }
+        let (_, _, after) = find();
+        assert!(after >= before + 20_000_000, "{before} -> {after}");
+    }
 
     #[test]
     fn socket_links_parse() {

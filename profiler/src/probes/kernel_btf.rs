@@ -47,6 +47,9 @@ pub fn kernel_offsets(path: &Path) -> Result<KernelOffsets, BtfError> {
         socket_sk: optional(&btf, "socket", &["sk"]),
         sock_family: optional(&btf, "sock_common", &["skc_family"]),
         sock_protocol: optional(&btf, "sock", &["sk_protocol"]),
+        // Names the device of a dropped packet (raw kfree_skb).
+        skb_dev: optional(&btf, "sk_buff", &["dev"]),
+        netdev_name: optional(&btf, "net_device", &["name"]),
     })
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{RawTracePoint, TracePoint},
+    programs::{Program, ProgramError, RawTracePoint, TracePoint},
 };
 use serde::{Deserialize, Serialize};
 
@@ -116,7 +116,7 @@ impl Probes {
             .load(OBJECT)
             .map_err(LoadError::Load)?;
 
-        let use_raw = kernel.has_task() && std::env::var_os(CLASSIC_ENV).is_none();
+        let use_raw = std::env::var_os(CLASSIC_ENV).is_none();
         let syscall_turns = socket_syscalls::forced() && kernel.has_fd_walk();
         for (tp, format) in &layouts {
             if syscall_turns && tp.group == "sock" && tp.family == Family::ConnectionUse {
@@ -130,7 +130,12 @@ impl Probes {
                 });
                 continue;
             }
-            if tp.raw && use_raw {
+            // What each raw program reads through BTF offsets.
+            let raw_ready = match tp.name {
+                "kfree_skb" => kernel.has_skb_dev(),
+                _ => kernel.has_task(),
+            };
+            if tp.raw && use_raw && raw_ready {
                 match attach_raw(&mut ebpf, tp) {
                     Ok(()) => {
                         status.attached.push(tp.id());
@@ -210,16 +215,25 @@ impl Probes {
     }
 }
 
-fn attach(ebpf: &mut Ebpf, tp: &Tracepoint, name: &str) -> Result<(), String> {
-    let program = ebpf
-        .program_mut(name)
-        .ok_or_else(|| format!("program {name} missing from the kernel object"))?;
-    let program: &mut TracePoint = program
+/// The program `name` of the kernel object, as its program type.
+pub(crate) fn program<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P, String>
+where
+    &'a mut P: TryFrom<&'a mut Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or_else(|| format!("program {name} missing from the kernel object"))?
         .try_into()
-        .map_err(|e| format!("program {name}: {e}"))?;
-    program
-        .load()
-        .map_err(|e| format!("verifier rejected {name}: {}", error_chain(&e)))?;
+        .map_err(|e| format!("program {name}: {e}"))
+}
+
+/// A load error as the verifier (or the kernel) gave it.
+pub(crate) fn refused(name: &str, e: &ProgramError) -> String {
+    format!("verifier rejected {name}: {}", error_chain(e))
+}
+
+fn attach(ebpf: &mut Ebpf, tp: &Tracepoint, name: &str) -> Result<(), String> {
+    let program: &mut TracePoint = program(ebpf, name)?;
+    program.load().map_err(|e| refused(name, &e))?;
     program
         .attach(tp.group, tp.name)
         .map_err(|e| format!("attach failed: {}", error_chain(&e)))?;
@@ -228,15 +242,8 @@ fn attach(ebpf: &mut Ebpf, tp: &Tracepoint, name: &str) -> Result<(), String> {
 
 fn attach_raw(ebpf: &mut Ebpf, tp: &Tracepoint) -> Result<(), String> {
     let name = format!("{}_raw", tp.program);
-    let program = ebpf
-        .program_mut(&name)
-        .ok_or_else(|| format!("program {name} missing from the kernel object"))?;
-    let program: &mut RawTracePoint = program
-        .try_into()
-        .map_err(|e| format!("program {name}: {e}"))?;
-    program
-        .load()
-        .map_err(|e| format!("verifier rejected {name}: {}", error_chain(&e)))?;
+    let program: &mut RawTracePoint = program(ebpf, &name)?;
+    program.load().map_err(|e| refused(&name, &e))?;
     program
         .attach(tp.name)
         .map_err(|e| format!("attach failed: {}", error_chain(&e)))?;

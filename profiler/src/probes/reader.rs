@@ -7,8 +7,9 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap},
 };
 use chokepoint_common::{
-    COUNTER_SLOTS, ConnCounts, ConnKey, DROP_REASON_SLOTS, HIST_BUCKETS, HISTOGRAM_KINDS,
-    NetDevCounts, NetDevKey, SOFTIRQ_VECTORS, SockUse, ThreadCpu, WakeCounts, WakeKey,
+    COUNTER_SLOTS, ConnCounts, ConnKey, DROP_REASON_SLOTS, DropDevKey, HIST_BUCKETS,
+    HISTOGRAM_KINDS, NetDevCounts, NetDevKey, Running, SOFTIRQ_VECTORS, SockUse, THREAD_NEW,
+    ThreadCpu, WakeCounts, WakeKey,
 };
 
 use super::tracepoints::TRACEPOINTS;
@@ -43,6 +44,8 @@ pub struct KernelSnapshot {
     pub net_devices: HashMap<NetDevKey, NetDevCounts>,
     /// TCP sockets that sent or received, by `struct sock` address.
     pub sockets: HashMap<u64, SockUse>,
+    /// Packets dropped per device and reason (raw `kfree_skb` only).
+    pub device_drops: HashMap<DropDevKey, u64>,
     /// CLOCK_MONOTONIC when the sockets were read: the clock their turns are stamped with.
     pub monotonic_ns: u64,
 }
@@ -58,6 +61,8 @@ pub struct MapReader {
     softirqs: PerCpuArray<MapData, u64>,
     net_devices: Option<PerCpuHashMap<MapData, NetDevKey, NetDevCounts>>,
     sockets: BpfHashMap<MapData, u64, SockUse>,
+    device_drops: Option<PerCpuHashMap<MapData, DropDevKey, u64>>,
+    running: PerCpuArray<MapData, Running>,
 }
 
 fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, ReadError>
@@ -87,6 +92,8 @@ impl MapReader {
             // An object built before the network-path programs has no such map.
             net_devices: take(ebpf, "NET_DEVICES").ok(),
             sockets: take(ebpf, "SOCKETS")?,
+            device_drops: take(ebpf, "DROPS_BY_DEVICE").ok(),
+            running: take(ebpf, "RUNNING")?,
         })
     }
 
@@ -106,7 +113,7 @@ impl MapReader {
             histograms: sum_per_cpu(&self.histograms, HISTOGRAM_KINDS * HIST_BUCKETS as u32),
             drops: sum_per_cpu(&self.drops, DROP_REASON_SLOTS),
             connections,
-            threads: self.threads.iter().flatten().collect(),
+            threads: self.threads_now(),
             wakes: self
                 .wakes
                 .iter()
@@ -136,7 +143,62 @@ impl MapReader {
                 })
                 .collect(),
             sockets: self.sockets.iter().flatten().collect(),
+            device_drops: self
+                .device_drops
+                .iter()
+                .flat_map(|m| m.iter().flatten())
+                .map(|(k, per_cpu)| (k, per_cpu.iter().sum()))
+                .collect(),
             monotonic_ns: monotonic_ns(),
+        }
+    }
+
+    /// The threads' figures, with the slices still running brought up to now: a thread's
+    /// on-CPU time is added at switch-out, so a thread that spins through the read would
+    /// otherwise show its slice in a later interval (lumpy per-interval shares), and its last
+    /// slice not at all. The kernel's total for it (/proc/<tid>/schedstat) minus the total at
+    /// its last switch-out is what the entry does not hold yet.
+    fn threads_now(&self) -> HashMap<u32, ThreadCpu> {
+        let mut threads: HashMap<u32, ThreadCpu> = self.threads.iter().flatten().collect();
+        let on_cpu = self
+            .running
+            .get(&0, 0)
+            .map(|v| v.iter().map(|r| r.tid).collect::<Vec<_>>());
+        for tid in on_cpu.unwrap_or_default().into_iter().filter(|&t| t != 0) {
+            let Some(t) = threads.get_mut(&tid).filter(|t| t.exec_runtime_ns != 0) else {
+                continue;
+            };
+            if let Some(now) = crate::collect::processes::thread_run_time(tid) {
+                t.oncpu_ns += now.saturating_sub(t.exec_runtime_ns);
+                t.exec_runtime_ns = t.exec_runtime_ns.max(now);
+            }
+        }
+        threads
+    }
+
+    /// Gives every thread already running its kernel run-time total so far, so the first
+    /// switch-out after attaching counts only the time since (the part before the recording is
+    /// not ours; without this the first slice of a thread that predates us is unknown). An
+    /// entry the programs already made keeps what they wrote, but gains the total if it has none.
+    pub fn seed_threads(&mut self, threads: &[(u32, u32, u64)]) {
+        for &(tid, tgid, run_ns) in threads {
+            let seed = run_ns.max(1);
+            match self.threads.get(&tid, 0) {
+                Ok(mut t) if t.exec_runtime_ns == 0 && t.flags & THREAD_NEW == 0 => {
+                    t.exec_runtime_ns = seed;
+                    let _ = self.threads.insert(tid, t, 0);
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    let t = ThreadCpu {
+                        tgid,
+                        exec_runtime_ns: seed,
+                        ..Default::default()
+                    };
+                    // NOEXIST: a program may have created it meanwhile; it then wins.
+                    let _ = self.threads.insert(tid, t, 1);
+                }
+            }
         }
     }
 

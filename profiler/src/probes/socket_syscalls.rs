@@ -7,7 +7,10 @@ use std::path::Path;
 use aya::{Ebpf, programs::TracePoint};
 use chokepoint_common::KernelOffsets;
 
-use super::{format::Format, loader::error_chain};
+use super::{
+    format::Format,
+    loader::{error_chain, program, refused},
+};
 
 /// Set to use the fallback even where the socket tracepoints exist (to test it, or compare).
 pub const ENV: &str = "CHOKEPOINT_SOCKET_SYSCALLS";
@@ -55,14 +58,8 @@ pub fn attach(
         } else {
             calls.to_vec()
         };
-        let program: &mut TracePoint = ebpf
-            .program_mut(name)
-            .ok_or_else(|| format!("program {name} missing from the kernel object"))?
-            .try_into()
-            .map_err(|e| format!("program {name}: {e}"))?;
-        program
-            .load()
-            .map_err(|e| format!("verifier rejected {name}: {}", error_chain(&e)))?;
+        let program: &mut TracePoint = program(ebpf, name)?;
+        program.load().map_err(|e| refused(name, &e))?;
         for call in calls {
             let event = format!("{prefix}{call}");
             program

@@ -101,7 +101,7 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
         program: "kfree_skb",
         family: Family::ConnectionSetup,
         fields: &[f("reason", 4)],
-        raw: false,
+        raw: true,
     },
     Tracepoint {
         group: "syscalls",

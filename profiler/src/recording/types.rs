@@ -199,6 +199,13 @@ pub struct OverheadInterval {
     pub switches_unmatched: u64,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceDrop {
+    pub device: String,
+    pub reason: String,
+    pub count: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Interval {
     pub index: u32,
@@ -252,6 +259,10 @@ pub struct Interval {
     /// Per-device packets and bytes from the network-path kernel programs.
     #[serde(default)]
     pub net_packets: Vec<DevicePackets>,
+    /// Packets dropped per device and reason (raw `skb:kfree_skb`; `device` empty when the
+    /// packet had none, e.g. a drop in the socket layer).
+    #[serde(default)]
+    pub device_drops: Vec<DeviceDrop>,
     /// Outbound TCP connections grouped by (process, remote endpoint): connection pools.
     #[serde(default)]
     pub pools: Vec<PoolRow>,

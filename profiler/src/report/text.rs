@@ -105,6 +105,12 @@ pub fn render(a: &Analysis) -> String {
         let d: Vec<String> = d.iter().take(6).map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(s, "  packet drops by reason: {}", d.join(", "));
     }
+    for (device, reasons) in t.drops_by_device.iter().take(8) {
+        let mut r: Vec<_> = reasons.iter().collect();
+        r.sort_by(|a, b| b.1.cmp(a.1));
+        let r: Vec<String> = r.iter().take(4).map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(s, "  drops on {device}: {}", r.join(", "));
+    }
     for (port, [q, limit]) in &t.accept_queue_max {
         let _ = writeln!(s, "  accept queue :{port} peaked at {q} of {limit}");
     }

@@ -146,7 +146,9 @@ pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
     for f in probes.status.failed.iter().filter(|f| f.reason != LEFT_OUT) {
         limitations.push(format!("{} not attached: {}", f.id, f.reason));
     }
-    let maps = MapReader::new(&mut probes.ebpf)?;
+    let mut maps = MapReader::new(&mut probes.ebpf)?;
+    // After attaching: threads already running get their run-time totals so far.
+    maps.seed_threads(&collect::processes::thread_run_times());
     let events = probes
         .ebpf
         .take_map("EVENTS")

@@ -19,9 +19,9 @@ use crate::{
         qdisc::{self, Qdisc},
         topology::{self, Topology},
     },
-    recording::{DeviceInterval, DevicePackets, NatMapping, QdiscRow},
+    recording::{DeviceDrop, DeviceInterval, DevicePackets, NatMapping, QdiscRow},
 };
-use chokepoint_common::{NET_XMIT, NetDevCounts, NetDevKey};
+use chokepoint_common::{DropDevKey, NET_XMIT, NetDevCounts, NetDevKey};
 
 /// More namespaces than this are not followed (each costs a thread and four netlink dumps per
 /// interval); the rest is noted once.
@@ -432,6 +432,36 @@ impl NetSampler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_drops_are_deltas_named_by_reason_most_first() {
+        let key = |dev: &str, reason: u32| {
+            let mut name = [0u8; 16];
+            name[..dev.len()].copy_from_slice(dev.as_bytes());
+            DropDevKey { name, reason }
+        };
+        let reasons = BTreeMap::from([(2, "NO_SOCKET".to_string()), (5, "QDISC_DROP".into())]);
+        let prev = HashMap::from([(key("veth1", 5), 10), (key("", 2), 4)]);
+        let cur = HashMap::from([
+            (key("veth1", 5), 70),
+            (key("", 2), 4),
+            (key("lo", 2), 3),
+            (key("lo", 99), 1),
+        ]);
+        let rows = device_drops(&prev, &cur, &reasons);
+        let got: Vec<(&str, &str, u64)> = rows
+            .iter()
+            .map(|d| (d.device.as_str(), d.reason.as_str(), d.count))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("veth1", "QDISC_DROP", 60),
+                ("lo", "NO_SOCKET", 3),
+                ("lo", "reason-99", 1)
+            ]
+        );
+    }
     use crate::collect::{
         conntrack::{ConntrackEntry, FlowTuple},
         net::NetnsId,
@@ -558,6 +588,35 @@ pub fn device_packets(
     }
     let mut rows: Vec<DevicePackets> = rows.into_values().collect();
     rows.sort_by_key(|r| std::cmp::Reverse(r.xmit_packets + r.receive_packets));
+    rows
+}
+
+/// Drops per device and reason in the interval, most first; reasons named as this kernel
+/// names them.
+pub fn device_drops(
+    prev: &HashMap<DropDevKey, u64>,
+    cur: &HashMap<DropDevKey, u64>,
+    reasons: &BTreeMap<u32, String>,
+) -> Vec<DeviceDrop> {
+    let mut rows: Vec<DeviceDrop> = cur
+        .iter()
+        .filter_map(|(key, &now)| {
+            let count = now.saturating_sub(prev.get(key).copied().unwrap_or(0));
+            (count > 0).then(|| DeviceDrop {
+                device: super::assemble::comm_str(&key.name),
+                reason: reasons
+                    .get(&key.reason)
+                    .cloned()
+                    .unwrap_or_else(|| format!("reason-{}", key.reason)),
+                count,
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| (&a.device, &a.reason).cmp(&(&b.device, &b.reason)))
+    });
     rows
 }
 

@@ -172,6 +172,11 @@ impl Sampler {
             topology: net.topology,
             net_errors: net.errors,
             net_packets: super::network::device_packets(&self.prev.net_devices, &cur.net_devices),
+            device_drops: super::network::device_drops(
+                &self.prev.device_drops,
+                &cur.device_drops,
+                &self.drop_reasons,
+            ),
             pools: pools.pools,
             inbound: pools.inbound,
         };
