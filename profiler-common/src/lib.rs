@@ -109,6 +109,8 @@ pub struct TracepointOffsets {
     pub net_xmit_name: u32,
     pub net_receive_len: u32,
     pub net_receive_name: u32,
+    pub net_rx_len: u32,
+    pub net_rx_name: u32,
     pub send_length_sk: u32,
     pub send_length_family: u32,
     pub send_length_protocol: u32,
@@ -149,6 +151,8 @@ pub const BUILT_OFFSETS: TracepointOffsets = TracepointOffsets {
     net_xmit_name: 24,
     net_receive_len: 16,
     net_receive_name: 20,
+    net_rx_len: 16,
+    net_rx_name: 20,
     send_length_sk: 8,
     send_length_family: 16,
     send_length_protocol: 18,
@@ -470,6 +474,9 @@ pub fn log2_bucket(v: u64) -> usize {
 /// a device received into the stack (`net:netif_receive_skb`).
 pub const NET_XMIT: u32 = 0;
 pub const NET_RECEIVE: u32 = 1;
+/// Packets queued to a CPU's backlog by `netif_rx` (loopback, veth and other software devices
+/// hand packets over this way; `netif_receive_skb` sees them again when the backlog runs).
+pub const NET_BACKLOG: u32 = 2;
 /// Device names are at most IFNAMSIZ (16) bytes with the NUL.
 pub const IFNAMSIZ: usize = 16;
 
@@ -556,7 +563,7 @@ mod tests {
         assert_eq!(size_of::<WakeKey>(), 8);
         assert_eq!(size_of::<WakeCounts>(), 16);
         assert_eq!(size_of::<ProcEvent>(), 16 + 8 + 16);
-        assert_eq!(size_of::<TracepointOffsets>(), 32 * 4);
+        assert_eq!(size_of::<TracepointOffsets>(), 34 * 4);
         assert_eq!(size_of::<KernelOffsets>(), 15 * 4);
         assert_eq!(size_of::<DropDevKey>(), 20);
         assert_eq!(size_of::<NetDevKey>(), 20);

@@ -34,6 +34,8 @@ static OFFSETS: TracepointOffsets = TracepointOffsets {
     net_xmit_name: 0,
     net_receive_len: 0,
     net_receive_name: 0,
+    net_rx_len: 0,
+    net_rx_name: 0,
     send_length_sk: 0,
     send_length_family: 0,
     send_length_protocol: 0,

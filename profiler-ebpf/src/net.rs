@@ -1,12 +1,15 @@
-//! Packets and bytes per network device: `net:net_dev_xmit` (handed to the driver) and
-//! `net:netif_receive_skb` (received into the stack). The record names the device through a
+//! Packets and bytes per network device: `net:net_dev_xmit` (handed to the driver),
+//! `net:netif_receive_skb` (received into the stack) and `net:netif_rx` (queued to a CPU's
+//! backlog by a software device). The record names the device through a
 //! `__data_loc char[]` field: a u32 holding the name's offset in the record (low 16 bits) and
 //! its length (high 16 bits).
 use aya_ebpf::{
     EbpfContext as _, helpers::bpf_probe_read_kernel_str_bytes, macros::map, maps::PerCpuHashMap,
     programs::TracePointContext,
 };
-use chokepoint_common::{Counter, IFNAMSIZ, NET_RECEIVE, NET_XMIT, NetDevCounts, NetDevKey};
+use chokepoint_common::{
+    Counter, IFNAMSIZ, NET_BACKLOG, NET_RECEIVE, NET_XMIT, NetDevCounts, NetDevKey,
+};
 
 use crate::maps::{count, fast_and_compat, field};
 
@@ -16,6 +19,7 @@ pub static NET_DEVICES: PerCpuHashMap<NetDevKey, NetDevCounts> =
 
 fast_and_compat!(net_dev_xmit, net_dev_xmit_compat, xmit);
 fast_and_compat!(netif_receive_skb, netif_receive_skb_compat, receive);
+fast_and_compat!(netif_rx, netif_rx_compat, backlog);
 
 fn xmit<const FAST: bool>(ctx: &TracePointContext) -> u32 {
     let len: u32 = field!(ctx, FAST, net_xmit_len);
@@ -28,6 +32,13 @@ fn receive<const FAST: bool>(ctx: &TracePointContext) -> u32 {
     let len: u32 = field!(ctx, FAST, net_receive_len);
     let loc: u32 = field!(ctx, FAST, net_receive_name);
     bump(ctx, loc, NET_RECEIVE, len);
+    0
+}
+
+fn backlog<const FAST: bool>(ctx: &TracePointContext) -> u32 {
+    let len: u32 = field!(ctx, FAST, net_rx_len);
+    let loc: u32 = field!(ctx, FAST, net_rx_name);
+    bump(ctx, loc, NET_BACKLOG, len);
     0
 }
 

@@ -162,8 +162,14 @@ fn path_through_a_proxy_and_dnat_shows_proxy_nat_bridge_veth_and_namespace() {
         let link_rx = sum(&lines, "devices", own, "rx_packets");
         let probe_tx = sum(&lines, "net_packets", own, "xmit_packets");
         let probe_rx = sum(&lines, "net_packets", own, "receive_packets");
+        let backlog = sum(&lines, "net_packets", own, "backlog_packets");
         println!(
-            "{veth}: link tx {link_tx} rx {link_rx}, programs xmit {probe_tx} receive {probe_rx}"
+            "{veth}: link tx {link_tx} rx {link_rx}, programs xmit {probe_tx} receive {probe_rx} backlog {backlog}"
+        );
+        // A veth hands what its peer sent to the backlog (netif_rx) before the stack takes it.
+        assert!(
+            backlog.abs_diff(link_rx) as f64 <= 0.02 * link_rx as f64 + 20.0,
+            "netif_rx {backlog} vs link rx {link_rx}"
         );
         assert!(link_tx > 1000, "traffic crossed the veth: {link_tx}");
         for (probe, link) in [(probe_tx, link_tx), (probe_rx, link_rx)] {

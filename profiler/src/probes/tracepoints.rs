@@ -15,7 +15,7 @@ pub const TRACEFS: &str = "/sys/kernel/tracing";
 pub enum Family {
     ConnectionSetup,
     Cpu,
-    /// Packets and bytes per device (`net:net_dev_xmit`, `net:netif_receive_skb`).
+    /// Packets and bytes per device (`net:net_dev_xmit`, `net:netif_receive_skb`, `net:netif_rx`).
     NetworkPath,
     /// Per-connection request/response turns: connection pools.
     ConnectionUse,
@@ -190,6 +190,14 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
         raw: false,
     },
     Tracepoint {
+        group: "net",
+        name: "netif_rx",
+        program: "netif_rx",
+        family: Family::NetworkPath,
+        fields: &[f("len", 4), f("name", 4)],
+        raw: false,
+    },
+    Tracepoint {
         group: "sock",
         name: "sock_send_length",
         program: "sock_send_length",
@@ -316,6 +324,8 @@ const SLOTS: &[(&str, &str, Slot)] = &[
     ("net_dev_xmit", "name", |o| &mut o.net_xmit_name),
     ("netif_receive_skb", "len", |o| &mut o.net_receive_len),
     ("netif_receive_skb", "name", |o| &mut o.net_receive_name),
+    ("netif_rx", "len", |o| &mut o.net_rx_len),
+    ("netif_rx", "name", |o| &mut o.net_rx_name),
     ("sock_send_length", "sk", |o| &mut o.send_length_sk),
     ("sock_send_length", "family", |o| &mut o.send_length_family),
     ("sock_send_length", "protocol", |o| {

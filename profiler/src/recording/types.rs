@@ -360,6 +360,11 @@ pub struct DevicePackets {
     pub xmit_bytes: u64,
     pub receive_packets: u64,
     pub receive_bytes: u64,
+    /// Queued to a CPU's backlog by `netif_rx` (software devices: loopback, veth...).
+    #[serde(default)]
+    pub backlog_packets: u64,
+    #[serde(default)]
+    pub backlog_bytes: u64,
 }
 
 /// One connection pool in one interval: a process's outbound TCP connections to one remote

@@ -21,7 +21,7 @@ use crate::{
     },
     recording::{DeviceDrop, DeviceInterval, DevicePackets, NatMapping, QdiscRow},
 };
-use chokepoint_common::{DropDevKey, NET_XMIT, NetDevCounts, NetDevKey};
+use chokepoint_common::{DropDevKey, NET_BACKLOG, NET_XMIT, NetDevCounts, NetDevKey};
 
 /// More namespaces than this are not followed (each costs a thread and four netlink dumps per
 /// interval); the rest is noted once.
@@ -578,12 +578,19 @@ pub fn device_packets(
             name,
             ..Default::default()
         });
-        if key.direction == NET_XMIT {
-            row.xmit_packets += packets;
-            row.xmit_bytes += bytes;
-        } else {
-            row.receive_packets += packets;
-            row.receive_bytes += bytes;
+        match key.direction {
+            NET_XMIT => {
+                row.xmit_packets += packets;
+                row.xmit_bytes += bytes;
+            }
+            NET_BACKLOG => {
+                row.backlog_packets += packets;
+                row.backlog_bytes += bytes;
+            }
+            _ => {
+                row.receive_packets += packets;
+                row.receive_bytes += bytes;
+            }
         }
     }
     let mut rows: Vec<DevicePackets> = rows.into_values().collect();
