@@ -188,6 +188,8 @@ pub struct ConnCounts {
     pub opens: u64,
     pub established: u64,
     pub failed: u64,
+    /// Sum of the established ones' set-up times (SYN_SENT or SYN_RECV -> ESTABLISHED), ns.
+    pub setup_ns: u64,
 }
 
 /// What the scheduler probes keep per thread. Only the CPU that switches the thread out writes
@@ -555,7 +557,7 @@ mod tests {
     fn shared_types_have_no_padding() {
         use core::mem::size_of;
         assert_eq!(size_of::<ConnKey>(), 8);
-        assert_eq!(size_of::<ConnCounts>(), 24);
+        assert_eq!(size_of::<ConnCounts>(), 32);
         assert_eq!(
             size_of::<ThreadCpu>(),
             8 + 5 * 8 + HIST_BUCKETS * 8 + 16 + 8 + 16 + 8 + 8 + OFF_REASONS * 8 + 8

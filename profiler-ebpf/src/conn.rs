@@ -59,12 +59,12 @@ fn set_state<const FAST: bool>(ctx: &TracePointContext) -> u32 {
         (tcp_state::SYN_SENT, tcp_state::ESTABLISHED) => {
             count(Counter::ActiveEstablished);
             let skaddr = field!(ctx, FAST, set_state_skaddr);
-            finish_handshake(skaddr, Histogram::ConnectLatency, |c| c.established += 1);
+            finish_handshake(skaddr, Histogram::ConnectLatency);
         }
         (tcp_state::SYN_RECV, tcp_state::ESTABLISHED) => {
             count(Counter::PassiveEstablished);
             let skaddr = field!(ctx, FAST, set_state_skaddr);
-            finish_handshake(skaddr, Histogram::HandshakeLatency, |c| c.established += 1);
+            finish_handshake(skaddr, Histogram::HandshakeLatency);
         }
         (tcp_state::SYN_SENT | tcp_state::SYN_RECV, tcp_state::CLOSE) => {
             if old == tcp_state::SYN_SENT {
@@ -104,15 +104,19 @@ fn start_handshake(skaddr: u64, key: ConnKey) {
 }
 
 #[inline(always)]
-fn finish_handshake(skaddr: u64, histogram: Histogram, update: impl FnOnce(&mut ConnCounts)) {
+fn finish_handshake(skaddr: u64, histogram: Histogram) {
     // SAFETY: the entry is copied out before it is removed.
     let Some(start) = (unsafe { HANDSHAKES.get(skaddr) }).copied() else {
         return;
     };
     let _ = HANDSHAKES.remove(skaddr);
     let now = unsafe { bpf_ktime_get_ns() };
-    record(histogram, now.saturating_sub(start.ts_ns));
-    bump(&start.key, update);
+    let took = now.saturating_sub(start.ts_ns);
+    record(histogram, took);
+    bump(&start.key, |c| {
+        c.established += 1;
+        c.setup_ns += took;
+    });
 }
 
 #[inline(always)]

@@ -134,6 +134,13 @@ fn path_through_a_proxy_and_dnat_shows_proxy_nat_bridge_veth_and_namespace() {
     assert_eq!(hop("bridge")["name"], net.bridge.as_str());
     assert_eq!(hop("veth")["name"], net.veth_host.as_str());
     assert_eq!(hop("netns")["name"], net.netns.as_str());
+    // Connection set-up before the proxy (wrk -> nginx over lo) and after it (nginx -> the
+    // DNAT'd port, across the bridge and veth): both measured, neither absurd.
+    for tier in ["proxy", "nat"] {
+        let ms = hop(tier)["connect_ms"].as_f64().unwrap_or(-1.0);
+        println!("connect to {tier}: {ms:.3} ms");
+        assert!(ms > 0.0 && ms < 1000.0, "{tier} connect_ms {}", hop(tier));
+    }
     // The server inside the namespace is found through the namespace's own socket table.
     assert!(
         path["server"]

@@ -55,6 +55,10 @@ pub struct Hop {
     pub netns: Option<String>,
     /// What else is known: a proxy's accept and connect rates, a NAT mapping's entries.
     pub detail: Option<String>,
+    /// Proxy and NAT hops: the mean TCP connect time (SYN sent -> established) of the
+    /// connections made to this hop's port, ms: the set-up latency paid to reach it. Compared
+    /// along a path it shows what each tier adds.
+    pub connect_ms: Option<f64>,
 }
 
 impl Hop {
@@ -69,6 +73,7 @@ impl Hop {
             pid: None,
             netns: None,
             detail: None,
+            connect_ms: None,
         }
     }
 }
@@ -225,6 +230,8 @@ struct Flows {
     pooled: BTreeMap<(u32, String, u16), f64>,
     /// Requests served per listening port (all owners together), from the same probes.
     served: BTreeMap<u16, f64>,
+    /// Remote port -> (set-up ns summed, established) of the connects made to it.
+    connect_setup: BTreeMap<u16, (u64, u64)>,
 }
 
 fn flows(r: &Recording) -> Flows {
@@ -235,6 +242,9 @@ fn flows(r: &Recording) -> Flows {
                 *f.active
                     .entry((c.pid, c.comm.clone().unwrap_or_default(), c.port))
                     .or_default() += c.opens;
+                let s = f.connect_setup.entry(c.port).or_default();
+                s.0 += c.setup_ns;
+                s.1 += c.established;
             }
             Direction::Passive => {
                 let e = f.passive.entry(c.port).or_default();
@@ -434,6 +444,7 @@ impl Context<'_> {
                 .max_by_key(|m| m.entries)
             {
                 let mut hop = Hop::new(HopKind::Nat, format!("{}→{}", m.original, m.translated));
+                hop.connect_ms = self.connect_ms(port);
                 hop.detail = Some(match &m.masqueraded_as {
                     Some(src) => {
                         format!("{} {} entries, masqueraded as {src}", m.entries, m.protocol)
@@ -495,6 +506,7 @@ impl Context<'_> {
                 },
             };
             let mut hop = Hop::new(HopKind::Proxy, comm.clone());
+            hop.connect_ms = self.connect_ms(port);
             hop.pid = Some(owner);
             hop.cpu_share = Some(self.cores_of(owner, &comm) / self.cpus.max(1.0));
             hop.detail = Some(detail);
@@ -502,6 +514,13 @@ impl Context<'_> {
             port = next_port;
         }
         (hops, self.server_name(port))
+    }
+
+    /// Mean connect time to `port`, ms, where connects to it were established.
+    fn connect_ms(&self, port: u16) -> Option<f64> {
+        let &(ns, n) = self.flows.connect_setup.get(&port)?;
+        // Recordings older than the set-up sums carry none (0): unknown, not instant.
+        (n > 0 && ns > 0).then(|| ns as f64 / n as f64 / 1e6)
     }
 
     /// The upstream port a service on `port` sends about as many requests to as it serves,
@@ -673,6 +692,8 @@ mod tests {
             opens,
             established: opens,
             failed: 0,
+            // A connect to port P takes P µs: each hop's connect time is told by its port.
+            setup_ns: opens * u64::from(port) * 1000,
         }
     }
 
@@ -785,6 +806,10 @@ mod tests {
             p.text,
             "wrk → lo → nginx (proxy, pid 100) → nat 127.0.0.1:8080→198.18.3.2:80 → br-x → veth-x → netns ns-x → port 80"
         );
+        // Connect time to each tier: wrk -> nginx on 9000, nginx -> the DNAT'd 8080.
+        let ms = |i: usize| p.hops[i].connect_ms.map(|m| (m * 1000.0).round() / 1000.0);
+        assert_eq!((ms(1), ms(2)), (Some(9.0), Some(8.08)));
+        assert_eq!(ms(4), None, "device hops carry no connect time");
         let veth = &p.hops[4];
         assert_eq!(veth.drops, Some(3 * r.intervals.len() as u64));
         assert_eq!(veth.packets_per_s, Some(5000.0));

@@ -207,8 +207,14 @@ mod tests {
         };
         let (_, pid, before) = find();
         assert_eq!(pid, std::process::id());
-        let spin = Instant::now();
-        while spin.elapsed() < Duration::from_millis(30) {
+        // Spin until this thread's own CPU clock moved 20 ms (however busy the host is).
+        let cpu = || {
+            let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+                .expect("thread CPU clock");
+            t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
+        };
+        let start = cpu();
+        while cpu() < start + 20_000_000 {
             std::hint::black_box(0u64);
         }
         let (_, _, after) = find();

@@ -105,6 +105,7 @@ impl MapReader {
                 total.opens += v.opens;
                 total.established += v.established;
                 total.failed += v.failed;
+                total.setup_ns += v.setup_ns;
             }
             connections.insert(key, total);
         }

@@ -123,6 +123,10 @@ pub struct ConnectionRow {
     pub opens: u64,
     pub established: u64,
     pub failed: u64,
+    /// Sum of the established connections' set-up times (active: SYN_SENT -> ESTABLISHED,
+    /// passive: SYN_RECV -> ESTABLISHED), ns: with `established`, the mean per port.
+    #[serde(default)]
+    pub setup_ns: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

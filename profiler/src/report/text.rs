@@ -237,6 +237,9 @@ fn network(s: &mut String, a: &Analysis) {
                 (Some(c), _) => figures.push(format!("~{:.1}% of host CPU in softirq", c * 100.0)),
                 (None, _) => {}
             }
+            if let Some(ms) = h.connect_ms {
+                figures.push(format!("connect to it {ms:.3} ms"));
+            }
             if let Some(d) = &h.detail {
                 figures.push(d.clone());
             }

@@ -148,6 +148,7 @@ pub fn assemble(
             c.established.saturating_sub(p.established),
             c.failed.saturating_sub(p.failed),
         );
+        let setup_ns = c.setup_ns.saturating_sub(p.setup_ns);
         if opens == 0 && established == 0 && failed == 0 {
             continue;
         }
@@ -173,6 +174,7 @@ pub fn assemble(
             opens,
             established,
             failed,
+            setup_ns,
         });
     }
     connections.sort_by(|a, b| b.opens.cmp(&a.opens).then(a.port.cmp(&b.port)));
@@ -363,6 +365,7 @@ mod tests {
                     opens: 7,
                     established: 7,
                     failed: 0,
+                    setup_ns: 7_000,
                 },
             );
             s.connections.insert(
@@ -375,6 +378,7 @@ mod tests {
                     opens: 2,
                     established: 1,
                     failed: 1,
+                    setup_ns: 250_000,
                 },
             );
             s
