@@ -59,6 +59,9 @@ pub struct Hop {
     /// connections made to this hop's port, ms: the set-up latency paid to reach it. Compared
     /// along a path it shows what each tier adds.
     pub connect_ms: Option<f64>,
+    /// Proxy hops: the proxy's CPU per request it passes on, µs (its cores over the requests
+    /// per second: upstream connects when it opens one per request, else requests served).
+    pub cpu_us_per_request: Option<f64>,
 }
 
 impl Hop {
@@ -74,6 +77,7 @@ impl Hop {
             netns: None,
             detail: None,
             connect_ms: None,
+            cpu_us_per_request: None,
         }
     }
 }
@@ -482,7 +486,9 @@ impl Context<'_> {
                 .filter(|(_, opens)| {
                     *opens as f64 / accepts.max(1) as f64 >= PROXY_MIN_CONNECTS_PER_ACCEPT
                 });
-            let (next_port, detail) = match next {
+            // (next port, detail, requests per second through the proxy).
+            let (next_port, detail, per_s) = match next {
+                // One upstream connection per request: its connects count the requests.
                 Some((next_port, connects)) => (
                     next_port,
                     format!(
@@ -490,6 +496,7 @@ impl Context<'_> {
                         accepts as f64 / secs,
                         connects as f64 / secs
                     ),
+                    connects as f64 / secs,
                 ),
                 // Kept-alive upstream connections: match requests served against requests
                 // sent upstream instead of accepts against connects.
@@ -501,6 +508,7 @@ impl Context<'_> {
                             served / secs,
                             sent / secs
                         ),
+                        served / secs,
                     ),
                     None => break,
                 },
@@ -508,7 +516,9 @@ impl Context<'_> {
             let mut hop = Hop::new(HopKind::Proxy, comm.clone());
             hop.connect_ms = self.connect_ms(port);
             hop.pid = Some(owner);
-            hop.cpu_share = Some(self.cores_of(owner, &comm) / self.cpus.max(1.0));
+            let cores = self.cores_of(owner, &comm);
+            hop.cpu_share = Some(cores / self.cpus.max(1.0));
+            hop.cpu_us_per_request = (per_s > 0.0).then(|| cores / per_s * 1e6);
             hop.detail = Some(detail);
             hops.push(hop);
             port = next_port;
@@ -821,6 +831,13 @@ mod tests {
         let proxy = &p.hops[1];
         assert!(
             proxy.cpu_share.is_some_and(|c| (c - 0.2).abs() < 1e-9),
+            "{proxy:?}"
+        );
+        // 0.4 cores for 1000 upstream connects (requests) a second.
+        assert!(
+            proxy
+                .cpu_us_per_request
+                .is_some_and(|us| (us - 400.0).abs() < 1e-6),
             "{proxy:?}"
         );
         assert_eq!(a.conntrack.as_ref().map(|c| c.nat.len()), Some(1));

@@ -233,6 +233,9 @@ fn network(s: &mut String, a: &Analysis) {
             match (h.cpu_share, h.kind) {
                 (Some(c), crate::analysis::HopKind::Proxy) => {
                     figures.push(format!("{:.1}% of host CPU", c * 100.0));
+                    if let Some(us) = h.cpu_us_per_request {
+                        figures.push(format!("{us:.0} µs CPU per request"));
+                    }
                 }
                 (Some(c), _) => figures.push(format!("~{:.1}% of host CPU in softirq", c * 100.0)),
                 (None, _) => {}
