@@ -32,7 +32,8 @@ fn switch_tp<const FAST: bool>(ctx: &TracePointContext) -> u32 {
     let prev: i32 = field!(ctx, FAST, switch_prev_pid);
     let next: i32 = field!(ctx, FAST, switch_next_pid);
     let state: i64 = field!(ctx, FAST, switch_prev_state);
-    switch::<FAST>(prev, next, state, || {
+    let current = bpf_get_current_pid_tgid();
+    switch::<FAST>(current, prev, next, state, || {
         // Once per thread, so a helper read is fine (a 16-byte direct copy from the context
         // would be a memcpy the verifier refuses).
         let off = if FAST {
@@ -54,10 +55,14 @@ fn switch_raw(ctx: &RawTracePointContext) -> u32 {
     let prev_state: u64 = ctx.arg(3);
     let state = report_state(preempt & 0xff != 0, prev_state as u32);
     // `current` is still `prev`: its pid comes with no kernel read.
-    let prev_pid = bpf_get_current_pid_tgid() as u32 as i32;
-    switch::<true>(prev_pid, task_pid(next), state, || {
-        kernel_read(prev, kernel_offset!(task_comm))
-    })
+    let current = bpf_get_current_pid_tgid();
+    switch::<true>(
+        current,
+        current as u32 as i32,
+        task_pid(next),
+        state,
+        || kernel_read(prev, kernel_offset!(task_comm)),
+    )
 }
 
 /// The state the classic tracepoint reports (`__trace_sched_switch_state`), from the raw one:
@@ -89,6 +94,8 @@ fn task_pid(task: u64) -> i32 {
 /// `REASONS`: read why a blocking thread blocked (the `_compat` programs do not).
 #[inline(always)]
 fn switch<const REASONS: bool>(
+    // `bpf_get_current_pid_tgid()`: the task being switched out.
+    current: u64,
     prev: i32,
     next: i32,
     state: i64,
@@ -106,7 +113,7 @@ fn switch<const REASONS: bool>(
             // SAFETY: only the CPU switching `prev` out writes these fields.
             let stats = unsafe { &mut *stats };
             // During the tracepoint `current` is still `prev`.
-            stats.tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+            stats.tgid = (current >> 32) as u32;
             if stats.comm[0] == 0 {
                 stats.comm = comm();
             }

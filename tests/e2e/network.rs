@@ -6,7 +6,9 @@
 use std::{path::PathBuf, sync::Mutex};
 
 use chokepoint::lab::netlab::{LabNet, Sysctl};
-use chokepoint_tests::{Nginx, NsNginx, Wrk, netns_unavailable, run_chokepoint};
+use chokepoint_tests::{
+    Nginx, NsNginx, Wrk, netns_unavailable, printed, run_chokepoint, run_for_json,
+};
 use serde_json::Value;
 
 /// One test at a time: the conntrack test changes a host-wide limit.
@@ -380,12 +382,7 @@ fn connects_refused_for_want_of_a_local_port_are_counted() {
         .output()
         .expect("sysctl");
     assert!(set.status.success(), "{set:?}");
-    let out = tmp("ports.json");
-    let o = run_chokepoint([
-        "run",
-        "--json",
-        out.to_str().expect("utf-8"),
-        "--",
+    let (stdout, json) = run_for_json(&[
         "ip",
         "netns",
         "exec",
@@ -394,20 +391,9 @@ fn connects_refused_for_want_of_a_local_port_are_counted() {
         "-c",
         PORT_EXHAUSTION,
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    let field = |k: &str| -> u64 {
-        stdout
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix(k))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("script printed {k}: {stdout}"))
-    };
-    let (connected, refused) = (field("connected="), field("refused="));
+    let count = |k: &str| -> u64 { printed(&stdout, k).parse().expect("a count") };
+    let (connected, refused) = (count("connected"), count("refused"));
     assert!(connected >= 1 && refused >= 1, "{stdout}");
-    let json: Value =
-        serde_json::from_str(&std::fs::read_to_string(&out).expect("JSON")).expect("JSON");
-    let _ = std::fs::remove_file(&out);
     assert_eq!(
         json["totals"]["connect_addr_unavailable"].as_u64(),
         Some(refused),

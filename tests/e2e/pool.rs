@@ -18,8 +18,8 @@ use std::{
 };
 
 use chokepoint_tests::{
-    CHOKEPOINT_TIMEOUT, PgBouncer, PoolMode, Postgres, chokepoint_bin, output_within,
-    run_chokepoint, tool,
+    CHOKEPOINT_TIMEOUT, PgBouncer, PoolMode, Postgres, chokepoint_bin, output_within, printed,
+    run_chokepoint, run_for_json, tool,
 };
 use serde_json::Value;
 
@@ -585,26 +585,8 @@ print(f"port={port}")
 
 #[test]
 fn an_ipv6_pool_is_named_by_its_ipv6_endpoint() {
-    let out = tmp("ipv6.json");
-    let o = run_chokepoint([
-        "run",
-        "--json",
-        out.to_str().expect("utf-8"),
-        "--",
-        "python3",
-        "-c",
-        IPV6_POOL,
-        "3",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    let port = stdout
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("port="))
-        .unwrap_or_else(|| panic!("the script printed its port: {stdout}"));
-    let json: Value =
-        serde_json::from_str(&std::fs::read_to_string(&out).expect("JSON")).expect("JSON");
-    let _ = std::fs::remove_file(&out);
+    let (stdout, json) = run_for_json(&["python3", "-c", IPV6_POOL, "3"]);
+    let port = printed(&stdout, "port");
     let endpoint = format!("[::1]:{port}");
     let pool = json["pools"]
         .as_array()

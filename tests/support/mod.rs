@@ -32,8 +32,8 @@ pub use pgbouncer::{PgBouncer, PoolMode};
 pub use postgres::{Postgres, PostgresConfig, psql};
 pub use server::{ServerProcess, group_members, process_alive};
 pub use tools::{
-    CHOKEPOINT_TIMEOUT, chokepoint_bin, output_within, run_chokepoint, tool, try_tool,
-    workload_bin, workspace_root,
+    CHOKEPOINT_TIMEOUT, chokepoint_bin, output_within, printed, run_chokepoint, run_for_json, tool,
+    try_tool, workload_bin, workspace_root,
 };
 pub use wrk::{Wrk, WrkReport};
 

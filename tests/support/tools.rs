@@ -131,6 +131,37 @@ where
     output_within(&mut cmd, CHOKEPOINT_TIMEOUT)
 }
 
+/// `chokepoint run --json <tmp> -- command...`, which must succeed: what the command printed
+/// (chokepoint's summary follows it) and the JSON result.
+pub fn run_for_json(command: &[&str]) -> (String, serde_json::Value) {
+    let json = std::env::temp_dir().join(format!(
+        "chokepoint-e2e-{}-{}.json",
+        std::process::id(),
+        NEXT_JSON.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let mut args = vec!["run".into(), "--json".into(), json.clone().into_os_string()];
+    args.push("--".into());
+    args.extend(command.iter().map(std::ffi::OsString::from));
+    let o = run_chokepoint(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&json).expect("JSON result written");
+    let _ = std::fs::remove_file(&json);
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        serde_json::from_str(&text).expect("JSON result"),
+    )
+}
+
+static NEXT_JSON: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The value of the first `key=value` word in `output` (what a test workload printed).
+pub fn printed<'a>(output: &'a str, key: &str) -> &'a str {
+    output
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {key}= in the output: {output}"))
+}
+
 /// Runs `cmd` with stdin closed, collecting its output; kills it and panics after `timeout`.
 pub fn output_within(cmd: &mut Command, timeout: Duration) -> Output {
     let described = format!("{cmd:?}");
