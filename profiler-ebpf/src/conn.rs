@@ -18,60 +18,132 @@ use crate::maps::{
 
 const IPPROTO_TCP: u16 = 6;
 
-fast_and_compat!(inet_sock_set_state, inet_sock_set_state_compat, set_state);
+fast_and_compat!(inet_sock_set_state, inet_sock_set_state_compat, set_state_tp);
+raw!(inet_sock_set_state_raw, "inet_sock_set_state", set_state_raw);
 
-fn set_state<const FAST: bool>(ctx: &TracePointContext) -> u32 {
-    let protocol: u16 = field!(ctx, FAST, set_state_protocol);
-    if protocol != IPPROTO_TCP {
+/// One state change as a program sees it. Reads are lazy: most changes (FIN_WAIT1,
+/// CLOSE_WAIT...) are not counted, and the raw program then reads nothing from the socket.
+trait StateChange {
+    fn states(&self) -> (i32, i32);
+    fn skaddr(&self) -> u64;
+    fn protocol(&self) -> u16;
+    /// Local port (host order).
+    fn sport(&self) -> u16;
+    /// Remote port (host order).
+    fn dport(&self) -> u16;
+}
+
+struct Record<'a, const FAST: bool>(&'a TracePointContext);
+
+impl<const FAST: bool> StateChange for Record<'_, FAST> {
+    fn states(&self) -> (i32, i32) {
+        (
+            field!(self.0, FAST, set_state_oldstate),
+            field!(self.0, FAST, set_state_newstate),
+        )
+    }
+    fn skaddr(&self) -> u64 {
+        field!(self.0, FAST, set_state_skaddr)
+    }
+    fn protocol(&self) -> u16 {
+        field!(self.0, FAST, set_state_protocol)
+    }
+    fn sport(&self) -> u16 {
+        field!(self.0, FAST, set_state_sport)
+    }
+    fn dport(&self) -> u16 {
+        field!(self.0, FAST, set_state_dport)
+    }
+}
+
+/// `TP_PROTO(const struct sock *sk, const int oldstate, const int newstate)`.
+struct Args<'a>(&'a RawTracePointContext);
+
+/// `struct sock_common`: skc_dport @12 (network order), skc_num @14 (host order), unchanged
+/// for decades (see sock_io.rs).
+const SKC_DPORT: usize = 12;
+const SKC_NUM: usize = 14;
+
+impl StateChange for Args<'_> {
+    fn states(&self) -> (i32, i32) {
+        let old: u64 = self.0.arg(1);
+        let new: u64 = self.0.arg(2);
+        (old as i32, new as i32)
+    }
+    fn skaddr(&self) -> u64 {
+        self.0.arg(0)
+    }
+    fn protocol(&self) -> u16 {
+        kernel_read(self.skaddr(), kernel_offset!(sock_protocol))
+    }
+    fn sport(&self) -> u16 {
+        kernel_read(self.skaddr(), SKC_NUM)
+    }
+    fn dport(&self) -> u16 {
+        u16::from_be(kernel_read(self.skaddr(), SKC_DPORT))
+    }
+}
+
+fn set_state_tp<const FAST: bool>(ctx: &TracePointContext) -> u32 {
+    set_state(&Record::<FAST>(ctx))
+}
+
+fn set_state_raw(ctx: &RawTracePointContext) -> u32 {
+    set_state(&Args(ctx))
+}
+
+#[inline(always)]
+fn set_state(change: &impl StateChange) -> u32 {
+    let (old, new) = change.states();
+    let counted = matches!(
+        (old, new),
+        (_, tcp_state::SYN_SENT | tcp_state::SYN_RECV | tcp_state::CLOSE)
+            | (tcp_state::SYN_SENT | tcp_state::SYN_RECV, tcp_state::ESTABLISHED)
+    );
+    if !counted || change.protocol() != IPPROTO_TCP {
         return 0;
     }
-    let old: i32 = field!(ctx, FAST, set_state_oldstate);
-    let new: i32 = field!(ctx, FAST, set_state_newstate);
 
     match (old, new) {
         (tcp_state::CLOSE, tcp_state::SYN_SENT) => {
             count(Counter::ActiveOpens);
-            let port: u16 = field!(ctx, FAST, set_state_dport);
             // connect() runs in the caller's context: this is the connecting process.
             let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
             let key = ConnKey {
                 tgid,
-                port,
+                port: change.dport(),
                 direction: DIRECTION_ACTIVE,
             };
             bump(&key, |c| c.opens += 1);
-            start_handshake(field!(ctx, FAST, set_state_skaddr), key);
+            start_handshake(change.skaddr(), key);
         }
         // The child socket is cloned from the listener (LISTEN -> SYN_RECV on current
         // kernels, CLOSE -> SYN_RECV on older ones).
         (tcp_state::LISTEN | tcp_state::CLOSE, tcp_state::SYN_RECV) => {
             count(Counter::PassiveOpens);
             // Runs in softirq context: the owner is found from the listening port.
-            let port: u16 = field!(ctx, FAST, set_state_sport);
             let key = ConnKey {
                 tgid: 0,
-                port,
+                port: change.sport(),
                 direction: DIRECTION_PASSIVE,
             };
             bump(&key, |c| c.opens += 1);
-            start_handshake(field!(ctx, FAST, set_state_skaddr), key);
+            start_handshake(change.skaddr(), key);
         }
         (tcp_state::SYN_SENT, tcp_state::ESTABLISHED) => {
             count(Counter::ActiveEstablished);
-            let skaddr = field!(ctx, FAST, set_state_skaddr);
-            finish_handshake(skaddr, Histogram::ConnectLatency);
+            finish_handshake(change.skaddr(), Histogram::ConnectLatency);
         }
         (tcp_state::SYN_RECV, tcp_state::ESTABLISHED) => {
             count(Counter::PassiveEstablished);
-            let skaddr = field!(ctx, FAST, set_state_skaddr);
-            finish_handshake(skaddr, Histogram::HandshakeLatency);
+            finish_handshake(change.skaddr(), Histogram::HandshakeLatency);
         }
         (tcp_state::SYN_SENT | tcp_state::SYN_RECV, tcp_state::CLOSE) => {
             if old == tcp_state::SYN_SENT {
                 count(Counter::ConnectFailed);
             }
             count(Counter::Closes);
-            let skaddr: u64 = field!(ctx, FAST, set_state_skaddr);
+            let skaddr = change.skaddr();
             // SAFETY: copied out before removal.
             if let Some(start) = unsafe { HANDSHAKES.get(skaddr) }.copied() {
                 let _ = HANDSHAKES.remove(skaddr);
@@ -80,9 +152,8 @@ fn set_state<const FAST: bool>(ctx: &TracePointContext) -> u32 {
         }
         (_, tcp_state::CLOSE) => {
             count(Counter::Closes);
-            let skaddr: u64 = field!(ctx, FAST, set_state_skaddr);
             // User space deletes the entry once it has read its last figures.
-            if let Some(entry) = SOCKETS.get_ptr_mut(skaddr) {
+            if let Some(entry) = SOCKETS.get_ptr_mut(change.skaddr()) {
                 // SAFETY: a map value; a single byte store.
                 unsafe { (*entry).closed = 1 };
             }

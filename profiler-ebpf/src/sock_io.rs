@@ -7,11 +7,11 @@
 //! That is rare for request/response connections and only blurs a turn, so it is accepted.
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel},
-    programs::TracePointContext,
+    programs::{RawTracePointContext, TracePointContext},
 };
 use chokepoint_common::{Counter, SOCK_DIR_RECV, SOCK_DIR_SEND, SockUse};
 
-use crate::maps::{SOCKETS, count, fast_and_compat, field, kernel_offset, kernel_read};
+use crate::maps::{SOCKETS, count, fast_and_compat, field, kernel_offset, kernel_read, raw};
 
 pub(crate) const IPPROTO_TCP: u16 = 6;
 pub(crate) const AF_INET: u16 = 2;
@@ -33,6 +33,8 @@ struct SockCommonHead {
 
 fast_and_compat!(sock_send_length, sock_send_length_compat, send);
 fast_and_compat!(sock_recv_length, sock_recv_length_compat, recv);
+raw!(sock_send_length_raw, "sock_send_length", send_raw);
+raw!(sock_recv_length_raw, "sock_recv_length", recv_raw);
 
 fn send<const FAST: bool>(ctx: &TracePointContext) -> u32 {
     let protocol: u16 = field!(ctx, FAST, send_length_protocol);
@@ -57,6 +59,37 @@ fn recv<const FAST: bool>(ctx: &TracePointContext) -> u32 {
     }
     let sk: u64 = field!(ctx, FAST, recv_length_sk);
     turn(sk, family, SOCK_DIR_RECV, ret as u64);
+    0
+}
+
+fn send_raw(ctx: &RawTracePointContext) -> u32 {
+    length_raw(ctx, SOCK_DIR_SEND)
+}
+
+fn recv_raw(ctx: &RawTracePointContext) -> u32 {
+    length_raw(ctx, SOCK_DIR_RECV)
+}
+
+/// `TP_PROTO(struct sock *sk, int ret, int flags)`: the free arguments are checked first, so a
+/// failed or peeking call reads nothing from the socket, and a unix-socket message one field.
+#[inline(always)]
+fn length_raw(ctx: &RawTracePointContext, dir: u8) -> u32 {
+    let sk: u64 = ctx.arg(0);
+    let ret: u64 = ctx.arg(1);
+    let flags: u64 = ctx.arg(2);
+    let (ret, flags) = (ret as i32, flags as i32);
+    if ret <= 0 || flags & MSG_PEEK != 0 {
+        return 0;
+    }
+    let family: u16 = kernel_read(sk, kernel_offset!(sock_family));
+    if family != AF_INET && family != AF_INET6 {
+        return 0;
+    }
+    let protocol: u16 = kernel_read(sk, kernel_offset!(sock_protocol));
+    if protocol != IPPROTO_TCP {
+        return 0;
+    }
+    turn(sk, family, dir, ret as u64);
     0
 }
 

@@ -301,7 +301,53 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         ),
         costs.iter().map(|c| c.lost_events).sum::<f64>(),
     );
+    print_programs(&costs, "request", &with);
     Ok(())
+}
+
+/// Per program: runs per unit of work (`per`, e.g. a request), ns per run and share of the
+/// programs' time, medians over the rounds; the table that says where the cost is.
+fn print_programs(costs: &[Overhead], per: &str, work_per_s: &[f64]) {
+    let mut names: Vec<&str> = costs
+        .iter()
+        .flat_map(|c| c.programs.iter().map(|(name, _, _)| name.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let med = |f: &dyn Fn(&Overhead, f64) -> f64| {
+        let values: Vec<f64> = costs
+            .iter()
+            .zip(work_per_s)
+            .map(|(c, &w)| f(c, w))
+            .filter(|v| v.is_finite())
+            .collect();
+        median(&values)
+    };
+    let mut rows: Vec<(&str, f64, f64, f64)> = names
+        .into_iter()
+        .map(|name| {
+            let runs_per_unit = med(&|c, w| {
+                c.program_runs(name) / c.duration_seconds.max(1e-9) / w.max(1e-9)
+            });
+            let ns = med(&|c, _| c.program_ns_per_run(name));
+            let share = med(&|c, _| {
+                let seconds: f64 = c
+                    .programs
+                    .iter()
+                    .filter(|(n, _, _)| n == name)
+                    .map(|(_, s, _)| s)
+                    .sum();
+                100.0 * seconds / c.bpf_cpu_seconds.max(1e-12)
+            });
+            (name, runs_per_unit, ns, share)
+        })
+        .filter(|row| row.1 > 0.0)
+        .collect();
+    rows.sort_by(|a, b| b.3.total_cmp(&a.3));
+    println!("\nprogram                  runs/{per:<8} ns/run   share of BPF time");
+    for (name, runs, ns, share) in rows {
+        println!("{name:<24} {runs:>8.2}   {ns:>7.0}   {share:>5.1}%");
+    }
 }
 
 /// The scheduler probes' cost at a high context-switch rate: interleaved A/B rounds of
@@ -388,6 +434,7 @@ fn sched_bench(args: &BenchArgs, bin: &Path) -> anyhow::Result<()> {
             med(&|c| c.program_ns_per_run(program))
         );
     }
+    print_programs(&costs, "trip", &with);
     Ok(())
 }
 

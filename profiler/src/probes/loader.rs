@@ -133,6 +133,10 @@ impl Probes {
             // What each raw program reads through BTF offsets.
             let raw_ready = match tp.name {
                 "kfree_skb" => kernel.has_skb_dev(),
+                "inet_sock_set_state" => kernel.sock_protocol != 0,
+                "sock_send_length" | "sock_recv_length" => {
+                    kernel.sock_protocol != 0 && kernel.sock_family != 0
+                }
                 _ => kernel.has_task(),
             };
             if tp.raw && use_raw && raw_ready {

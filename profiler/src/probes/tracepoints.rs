@@ -61,7 +61,7 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
             f("family", 2),
             f("protocol", 2),
         ],
-        raw: false,
+        raw: true,
     },
     Tracepoint {
         group: "tcp",
@@ -203,7 +203,7 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
         program: "sock_send_length",
         family: Family::ConnectionUse,
         fields: SOCK_LENGTH_FIELDS,
-        raw: false,
+        raw: true,
     },
     Tracepoint {
         group: "sock",
@@ -211,7 +211,7 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
         program: "sock_recv_length",
         family: Family::ConnectionUse,
         fields: SOCK_LENGTH_FIELDS,
-        raw: false,
+        raw: true,
     },
 ];
 
