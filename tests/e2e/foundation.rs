@@ -81,14 +81,28 @@ fn left_behind(before: &HashSet<u64>) -> Vec<u64> {
 
 #[test]
 fn connection_opens_match_the_kernels_own_counters() {
+    opens_match_nstat(false);
+}
+
+#[test]
+fn the_classic_connection_setup_program_counts_the_same_opens() {
+    // The fallback for kernels without raw tracepoints or BTF socket offsets.
+    opens_match_nstat(true);
+}
+
+/// nginx under wrk `Connection: close`: our opens equal the kernel's own counters, through
+/// the raw `inet_sock_set_state` program or (`classic`) the trace-record one.
+fn opens_match_nstat(classic: bool) {
     let nginx = Nginx::start();
     let before = program_ids();
-    let (rec, out) = (tmp("opens.rec"), tmp("opens.json"));
+    let tag = if classic { "classic" } else { "raw" };
+    let (rec, out) = (tmp(&format!("opens-{tag}.rec")), tmp(&format!("opens-{tag}.json")));
     let active0 = kernel_counter("Tcp", "ActiveOpens");
     let passive0 = kernel_counter("Tcp", "PassiveOpens");
     let url = format!("http://127.0.0.1:{}/", nginx.port());
     let wrk = tool("wrk");
-    let o = run(&[
+    let mut cmd = Command::new(chokepoint_bin());
+    cmd.args([
         "run",
         "--out",
         rec.to_str().expect("utf-8"),
@@ -103,9 +117,20 @@ fn connection_opens_match_the_kernels_own_counters() {
         "Connection: close",
         &url,
     ]);
+    if classic {
+        cmd.env(CLASSIC_ENV, "1");
+    } else {
+        cmd.env_remove(CLASSIC_ENV);
+    }
+    let o = chokepoint_tests::output_within(&mut cmd, Duration::from_secs(60));
     let active = kernel_counter("Tcp", "ActiveOpens") - active0;
     let passive = kernel_counter("Tcp", "PassiveOpens") - passive0;
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        raw_programs(&rec).contains(&"sock/inet_sock_set_state".to_string()),
+        !classic,
+        "which program path counted the opens"
+    );
     let r = json(&out);
     let ours_active = r["totals"]["tcp_active_opens"]
         .as_u64()
@@ -218,14 +243,20 @@ fn burner_cpu_seconds(attempt: u32, classic: bool) -> (f64, f64, bool) {
         .find(|p| p["comm"] == "cpu-burn")
         .expect("the burner is listed");
     assert_eq!(p["role"], "load-generator");
-    let header: Value = std::fs::read_to_string(&rec)
+    let raw = raw_programs(&rec).contains(&"sched/sched_switch".to_string());
+    (p["cpu_seconds"].as_f64().expect("cpu_seconds"), rusage, raw)
+}
+
+/// The tracepoints a recording's header lists as attached through raw programs.
+fn raw_programs(rec: &Path) -> Vec<String> {
+    let header: Value = std::fs::read_to_string(rec)
         .ok()
         .and_then(|t| t.lines().next().and_then(|l| serde_json::from_str(l).ok()))
         .expect("recording header");
-    let raw = header["probes"]["raw"]
+    header["probes"]["raw"]
         .as_array()
-        .is_some_and(|a| a.iter().any(|t| t == "sched/sched_switch"));
-    (p["cpu_seconds"].as_f64().expect("cpu_seconds"), rusage, raw)
+        .map(|a| a.iter().filter_map(|t| t.as_str().map(String::from)).collect())
+        .unwrap_or_default()
 }
 
 #[test]

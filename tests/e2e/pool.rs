@@ -111,12 +111,22 @@ fn sample_servers(pg: u16, bouncer: u16, stop: Arc<AtomicBool>) -> thread::JoinH
 /// pgbench through a PgBouncer pool of `pool_size` under `chokepoint run`; the JSON result and
 /// the servers' view sampled meanwhile.
 fn pgbench_through_pool(name: &str, pool_size: u32) -> (Value, ServerView) {
-    pgbench_through_pool_via(name, pool_size, false)
+    pgbench_through_pool_via(name, pool_size, Via::Raw)
 }
 
-/// The same; `syscalls`: connection use read by the system-call fallback instead of the
-/// socket tracepoints.
-fn pgbench_through_pool_via(name: &str, pool_size: u32, syscalls: bool) -> (Value, ServerView) {
+/// Which programs read connection use.
+#[derive(Clone, Copy, PartialEq)]
+enum Via {
+    /// The socket tracepoints as raw tracepoints (the default where BTF is present).
+    Raw,
+    /// The socket tracepoints' trace records (kernels without raw tracepoints or BTF).
+    Classic,
+    /// The read/write/send/recv system calls (kernels without the socket tracepoints).
+    Syscalls,
+}
+
+/// The same, with connection use read `via` the given programs.
+fn pgbench_through_pool_via(name: &str, pool_size: u32, via: Via) -> (Value, ServerView) {
     let pg = Postgres::config().setting("max_connections", "100").start();
     let bouncer = PgBouncer::start(pg.port(), pool_size, PoolMode::Transaction);
     let script = tmp(&format!("{name}.sql"));
@@ -157,10 +167,15 @@ fn pgbench_through_pool_via(name: &str, pool_size: u32, syscalls: bool) -> (Valu
     .collect();
     let mut cmd = Command::new(chokepoint_bin());
     cmd.args(&args);
-    if syscalls {
-        cmd.env(SOCKET_SYSCALLS, "1");
-    } else {
-        cmd.env_remove(SOCKET_SYSCALLS);
+    for (env, wanted) in [
+        (SOCKET_SYSCALLS, via == Via::Syscalls),
+        (CLASSIC_ENV, via == Via::Classic),
+    ] {
+        if wanted {
+            cmd.env(env, "1");
+        } else {
+            cmd.env_remove(env);
+        }
     }
     let out = output_within(&mut cmd, CHOKEPOINT_TIMEOUT);
     stop.store(true, Ordering::Relaxed);
@@ -278,7 +293,7 @@ fn a_pool_of_two_for_24_clients_is_pool_saturated() {
 /// read/write/send/recv system calls: the same pool, the same figures against PgBouncer's view.
 #[test]
 fn the_system_call_fallback_sees_the_same_pool() {
-    let (v, view) = pgbench_through_pool_via("small-syscalls", 2, true);
+    let (v, view) = pgbench_through_pool_via("small-syscalls", 2, Via::Syscalls);
     let attached: Vec<&str> = v["probes"]["attached"]
         .as_array()
         .expect("probes.attached")
@@ -293,7 +308,21 @@ fn the_system_call_fallback_sees_the_same_pool() {
     check_small_pool(&v, &view);
 }
 
+/// The trace-record programs of `sock:sock_send_length`/`sock_recv_length` (the fallback for
+/// kernels without raw tracepoints or BTF socket offsets) see the same pool.
+#[test]
+fn the_classic_socket_programs_see_the_same_pool() {
+    let (v, view) = pgbench_through_pool_via("small-classic", 2, Via::Classic);
+    let raw = v["probes"]["raw"].as_array().expect("probes.raw");
+    assert!(
+        !raw.iter().any(|t| t == "sock/sock_send_length"),
+        "{raw:?}"
+    );
+    check_small_pool(&v, &view);
+}
+
 const SOCKET_SYSCALLS: &str = "CHOKEPOINT_SOCKET_SYSCALLS";
+const CLASSIC_ENV: &str = "CHOKEPOINT_CLASSIC_TRACEPOINTS";
 
 fn check_small_pool(v: &Value, view: &ServerView) {
     let pool = bouncer_pool(v);
