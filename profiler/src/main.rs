@@ -37,6 +37,12 @@ enum Command {
     /// The lab's HTTP test server.
     #[command(hide = true)]
     LabServer(lab::server::ServerArgs),
+    /// The lab's WebSocket fan-out server.
+    #[command(hide = true)]
+    LabFanout(lab::fanout::FanoutArgs),
+    /// The lab's slow WebSocket readers.
+    #[command(hide = true)]
+    LabWsReader(lab::fanout::ReaderArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -247,6 +253,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Lab(args) => lab::cli::run(&args),
         Command::LabServer(args) => {
             lab::server::run(&args).context("lab-server")?;
+            Ok(0)
+        }
+        Command::LabFanout(args) => {
+            lab::fanout::run(&args).context("lab-fanout")?;
+            Ok(0)
+        }
+        Command::LabWsReader(args) => {
+            lab::fanout::run_reader(&args).context("lab-ws-reader")?;
             Ok(0)
         }
     }

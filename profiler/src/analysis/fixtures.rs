@@ -95,6 +95,7 @@ pub fn interval(index: u32, busy: f64) -> Interval {
         device_drops: Vec::new(),
         pools: Vec::new(),
         inbound: Vec::new(),
+        send_limits: Vec::new(),
     }
 }
 

@@ -13,6 +13,7 @@ pub(crate) mod net;
 pub mod processes;
 pub mod procfiles;
 pub mod qdisc;
+pub mod send_limits;
 mod sockdiag;
 pub mod topology;
 

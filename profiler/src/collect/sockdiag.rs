@@ -10,7 +10,10 @@ use netlink_packet_core::{
 use netlink_packet_sock_diag::{
     SockDiagMessage,
     constants::{AF_INET, AF_INET6, IPPROTO_TCP, SOCK_DIAG_BY_FAMILY},
-    inet::{ExtensionFlags, InetRequest, InetResponseHeader, SocketId, StateFlags},
+    inet::{
+        ExtensionFlags, InetRequest, InetResponse, InetResponseHeader, SocketId, StateFlags,
+        nlas::Nla,
+    },
 };
 use netlink_sys::{Socket, protocols::NETLINK_SOCK_DIAG};
 
@@ -31,6 +34,46 @@ pub struct DiagSocket {
     pub inode: u64,
 }
 
+/// What the extensions asked for (`for_each_tcp_socket_with`) carry for one socket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiagExtras {
+    /// The kernel's socket cookie: unique for the socket's life, unlike addresses or inodes.
+    pub cookie: u64,
+    /// tcp_info's chrono totals (INET_DIAG_INFO), where the kernel has them (4.10+).
+    pub chrono: Option<TcpChrono>,
+    /// sk_wmem_queued and sk_sndbuf (INET_DIAG_SKMEMINFO).
+    pub send_queue: Option<(u32, u32)>,
+}
+
+/// How long a socket had data to send, and how much of that it was held back by the peer's
+/// receive window or by its own send buffer (`tcpi_busy_time`, `tcpi_rwnd_limited`,
+/// `tcpi_sndbuf_limited`; microseconds since the connection began).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcpChrono {
+    pub busy_us: u64,
+    pub rwnd_limited_us: u64,
+    pub sndbuf_limited_us: u64,
+}
+
+/// `struct tcp_info` offsets of `tcpi_busy_time`, `tcpi_rwnd_limited`, `tcpi_sndbuf_limited`
+/// (uapi: fixed since 4.10, only ever appended to).
+const TCPI_BUSY_TIME: usize = 168;
+
+impl TcpChrono {
+    /// From the raw `struct tcp_info` bytes; None when the kernel's struct is too old.
+    pub fn from_tcp_info(info: &[u8]) -> Option<Self> {
+        let u64_at = |off: usize| {
+            info.get(off..off + 8)
+                .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+        };
+        Some(Self {
+            busy_us: u64_at(TCPI_BUSY_TIME)?,
+            rwnd_limited_us: u64_at(TCPI_BUSY_TIME + 8)?,
+            sndbuf_limited_us: u64_at(TCPI_BUSY_TIME + 16)?,
+        })
+    }
+}
+
 /// Address families to dump.
 pub const FAMILIES: [u8; 2] = [AF_INET, AF_INET6];
 
@@ -41,7 +84,19 @@ pub fn for_each_tcp_socket(
     what: &'static str,
     mut visit: impl FnMut(DiagSocket),
 ) -> Result<(), CollectError> {
+    for_each_tcp_socket_with(family, states, ExtensionFlags::empty(), what, |s, _| visit(s))
+}
+
+/// The same, asking for `extensions` (INFO, SKMEMINFO) and handing what they carry to `visit`.
+pub fn for_each_tcp_socket_with(
+    family: u8,
+    states: StateFlags,
+    extensions: ExtensionFlags,
+    what: &'static str,
+    mut visit: impl FnMut(DiagSocket, &DiagExtras),
+) -> Result<(), CollectError> {
     let io_err = |source| CollectError::Netlink { what, source };
+    let bare = extensions.is_empty();
     let mut socket = Socket::new(NETLINK_SOCK_DIAG).map_err(io_err)?;
     socket.bind_auto().map_err(io_err)?;
     socket
@@ -60,7 +115,7 @@ pub fn for_each_tcp_socket(
         SockDiagMessage::InetRequest(InetRequest {
             family,
             protocol: IPPROTO_TCP,
-            extensions: ExtensionFlags::empty(),
+            extensions,
             states,
             socket_id,
         })
@@ -85,10 +140,28 @@ pub fn for_each_tcp_socket(
             let message = NetlinkBuffer::new_checked(&buffer[offset..received]).map_err(decode)?;
             let length = message.length() as usize;
             match message.message_type() {
-                // Only the fixed header is decoded: attributes (none were asked for) are skipped,
-                // which matters when the dump holds tens of thousands of sockets.
+                // Only the fixed header is decoded unless attributes were asked for, which
+                // matters when the dump holds tens of thousands of sockets.
                 SOCK_DIAG_BY_FAMILY => {
-                    let header = InetResponseHeader::parse(message.payload()).map_err(decode)?;
+                    let mut extras = DiagExtras::default();
+                    let header = if bare {
+                        InetResponseHeader::parse(message.payload()).map_err(decode)?
+                    } else {
+                        let full = InetResponse::parse(message.payload()).map_err(decode)?;
+                        for nla in &full.nlas {
+                            match nla {
+                                Nla::TcpInfo(info) => {
+                                    extras.chrono = TcpChrono::from_tcp_info(info);
+                                }
+                                Nla::MemInfo(m) => {
+                                    extras.send_queue = Some((m.send_queue, m.send_queue_max));
+                                }
+                                _ => {}
+                            }
+                        }
+                        full.header
+                    };
+                    extras.cookie = u64::from_ne_bytes(header.socket_id.cookie);
                     visit(DiagSocket {
                         state: header.state,
                         local: SocketAddr::new(
@@ -98,7 +171,7 @@ pub fn for_each_tcp_socket(
                         rqueue: header.recv_queue,
                         wqueue: header.send_queue,
                         inode: u64::from(header.inode),
-                    });
+                    }, &extras);
                 }
                 NLMSG_DONE => return Ok(()),
                 NLMSG_ERROR => {

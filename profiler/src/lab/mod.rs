@@ -2,6 +2,7 @@
 //! Each scenario sets up a system with a designed cause, runs its generator under
 //! `chokepoint run`, and checks the verdict against that cause (docs/lab.md).
 pub mod cli;
+pub mod fanout;
 pub mod guard;
 pub mod netlab;
 pub mod runner;

@@ -223,6 +223,14 @@ pub const SCENARIOS: &[Scenario] = &[
         tools: &["nginx", "wrk", "ip", "tc", "iptables"],
         setup: two_hop_proxy,
     },
+    Scenario {
+        name: "websocket-fanout",
+        expected: VerdictKind::NetworkBandwidth,
+        description: "lab-fanout broadcasts 4 KiB messages 100 times a second to 16 k6 WebSocket clients and 2 slow readers, one blocking send after another through 16 KiB send buffers: the slow readers' full buffers stall delivery to everyone while the CPUs idle",
+        default: false,
+        tools: &["k6"],
+        setup: websocket_fanout,
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static Scenario> {
@@ -891,6 +899,94 @@ fn two_hop_proxy(ctx: &Ctx) -> Result<Setup, LabError> {
         // Stopped in this order: the client side first.
         services: vec![outer, inner, backend],
         command: wrk(ctx, 1, 64, outer_port, &[])?,
+        ..Default::default()
+    })
+}
+
+/// A hidden lab subcommand of this binary as a service named `name` (process and log file).
+fn lab_process(
+    ctx: &Ctx,
+    subcommand: &str,
+    name: &str,
+    flags: &[&str],
+) -> Result<Service, LabError> {
+    let log = log_file(ctx, name)?;
+    let mut cmd = Command::new(ctx.exe);
+    cmd.arg(subcommand)
+        .args(flags)
+        .stdin(Stdio::null())
+        .stdout(
+            log.try_clone()
+                .map_err(io_err(&ctx.dir.join(format!("{name}.log"))))?,
+        )
+        .stderr(log);
+    Service::spawn(name, cmd, Signal::SIGTERM)
+}
+
+/// One thread broadcasts every message with blocking sends, client after client; the two slow
+/// readers connect first, so each round waits for their nearly full 16 KiB send buffers to drain
+/// before the 16 k6 clients get anything. k6 measures the delay from the message's timestamp.
+fn websocket_fanout(ctx: &Ctx) -> Result<Setup, LabError> {
+    let port = free_port()?;
+    let port_s = port.to_string();
+    let mut server = lab_process(
+        ctx,
+        "lab-fanout",
+        "lab-fanout",
+        &[
+            "--port",
+            &port_s,
+            "--sndbuf",
+            "16384",
+            "--message-bytes",
+            "4096",
+            "--rate",
+            "100",
+        ],
+    )?;
+    server.wait_for_port(port, Duration::from_secs(10))?;
+    let readers = lab_process(
+        ctx,
+        "lab-ws-reader",
+        "ws-reader",
+        &["--port", &port_s, "--clients", "2"],
+    )?;
+    // Connected (and first in the broadcast order) before the load starts.
+    std::thread::sleep(Duration::from_millis(500));
+    let secs = ctx.seconds;
+    let script = ctx.dir.join("fanout.js");
+    // One iteration per VU, closed after the run's length: a second iteration would reconnect.
+    let text = format!(
+        "import ws from 'k6/ws';\n\
+         import {{ Trend }} from 'k6/metrics';\n\
+         const delivery = new Trend('delivery_ms', true);\n\
+         export const options = {{\n  \
+           scenarios: {{ fanout: {{ executor: 'per-vu-iterations', vus: 16, iterations: 1, maxDuration: '{max}s' }} }},\n  \
+           summaryTrendStats: ['avg', 'med', 'p(95)', 'max'],\n\
+         }};\n\
+         export default function () {{\n  \
+           ws.connect('ws://127.0.0.1:{port}/', null, function (socket) {{\n    \
+             socket.on('message', function (data) {{ delivery.add(Date.now() - JSON.parse(data).t); }});\n    \
+             socket.setTimeout(function () {{ socket.close(); }}, {ms});\n  \
+           }});\n\
+         }}\n",
+        max = secs + 10,
+        ms = secs * 1000,
+    );
+    std::fs::write(&script, text).map_err(io_err(&script))?;
+    let out = ctx.dir.join("k6.json");
+    Ok(Setup {
+        // The readers first: the server stops after its clients.
+        services: vec![readers, server],
+        command: vec![
+            tool("k6")?,
+            "run".into(),
+            "--quiet".into(),
+            "--no-usage-report".into(),
+            "--out".into(),
+            format!("json={}", out.display()),
+            script.to_string_lossy().into_owned(),
+        ],
         ..Default::default()
     })
 }

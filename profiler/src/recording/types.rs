@@ -273,6 +273,9 @@ pub struct Interval {
     /// Inbound TCP connections grouped by (process, listening port).
     #[serde(default)]
     pub inbound: Vec<InboundRow>,
+    /// What held back the served sockets' sends, per listening port (tcp_info over sock_diag).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub send_limits: Vec<crate::collect::send_limits::SendLimit>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,6 +1,6 @@
 //! Reads every source once per interval and assembles the interval: kernel maps (as deltas),
 //! host counters, listen queues, and chokepoint's own CPU.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aya::Ebpf;
 
@@ -16,6 +16,7 @@ use crate::{
         self,
         capacity::{self, Capacity},
         cgroup::ThrottleCollector,
+        send_limits::SendLimitCollector,
     },
     probes::reader::{KernelSnapshot, MapReader},
     recording::{Interval, Role},
@@ -39,6 +40,7 @@ pub struct Sampler {
     /// The network path (None until `set_network`).
     net: Option<NetSampler>,
     conn_use: ConnUse,
+    send_limits: SendLimitCollector,
 }
 
 /// A process busier than this in an interval gets its capacity and cgroup watched.
@@ -72,6 +74,7 @@ impl Sampler {
             throttle: ThrottleCollector::new(),
             net: None,
             conn_use: ConnUse::default(),
+            send_limits: SendLimitCollector::default(),
         }
     }
 
@@ -143,6 +146,19 @@ impl Sampler {
         let pools = self
             .conn_use
             .take(&self.prev, &mut cur, &mut self.maps, &listeners, table);
+        // Served ports: those that accepted connections while recording, and those whose
+        // (possibly older) connections carried requests.
+        let mut owners: HashMap<u16, String> = self
+            .owners
+            .iter()
+            .map(|(port, (_, comm))| (*port, comm.clone()))
+            .collect();
+        for row in &pools.inbound {
+            owners.entry(row.port).or_insert_with(|| row.comm.clone());
+        }
+        let ports: HashSet<u16> = owners.keys().copied().collect();
+        // Without sock_diag the figures are missing, as without this collector.
+        let send_limits = self.send_limits.sample(&ports, &owners).unwrap_or_default();
         let mut overhead = k.overhead;
         overhead.user_cpu_ns = self_cpu_ns().saturating_sub(self.prev_cpu_ns);
         overhead.sockets_tracked = pools.tracked;
@@ -179,6 +195,7 @@ impl Sampler {
             ),
             pools: pools.pools,
             inbound: pools.inbound,
+            send_limits,
         };
         // Threads that exited before this read had their last switch-out counted: forget them
         // so the map cannot fill with the dead.

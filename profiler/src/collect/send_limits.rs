@@ -1,0 +1,236 @@
+//! What held back the sending side of served connections: for the established TCP sockets on
+//! listening ports, the kernel's own per-socket timers (tcp_info chrono: time busy sending,
+//! time limited by the peer's receive window, time limited by the socket's send buffer) and
+//! how many sockets have a full send buffer. A fan-out server whose sends stall shows it here.
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use netlink_packet_sock_diag::inet::ExtensionFlags;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    CollectError,
+    sockdiag::{FAMILIES, TcpChrono, TcpStates, for_each_tcp_socket_with},
+};
+
+/// One listening port's served sockets over an interval.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendLimit {
+    pub port: u16,
+    /// The process listening on the port, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Established sockets on the port at the read.
+    pub sockets: u64,
+    /// Of those, sockets whose queued bytes fill at least 90 % of their send buffer: a sender
+    /// writing to them now blocks (or gets EAGAIN).
+    pub full_send_buffers: u64,
+    /// Summed over the sockets, in this interval: time with data to send, and the parts of it
+    /// held back by the peer's receive window and by the send buffer.
+    pub busy_us: u64,
+    pub rwnd_limited_us: u64,
+    pub sndbuf_limited_us: u64,
+}
+
+impl SendLimit {
+    /// Share of the busy time the sockets were held back (window or send buffer).
+    pub fn limited_share(&self) -> f64 {
+        if self.busy_us == 0 {
+            return 0.0;
+        }
+        (self.rwnd_limited_us + self.sndbuf_limited_us) as f64 / self.busy_us as f64
+    }
+}
+
+/// One socket as read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketReading {
+    pub cookie: u64,
+    pub port: u16,
+    pub chrono: TcpChrono,
+    /// (queued bytes, send buffer size).
+    pub send_queue: Option<(u32, u32)>,
+}
+
+/// A socket counts as full at this share of its send buffer: the kernel wakes a blocked
+/// writer only once a third of the buffer is free again.
+const FULL: f64 = 0.9;
+
+/// Keeps each socket's last totals so an interval gets deltas.
+#[derive(Debug, Default)]
+pub struct SendLimitCollector {
+    prev: HashMap<u64, TcpChrono>,
+}
+
+impl SendLimitCollector {
+    /// Reads the established sockets on `ports` (the host's namespace) and returns this
+    /// interval's figures per port, owners filled in from `owners`.
+    pub fn sample(
+        &mut self,
+        ports: &HashSet<u16>,
+        owners: &HashMap<u16, String>,
+    ) -> Result<Vec<SendLimit>, CollectError> {
+        if ports.is_empty() {
+            self.prev.clear();
+            return Ok(Vec::new());
+        }
+        let mut readings = Vec::new();
+        for family in FAMILIES {
+            for_each_tcp_socket_with(
+                family,
+                TcpStates::ESTABLISHED,
+                ExtensionFlags::INFO | ExtensionFlags::SKMEMINFO,
+                "served sockets",
+                |socket, extras| {
+                    let port = socket.local.port();
+                    if let (true, Some(chrono)) = (ports.contains(&port), extras.chrono) {
+                        readings.push(SocketReading {
+                            cookie: extras.cookie,
+                            port,
+                            chrono,
+                            send_queue: extras.send_queue,
+                        });
+                    }
+                },
+            )?;
+        }
+        let mut out = aggregate(&self.prev, &readings);
+        for row in &mut out {
+            row.owner = owners.get(&row.port).cloned();
+        }
+        self.prev = readings.iter().map(|r| (r.cookie, r.chrono)).collect();
+        Ok(out)
+    }
+}
+
+/// Per-port figures from this read's sockets against the previous totals. A socket seen for
+/// the first time counts from its start (it was opened during the interval or just before the
+/// first read); sockets gone since the last read are not counted (their last part is lost,
+/// which only understates).
+pub fn aggregate(prev: &HashMap<u64, TcpChrono>, readings: &[SocketReading]) -> Vec<SendLimit> {
+    let mut by_port: BTreeMap<u16, SendLimit> = BTreeMap::new();
+    for r in readings {
+        let before = prev.get(&r.cookie).copied().unwrap_or_default();
+        let row = by_port.entry(r.port).or_insert_with(|| SendLimit {
+            port: r.port,
+            ..SendLimit::default()
+        });
+        row.sockets += 1;
+        row.busy_us += r.chrono.busy_us.saturating_sub(before.busy_us);
+        row.rwnd_limited_us += r
+            .chrono
+            .rwnd_limited_us
+            .saturating_sub(before.rwnd_limited_us);
+        row.sndbuf_limited_us += r
+            .chrono
+            .sndbuf_limited_us
+            .saturating_sub(before.sndbuf_limited_us);
+        if let Some((queued, buffer)) = r.send_queue
+            && buffer > 0
+            && queued as f64 >= FULL * buffer as f64
+        {
+            row.full_send_buffers += 1;
+        }
+    }
+    by_port.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(cookie: u64, port: u16, t: [u64; 3], queue: Option<(u32, u32)>) -> SocketReading {
+        SocketReading {
+            cookie,
+            port,
+            chrono: TcpChrono {
+                busy_us: t[0],
+                rwnd_limited_us: t[1],
+                sndbuf_limited_us: t[2],
+            },
+            send_queue: queue,
+        }
+    }
+
+    #[test]
+    fn deltas_per_port_with_new_sockets_counted_from_their_start() {
+        let prev = HashMap::from([(1, TcpChrono {
+            busy_us: 1_000,
+            rwnd_limited_us: 500,
+            sndbuf_limited_us: 0,
+        })]);
+        let rows = aggregate(&prev, &[
+            reading(1, 80, [3_000, 2_000, 100], Some((16_000, 16_384))),
+            reading(2, 80, [500, 0, 400], Some((1_000, 16_384))),
+            reading(3, 443, [10, 0, 0], None),
+        ]);
+        assert_eq!(rows.len(), 2);
+        let web = &rows[0];
+        assert_eq!(
+            (web.port, web.sockets, web.full_send_buffers),
+            (80, 2, 1)
+        );
+        assert_eq!(
+            (web.busy_us, web.rwnd_limited_us, web.sndbuf_limited_us),
+            (2_500, 1_500, 500)
+        );
+        assert!((web.limited_share() - 0.8).abs() < 1e-9);
+        assert_eq!(rows[1].port, 443);
+        assert_eq!(rows[1].full_send_buffers, 0);
+    }
+
+    #[test]
+    fn a_reused_cookie_with_smaller_totals_never_goes_negative() {
+        let prev = HashMap::from([(7, TcpChrono {
+            busy_us: 9_000,
+            rwnd_limited_us: 9_000,
+            sndbuf_limited_us: 9_000,
+        })]);
+        let rows = aggregate(&prev, &[reading(7, 80, [10, 5, 5], None)]);
+        assert_eq!(rows[0].busy_us, 0);
+        assert_eq!(rows[0].limited_share(), 0.0);
+    }
+
+    #[test]
+    fn tcp_info_chrono_fields_are_read_at_their_uapi_offsets() {
+        let mut info = vec![0u8; 232];
+        info[168..176].copy_from_slice(&1_000u64.to_ne_bytes());
+        info[176..184].copy_from_slice(&600u64.to_ne_bytes());
+        info[184..192].copy_from_slice(&300u64.to_ne_bytes());
+        assert_eq!(
+            TcpChrono::from_tcp_info(&info),
+            Some(TcpChrono {
+                busy_us: 1_000,
+                rwnd_limited_us: 600,
+                sndbuf_limited_us: 300
+            })
+        );
+        assert_eq!(TcpChrono::from_tcp_info(&info[..160]), None);
+    }
+
+    #[test]
+    fn this_kernel_reports_the_chrono_of_a_stalled_local_connection() {
+        use std::{
+            io::Write,
+            net::{TcpListener, TcpStream},
+            time::Duration,
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let _client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let (mut served, _) = listener.accept().expect("accept");
+        served
+            .set_write_timeout(Some(Duration::from_millis(300)))
+            .expect("timeout");
+        // The client never reads: the window closes and the send buffer fills.
+        let chunk = vec![0u8; 64 * 1024];
+        while served.write(&chunk).is_ok() {}
+        let mut c = SendLimitCollector::default();
+        let rows = c
+            .sample(&HashSet::from([port]), &HashMap::new())
+            .expect("sock_diag");
+        let row = rows.iter().find(|r| r.port == port).expect("the served socket");
+        assert_eq!(row.sockets, 1);
+        assert_eq!(row.full_send_buffers, 1, "{row:?}");
+        assert!(row.busy_us > 0 && row.limited_share() > 0.5, "{row:?}");
+    }
+}
