@@ -50,6 +50,10 @@ pub struct Analysis {
     /// Connection pools over the analysis window, most queued first.
     #[serde(default)]
     pub pools: Vec<pools::PoolSummary>,
+    /// Served ports over the analysis window: what held back their sockets' sends, most held
+    /// back first.
+    #[serde(default)]
+    pub send_limits: Vec<summary::SendLimitSummary>,
 }
 
 /// A load generator's own figures, as read from its output.
@@ -156,6 +160,7 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
     let paths = paths::paths(recording, seconds, &devices, &processes);
     let conntrack = paths::conntrack(recording);
     let pools = pools::summarize(&window.intervals(recording).collect::<Vec<_>>());
+    let send_limits = summary::send_limits(&window.intervals(recording).collect::<Vec<_>>());
     Analysis {
         paths,
         conntrack,
@@ -173,5 +178,6 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
         probes: recording.header.probes.clone(),
         limitations,
         pools,
+        send_limits,
     }
 }

@@ -524,3 +524,51 @@ pub fn overhead(intervals: &[Interval], cpus: u32, seconds: f64) -> Overhead {
     }
     o
 }
+
+/// A listening port's served sockets over some intervals: what held back their sends
+/// (collect::send_limits), most held back first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SendLimitSummary {
+    pub port: u16,
+    pub owner: Option<String>,
+    pub sockets_peak: u64,
+    pub full_send_buffers_peak: u64,
+    pub busy_seconds: f64,
+    pub rwnd_limited_seconds: f64,
+    pub sndbuf_limited_seconds: f64,
+    /// (rwnd + sndbuf limited) / busy.
+    pub limited_share: f64,
+}
+
+pub fn send_limits(intervals: &[&Interval]) -> Vec<SendLimitSummary> {
+    let mut by_port: BTreeMap<u16, SendLimitSummary> = BTreeMap::new();
+    for l in intervals.iter().flat_map(|iv| &iv.send_limits) {
+        let f = by_port.entry(l.port).or_insert_with(|| SendLimitSummary {
+            port: l.port,
+            ..Default::default()
+        });
+        if l.owner.is_some() {
+            f.owner.clone_from(&l.owner);
+        }
+        f.sockets_peak = f.sockets_peak.max(l.sockets);
+        f.full_send_buffers_peak = f.full_send_buffers_peak.max(l.full_send_buffers);
+        f.busy_seconds += l.busy_us as f64 / 1e6;
+        f.rwnd_limited_seconds += l.rwnd_limited_us as f64 / 1e6;
+        f.sndbuf_limited_seconds += l.sndbuf_limited_us as f64 / 1e6;
+    }
+    let mut out: Vec<SendLimitSummary> = by_port
+        .into_values()
+        .map(|mut f| {
+            if f.busy_seconds > 0.0 {
+                f.limited_share =
+                    (f.rwnd_limited_seconds + f.sndbuf_limited_seconds) / f.busy_seconds;
+            }
+            f
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (b.rwnd_limited_seconds + b.sndbuf_limited_seconds)
+            .total_cmp(&(a.rwnd_limited_seconds + a.sndbuf_limited_seconds))
+    });
+    out
+}

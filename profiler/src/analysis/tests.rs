@@ -379,6 +379,72 @@ fn a_shaper_at_its_rate_with_queueing_is_network_bandwidth() {
     );
 }
 
+/// A fan-out server (one process) whose sockets on port 9000 were held back `held` of their
+/// busy time with `full` full send buffers, its threads blocked `blocked_ms` per second in
+/// socket writes, the host `busy`.
+fn fanout(held: f64, full: u64, blocked_ms: u64, busy: f64) -> crate::recording::Recording {
+    steady(6, move |i| {
+        let mut iv = interval(i, busy);
+        let mut server = process(100, "lab-fanout", Role::Server, &[0.05]);
+        server.offcpu_sleep_ns = 950_000_000;
+        server
+            .offcpu_reason_ns
+            .insert("write".into(), blocked_ms * 1_000_000);
+        iv.processes.push(server);
+        iv.processes
+            .push(process(300, "k6", Role::LoadGenerator, &[0.1]));
+        let busy_us = 2_000_000;
+        iv.send_limits.push(crate::collect::send_limits::SendLimit {
+            port: 9000,
+            owner: Some("lab-fanout".into()),
+            sockets: 18,
+            full_send_buffers: full,
+            busy_us,
+            rwnd_limited_us: (busy_us as f64 * held) as u64,
+            sndbuf_limited_us: 0,
+        });
+        iv
+    })
+}
+
+#[test]
+fn sends_held_back_by_receivers_while_the_server_blocks_in_writes_are_network_bound() {
+    let stalled = analyze(&fanout(0.9, 2, 900, 0.1), &[]);
+    assert_eq!(stalled.verdict.kind, VerdictKind::NetworkBandwidth);
+    assert!(
+        stalled.verdict.summary.contains("delivery") && stalled.verdict.summary.contains("9000"),
+        "{}",
+        stalled.verdict.summary
+    );
+    let share = stalled
+        .verdict
+        .evidence
+        .iter()
+        .find(|e| e.metric == "send_limits.9000.limited_share")
+        .expect("limited share evidence");
+    assert!((share.value - 0.9).abs() < 1e-6, "{share:?}");
+    // Each condition on its other side: receivers keeping up, no full buffer, a server that
+    // is not waiting in writes, a saturated CPU (slow receivers are then starved receivers).
+    for (r, why) in [
+        (fanout(0.3, 2, 900, 0.1), "held back 30%"),
+        (fanout(0.9, 0, 900, 0.1), "no full send buffer"),
+        (fanout(0.9, 2, 200, 0.1), "0.2 s/s blocked in writes"),
+        (fanout(0.9, 2, 900, 0.97), "CPUs busy"),
+    ] {
+        let v = analyze(&r, &[]).verdict;
+        assert_ne!(v.kind, VerdictKind::NetworkBandwidth, "{why}: {}", v.summary);
+        if v.kind != VerdictKind::CpuSaturated {
+            let reason = &v
+                .ruled_out
+                .iter()
+                .find(|o| o.kind == VerdictKind::NetworkBandwidth)
+                .expect("network ruled out")
+                .reason;
+            assert!(reason.contains("port 9000"), "{why}: {reason}");
+        }
+    }
+}
+
 /// pgbench -> pgbouncer -> postgres: `size` upstream connections with `in_use` busy, 24
 /// clients in flight at pgbouncer; postgres workers woken by `sibling` wake-ups of each other.
 fn pooled(size: u32, in_use: f64, sibling: u64, postgres_cores: f64, busy: f64) -> Recording {

@@ -117,6 +117,11 @@ pub const THROTTLED_PERIODS: f64 = 0.20;
 pub const THROTTLED_TIME: f64 = 0.05;
 pub const CONNTRACK_FULL: f64 = 0.90;
 pub const BANDWIDTH_USED: f64 = 0.90;
+/// Served sockets held back (peer window or send buffer) this share of their busy time...
+pub const SEND_LIMITED_SHARE: f64 = 0.50;
+/// ...while the serving process's threads wait blocked in socket writes this many seconds per
+/// second (half a thread or more).
+pub const SEND_BLOCKED_PER_S: f64 = 0.50;
 /// A pool this busy (in use / size) through the window is full (see `session::pools`).
 pub const POOL_SATURATED_USE: f64 = crate::session::pools::POOL_FULL;
 /// Requests waiting for a pool connection on average, at least.
@@ -319,6 +324,8 @@ struct WindowFigures {
     pools: Vec<super::pools::PoolSummary>,
     conntrack: Option<ConntrackFigures>,
     shapers: Vec<ShaperFigures>,
+    /// Served sockets' send limits per listening port, summed over the window.
+    send_limits: Vec<summary::SendLimitSummary>,
     /// Peak share of the ephemeral port range in use, and peak TIME_WAIT sockets.
     ephemeral_peak: Option<f64>,
     time_wait_peak: Option<u64>,
@@ -452,6 +459,7 @@ impl WindowFigures {
                 s.peak_backlog_packets = s.peak_backlog_packets.max(q.qdisc.delta.backlog_packets);
             }
         }
+        let send_limits = summary::send_limits(intervals);
         let ephemeral_peak = intervals
             .iter()
             .filter_map(|iv| iv.host.as_ref()?.ephemeral_ports.as_ref())
@@ -465,6 +473,7 @@ impl WindowFigures {
         WindowFigures {
             conntrack,
             shapers,
+            send_limits,
             ephemeral_peak,
             time_wait_peak,
             seconds: summary::seconds(intervals),
@@ -1084,7 +1093,107 @@ fn on_paths(r: &Recording) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
+/// Network-bound: a shaper on the load's path at its rate, or else served sockets whose sends
+/// the peers hold back while the server's threads wait in socket writes (delivery).
 fn network_bandwidth(w: &WindowFigures, on_paths: &[(String, Option<String>)]) -> Candidate {
+    let shaper = shaper_bandwidth(w, on_paths);
+    if shaper.fired {
+        return shaper;
+    }
+    let delivery = send_limited(w);
+    if delivery.fired {
+        return delivery;
+    }
+    Candidate {
+        counter: format!("{}; {}", shaper.counter, delivery.counter),
+        evidence: shaper.evidence.into_iter().chain(delivery.evidence).collect(),
+        ..shaper
+    }
+}
+
+/// The served port whose sockets were held back the most, with its owner's blocked-send time.
+fn send_limited(w: &WindowFigures) -> Candidate {
+    let secs = w.seconds.max(1e-9);
+    let held = |f: &&summary::SendLimitSummary| f.rwnd_limited_seconds + f.sndbuf_limited_seconds;
+    let Some(f) = w
+        .send_limits
+        .iter()
+        .max_by(|a, b| held(a).total_cmp(&held(b)))
+        .filter(|f| f.busy_seconds > 0.0)
+    else {
+        return Candidate {
+            kind: VerdictKind::NetworkBandwidth,
+            fired: false,
+            strength: 0.0,
+            summary: String::new(),
+            evidence: Vec::new(),
+            counter: "no served socket had data waiting to be sent (tcp_info busy time 0)".into(),
+        };
+    };
+    let owner = f.owner.clone().unwrap_or_else(|| "?".into());
+    // The owner's threads blocked in write/send calls, per second of the window.
+    let blocked = w
+        .processes
+        .iter()
+        .filter(|p| Some(&p.comm) == f.owner.as_ref())
+        .filter_map(|p| p.offcpu_seconds.by_reason.get("write"))
+        .sum::<f64>()
+        / secs;
+    let share = f.limited_share;
+    let busy = w.host_busy.unwrap_or(0.0);
+    let fired = share >= SEND_LIMITED_SHARE
+        && f.full_send_buffers_peak > 0
+        && blocked >= SEND_BLOCKED_PER_S
+        && busy < CPU_SATURATED_BUSY;
+    let src = "tcp_info over sock_diag (served sockets)";
+    let key = |m: &str| format!("send_limits.{}.{m}", f.port);
+    let evidence = vec![
+        ev(&key("limited_share"), share, "fraction", Some(">= 0.50 of busy time"), src),
+        ev(&key("rwnd_limited_s"), f.rwnd_limited_seconds, "s", None, src),
+        ev(&key("sndbuf_limited_s"), f.sndbuf_limited_seconds, "s", None, src),
+        ev(&key("busy_s"), f.busy_seconds, "s", None, src),
+        ev(
+            &key("full_send_buffers_peak"),
+            f.full_send_buffers_peak as f64,
+            "sockets",
+            Some(">= 1"),
+            "sock_diag SKMEMINFO (queued >= 90% of sndbuf)",
+        ),
+        ev(&key("sockets_peak"), f.sockets_peak as f64, "sockets", None, src),
+        ev(
+            &format!("process.{owner}.offcpu_write_per_s"),
+            blocked,
+            "s/s",
+            Some(">= 0.50"),
+            "sched_switch (blocked system call)",
+        ),
+    ];
+    let text = format!(
+        "{owner}'s sockets on port {} were held back {} of the {:.1} s they had data to send ({:.1} s by the peers' receive windows, {:.1} s by their send buffers), up to {} of {} had full send buffers, and its threads waited {blocked:.2} s/s blocked in socket writes",
+        f.port,
+        pct(share),
+        f.busy_seconds,
+        f.rwnd_limited_seconds,
+        f.sndbuf_limited_seconds,
+        f.full_send_buffers_peak,
+        f.sockets_peak,
+    );
+    Candidate {
+        kind: VerdictKind::NetworkBandwidth,
+        fired,
+        strength: ((share - SEND_LIMITED_SHARE) / (1.0 - SEND_LIMITED_SHARE)).clamp(0.0, 1.0),
+        summary: format!(
+            "Network-bound (delivery): {text}, while host CPU is {} busy: the receivers take data slower than it is sent, and a sender that blocks on one full buffer stalls everyone behind it.",
+            w.host_busy.map_or("not measured".into(), pct)
+        ),
+        evidence,
+        counter: format!(
+            "{text}: needs >= 50% held back, a full send buffer and >= 0.50 s/s blocked in writes with the CPUs below 90%"
+        ),
+    }
+}
+
+fn shaper_bandwidth(w: &WindowFigures, on_paths: &[(String, Option<String>)]) -> Candidate {
     let secs = w.seconds.max(1e-9);
     // With the load's paths known, only shapers on them count: another device's shaper
     // carrying other traffic at its rate does not hold this load back.

@@ -987,6 +987,8 @@ fn websocket_fanout(ctx: &Ctx) -> Result<Setup, LabError> {
             format!("json={}", out.display()),
             script.to_string_lossy().into_owned(),
         ],
-        ..Default::default()
+        // Its iterations are whole sessions (16 at the end): no plateau, only the record.
+        load: vec![out],
+        window: None,
     })
 }

@@ -72,6 +72,7 @@ pub fn render(a: &Analysis) -> String {
     }
 
     render_pools(&mut s, a);
+    render_send_limits(&mut s, a);
 
     let t = &a.totals;
     let _ = writeln!(s, "connections:");
@@ -275,6 +276,37 @@ fn network(s: &mut String, a: &Analysis) {
             d.tx_bytes_per_s / 1e6,
             d.rx_dropped + d.tx_dropped + d.qdisc_drops,
             d.netns
+        );
+    }
+}
+
+/// Served ports whose sockets were held back sending for a tenth of their busy time or more.
+fn render_send_limits(s: &mut String, a: &Analysis) {
+    let held: Vec<_> = a
+        .send_limits
+        .iter()
+        .filter(|l| l.limited_share >= 0.1 && l.busy_seconds >= 0.1)
+        .take(8)
+        .collect();
+    if held.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "sends held back: {:<16} {:>6} {:>8} {:>8} {:>10} {:>12} {:>7}",
+        "process", "port", "sockets", "full", "busy s", "by window s", "by sndbuf s"
+    );
+    for l in held {
+        let _ = writeln!(
+            s,
+            "                 {:<16} {:>6} {:>8} {:>8} {:>10.1} {:>12.1} {:>7.1}",
+            l.owner.as_deref().unwrap_or("?"),
+            l.port,
+            l.sockets_peak,
+            l.full_send_buffers_peak,
+            l.busy_seconds,
+            l.rwnd_limited_seconds,
+            l.sndbuf_limited_seconds
         );
     }
 }
