@@ -342,7 +342,7 @@ pub mod off_reason {
 
 pub const OFF_REASONS: usize = 9;
 
-/// Who woke whom: process (thread group) of the waking task and of the woken one.
+/// Who woke whom: the waking task and the woken one, each as process (thread group) and thread.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WakeKey {
@@ -350,6 +350,8 @@ pub struct WakeKey {
     /// context, e.g. a packet arriving) whichever task the interrupt landed on; 0 = idle.
     pub waker_tgid: u32,
     pub wakee_tgid: u32,
+    pub waker_tid: u32,
+    pub wakee_tid: u32,
 }
 
 #[repr(C)]

@@ -172,10 +172,11 @@ pub static THREADS: HashMap<u32, ThreadCpu> = HashMap::with_max_entries(32768, 0
 #[map]
 pub static THREAD_TEMPLATE: PerCpuArray<ThreadCpu> = PerCpuArray::with_max_entries(1, 0);
 
-/// Waker process -> wakee process: the hand-over chains that tell lock contention (woken by a
-/// sibling) from idleness (woken by the network or a client).
+/// Waker thread -> wakee thread (with their processes): the hand-over chains that tell lock
+/// contention (woken by a sibling) from idleness (woken by the network or a client). User space
+/// deletes the pairs of exited threads; a full map is counted (MapUpdateFailed).
 #[map]
-pub static WAKES: PerCpuHashMap<WakeKey, WakeCounts> = PerCpuHashMap::with_max_entries(16384, 0);
+pub static WAKES: PerCpuHashMap<WakeKey, WakeCounts> = PerCpuHashMap::with_max_entries(32768, 0);
 
 /// TCP sockets that sent or received, by `struct sock` address. LRU: short-lived connections
 /// cannot fill it; evictions are counted in user space (inserts - deletes - live).

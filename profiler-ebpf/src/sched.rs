@@ -287,9 +287,12 @@ fn wakeup(pid: i32) -> u32 {
             if reason < OFF_REASONS {
                 stats.offcpu_reason_ns[reason] += off;
             }
+            let current = bpf_get_current_pid_tgid();
             let key = WakeKey {
-                waker_tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
+                waker_tgid: (current >> 32) as u32,
                 wakee_tgid: stats.tgid,
+                waker_tid: current as u32,
+                wakee_tid: pid as u32,
             };
             match WAKES.get_ptr_mut(&key) {
                 // SAFETY: per-CPU value.

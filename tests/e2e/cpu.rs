@@ -76,6 +76,19 @@ fn threads_handing_one_lock_around_are_lock_contention() {
         .unwrap_or(0.0);
     assert!(lock > 1.0, "blocked in futex: {}", p["offcpu_seconds"]);
     assert!(p["woken_by"][0]["relation"] == "self", "{}", p["woken_by"]);
+    assert!(p["woken_by"][0]["offcpu_seconds"].as_f64().unwrap_or(0.0) > 0.5);
+    // Per thread: each hot thread is handed the lock by other threads of its own process.
+    let pid = p["pid"].as_u64().expect("pid");
+    let threads = p["threads"].as_array().expect("threads");
+    assert!(threads.len() >= 4, "{threads:?}");
+    for t in threads {
+        let first = &t["woken_by"][0];
+        assert_eq!(first["pid"].as_u64(), Some(pid), "{t}");
+        assert_ne!(first["tid"], t["tid"], "{t}");
+        assert_eq!(first["relation"], "self", "{t}");
+        assert!(first["wakes"].as_u64().unwrap_or(0) >= 10, "{t}");
+        assert!(first["offcpu_seconds"].as_f64().unwrap_or(0.0) > 0.0, "{t}");
+    }
 }
 
 #[test]

@@ -83,6 +83,7 @@ pub fn interval(index: u32, busy: f64) -> Interval {
         forks: 0,
         exits: 0,
         wakes: Vec::new(),
+        thread_wakes: Vec::new(),
         softirqs: BTreeMap::new(),
         cgroups: Vec::new(),
         devices: Vec::new(),

@@ -259,6 +259,9 @@ pub struct Waker {
     pub pid: u32,
     pub comm: String,
     pub wakes: u64,
+    /// The off-CPU time these wake-ups ended.
+    #[serde(default)]
+    pub offcpu_seconds: f64,
     /// `self` (its own threads), `sibling` (same name and parent: another worker of the same
     /// service), `idle` (an interrupt on an idle CPU), `other`.
     pub relation: String,
@@ -271,6 +274,21 @@ pub struct ThreadSummary {
     pub cpu_seconds: f64,
     /// On-CPU share of one core over the intervals it ran in.
     pub core_share: f64,
+    /// The threads that woke it most (the recording's `thread_wakes`).
+    #[serde(default)]
+    pub woken_by: Vec<ThreadWaker>,
+}
+
+/// A thread that woke another, how often, and the off-CPU time those wake-ups ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ThreadWaker {
+    pub tid: u32,
+    pub pid: u32,
+    pub comm: String,
+    pub wakes: u64,
+    pub offcpu_seconds: f64,
+    /// As for processes: `self` (a thread of the same process), `sibling`, `idle`, `other`.
+    pub relation: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -374,22 +392,64 @@ pub fn processes(intervals: &[&Interval], min_cpu_seconds: f64) -> Vec<ProcessSu
             }
         }
     }
-    // Wake-ups: who woke each process.
-    let mut woken: HashMap<u32, HashMap<u32, (String, u64)>> = HashMap::new();
+    // Wake-ups: who woke each process, and each thread.
+    let mut woken: HashMap<u32, HashMap<u32, (String, u64, u64)>> = HashMap::new();
+    let mut thread_woken: HashMap<u32, HashMap<(u32, u32), (u64, u64)>> = HashMap::new();
     for iv in intervals {
         for w in &iv.wakes {
             let e = woken
                 .entry(w.wakee_pid)
                 .or_default()
                 .entry(w.waker_pid)
-                .or_insert((w.waker_comm.clone(), 0));
+                .or_insert((w.waker_comm.clone(), 0, 0));
             e.1 += w.wakes;
+            e.2 += w.offcpu_ns;
+        }
+        for w in &iv.thread_wakes {
+            let e = thread_woken
+                .entry(w.wakee_tid)
+                .or_default()
+                .entry((w.waker_pid, w.waker_tid))
+                .or_default();
+            e.0 += w.wakes;
+            e.1 += w.offcpu_ns;
         }
     }
+    let thread_names: HashMap<u32, String> = by_pid
+        .values()
+        .flat_map(|a| a.threads.iter().map(|(tid, t)| (*tid, t.0.clone())))
+        .collect();
     let info: HashMap<u32, (String, Option<u32>)> = by_pid
         .iter()
         .map(|(pid, a)| (*pid, (a.comm.clone(), a.ppid)))
         .collect();
+    let thread_wakers = |tid: u32, pid: u32, comm: &str, ppid: Option<u32>| {
+        let mut out: Vec<ThreadWaker> = thread_woken
+            .get(&tid)
+            .map(|m| {
+                m.iter()
+                    .map(|(&(wpid, wtid), &(n, off))| {
+                        let process = info.get(&wpid).map_or("?", |i| i.0.as_str());
+                        ThreadWaker {
+                            tid: wtid,
+                            pid: wpid,
+                            comm: match (wpid, thread_names.get(&wtid)) {
+                                (0, _) => "idle".into(),
+                                (_, Some(name)) => name.clone(),
+                                (_, None) => process.to_string(),
+                            },
+                            wakes: n,
+                            offcpu_seconds: off as f64 / 1e9,
+                            relation: relation(pid, comm, ppid, wpid, process, &info).into(),
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort_by_key(|w| std::cmp::Reverse(w.wakes));
+        out.truncate(3);
+        out
+    };
     let mut out: Vec<ProcessSummary> = by_pid
         .into_iter()
         .filter(|(_, a)| {
@@ -405,18 +465,23 @@ pub fn processes(intervals: &[&Interval], min_cpu_seconds: f64) -> Vec<ProcessSu
                     comm: comm.clone(),
                     cpu_seconds: *ns as f64 / 1e9,
                     core_share: (*ns as f64 / 1e9 / secs.max(1e-9)).min(1.0),
+                    woken_by: Vec::new(),
                 })
                 .collect();
             threads.sort_by(|a, b| b.cpu_seconds.total_cmp(&a.cpu_seconds));
             threads.truncate(5);
+            for t in &mut threads {
+                t.woken_by = thread_wakers(t.tid, pid, &a.comm, a.ppid);
+            }
             let mut woken_by: Vec<Waker> = woken
                 .get(&pid)
                 .map(|m| {
                     m.iter()
-                        .map(|(wpid, (comm, n))| Waker {
+                        .map(|(wpid, (comm, n, off))| Waker {
                             pid: *wpid,
                             comm: comm.clone(),
                             wakes: *n,
+                            offcpu_seconds: *off as f64 / 1e9,
                             relation: relation(pid, &a.comm, a.ppid, *wpid, comm, &info).into(),
                         })
                         .collect()

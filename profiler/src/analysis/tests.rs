@@ -615,3 +615,42 @@ fn a_load_file_the_command_already_named_is_one_timeline() {
     let sources: Vec<&str> = a.load.iter().map(|l| l.source.as_str()).collect();
     assert_eq!(sources, ["k6.json", "hey.csv"]);
 }
+
+#[test]
+fn each_hot_thread_names_the_threads_that_woke_it_and_the_waits_they_ended() {
+    use crate::recording::ThreadWakeRow;
+    let r = steady(3, |i| {
+        let mut iv = interval(i, 0.3);
+        iv.processes
+            .push(process(100, "contend", Role::LoadGenerator, &[0.2, 0.1, 0.1]));
+        let row = |waker: (u32, u32), wakee: u32, wakes: u64, off_ms: u64| ThreadWakeRow {
+            waker_pid: waker.0,
+            waker_tid: waker.1,
+            wakee_pid: 100,
+            wakee_tid: wakee,
+            wakes,
+            offcpu_ns: off_ms * 1_000_000,
+        };
+        iv.thread_wakes = vec![
+            row((100, 101), 100, 400, 300),
+            row((100, 102), 100, 100, 50),
+            row((0, 0), 100, 10, 5),
+            row((100, 100), 101, 250, 200),
+        ];
+        iv
+    });
+    let all: Vec<_> = r.intervals.iter().collect();
+    let p = super::summary::processes(&all, 0.0)
+        .into_iter()
+        .find(|p| p.pid == 100)
+        .expect("the process");
+    let main = p.threads.iter().find(|t| t.tid == 100).expect("thread 100");
+    let first = &main.woken_by[0];
+    assert_eq!((first.tid, first.pid, first.wakes), (101, 100, 1200));
+    assert_eq!(first.relation, "self");
+    assert!((first.offcpu_seconds - 0.9).abs() < 1e-9);
+    assert_eq!(main.woken_by[1].tid, 102);
+    assert_eq!(main.woken_by[2].relation, "idle");
+    let second = p.threads.iter().find(|t| t.tid == 101).expect("thread 101");
+    assert_eq!(second.woken_by[0].tid, 100);
+}

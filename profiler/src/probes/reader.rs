@@ -209,6 +209,14 @@ impl MapReader {
             let _ = self.threads.remove(tid);
         }
     }
+
+    /// Forgets wake-up pairs of exited threads (their last figures were already read), so
+    /// thread churn cannot fill the map.
+    pub fn forget_wakes(&mut self, keys: &[WakeKey]) {
+        for key in keys {
+            let _ = self.wakes.remove(key);
+        }
+    }
 }
 
 impl MapReader {

@@ -234,6 +234,9 @@ pub struct Interval {
     /// Who woke whom (process level), busiest pairs first.
     #[serde(default)]
     pub wakes: Vec<WakeRow>,
+    /// Who woke whom (thread level), busiest pairs first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thread_wakes: Vec<ThreadWakeRow>,
     /// Softirq time and runs per vector (`NET_RX`, `NET_TX`, `TIMER`...), non-zero only.
     #[serde(default)]
     pub softirqs: BTreeMap<String, SoftirqFigures>,
@@ -292,6 +295,19 @@ pub struct WakeRow {
     pub waker_comm: String,
     pub wakee_pid: u32,
     pub wakee_comm: String,
+    pub wakes: u64,
+    /// Off-CPU time these wake-ups ended.
+    pub offcpu_ns: u64,
+}
+
+/// Wake-ups of one thread by another in one interval (`waker_tid` 0: the idle task). Thread
+/// names are in `processes[].threads[]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadWakeRow {
+    pub waker_pid: u32,
+    pub waker_tid: u32,
+    pub wakee_pid: u32,
+    pub wakee_tid: u32,
     pub wakes: u64,
     /// Off-CPU time these wake-ups ended.
     pub offcpu_ns: u64,

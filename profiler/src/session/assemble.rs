@@ -12,7 +12,7 @@ use crate::{
     probes::reader::KernelSnapshot,
     recording::{
         ConnectionRow, Direction, LogHistogram, OverheadInterval, ProcessInterval, SoftirqFigures,
-        TcpCounts, ThreadInterval, WakeRow,
+        TcpCounts, ThreadInterval, ThreadWakeRow, WakeRow,
     },
 };
 
@@ -28,6 +28,7 @@ pub struct KernelInterval {
     pub forks: u64,
     pub exits: u64,
     pub wakes: Vec<WakeRow>,
+    pub thread_wakes: Vec<ThreadWakeRow>,
     pub softirqs: BTreeMap<String, SoftirqFigures>,
 }
 
@@ -238,34 +239,7 @@ pub fn assemble(
     }
     processes.sort_by_key(|p| std::cmp::Reverse(p.oncpu_ns));
 
-    let mut wakes: Vec<WakeRow> = cur
-        .wakes
-        .iter()
-        .filter_map(|(key, c)| {
-            let p = prev.wakes.get(key).copied().unwrap_or_default();
-            let n = c.wakes.saturating_sub(p.wakes);
-            (n > 0).then(|| (*key, n, c.offcpu_ns.saturating_sub(p.offcpu_ns)))
-        })
-        .map(|(key, n, off)| {
-            let name = |table: &mut ProcessTable, pid: u32| {
-                if pid == 0 {
-                    "idle".to_string()
-                } else {
-                    table.learn(pid, "").comm.clone()
-                }
-            };
-            WakeRow {
-                waker_pid: key.waker_tgid,
-                waker_comm: name(table, key.waker_tgid),
-                wakee_pid: key.wakee_tgid,
-                wakee_comm: name(table, key.wakee_tgid),
-                wakes: n,
-                offcpu_ns: off,
-            }
-        })
-        .collect();
-    wakes.sort_by_key(|w| std::cmp::Reverse(w.wakes));
-    wakes.truncate(64);
+    let (wakes, thread_wakes) = wake_rows(prev, cur, table);
 
     let vectors = SOFTIRQ_VECTORS as usize;
     let at = |s: &KernelSnapshot, i: usize| s.softirqs.get(i).copied().unwrap_or(0);
@@ -307,6 +281,7 @@ pub fn assemble(
         forks: delta(prev, cur, Counter::ProcessForks),
         exits: delta(prev, cur, Counter::ThreadExits),
         wakes,
+        thread_wakes,
         softirqs,
     }
 }
@@ -407,4 +382,59 @@ mod tests {
             .expect("row");
         assert_eq!((passive.pid, passive.opens), (Some(P), 7));
     }
+}
+
+/// The interval's wake-ups: per process pair (summed over their threads) and per thread pair,
+/// each the 64 busiest.
+fn wake_rows(
+    prev: &KernelSnapshot,
+    cur: &KernelSnapshot,
+    table: &mut ProcessTable,
+) -> (Vec<WakeRow>, Vec<ThreadWakeRow>) {
+    let name = |table: &mut ProcessTable, pid: u32| {
+        if pid == 0 {
+            "idle".to_string()
+        } else {
+            table.learn(pid, "").comm.clone()
+        }
+    };
+    let mut by_process: BTreeMap<(u32, u32), (u64, u64)> = BTreeMap::new();
+    let mut threads: Vec<ThreadWakeRow> = Vec::new();
+    for (key, c) in &cur.wakes {
+        let p = prev.wakes.get(key).copied().unwrap_or_default();
+        let n = c.wakes.saturating_sub(p.wakes);
+        if n == 0 {
+            continue;
+        }
+        let off = c.offcpu_ns.saturating_sub(p.offcpu_ns);
+        let e = by_process
+            .entry((key.waker_tgid, key.wakee_tgid))
+            .or_default();
+        e.0 += n;
+        e.1 += off;
+        threads.push(ThreadWakeRow {
+            waker_pid: key.waker_tgid,
+            waker_tid: key.waker_tid,
+            wakee_pid: key.wakee_tgid,
+            wakee_tid: key.wakee_tid,
+            wakes: n,
+            offcpu_ns: off,
+        });
+    }
+    let mut wakes: Vec<WakeRow> = by_process
+        .into_iter()
+        .map(|((waker, wakee), (n, off))| WakeRow {
+            waker_pid: waker,
+            waker_comm: name(table, waker),
+            wakee_pid: wakee,
+            wakee_comm: name(table, wakee),
+            wakes: n,
+            offcpu_ns: off,
+        })
+        .collect();
+    wakes.sort_by_key(|w| std::cmp::Reverse(w.wakes));
+    wakes.truncate(64);
+    threads.sort_by_key(|w| std::cmp::Reverse(w.wakes));
+    threads.truncate(64);
+    (wakes, threads)
 }

@@ -179,6 +179,7 @@ impl Sampler {
             forks: k.forks,
             exits: k.exits,
             wakes: k.wakes,
+            thread_wakes: k.thread_wakes,
             softirqs: k.softirqs,
             cgroups,
             devices: net.devices,
@@ -200,6 +201,16 @@ impl Sampler {
         // Threads that exited before this read had their last switch-out counted: forget them
         // so the map cannot fill with the dead.
         self.maps.forget_threads(&self.exited);
+        let gone: Vec<_> = cur
+            .wakes
+            .keys()
+            .filter(|k| self.exited.contains(&k.waker_tid) || self.exited.contains(&k.wakee_tid))
+            .copied()
+            .collect();
+        self.maps.forget_wakes(&gone);
+        for key in &gone {
+            cur.wakes.remove(key);
+        }
         for tid in self.exited.drain(..) {
             cur.threads.remove(&tid);
         }
