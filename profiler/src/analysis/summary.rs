@@ -394,7 +394,9 @@ pub fn processes(intervals: &[&Interval], min_cpu_seconds: f64) -> Vec<ProcessSu
     }
     // Wake-ups: who woke each process, and each thread.
     let mut woken: HashMap<u32, HashMap<u32, (String, u64, u64)>> = HashMap::new();
-    let mut thread_woken: HashMap<u32, HashMap<(u32, u32), (u64, u64)>> = HashMap::new();
+    // wakee tid -> (waker pid, waker tid) -> (wakes, off-CPU ns ended).
+    type ByWaker = HashMap<(u32, u32), (u64, u64)>;
+    let mut thread_woken: HashMap<u32, ByWaker> = HashMap::new();
     for iv in intervals {
         for w in &iv.wakes {
             let e = woken

@@ -13,7 +13,7 @@ use std::{
 };
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
-use tungstenite::{Message, Utf8Bytes, WebSocket};
+use tungstenite::{HandshakeError, Message, Utf8Bytes, WebSocket, error::ProtocolError};
 
 /// Arguments of the hidden `lab-fanout` subcommand.
 #[derive(Debug, Clone, clap::Args)]
@@ -122,6 +122,10 @@ fn accept_loop(listener: &TcpListener, clients: &Clients, sndbuf: usize) -> io::
                     .unwrap_or_else(PoisonError::into_inner)
                     .push(ws);
             }
+            // Closed before a request: a port probe (the lab's wait_for_port), not a client.
+            Err(HandshakeError::Failure(tungstenite::Error::Protocol(
+                ProtocolError::HandshakeIncomplete,
+            ))) => {}
             Err(e) => eprintln!("lab-fanout: handshake failed: {e}"),
         }
     }

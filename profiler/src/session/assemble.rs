@@ -286,6 +286,61 @@ pub fn assemble(
     }
 }
 
+/// The interval's wake-ups: per process pair (summed over their threads) and per thread pair,
+/// each the 64 busiest.
+fn wake_rows(
+    prev: &KernelSnapshot,
+    cur: &KernelSnapshot,
+    table: &mut ProcessTable,
+) -> (Vec<WakeRow>, Vec<ThreadWakeRow>) {
+    let name = |table: &mut ProcessTable, pid: u32| {
+        if pid == 0 {
+            "idle".to_string()
+        } else {
+            table.learn(pid, "").comm.clone()
+        }
+    };
+    let mut by_process: BTreeMap<(u32, u32), (u64, u64)> = BTreeMap::new();
+    let mut threads: Vec<ThreadWakeRow> = Vec::new();
+    for (key, c) in &cur.wakes {
+        let p = prev.wakes.get(key).copied().unwrap_or_default();
+        let n = c.wakes.saturating_sub(p.wakes);
+        if n == 0 {
+            continue;
+        }
+        let off = c.offcpu_ns.saturating_sub(p.offcpu_ns);
+        let e = by_process
+            .entry((key.waker_tgid, key.wakee_tgid))
+            .or_default();
+        e.0 += n;
+        e.1 += off;
+        threads.push(ThreadWakeRow {
+            waker_pid: key.waker_tgid,
+            waker_tid: key.waker_tid,
+            wakee_pid: key.wakee_tgid,
+            wakee_tid: key.wakee_tid,
+            wakes: n,
+            offcpu_ns: off,
+        });
+    }
+    let mut wakes: Vec<WakeRow> = by_process
+        .into_iter()
+        .map(|((waker, wakee), (n, off))| WakeRow {
+            waker_pid: waker,
+            waker_comm: name(table, waker),
+            wakee_pid: wakee,
+            wakee_comm: name(table, wakee),
+            wakes: n,
+            offcpu_ns: off,
+        })
+        .collect();
+    wakes.sort_by_key(|w| std::cmp::Reverse(w.wakes));
+    wakes.truncate(64);
+    threads.sort_by_key(|w| std::cmp::Reverse(w.wakes));
+    threads.truncate(64);
+    (wakes, threads)
+}
+
 #[cfg(test)]
 mod tests {
     use chokepoint_common::{COUNTER_SLOTS, ConnCounts, ConnKey, DIRECTION_ACTIVE};
@@ -384,57 +439,3 @@ mod tests {
     }
 }
 
-/// The interval's wake-ups: per process pair (summed over their threads) and per thread pair,
-/// each the 64 busiest.
-fn wake_rows(
-    prev: &KernelSnapshot,
-    cur: &KernelSnapshot,
-    table: &mut ProcessTable,
-) -> (Vec<WakeRow>, Vec<ThreadWakeRow>) {
-    let name = |table: &mut ProcessTable, pid: u32| {
-        if pid == 0 {
-            "idle".to_string()
-        } else {
-            table.learn(pid, "").comm.clone()
-        }
-    };
-    let mut by_process: BTreeMap<(u32, u32), (u64, u64)> = BTreeMap::new();
-    let mut threads: Vec<ThreadWakeRow> = Vec::new();
-    for (key, c) in &cur.wakes {
-        let p = prev.wakes.get(key).copied().unwrap_or_default();
-        let n = c.wakes.saturating_sub(p.wakes);
-        if n == 0 {
-            continue;
-        }
-        let off = c.offcpu_ns.saturating_sub(p.offcpu_ns);
-        let e = by_process
-            .entry((key.waker_tgid, key.wakee_tgid))
-            .or_default();
-        e.0 += n;
-        e.1 += off;
-        threads.push(ThreadWakeRow {
-            waker_pid: key.waker_tgid,
-            waker_tid: key.waker_tid,
-            wakee_pid: key.wakee_tgid,
-            wakee_tid: key.wakee_tid,
-            wakes: n,
-            offcpu_ns: off,
-        });
-    }
-    let mut wakes: Vec<WakeRow> = by_process
-        .into_iter()
-        .map(|((waker, wakee), (n, off))| WakeRow {
-            waker_pid: waker,
-            waker_comm: name(table, waker),
-            wakee_pid: wakee,
-            wakee_comm: name(table, wakee),
-            wakes: n,
-            offcpu_ns: off,
-        })
-        .collect();
-    wakes.sort_by_key(|w| std::cmp::Reverse(w.wakes));
-    wakes.truncate(64);
-    threads.sort_by_key(|w| std::cmp::Reverse(w.wakes));
-    threads.truncate(64);
-    (wakes, threads)
-}
