@@ -116,3 +116,11 @@ fn row_lock_contention_and_a_pinned_generator_get_their_verdicts() {
 fn a_concurrency_sweep_is_decided_on_k6s_plateau() {
     lab_passes(&["concurrency-sweep"]);
 }
+
+/// The WebSocket fan-out story and its control: two slow readers' full send buffers stall a
+/// blocking broadcast to 16 k6 clients (network-bandwidth, delivery), and without them the
+/// same fan-out keeps up (not-saturated).
+#[test]
+fn a_fanout_stalled_by_slow_readers_is_network_bound_and_its_control_is_not() {
+    lab_passes(&["websocket-fanout", "websocket-fanout-keeping-up"]);
+}

@@ -231,6 +231,14 @@ pub const SCENARIOS: &[Scenario] = &[
         tools: &["k6"],
         setup: websocket_fanout,
     },
+    Scenario {
+        name: "websocket-fanout-keeping-up",
+        expected: VerdictKind::NotSaturated,
+        description: "the same fan-out (16 KiB send buffers, blocking sends) with only the 16 k6 clients, all reading as fast as it sends: every message delivered within milliseconds, nothing held back (the control for websocket-fanout)",
+        default: false,
+        tools: &["k6"],
+        setup: websocket_fanout_keeping_up,
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static Scenario> {
@@ -927,6 +935,15 @@ fn lab_process(
 /// readers connect first, so each round waits for their nearly full 16 KiB send buffers to drain
 /// before the 16 k6 clients get anything. k6 measures the delay from the message's timestamp.
 fn websocket_fanout(ctx: &Ctx) -> Result<Setup, LabError> {
+    websocket_fanout_with(ctx, 2)
+}
+
+fn websocket_fanout_keeping_up(ctx: &Ctx) -> Result<Setup, LabError> {
+    websocket_fanout_with(ctx, 0)
+}
+
+/// The fan-out server, `slow_readers` slow consumers, and 16 k6 WebSocket clients.
+fn websocket_fanout_with(ctx: &Ctx, slow_readers: u32) -> Result<Setup, LabError> {
     let port = free_port()?;
     let port_s = port.to_string();
     let mut server = lab_process(
@@ -945,14 +962,19 @@ fn websocket_fanout(ctx: &Ctx) -> Result<Setup, LabError> {
         ],
     )?;
     server.wait_for_port(port, Duration::from_secs(10))?;
-    let readers = lab_process(
-        ctx,
-        "lab-ws-reader",
-        "ws-reader",
-        &["--port", &port_s, "--clients", "2"],
-    )?;
-    // Connected (and first in the broadcast order) before the load starts.
-    std::thread::sleep(Duration::from_millis(500));
+    let mut services = Vec::new();
+    if slow_readers > 0 {
+        services.push(lab_process(
+            ctx,
+            "lab-ws-reader",
+            "ws-reader",
+            &["--port", &port_s, "--clients", &slow_readers.to_string()],
+        )?);
+        // Connected (and first in the broadcast order) before the load starts.
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The readers first: the server stops after its clients.
+    services.push(server);
     let secs = ctx.seconds;
     let script = ctx.dir.join("fanout.js");
     // One iteration per VU, closed after the run's length: a second iteration would reconnect.
@@ -976,8 +998,7 @@ fn websocket_fanout(ctx: &Ctx) -> Result<Setup, LabError> {
     std::fs::write(&script, text).map_err(io_err(&script))?;
     let out = ctx.dir.join("k6.json");
     Ok(Setup {
-        // The readers first: the server stops after its clients.
-        services: vec![readers, server],
+        services,
         command: vec![
             tool("k6")?,
             "run".into(),
