@@ -564,7 +564,7 @@ mod tests {
             size_of::<ThreadCpu>(),
             8 + 5 * 8 + HIST_BUCKETS * 8 + 16 + 8 + 16 + 8 + 8 + OFF_REASONS * 8 + 8
         );
-        assert_eq!(size_of::<WakeKey>(), 8);
+        assert_eq!(size_of::<WakeKey>(), 16);
         assert_eq!(size_of::<WakeCounts>(), 16);
         assert_eq!(size_of::<ProcEvent>(), 16 + 8 + 16);
         assert_eq!(size_of::<TracepointOffsets>(), 34 * 4);

@@ -18,8 +18,16 @@ use crate::maps::{
 
 const IPPROTO_TCP: u16 = 6;
 
-fast_and_compat!(inet_sock_set_state, inet_sock_set_state_compat, set_state_tp);
-raw!(inet_sock_set_state_raw, "inet_sock_set_state", set_state_raw);
+fast_and_compat!(
+    inet_sock_set_state,
+    inet_sock_set_state_compat,
+    set_state_tp
+);
+raw!(
+    inet_sock_set_state_raw,
+    "inet_sock_set_state",
+    set_state_raw
+);
 
 /// One state change as a program sees it. Reads are lazy: most changes (FIN_WAIT1,
 /// CLOSE_WAIT...) are not counted, and the raw program then reads nothing from the socket.
@@ -97,8 +105,13 @@ fn set_state(change: &impl StateChange) -> u32 {
     let (old, new) = change.states();
     let counted = matches!(
         (old, new),
-        (_, tcp_state::SYN_SENT | tcp_state::SYN_RECV | tcp_state::CLOSE)
-            | (tcp_state::SYN_SENT | tcp_state::SYN_RECV, tcp_state::ESTABLISHED)
+        (
+            _,
+            tcp_state::SYN_SENT | tcp_state::SYN_RECV | tcp_state::CLOSE
+        ) | (
+            tcp_state::SYN_SENT | tcp_state::SYN_RECV,
+            tcp_state::ESTABLISHED
+        )
     );
     if !counted || change.protocol() != IPPROTO_TCP {
         return 0;

@@ -96,7 +96,10 @@ fn opens_match_nstat(classic: bool) {
     let nginx = Nginx::start();
     let before = program_ids();
     let tag = if classic { "classic" } else { "raw" };
-    let (rec, out) = (tmp(&format!("opens-{tag}.rec")), tmp(&format!("opens-{tag}.json")));
+    let (rec, out) = (
+        tmp(&format!("opens-{tag}.rec")),
+        tmp(&format!("opens-{tag}.json")),
+    );
     let active0 = kernel_counter("Tcp", "ActiveOpens");
     let passive0 = kernel_counter("Tcp", "PassiveOpens");
     let url = format!("http://127.0.0.1:{}/", nginx.port());
@@ -255,7 +258,11 @@ fn raw_programs(rec: &Path) -> Vec<String> {
         .expect("recording header");
     header["probes"]["raw"]
         .as_array()
-        .map(|a| a.iter().filter_map(|t| t.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 

@@ -314,10 +314,7 @@ fn the_system_call_fallback_sees_the_same_pool() {
 fn the_classic_socket_programs_see_the_same_pool() {
     let (v, view) = pgbench_through_pool_via("small-classic", 2, Via::Classic);
     let raw = v["probes"]["raw"].as_array().expect("probes.raw");
-    assert!(
-        !raw.iter().any(|t| t == "sock/sock_send_length"),
-        "{raw:?}"
-    );
+    assert!(!raw.iter().any(|t| t == "sock/sock_send_length"), "{raw:?}");
     check_small_pool(&v, &view);
 }
 

@@ -326,9 +326,8 @@ fn print_programs(costs: &[Overhead], per: &str, work_per_s: &[f64]) {
     let mut rows: Vec<(&str, f64, f64, f64)> = names
         .into_iter()
         .map(|name| {
-            let runs_per_unit = med(&|c, w| {
-                c.program_runs(name) / c.duration_seconds.max(1e-9) / w.max(1e-9)
-            });
+            let runs_per_unit =
+                med(&|c, w| c.program_runs(name) / c.duration_seconds.max(1e-9) / w.max(1e-9));
             let ns = med(&|c, _| c.program_ns_per_run(name));
             let share = med(&|c, _| {
                 let seconds: f64 = c

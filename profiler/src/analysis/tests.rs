@@ -432,7 +432,12 @@ fn sends_held_back_by_receivers_while_the_server_blocks_in_writes_are_network_bo
         (fanout(0.9, 2, 900, 0.97), "CPUs busy"),
     ] {
         let v = analyze(&r, &[]).verdict;
-        assert_ne!(v.kind, VerdictKind::NetworkBandwidth, "{why}: {}", v.summary);
+        assert_ne!(
+            v.kind,
+            VerdictKind::NetworkBandwidth,
+            "{why}: {}",
+            v.summary
+        );
         if v.kind != VerdictKind::CpuSaturated {
             let reason = &v
                 .ruled_out
@@ -621,8 +626,12 @@ fn each_hot_thread_names_the_threads_that_woke_it_and_the_waits_they_ended() {
     use crate::recording::ThreadWakeRow;
     let r = steady(3, |i| {
         let mut iv = interval(i, 0.3);
-        iv.processes
-            .push(process(100, "contend", Role::LoadGenerator, &[0.2, 0.1, 0.1]));
+        iv.processes.push(process(
+            100,
+            "contend",
+            Role::LoadGenerator,
+            &[0.2, 0.1, 0.1],
+        ));
         let row = |waker: (u32, u32), wakee: u32, wakes: u64, off_ms: u64| ThreadWakeRow {
             waker_pid: waker.0,
             waker_tid: waker.1,

@@ -1106,7 +1106,11 @@ fn network_bandwidth(w: &WindowFigures, on_paths: &[(String, Option<String>)]) -
     }
     Candidate {
         counter: format!("{}; {}", shaper.counter, delivery.counter),
-        evidence: shaper.evidence.into_iter().chain(delivery.evidence).collect(),
+        evidence: shaper
+            .evidence
+            .into_iter()
+            .chain(delivery.evidence)
+            .collect(),
         ..shaper
     }
 }
@@ -1148,9 +1152,27 @@ fn send_limited(w: &WindowFigures) -> Candidate {
     let src = "tcp_info over sock_diag (served sockets)";
     let key = |m: &str| format!("send_limits.{}.{m}", f.port);
     let evidence = vec![
-        ev(&key("limited_share"), share, "fraction", Some(">= 0.50 of busy time"), src),
-        ev(&key("rwnd_limited_s"), f.rwnd_limited_seconds, "s", None, src),
-        ev(&key("sndbuf_limited_s"), f.sndbuf_limited_seconds, "s", None, src),
+        ev(
+            &key("limited_share"),
+            share,
+            "fraction",
+            Some(">= 0.50 of busy time"),
+            src,
+        ),
+        ev(
+            &key("rwnd_limited_s"),
+            f.rwnd_limited_seconds,
+            "s",
+            None,
+            src,
+        ),
+        ev(
+            &key("sndbuf_limited_s"),
+            f.sndbuf_limited_seconds,
+            "s",
+            None,
+            src,
+        ),
         ev(&key("busy_s"), f.busy_seconds, "s", None, src),
         ev(
             &key("full_send_buffers_peak"),
@@ -1159,7 +1181,13 @@ fn send_limited(w: &WindowFigures) -> Candidate {
             Some(">= 1"),
             "sock_diag SKMEMINFO (queued >= 90% of sndbuf)",
         ),
-        ev(&key("sockets_peak"), f.sockets_peak as f64, "sockets", None, src),
+        ev(
+            &key("sockets_peak"),
+            f.sockets_peak as f64,
+            "sockets",
+            None,
+            src,
+        ),
         ev(
             &format!("process.{owner}.offcpu_write_per_s"),
             blocked,

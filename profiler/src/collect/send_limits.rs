@@ -153,22 +153,25 @@ mod tests {
 
     #[test]
     fn deltas_per_port_with_new_sockets_counted_from_their_start() {
-        let prev = HashMap::from([(1, TcpChrono {
-            busy_us: 1_000,
-            rwnd_limited_us: 500,
-            sndbuf_limited_us: 0,
-        })]);
-        let rows = aggregate(&prev, &[
-            reading(1, 80, [3_000, 2_000, 100], Some((16_000, 16_384))),
-            reading(2, 80, [500, 0, 400], Some((1_000, 16_384))),
-            reading(3, 443, [10, 0, 0], None),
-        ]);
+        let prev = HashMap::from([(
+            1,
+            TcpChrono {
+                busy_us: 1_000,
+                rwnd_limited_us: 500,
+                sndbuf_limited_us: 0,
+            },
+        )]);
+        let rows = aggregate(
+            &prev,
+            &[
+                reading(1, 80, [3_000, 2_000, 100], Some((16_000, 16_384))),
+                reading(2, 80, [500, 0, 400], Some((1_000, 16_384))),
+                reading(3, 443, [10, 0, 0], None),
+            ],
+        );
         assert_eq!(rows.len(), 2);
         let web = &rows[0];
-        assert_eq!(
-            (web.port, web.sockets, web.full_send_buffers),
-            (80, 2, 1)
-        );
+        assert_eq!((web.port, web.sockets, web.full_send_buffers), (80, 2, 1));
         assert_eq!(
             (web.busy_us, web.rwnd_limited_us, web.sndbuf_limited_us),
             (2_500, 1_500, 500)
@@ -180,11 +183,14 @@ mod tests {
 
     #[test]
     fn a_reused_cookie_with_smaller_totals_never_goes_negative() {
-        let prev = HashMap::from([(7, TcpChrono {
-            busy_us: 9_000,
-            rwnd_limited_us: 9_000,
-            sndbuf_limited_us: 9_000,
-        })]);
+        let prev = HashMap::from([(
+            7,
+            TcpChrono {
+                busy_us: 9_000,
+                rwnd_limited_us: 9_000,
+                sndbuf_limited_us: 9_000,
+            },
+        )]);
         let rows = aggregate(&prev, &[reading(7, 80, [10, 5, 5], None)]);
         assert_eq!(rows[0].busy_us, 0);
         assert_eq!(rows[0].limited_share(), 0.0);
@@ -228,7 +234,10 @@ mod tests {
         let rows = c
             .sample(&HashSet::from([port]), &HashMap::new())
             .expect("sock_diag");
-        let row = rows.iter().find(|r| r.port == port).expect("the served socket");
+        let row = rows
+            .iter()
+            .find(|r| r.port == port)
+            .expect("the served socket");
         assert_eq!(row.sockets, 1);
         assert_eq!(row.full_send_buffers, 1, "{row:?}");
         assert!(row.busy_us > 0 && row.limited_share() > 0.5, "{row:?}");

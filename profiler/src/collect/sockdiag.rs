@@ -84,7 +84,9 @@ pub fn for_each_tcp_socket(
     what: &'static str,
     mut visit: impl FnMut(DiagSocket),
 ) -> Result<(), CollectError> {
-    for_each_tcp_socket_with(family, states, ExtensionFlags::empty(), what, |s, _| visit(s))
+    for_each_tcp_socket_with(family, states, ExtensionFlags::empty(), what, |s, _| {
+        visit(s)
+    })
 }
 
 /// The same, asking for `extensions` (INFO, SKMEMINFO) and handing what they carry to `visit`.
@@ -162,16 +164,19 @@ pub fn for_each_tcp_socket_with(
                         full.header
                     };
                     extras.cookie = u64::from_ne_bytes(header.socket_id.cookie);
-                    visit(DiagSocket {
-                        state: header.state,
-                        local: SocketAddr::new(
-                            header.socket_id.source_address,
-                            header.socket_id.source_port,
-                        ),
-                        rqueue: header.recv_queue,
-                        wqueue: header.send_queue,
-                        inode: u64::from(header.inode),
-                    }, &extras);
+                    visit(
+                        DiagSocket {
+                            state: header.state,
+                            local: SocketAddr::new(
+                                header.socket_id.source_address,
+                                header.socket_id.source_port,
+                            ),
+                            rqueue: header.recv_queue,
+                            wqueue: header.send_queue,
+                            inode: u64::from(header.inode),
+                        },
+                        &extras,
+                    );
                 }
                 NLMSG_DONE => return Ok(()),
                 NLMSG_ERROR => {

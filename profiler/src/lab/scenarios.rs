@@ -184,12 +184,28 @@ pub const SCENARIOS: &[Scenario] = &[
         setup: cpu_throttled,
     },
     Scenario {
+        name: "cpu-throttled-hey",
+        expected: VerdictKind::CpuThrottled,
+        description: "lab-server, 2 workers x 1 ms CPU per request, in a cgroup with a 1-core CFS quota, hey -c16: half the host idles while the quota holds the workers back",
+        default: false,
+        tools: &["hey"],
+        setup: cpu_throttled_hey,
+    },
+    Scenario {
         name: "disk-bound",
         expected: VerdictKind::IoBound,
         description: "dd writing 4 KiB blocks with O_DSYNC (every write waits for the disk) while the load generator idles",
         default: false,
         tools: &["dd", "sleep"],
         setup: disk_bound,
+    },
+    Scenario {
+        name: "disk-bound-64k",
+        expected: VerdictKind::IoBound,
+        description: "dd writing 64 KiB blocks with O_DSYNC: larger writes, each still waiting for the disk",
+        default: false,
+        tools: &["dd", "sleep"],
+        setup: disk_bound_64k,
     },
     Scenario {
         name: "bandwidth-limited-veth",
@@ -763,9 +779,29 @@ fn cpu_throttled(ctx: &Ctx) -> Result<Setup, LabError> {
     })
 }
 
+fn cpu_throttled_hey(ctx: &Ctx) -> Result<Setup, LabError> {
+    let (mut server, port) = lab_server(ctx, &["--workers", "2", "--cpu-us", "1000"])?;
+    server.confine_cpu(1.0)?;
+    Ok(Setup {
+        services: vec![server],
+        command: hey(ctx, 16, port, &[])?,
+        ..Default::default()
+    })
+}
+
 fn disk_bound(ctx: &Ctx) -> Result<Setup, LabError> {
+    dsync_writer(ctx, "4k")
+}
+
+fn disk_bound_64k(ctx: &Ctx) -> Result<Setup, LabError> {
+    dsync_writer(ctx, "64k")
+}
+
+/// dd writing `block`-sized blocks with O_DSYNC while the "load generator" sleeps.
+fn dsync_writer(ctx: &Ctx, block: &str) -> Result<Setup, LabError> {
     let mut cmd = Command::new(tool("dd")?);
-    cmd.args(["if=/dev/zero", "bs=4k", "count=100000000", "oflag=dsync"])
+    cmd.args(["if=/dev/zero", "count=100000000", "oflag=dsync"])
+        .arg(format!("bs={block}"))
         .arg(format!("of={}", ctx.dir.join("dsync.dat").display()))
         .stdin(Stdio::null())
         .stdout(Stdio::null())

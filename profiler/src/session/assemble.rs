@@ -438,4 +438,3 @@ mod tests {
         assert_eq!((passive.pid, passive.opens), (Some(P), 7));
     }
 }
-
