@@ -15,6 +15,8 @@ use std::{
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tungstenite::{HandshakeError, Message, Utf8Bytes, WebSocket, error::ProtocolError};
 
+use super::server::{listen_local, set_process_name};
+
 /// Arguments of the hidden `lab-fanout` subcommand.
 #[derive(Debug, Clone, clap::Args)]
 pub struct FanoutArgs {
@@ -60,7 +62,7 @@ type Clients = Arc<Mutex<Vec<WebSocket<TcpStream>>>>;
 /// Run the fan-out server until killed (SIGTERM's default action ends it).
 pub fn run(args: &FanoutArgs) -> io::Result<()> {
     set_process_name(&args.name);
-    let listener = listen(args.port)?;
+    let listener = listen_local(args.port, 1024)?;
     let clients: Clients = Arc::new(Mutex::new(Vec::new()));
     let accept = {
         let (clients, sndbuf) = (Arc::clone(&clients), args.sndbuf);
@@ -81,21 +83,6 @@ pub fn run(args: &FanoutArgs) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-fn set_process_name(name: &str) {
-    // The process name shows in chokepoint's evidence; "chokepoint" would read as the profiler.
-    if let Ok(name) = std::ffi::CString::new(name) {
-        let _ = nix::sys::prctl::set_name(&name);
-    }
-}
-
-fn listen(port: u16) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).into())?;
-    socket.listen(1024)?;
-    Ok(socket.into())
 }
 
 fn accept_loop(listener: &TcpListener, clients: &Clients, sndbuf: usize) -> io::Result<()> {
@@ -304,7 +291,7 @@ mod tests {
 
     #[test]
     fn broadcast_reaches_clients_in_order_and_drops_the_gone() {
-        let listener = listen(0).expect("listen");
+        let listener = listen_local(0, 16).expect("listen");
         let port = listener.local_addr().expect("addr").port();
         let clients: Clients = Arc::new(Mutex::new(Vec::new()));
         {

@@ -66,10 +66,7 @@ const MAX_REQUEST: usize = 64 * 1024;
 
 /// Run the server until killed.
 pub fn run(args: &ServerArgs) -> io::Result<()> {
-    // The process name shows in chokepoint's evidence; "chokepoint" would read as the profiler.
-    if let Ok(name) = std::ffi::CString::new(args.name.as_str()) {
-        let _ = nix::sys::prctl::set_name(&name);
-    }
+    set_process_name(&args.name);
     if args.upstream_port != 0 {
         let _ = UPSTREAM.set(super::upstream::Pool::connect(
             args.upstream_port,
@@ -97,13 +94,27 @@ pub fn run(args: &ServerArgs) -> io::Result<()> {
     Ok(())
 }
 
-fn listen(port: u16, backlog: i32) -> io::Result<TcpListener> {
+/// Names the process as the lab's evidence will show it; "chokepoint" would read as the
+/// profiler.
+pub(super) fn set_process_name(name: &str) {
+    if let Ok(name) = std::ffi::CString::new(name) {
+        let _ = nix::sys::prctl::set_name(&name);
+    }
+}
+
+/// A blocking listener on 127.0.0.1:`port` (0: any free port) with this accept-queue limit.
+pub(super) fn listen_local(port: u16, backlog: i32) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
     socket.bind(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).into())?;
     socket.listen(backlog)?;
-    socket.set_nonblocking(true)?;
     Ok(socket.into())
+}
+
+fn listen(port: u16, backlog: i32) -> io::Result<TcpListener> {
+    let listener = listen_local(port, backlog)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
 }
 
 struct Conn {
