@@ -30,6 +30,7 @@ fn text(name: &str) -> String {
 fn every_fixture_is_detected_as_its_format() {
     let cases = [
         ("k6.json", Format::K6Json),
+        ("k6-ws.json", Format::K6Json),
         ("k6.csv", Format::K6Csv),
         ("k6-summary.json", Format::K6Summary),
         ("k6-handlesummary.json", Format::K6Summary),
@@ -77,6 +78,23 @@ fn k6_points(text: &str, metric: &str, needle: &str) -> u64 {
     text.lines()
         .filter(|l| l.starts_with(&prefix) && l.contains(needle))
         .count() as u64
+}
+
+/// A WebSocket test has no http_reqs, and its iterations are whole sessions (one per VU, at
+/// the end): its requests are the messages received, spread over the run.
+#[test]
+fn k6_websocket_json_counts_messages_received() {
+    let raw = text("k6-ws.json");
+    let t = read("k6-ws.json");
+    let messages = k6_points(&raw, "ws_msgs_received", "");
+    assert!(messages > 50, "{messages}");
+    assert_eq!(t.requests, messages);
+    assert!(t.points.iter().filter(|p| p.requests > 0).count() >= 2);
+    assert!(
+        t.warnings.iter().any(|w| w.contains("ws_msgs_received")),
+        "{:?}",
+        t.warnings
+    );
 }
 
 #[test]

@@ -63,6 +63,7 @@ enum Metric {
     Vus,
     Iterations,
     IterationDuration,
+    WsMessages,
 }
 
 fn metric(name: &[u8]) -> Option<Metric> {
@@ -72,13 +73,17 @@ fn metric(name: &[u8]) -> Option<Metric> {
         b"vus" => Metric::Vus,
         b"iterations" => Metric::Iterations,
         b"iteration_duration" => Metric::IterationDuration,
+        b"ws_msgs_received" => Metric::WsMessages,
         _ => return None,
     })
 }
 
-/// HTTP requests when there are any, else iterations (gRPC, WebSocket, browser tests).
+/// HTTP requests when there are any, else WebSocket messages received (a WebSocket test's
+/// iterations are whole sessions, often one per VU at the very end), else iterations (gRPC,
+/// browser tests).
 struct Both {
     http: Series,
+    ws: Series,
     iters: Series,
 }
 
@@ -86,6 +91,7 @@ impl Both {
     fn new() -> Both {
         Both {
             http: Series::new(1.0),
+            ws: Series::new(1.0),
             iters: Series::new(1.0),
         }
     }
@@ -93,6 +99,13 @@ impl Both {
     fn finish(self, ctx: &Ctx, first_line: u64) -> Result<Timeline, TimelineError> {
         let mut t = if self.http.requests() > 0 {
             self.http.finish(ctx.format, &ctx.path, Clock::Absolute)
+        } else if self.ws.requests() > 0 {
+            let mut t = self.ws.finish(ctx.format, &ctx.path, Clock::Absolute);
+            t.warnings.push(
+                "no http_reqs: requests are WebSocket messages received (ws_msgs_received), without latency"
+                    .into(),
+            );
+            t
         } else if self.iters.requests() > 0 {
             let mut t = self.iters.finish(ctx.format, &ctx.path, Clock::Absolute);
             t.warnings
@@ -122,8 +135,12 @@ impl Both {
             Metric::ReqDuration => self.http.latency(t, value / 1000.0),
             Metric::Vus => {
                 self.http.offered(t, value);
+                self.ws.offered(t, value);
                 self.iters.offered(t, value);
             }
+            Metric::WsMessages => self
+                .ws
+                .request(t, Outcome::Ok, value.max(0.0).round() as u64),
             Metric::Iterations => self
                 .iters
                 .request(t, Outcome::Ok, value.max(0.0).round() as u64),
