@@ -120,11 +120,7 @@ fn opens_match_nstat(classic: bool) {
         "Connection: close",
         &url,
     ]);
-    if classic {
-        cmd.env(CLASSIC_ENV, "1");
-    } else {
-        cmd.env_remove(CLASSIC_ENV);
-    }
+    force_classic(&mut cmd, classic);
     let o = chokepoint_tests::output_within(&mut cmd, Duration::from_secs(60));
     let active = kernel_counter("Tcp", "ActiveOpens") - active0;
     let passive = kernel_counter("Tcp", "PassiveOpens") - passive0;
@@ -205,6 +201,15 @@ fn the_classic_tracepoint_programs_give_the_same_cpu_seconds() {
 
 const CLASSIC_ENV: &str = "CHOKEPOINT_CLASSIC_TRACEPOINTS";
 
+/// Forces the classic (trace-record) programs, or makes sure the run does not inherit that.
+fn force_classic(cmd: &mut Command, classic: bool) {
+    if classic {
+        cmd.env(CLASSIC_ENV, "1");
+    } else {
+        cmd.env_remove(CLASSIC_ENV);
+    }
+}
+
 /// Runs the two-thread burner under `chokepoint run`: (our cpu_seconds, its own rusage,
 /// whether sched_switch was attached as a raw tracepoint).
 fn burner_cpu_seconds(attempt: u32, classic: bool) -> (f64, f64, bool) {
@@ -225,11 +230,7 @@ fn burner_cpu_seconds(attempt: u32, classic: bool) -> (f64, f64, bool) {
         "2",
         "1.5",
     ]);
-    if classic {
-        cmd.env(CLASSIC_ENV, "1");
-    } else {
-        cmd.env_remove(CLASSIC_ENV);
-    }
+    force_classic(&mut cmd, classic);
     let o = chokepoint_tests::output_within(&mut cmd, Duration::from_secs(60));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8_lossy(&o.stdout);

@@ -181,6 +181,13 @@ fn path_through_a_proxy_and_dnat_shows_proxy_nat_bridge_veth_and_namespace() {
             "netif_rx {backlog} vs link rx {link_rx}"
         );
         assert!(link_tx > 1000, "traffic crossed the veth: {link_tx}");
+        // The result shows what the recording holds.
+        let shown = json["packets"]
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p["name"] == veth))
+            .unwrap_or_else(|| panic!("{veth} in packets[]: {}", json["packets"]));
+        assert_eq!(shown["backlog_packets"].as_u64(), Some(backlog));
+        assert_eq!(shown["xmit_packets"].as_u64(), Some(probe_tx));
         for (probe, link) in [(probe_tx, link_tx), (probe_rx, link_rx)] {
             let diff = probe.abs_diff(link) as f64;
             assert!(

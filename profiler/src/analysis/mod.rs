@@ -47,6 +47,9 @@ pub struct Analysis {
     /// Per-device traffic per namespace over the recording, busiest first.
     #[serde(default)]
     pub devices: Vec<DeviceSummary>,
+    /// Packets per device name from the per-packet programs (`--packet-probes`); empty without.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packets: Vec<paths::PacketSummary>,
     /// Connection pools over the analysis window, most queued first.
     #[serde(default)]
     pub pools: Vec<pools::PoolSummary>,
@@ -157,6 +160,7 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
     });
 
     let devices = paths::devices(recording, seconds);
+    let packets = paths::packets(recording, seconds);
     let paths = paths::paths(recording, seconds, &devices, &processes);
     let conntrack = paths::conntrack(recording);
     let pools = pools::summarize(&window.intervals(recording).collect::<Vec<_>>());
@@ -165,6 +169,7 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
         paths,
         conntrack,
         devices,
+        packets,
         verdict,
         duration_seconds: seconds,
         window,

@@ -115,6 +115,45 @@ pub struct DeviceSummary {
     pub softirq_cpu_share: Option<f64>,
 }
 
+/// Packets per device name from the opt-in per-packet programs (`--packet-probes`), over the
+/// recording (all namespaces together, as the programs see names only), busiest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PacketSummary {
+    pub name: String,
+    pub xmit_packets_per_s: f64,
+    pub receive_packets_per_s: f64,
+    /// Queued to a CPU's backlog by `netif_rx` (software devices: loopback, veth...).
+    pub backlog_packets_per_s: f64,
+    pub xmit_packets: u64,
+    pub receive_packets: u64,
+    pub backlog_packets: u64,
+}
+
+pub fn packets(r: &Recording, seconds: f64) -> Vec<PacketSummary> {
+    let secs = seconds.max(1e-9);
+    let mut by: BTreeMap<&str, PacketSummary> = BTreeMap::new();
+    for d in r.intervals.iter().flat_map(|iv| &iv.net_packets) {
+        let s = by.entry(&d.name).or_insert_with(|| PacketSummary {
+            name: d.name.clone(),
+            ..Default::default()
+        });
+        s.xmit_packets += d.xmit_packets;
+        s.receive_packets += d.receive_packets;
+        s.backlog_packets += d.backlog_packets;
+    }
+    let mut out: Vec<PacketSummary> = by
+        .into_values()
+        .map(|mut s| {
+            s.xmit_packets_per_s = s.xmit_packets as f64 / secs;
+            s.receive_packets_per_s = s.receive_packets as f64 / secs;
+            s.backlog_packets_per_s = s.backlog_packets as f64 / secs;
+            s
+        })
+        .collect();
+    out.sort_by_key(|s| std::cmp::Reverse(s.xmit_packets + s.receive_packets + s.backlog_packets));
+    out
+}
+
 /// The conntrack table over the whole recording.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConntrackSummary {
@@ -657,6 +696,26 @@ mod tests {
         },
         recording::{ConnectionRow, DeviceInterval},
     };
+
+    #[test]
+    fn packet_counts_are_summed_per_device_busiest_first() {
+        let pk = |name: &str, xmit: u64, backlog: u64| crate::recording::DevicePackets {
+            name: name.into(),
+            xmit_packets: xmit,
+            receive_packets: xmit,
+            backlog_packets: backlog,
+            ..Default::default()
+        };
+        let mut ivs = vec![interval(0, 0.1), interval(1, 0.1)];
+        ivs[0].net_packets = vec![pk("lo", 10, 10), pk("veth0", 100, 90)];
+        ivs[1].net_packets = vec![pk("veth0", 300, 310)];
+        let out = packets(&recording(ivs), 2.0);
+        assert_eq!(out[0].name, "veth0");
+        assert_eq!((out[0].xmit_packets, out[0].backlog_packets), (400, 400));
+        assert!((out[0].backlog_packets_per_s - 200.0).abs() < 1e-9);
+        assert_eq!(out[1].name, "lo");
+        assert!(packets(&recording(vec![interval(0, 0.1)]), 1.0).is_empty());
+    }
 
     fn link(
         index: u32,

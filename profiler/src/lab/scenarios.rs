@@ -299,6 +299,20 @@ fn lab_server_named(ctx: &Ctx, name: &str, flags: &[&str]) -> Result<(Service, u
     Ok((service, port))
 }
 
+/// `k6 run` of `script`, its JSON output to `out`; quiet, and never reporting usage to the
+/// internet (the lab uses only local addresses).
+fn k6_run(script: &Path, out: &Path) -> Result<Vec<String>, LabError> {
+    Ok(vec![
+        tool("k6")?,
+        "run".into(),
+        "--quiet".into(),
+        "--no-usage-report".into(),
+        "--out".into(),
+        format!("json={}", out.display()),
+        script.to_string_lossy().into_owned(),
+    ])
+}
+
 fn url(port: u16) -> String {
     format!("http://127.0.0.1:{port}/")
 }
@@ -397,14 +411,7 @@ fn concurrency_sweep(ctx: &Ctx) -> Result<Setup, LabError> {
     let out = ctx.dir.join("k6.json");
     Ok(Setup {
         services: vec![server],
-        command: vec![
-            tool("k6")?,
-            "run".into(),
-            "--quiet".into(),
-            "--out".into(),
-            format!("json={}", out.display()),
-            script.to_string_lossy().into_owned(),
-        ],
+        command: k6_run(&script, &out)?,
         load: vec![out],
         window: Some("load-plateau"),
     })
@@ -1035,16 +1042,8 @@ fn websocket_fanout_with(ctx: &Ctx, slow_readers: u32) -> Result<Setup, LabError
     let out = ctx.dir.join("k6.json");
     Ok(Setup {
         services,
-        command: vec![
-            tool("k6")?,
-            "run".into(),
-            "--quiet".into(),
-            "--no-usage-report".into(),
-            "--out".into(),
-            format!("json={}", out.display()),
-            script.to_string_lossy().into_owned(),
-        ],
-        // Its iterations are whole sessions (16 at the end): no plateau, only the record.
+        command: k6_run(&script, &out)?,
+        // Its requests are the WebSocket messages received (the k6 reader's fallback).
         load: vec![out],
         window: None,
     })

@@ -73,6 +73,7 @@ pub fn render(a: &Analysis) -> String {
 
     render_pools(&mut s, a);
     render_send_limits(&mut s, a);
+    render_packets(&mut s, a);
 
     let t = &a.totals;
     let _ = writeln!(s, "connections:");
@@ -276,6 +277,25 @@ fn network(s: &mut String, a: &Analysis) {
             d.tx_bytes_per_s / 1e6,
             d.rx_dropped + d.tx_dropped + d.qdisc_drops,
             d.netns
+        );
+    }
+}
+
+/// The per-packet programs' counts (`--packet-probes`), busiest devices first.
+fn render_packets(s: &mut String, a: &Analysis) {
+    if a.packets.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "packets (per-packet programs): {:<16} {:>10} {:>10} {:>12}",
+        "device", "xmit/s", "receive/s", "backlog/s"
+    );
+    for p in a.packets.iter().take(8) {
+        let _ = writeln!(
+            s,
+            "                               {:<16} {:>10.0} {:>10.0} {:>12.0}",
+            p.name, p.xmit_packets_per_s, p.receive_packets_per_s, p.backlog_packets_per_s
         );
     }
 }

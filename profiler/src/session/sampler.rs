@@ -201,10 +201,11 @@ impl Sampler {
         // Threads that exited before this read had their last switch-out counted: forget them
         // so the map cannot fill with the dead.
         self.maps.forget_threads(&self.exited);
+        let exited: HashSet<u32> = self.exited.iter().copied().collect();
         let gone: Vec<_> = cur
             .wakes
             .keys()
-            .filter(|k| self.exited.contains(&k.waker_tid) || self.exited.contains(&k.wakee_tid))
+            .filter(|k| exited.contains(&k.waker_tid) || exited.contains(&k.wakee_tid))
             .copied()
             .collect();
         self.maps.forget_wakes(&gone);
