@@ -6,6 +6,7 @@
 #![no_main]
 
 mod conn;
+mod empty;
 mod maps;
 mod net;
 mod sched;

@@ -34,6 +34,17 @@ pub struct BenchArgs {
     /// byte over socket pairs) with and without `chokepoint record`.
     #[arg(long, conflicts_with = "timeline")]
     pub sched: bool,
+    /// Add a third run to each round: `chokepoint record` with an empty program at every hook
+    /// (`CHOKEPOINT_EMPTY_PROGRAMS`), the floor the hooks alone cost.
+    #[arg(long, conflicts_with = "timeline")]
+    pub empty: bool,
+}
+
+/// The recorder variants a round runs beside the workload.
+#[derive(Clone, Copy, PartialEq)]
+enum Programs {
+    Real,
+    Empty,
 }
 
 /// Goals from the issue: throughput kept, and the profiler's own CPU small.
@@ -50,6 +61,8 @@ pub struct Overhead {
     pub duration_seconds: f64,
     /// Per program (by function name, `_compat` variants folded in): run seconds and runs.
     pub programs: Vec<(String, f64, f64)>,
+    /// User-space CPU seconds per stage of reading an interval (`overhead.stages`).
+    pub stages: Vec<(String, f64)>,
 }
 
 impl Overhead {
@@ -75,6 +88,15 @@ impl Overhead {
                             let runs = pair.get(1)?.as_f64()?;
                             Some((name.trim_end_matches("_compat").to_string(), secs, runs))
                         })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            stages: v
+                .pointer("/overhead/stages")
+                .and_then(serde_json::Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(name, secs)| Some((name.clone(), secs.as_f64()?)))
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -227,20 +249,20 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
 
     let (mut without, mut with, mut ratios, mut costs) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut empty_ratios, mut empty_costs) = (Vec::new(), Vec::new());
+    let run = || Ok(wrk.run_with(&wrk_bin).requests_per_sec);
     for round in 1..=args.rounds {
-        // Alternate the order so drift (thermal, TIME_WAIT build-up) hits both sides alike.
-        let (a, b, cost) = if round % 2 == 1 {
-            let a = wrk.run_with(&wrk_bin).requests_per_sec;
-            let (b, cost) = with_recorder(&bin, work.path(), round, wrk.seconds, || {
-                Ok(wrk.run_with(&wrk_bin).requests_per_sec)
-            })?;
-            (a, b, cost)
+        let recorded =
+            |programs| with_recorder(&bin, work.path(), round, wrk.seconds, programs, run);
+        // Alternate the order so drift (thermal, TIME_WAIT build-up) hits all sides alike.
+        let (a, (b, cost), empty) = if round % 2 == 1 {
+            let a = run()?;
+            let empty = args.empty.then(|| recorded(Programs::Empty)).transpose()?;
+            (a, recorded(Programs::Real)?, empty)
         } else {
-            let (b, cost) = with_recorder(&bin, work.path(), round, wrk.seconds, || {
-                Ok(wrk.run_with(&wrk_bin).requests_per_sec)
-            })?;
-            let a = wrk.run_with(&wrk_bin).requests_per_sec;
-            (a, b, cost)
+            let b = recorded(Programs::Real)?;
+            let empty = args.empty.then(|| recorded(Programs::Empty)).transpose()?;
+            (run()?, b, empty)
         };
         let ratio = b / a;
         println!(
@@ -254,6 +276,16 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             cost.lost_events,
             cost.bpf_ns_per_event(),
         );
+        if let Some((e, empty_cost)) = empty {
+            println!(
+                "          empty programs {e:>9.0} req/s   ratio {:.3}   own CPU {:.2}%   {:.0} ns/event in BPF",
+                e / a,
+                empty_cost.cpu_percent(cpus),
+                empty_cost.bpf_ns_per_event(),
+            );
+            empty_ratios.push(e / a);
+            empty_costs.push(empty_cost);
+        }
         without.push(a);
         with.push(b);
         ratios.push(ratio);
@@ -301,8 +333,65 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         ),
         costs.iter().map(|c| c.lost_events).sum::<f64>(),
     );
+    if !empty_costs.is_empty() {
+        println!(
+            "empty programs          ratio {:.3}, own CPU {:.2}% of the host: what the hooks alone cost",
+            median(&empty_ratios),
+            median(
+                &empty_costs
+                    .iter()
+                    .map(|c| c.cpu_percent(cpus))
+                    .collect::<Vec<_>>()
+            ),
+        );
+    }
     print_programs(&costs, "request", &with);
+    print_stages(&costs);
     Ok(())
+}
+
+/// User space: CPU milliseconds per second of recording for each stage, medians over rounds.
+fn print_stages(costs: &[Overhead]) {
+    let mut names: Vec<&str> = costs
+        .iter()
+        .flat_map(|c| c.stages.iter().map(|(name, _)| name.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let per_s = |c: &Overhead, secs: f64| 1e3 * secs / c.duration_seconds.max(1e-9);
+    let mut rows: Vec<(String, f64)> = names
+        .iter()
+        .map(|name| {
+            let ms = costs
+                .iter()
+                .map(|c| {
+                    let secs = c
+                        .stages
+                        .iter()
+                        .filter(|(n, _)| n == name)
+                        .map(|s| s.1)
+                        .sum();
+                    per_s(c, secs)
+                })
+                .collect::<Vec<_>>();
+            (name.to_string(), median(&ms))
+        })
+        .collect();
+    let rest = costs
+        .iter()
+        .map(|c| {
+            per_s(
+                c,
+                c.user_cpu_seconds - c.stages.iter().map(|s| s.1).sum::<f64>(),
+            )
+        })
+        .collect::<Vec<_>>();
+    rows.push(("rest (ring buffer, writing, runtime)".into(), median(&rest)));
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+    println!("\nuser-space stage                       CPU ms per second");
+    for (name, ms) in rows {
+        println!("{name:<38} {ms:>8.2}");
+    }
 }
 
 /// Per program: runs per unit of work (`per`, e.g. a request), ns per run and share of the
@@ -382,7 +471,8 @@ fn sched_bench(args: &BenchArgs, bin: &Path) -> anyhow::Result<()> {
     let (mut without, mut with, mut ratios, mut costs) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 1..=args.rounds {
-        let recorded = |round| with_recorder(bin, work.path(), round, args.seconds, storm);
+        let recorded =
+            |round| with_recorder(bin, work.path(), round, args.seconds, Programs::Real, storm);
         let (a, (b, cost)) = if round % 2 == 1 {
             let a = storm()?;
             (a, recorded(round)?)
@@ -434,6 +524,7 @@ fn sched_bench(args: &BenchArgs, bin: &Path) -> anyhow::Result<()> {
         );
     }
     print_programs(&costs, "trip", &with);
+    print_stages(&costs);
     Ok(())
 }
 
@@ -448,15 +539,25 @@ fn with_recorder(
     dir: &Path,
     round: u32,
     seconds: u32,
+    programs: Programs,
     workload: impl FnOnce() -> anyhow::Result<f64>,
 ) -> anyhow::Result<(f64, Overhead)> {
-    let rec = dir.join(format!("round-{round}.rec"));
-    let json = dir.join(format!("round-{round}.json"));
-    let log = dir.join(format!("round-{round}.log"));
+    let tag = match programs {
+        Programs::Real => "",
+        Programs::Empty => "-empty",
+    };
+    let rec = dir.join(format!("round-{round}{tag}.rec"));
+    let json = dir.join(format!("round-{round}{tag}.json"));
+    let log = dir.join(format!("round-{round}{tag}.log"));
     let out = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    let mut command = Command::new(bin);
+    if programs == Programs::Empty {
+        // `chokepoint::probes::loader::EMPTY_ENV`.
+        command.env("CHOKEPOINT_EMPTY_PROGRAMS", "1");
+    }
     // --duration only bounds a recorder we failed to stop; it is stopped right after wrk.
     let mut recorder = Recorder(
-        Command::new(bin)
+        command
             .arg("record")
             .arg("--out")
             .arg(&rec)

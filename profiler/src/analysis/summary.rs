@@ -563,6 +563,9 @@ pub struct Overhead {
     pub bpf_ns_per_event: Option<f64>,
     /// Per program: run time in seconds and runs.
     pub programs: BTreeMap<String, (f64, u64)>,
+    /// Of `user_cpu_seconds`, the CPU seconds of each stage of reading an interval.
+    #[serde(default)]
+    pub stages: BTreeMap<String, f64>,
 }
 
 pub fn overhead(intervals: &[Interval], cpus: u32, seconds: f64) -> Overhead {
@@ -578,6 +581,9 @@ pub fn overhead(intervals: &[Interval], cpus: u32, seconds: f64) -> Overhead {
             let e = o.programs.entry(name.clone()).or_insert((0.0, 0));
             e.0 += *ns as f64 / 1e9;
             e.1 += runs;
+        }
+        for (stage, ns) in &iv.overhead.stages {
+            *o.stages.entry(stage.clone()).or_default() += *ns as f64 / 1e9;
         }
     }
     o.bpf_cpu_seconds = bpf_ns as f64 / 1e9;

@@ -663,3 +663,29 @@ fn each_hot_thread_names_the_threads_that_woke_it_and_the_waits_they_ended() {
     let second = p.threads.iter().find(|t| t.tid == 101).expect("thread 101");
     assert_eq!(second.woken_by[0].tid, 100);
 }
+
+#[test]
+fn overhead_sums_programs_and_user_space_stages_over_intervals() {
+    let mut a = interval(0, 0.5);
+    a.overhead.bpf_run_ns = 300_000_000;
+    a.overhead.bpf_runs = 1_000_000;
+    a.overhead.user_cpu_ns = 40_000_000;
+    a.overhead.stages.insert("send_limits".into(), 10_000_000);
+    a.overhead.stages.insert("host".into(), 2_000_000);
+    let mut b = interval(1, 0.5);
+    b.overhead.bpf_run_ns = 100_000_000;
+    b.overhead.bpf_runs = 1_000_000;
+    b.overhead.user_cpu_ns = 20_000_000;
+    b.overhead.stages.insert("send_limits".into(), 6_000_000);
+    let o = super::summary::overhead(&[a, b], 2, 2.0);
+    assert_eq!(o.events, 2_000_000);
+    assert_eq!(o.bpf_ns_per_event, Some(200.0));
+    assert!(
+        (o.stages["send_limits"] - 0.016).abs() < 1e-12,
+        "{:?}",
+        o.stages
+    );
+    assert!((o.stages["host"] - 0.002).abs() < 1e-12);
+    // (0.4 s + 0.06 s) over 2 CPUs x 2 s.
+    assert!((o.cpu_share_of_host - 0.115).abs() < 1e-12);
+}

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::CollectError;
-use super::sockdiag::{FAMILIES, TcpStates, for_each_tcp_socket};
+use super::sockdiag::{TcpStates, families_for, for_each_tcp_socket};
 
 /// Kernel number of the LISTEN state.
 const TCP_LISTEN: u8 = 10;
@@ -53,7 +53,7 @@ pub fn listen_queues() -> Result<Vec<ListenQueue>, CollectError> {
 /// and `idiag_wqueue` its limit.
 pub fn listen_queues_from_sock_diag() -> Result<Vec<ListenQueue>, CollectError> {
     let mut queues = Vec::new();
-    for family in FAMILIES {
+    for family in families_for(TcpStates::LISTEN) {
         for_each_tcp_socket(family, TcpStates::LISTEN, "listening sockets", |socket| {
             if socket.state == TCP_LISTEN {
                 queues.push(ListenQueue {

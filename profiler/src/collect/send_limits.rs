@@ -2,14 +2,17 @@
 //! listening ports, the kernel's own per-socket timers (tcp_info chrono: time busy sending,
 //! time limited by the peer's receive window, time limited by the socket's send buffer) and
 //! how many sockets have a full send buffer. A fan-out server whose sends stall shows it here.
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    time::{Duration, Instant},
+};
 
 use netlink_packet_sock_diag::inet::ExtensionFlags;
 use serde::{Deserialize, Serialize};
 
 use super::{
     CollectError,
-    sockdiag::{FAMILIES, TcpChrono, TcpStates, for_each_tcp_socket_with},
+    sockdiag::{TcpChrono, TcpStates, families_for, for_each_tcp_socket_with},
 };
 
 /// One listening port's served sockets over an interval.
@@ -55,10 +58,18 @@ pub struct SocketReading {
 /// writer only once a third of the buffer is free again.
 const FULL: f64 = 0.9;
 
+/// Share of one CPU the dumps may use on average. A dump walks the kernel's whole established
+/// hash table, TIME_WAIT sockets included (tens of thousands under connection churn: ~5 ms a
+/// walk here), so reads are spaced by their own measured duration; the kernel's chrono totals
+/// are cumulative, so a skipped interval's time shows in the next read.
+const DUMP_BUDGET: f64 = 0.005;
+
 /// Keeps each socket's last totals so an interval gets deltas.
 #[derive(Debug, Default)]
 pub struct SendLimitCollector {
     prev: HashMap<u64, TcpChrono>,
+    /// No dump before this (the budget); None: dump at the next call.
+    next_read: Option<Instant>,
 }
 
 impl SendLimitCollector {
@@ -73,8 +84,12 @@ impl SendLimitCollector {
             self.prev.clear();
             return Ok(Vec::new());
         }
+        let started = Instant::now();
+        if self.next_read.is_some_and(|at| started < at) {
+            return Ok(Vec::new());
+        }
         let mut readings = Vec::new();
-        for family in FAMILIES {
+        for family in families_for(TcpStates::ESTABLISHED) {
             for_each_tcp_socket_with(
                 family,
                 TcpStates::ESTABLISHED,
@@ -93,6 +108,7 @@ impl SendLimitCollector {
                 },
             )?;
         }
+        self.next_read = Some(started + spacing(started.elapsed()));
         let mut out = aggregate(&self.prev, &readings);
         for row in &mut out {
             row.owner = owners.get(&row.port).cloned();
@@ -100,6 +116,13 @@ impl SendLimitCollector {
         self.prev = readings.iter().map(|r| (r.cookie, r.chrono)).collect();
         Ok(out)
     }
+}
+
+/// How long to wait after a dump that took `took` to keep within `DUMP_BUDGET`, minus a
+/// little so a read due at the next interval is not pushed one interval further by jitter.
+fn spacing(took: Duration) -> Duration {
+    took.div_f64(DUMP_BUDGET)
+        .saturating_sub(Duration::from_millis(50))
 }
 
 /// Per-port figures from this read's sockets against the previous totals. A socket seen for
@@ -137,6 +160,18 @@ pub fn aggregate(prev: &HashMap<u64, TcpChrono>, readings: &[SocketReading]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dumps_are_spaced_to_stay_within_their_budget() {
+        // A cheap dump (few sockets) runs every interval...
+        assert!(spacing(Duration::from_millis(1)) < Duration::from_secs(1));
+        // ...one that walks tens of thousands of TIME_WAIT sockets every few.
+        let slow = spacing(Duration::from_millis(10));
+        assert!(
+            slow > Duration::from_millis(1900) && slow < Duration::from_secs(2),
+            "{slow:?}"
+        );
+    }
 
     fn reading(cookie: u64, port: u16, t: [u64; 3], queue: Option<(u32, u32)>) -> SocketReading {
         SocketReading {

@@ -77,6 +77,30 @@ impl TcpChrono {
 /// Address families to dump.
 pub const FAMILIES: [u8; 2] = [AF_INET, AF_INET6];
 
+/// The families worth dumping for sockets in `states`. A dump walks the whole established hash
+/// table whatever its family (v4 and v6 share it), so an empty family costs as much as a full
+/// one: AF_INET6 is left out when `/proc/net/sockstat6` says no IPv6 TCP socket is in use
+/// (`TCP6: inuse 0`; listening and connected sockets count there, TIME_WAIT ones do not, so a
+/// dump that asks for TIME_WAIT keeps both).
+pub fn families_for(states: StateFlags) -> Vec<u8> {
+    let v6_in_use =
+        || std::fs::read_to_string("/proc/net/sockstat6").map_or(true, |text| tcp6_in_use(&text));
+    if states.contains(StateFlags::TIME_WAIT) || v6_in_use() {
+        FAMILIES.to_vec()
+    } else {
+        vec![AF_INET]
+    }
+}
+
+/// `TCP6: inuse N` with N > 0, or a file that does not say (then assume sockets exist).
+fn tcp6_in_use(sockstat6: &str) -> bool {
+    sockstat6
+        .lines()
+        .find_map(|line| line.strip_prefix("TCP6: inuse "))
+        .and_then(|n| n.split_whitespace().next()?.parse::<u64>().ok())
+        .is_none_or(|n| n > 0)
+}
+
 /// Calls `visit` for every TCP socket of `family` (AF_INET or AF_INET6) in one of `states`.
 pub fn for_each_tcp_socket(
     family: u8,
@@ -193,5 +217,24 @@ pub fn for_each_tcp_socket_with(
             // Netlink messages are 4-byte aligned.
             offset += (length + 3) & !3;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_is_dumped_unless_sockstat6_says_no_tcp6_socket_is_in_use() {
+        assert!(!tcp6_in_use("TCP6: inuse 0\nUDP6: inuse 2\n"));
+        assert!(tcp6_in_use("TCP6: inuse 3\nUDP6: inuse 0\n"));
+        // Unreadable or unexpected: dump it rather than miss sockets.
+        assert!(tcp6_in_use(""));
+        assert!(tcp6_in_use("TCP6: inuse many\n"));
+    }
+
+    #[test]
+    fn time_wait_dumps_keep_both_families() {
+        assert_eq!(families_for(StateFlags::all()), FAMILIES.to_vec());
     }
 }

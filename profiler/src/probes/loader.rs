@@ -58,6 +58,10 @@ pub struct ProbeStatus {
 /// Set to attach only classic tracepoint programs (for overhead comparisons).
 pub const CLASSIC_ENV: &str = "CHOKEPOINT_CLASSIC_TRACEPOINTS";
 
+/// Set to attach a program that does nothing at every hook instead of the real ones: the
+/// floor a benchmark compares against (`cargo xtask bench --empty`). Nothing is measured.
+pub const EMPTY_ENV: &str = "CHOKEPOINT_EMPTY_PROGRAMS";
+
 pub struct Probes {
     pub ebpf: Ebpf,
     pub status: ProbeStatus,
@@ -117,6 +121,10 @@ impl Probes {
             .map_err(LoadError::Load)?;
 
         let use_raw = std::env::var_os(CLASSIC_ENV).is_none();
+        if std::env::var_os(EMPTY_ENV).is_some() {
+            attach_empty(&mut ebpf, &layouts, use_raw, &kernel, &mut status)?;
+            return Ok(Self { ebpf, status });
+        }
         let syscall_turns = socket_syscalls::forced() && kernel.has_fd_walk();
         for (tp, format) in &layouts {
             if syscall_turns && tp.group == "sock" && tp.family == Family::ConnectionUse {
@@ -130,16 +138,7 @@ impl Probes {
                 });
                 continue;
             }
-            // What each raw program reads through BTF offsets.
-            let raw_ready = match tp.name {
-                "kfree_skb" => kernel.has_skb_dev(),
-                "inet_sock_set_state" => kernel.sock_protocol != 0,
-                "sock_send_length" | "sock_recv_length" => {
-                    kernel.sock_protocol != 0 && kernel.sock_family != 0
-                }
-                _ => kernel.has_task(),
-            };
-            if tp.raw && use_raw && raw_ready {
+            if tp.raw && use_raw && raw_ready(tp, &kernel) {
                 match attach_raw(&mut ebpf, tp) {
                     Ok(()) => {
                         status.attached.push(tp.id());
@@ -217,6 +216,65 @@ impl Probes {
         }
         Ok(Self { ebpf, status })
     }
+}
+
+/// Whether the kernel's BTF gave the offsets the raw program of `tp` reads.
+fn raw_ready(tp: &Tracepoint, kernel: &KernelOffsets) -> bool {
+    match tp.name {
+        "kfree_skb" => kernel.has_skb_dev(),
+        "inet_sock_set_state" => kernel.sock_protocol != 0,
+        "sock_send_length" | "sock_recv_length" => {
+            kernel.sock_protocol != 0 && kernel.sock_family != 0
+        }
+        _ => kernel.has_task(),
+    }
+}
+
+/// `EMPTY_ENV`: the empty programs at the hooks the real ones would use (raw where theirs is).
+fn attach_empty(
+    ebpf: &mut Ebpf,
+    layouts: &[(Tracepoint, Format)],
+    use_raw: bool,
+    kernel: &KernelOffsets,
+    status: &mut ProbeStatus,
+) -> Result<(), LoadError> {
+    let nothing = |reason: String| LoadError::NothingAttached(reason);
+    program::<RawTracePoint>(ebpf, "empty_raw")
+        .and_then(|p| p.load().map_err(|e| refused("empty_raw", &e)))
+        .map_err(nothing)?;
+    program::<TracePoint>(ebpf, "empty_tp")
+        .and_then(|p| p.load().map_err(|e| refused("empty_tp", &e)))
+        .map_err(nothing)?;
+    for (tp, _) in layouts {
+        let raw = tp.raw && use_raw && raw_ready(tp, kernel);
+        let attached = if raw {
+            program::<RawTracePoint>(ebpf, "empty_raw")
+                .and_then(|p| p.attach(tp.name).map(drop).map_err(|e| error_chain(&e)))
+        } else {
+            program::<TracePoint>(ebpf, "empty_tp").and_then(|p| {
+                p.attach(tp.group, tp.name)
+                    .map(drop)
+                    .map_err(|e| error_chain(&e))
+            })
+        };
+        match attached {
+            Ok(()) => {
+                status.attached.push(tp.id());
+                if raw {
+                    status.raw.push(tp.id());
+                }
+            }
+            Err(reason) => status.failed.push(ProbeFailure {
+                id: tp.id(),
+                family: tp.family,
+                reason,
+            }),
+        }
+    }
+    status.portable_reads.push(format!(
+        "every hook runs an empty program ({EMPTY_ENV}): nothing is measured"
+    ));
+    Ok(())
 }
 
 /// The program `name` of the kernel object, as its program type.

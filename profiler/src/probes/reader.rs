@@ -236,7 +236,8 @@ fn monotonic_ns() -> u64 {
 
 fn program_stats(ebpf: &Ebpf) -> HashMap<String, (u64, u64)> {
     let mut out = HashMap::new();
-    for name in super::socket_syscalls::PROGRAMS {
+    let empty = ["empty_raw", "empty_tp"];
+    for name in super::socket_syscalls::PROGRAMS.iter().chain(&empty) {
         if let Some(info) = ebpf.program(name).and_then(|p| p.info().ok())
             && info.run_count() > 0
         {

@@ -201,6 +201,11 @@ pub struct OverheadInterval {
     /// totals (see `probes.portable_reads`).
     #[serde(default)]
     pub switches_unmatched: u64,
+    /// chokepoint's own CPU (this thread's, in ns) per stage of reading the interval: kernel
+    /// maps, /proc files, sock_diag dumps... `user_cpu_ns` less their sum is the rest (ring
+    /// buffer, writing the recording, the runtime).
+    #[serde(default)]
+    pub stages: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

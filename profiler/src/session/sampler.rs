@@ -93,8 +93,10 @@ impl Sampler {
     }
 
     pub fn take(&mut self, ebpf: &Ebpf, table: &mut ProcessTable) -> Interval {
+        let mut stages = Stages::start();
         let mut cur = self.maps.snapshot(ebpf);
         let now = unix_ns();
+        stages.lap("kernel_maps");
         self.refresh_owners(&cur);
         let k = assemble(
             &self.prev,
@@ -104,8 +106,11 @@ impl Sampler {
             &self.owners,
             table,
         );
+        stages.lap("processes");
         let host = self.host.as_mut().map(|h| h.sample());
+        stages.lap("host");
         let listeners = collect::listeners::listen_queues().unwrap_or_default();
+        stages.lap("listeners");
         let mut processes = k.processes;
         let secs = now.saturating_sub(self.prev_unix_ns).max(1) as f64 / 1e9;
         for p in &mut processes {
@@ -126,6 +131,7 @@ impl Sampler {
             }
         }
         let cgroups = self.throttle.sample();
+        stages.lap("cgroups");
         let net = match self.net.as_mut() {
             Some(n) => {
                 let pids: Vec<u32> = processes
@@ -143,9 +149,11 @@ impl Sampler {
             }
             None => Default::default(),
         };
+        stages.lap("network");
         let pools = self
             .conn_use
             .take(&self.prev, &mut cur, &mut self.maps, &listeners, table);
+        stages.lap("sockets");
         // Served ports: those that accepted connections while recording, and those whose
         // (possibly older) connections carried requests.
         let mut owners: HashMap<u16, String> = self
@@ -159,11 +167,12 @@ impl Sampler {
         let ports: HashSet<u16> = owners.keys().copied().collect();
         // Without sock_diag the figures are missing, as without this collector.
         let send_limits = self.send_limits.sample(&ports, &owners).unwrap_or_default();
+        stages.lap("send_limits");
         let mut overhead = k.overhead;
         overhead.user_cpu_ns = self_cpu_ns().saturating_sub(self.prev_cpu_ns);
         overhead.sockets_tracked = pools.tracked;
         overhead.socket_evictions = pools.evictions;
-        let interval = Interval {
+        let mut interval = Interval {
             index: self.index,
             start_unix_ns: self.prev_unix_ns,
             end_unix_ns: now,
@@ -215,6 +224,8 @@ impl Sampler {
         for tid in self.exited.drain(..) {
             cur.threads.remove(&tid);
         }
+        stages.lap("forget_exited");
+        interval.overhead.stages = stages.spent;
         self.prev = cur;
         self.prev_unix_ns = now;
         self.prev_cpu_ns = self_cpu_ns();
@@ -255,4 +266,31 @@ impl Sampler {
             }
         }
     }
+}
+
+/// This thread's CPU time per stage of `take`: where chokepoint's own user-space cost goes.
+struct Stages {
+    last_ns: u64,
+    spent: BTreeMap<String, u64>,
+}
+
+impl Stages {
+    fn start() -> Self {
+        Self {
+            last_ns: thread_cpu_ns(),
+            spent: BTreeMap::new(),
+        }
+    }
+
+    fn lap(&mut self, stage: &str) {
+        let now = thread_cpu_ns();
+        *self.spent.entry(stage.to_string()).or_default() += now.saturating_sub(self.last_ns);
+        self.last_ns = now;
+    }
+}
+
+fn thread_cpu_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
 }
