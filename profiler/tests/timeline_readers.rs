@@ -95,6 +95,32 @@ fn k6_websocket_json_counts_messages_received() {
         "{:?}",
         t.warnings
     );
+    // The script times each message itself (a k6 Trend of times): that is the latency.
+    assert!(
+        t.warnings
+            .iter()
+            .any(|w| w.contains("time trend delivery_ms")),
+        "{:?}",
+        t.warnings
+    );
+    let values: Vec<f64> = raw
+        .lines()
+        .filter(|l| l.starts_with(r#"{"metric":"delivery_ms","type":"Point""#))
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON point");
+            v["data"]["value"].as_f64().expect("a number")
+        })
+        .collect();
+    assert!(values.len() > 50, "{}", values.len());
+    let max = values.iter().copied().fold(0.0, f64::max);
+    let latency = t.latency_ms.expect("latency from delivery_ms");
+    // HDR histograms keep 3 significant digits; a 0 ms value is recorded as 1 µs.
+    let got = latency.max.expect("a maximum");
+    assert!(
+        (got - max).abs() <= max * 0.01 + 0.002,
+        "max {got} vs the file's {max}"
+    );
+    assert!(t.points.iter().any(|p| p.latency_ms.is_some()));
 }
 
 #[test]

@@ -1021,6 +1021,7 @@ fn websocket_fanout_with(ctx: &Ctx, slow_readers: u32) -> Result<Setup, LabError
     let secs = ctx.seconds;
     let script = ctx.dir.join("fanout.js");
     // One iteration per VU, closed after the run's length: a second iteration would reconnect.
+    // `t` carries microseconds; Date.now() has milliseconds, so `t` is floored to compare them.
     let text = format!(
         "import ws from 'k6/ws';\n\
          import {{ Trend }} from 'k6/metrics';\n\
@@ -1031,7 +1032,7 @@ fn websocket_fanout_with(ctx: &Ctx, slow_readers: u32) -> Result<Setup, LabError
          }};\n\
          export default function () {{\n  \
            ws.connect('ws://127.0.0.1:{port}/', null, function (socket) {{\n    \
-             socket.on('message', function (data) {{ delivery.add(Date.now() - JSON.parse(data).t); }});\n    \
+             socket.on('message', function (data) {{ delivery.add(Date.now() - Math.floor(JSON.parse(data).t)); }});\n    \
              socket.setTimeout(function () {{ socket.close(); }}, {ms});\n  \
            }});\n\
          }}\n",

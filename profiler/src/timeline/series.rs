@@ -66,7 +66,7 @@ pub(crate) fn latency_of(h: &Histogram<u64>) -> Option<Latency> {
     })
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Open {
     requests: u64,
     errors: u64,
@@ -76,6 +76,7 @@ struct Open {
     load_n: u32,
 }
 
+#[derive(Clone)]
 pub(crate) struct Series {
     interval: f64,
     open: BTreeMap<i64, Open>,

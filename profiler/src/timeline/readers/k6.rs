@@ -64,7 +64,27 @@ enum Metric {
     Iterations,
     IterationDuration,
     WsMessages,
+    /// A script's own `Trend` of times (`new Trend(name, true)`), by index in `Both::custom`.
+    CustomTime(usize),
 }
+
+/// k6's own trends of times: anything else declared `"type":"trend","contains":"time"` is a
+/// script's (e.g. a WebSocket test timing its messages).
+const BUILTIN_TIME_TRENDS: &[&str] = &[
+    "http_req_duration",
+    "http_req_blocked",
+    "http_req_connecting",
+    "http_req_tls_handshaking",
+    "http_req_sending",
+    "http_req_waiting",
+    "http_req_receiving",
+    "iteration_duration",
+    "group_duration",
+    "ws_connecting",
+    "ws_session_duration",
+    "ws_ping",
+    "grpc_req_duration",
+];
 
 fn metric(name: &[u8]) -> Option<Metric> {
     Some(match name {
@@ -85,6 +105,18 @@ struct Both {
     http: Series,
     ws: Series,
     iters: Series,
+    /// The script's own time trends, each with its points so far and a copy of the WebSocket
+    /// series taking that trend's points as latency (which one is used is known at the end).
+    custom: Vec<CustomTrend>,
+}
+
+/// A script's own time trend, and the WebSocket series with its points as latency.
+struct CustomTrend {
+    name: String,
+    points: u64,
+    /// Points below zero (sender and receiver clocks that disagree): left out, and said.
+    negative: u64,
+    ws: Series,
 }
 
 impl Both {
@@ -93,18 +125,66 @@ impl Both {
             http: Series::new(1.0),
             ws: Series::new(1.0),
             iters: Series::new(1.0),
+            custom: Vec::new(),
         }
     }
 
-    fn finish(self, ctx: &Ctx, first_line: u64) -> Result<Timeline, TimelineError> {
+    /// A `Metric` line: remembers a script's time trend so its points are read.
+    fn declare(&mut self, line: &[u8]) {
+        let Ok(v) = serde_json::from_slice::<Value>(line) else {
+            return;
+        };
+        let data = v.get("data");
+        let field = |k: &str| data.and_then(|d| d.get(k)).and_then(Value::as_str);
+        if let (Some(name), Some("trend"), Some("time")) =
+            (field("name"), field("type"), field("contains"))
+            && !BUILTIN_TIME_TRENDS.contains(&name)
+            && !self.custom.iter().any(|c| c.name == name)
+        {
+            self.custom.push(CustomTrend {
+                name: name.to_string(),
+                points: 0,
+                negative: 0,
+                ws: self.ws.clone(),
+            });
+        }
+    }
+
+    fn metric(&self, name: &[u8]) -> Option<Metric> {
+        metric(name).or_else(|| {
+            self.custom
+                .iter()
+                .position(|c| c.name.as_bytes() == name)
+                .map(Metric::CustomTime)
+        })
+    }
+
+    fn finish(mut self, ctx: &Ctx, first_line: u64) -> Result<Timeline, TimelineError> {
         let mut t = if self.http.requests() > 0 {
             self.http.finish(ctx.format, &ctx.path, Clock::Absolute)
         } else if self.ws.requests() > 0 {
-            let mut t = self.ws.finish(ctx.format, &ctx.path, Clock::Absolute);
-            t.warnings.push(
-                "no http_reqs: requests are WebSocket messages received (ws_msgs_received), without latency"
-                    .into(),
-            );
+            // The script's time trend with the most points, if it has one, is the latency.
+            self.custom.sort_by_key(|c| std::cmp::Reverse(c.points));
+            let (series, latency) = match self.custom.into_iter().next() {
+                Some(c) if c.points > c.negative => {
+                    let mut said = format!("latency from the script's time trend {}", c.name);
+                    if c.negative > 0 {
+                        said.push_str(&format!(
+                            " ({} of its {} values below zero left out: the sender's and the receiver's clocks or resolutions differ)",
+                            c.negative, c.points
+                        ));
+                    }
+                    (c.ws, said)
+                }
+                _ => (
+                    self.ws,
+                    "without latency (the script has no time Trend of its own)".to_string(),
+                ),
+            };
+            let mut t = series.finish(ctx.format, &ctx.path, Clock::Absolute);
+            t.warnings.push(format!(
+                "no http_reqs: requests are WebSocket messages received (ws_msgs_received), {latency}"
+            ));
             t
         } else if self.iters.requests() > 0 {
             let mut t = self.iters.finish(ctx.format, &ctx.path, Clock::Absolute);
@@ -137,14 +217,30 @@ impl Both {
                 self.http.offered(t, value);
                 self.ws.offered(t, value);
                 self.iters.offered(t, value);
+                for c in &mut self.custom {
+                    c.ws.offered(t, value);
+                }
             }
-            Metric::WsMessages => self
-                .ws
-                .request(t, Outcome::Ok, value.max(0.0).round() as u64),
+            Metric::WsMessages => {
+                let n = value.max(0.0).round() as u64;
+                self.ws.request(t, Outcome::Ok, n);
+                for c in &mut self.custom {
+                    c.ws.request(t, Outcome::Ok, n);
+                }
+            }
             Metric::Iterations => self
                 .iters
                 .request(t, Outcome::Ok, value.max(0.0).round() as u64),
             Metric::IterationDuration => self.iters.latency(t, value / 1000.0),
+            Metric::CustomTime(i) => {
+                let c = &mut self.custom[i];
+                c.points += 1;
+                if value < 0.0 {
+                    c.negative += 1;
+                } else {
+                    c.ws.latency(t, value / 1000.0);
+                }
+            }
         }
     }
 }
@@ -179,15 +275,17 @@ pub(crate) fn json<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, Timeline
             let after_name = &rest[end..];
             if !after_name.starts_with(b"\",\"type\":\"Point\"") {
                 if after_name.starts_with(b"\",\"type\":\"Metric\"") {
+                    both.declare(line);
                     continue;
                 }
                 return Err(ctx.err(n, "expected a Point or Metric line"));
             }
-            match metric(&rest[..end]) {
+            match both.metric(&rest[..end]) {
                 Some(m) => m,
                 None => continue,
             }
         } else if line.starts_with(b"{\"type\":\"Metric\"") {
+            both.declare(line);
             continue;
         } else {
             // Another writer's key order: parse fully.
@@ -197,8 +295,11 @@ pub(crate) fn json<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, Timeline
                 v.get("type").and_then(Value::as_str),
                 v.get("metric").and_then(Value::as_str),
             ) {
-                (Some("Metric"), _) => continue,
-                (Some("Point"), Some(name)) => match metric(name.as_bytes()) {
+                (Some("Metric"), _) => {
+                    both.declare(line);
+                    continue;
+                }
+                (Some("Point"), Some(name)) => match both.metric(name.as_bytes()) {
                     Some(m) => m,
                     None => continue,
                 },
@@ -448,6 +549,28 @@ pub(crate) fn text<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, Timeline
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scripts_own_time_trends_are_declared_and_builtin_ones_are_not() {
+        let mut both = Both::new();
+        both.declare(br#"{"type":"Metric","data":{"name":"delivery_ms","type":"trend","contains":"time","thresholds":[],"submetrics":null},"metric":"delivery_ms"}"#);
+        both.declare(br#"{"type":"Metric","data":{"name":"ws_connecting","type":"trend","contains":"time"},"metric":"ws_connecting"}"#);
+        both.declare(br#"{"type":"Metric","data":{"name":"bytes_seen","type":"trend","contains":"default"},"metric":"bytes_seen"}"#);
+        both.declare(br#"{"type":"Metric","data":{"name":"delivery_ms","type":"trend","contains":"time"},"metric":"delivery_ms"}"#);
+        assert_eq!(
+            both.custom
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>(),
+            ["delivery_ms"]
+        );
+        assert!(matches!(
+            both.metric(b"delivery_ms"),
+            Some(Metric::CustomTime(0))
+        ));
+        assert!(both.metric(b"bytes_seen").is_none());
+        assert!(matches!(both.metric(b"http_reqs"), Some(Metric::Reqs)));
+    }
 
     #[test]
     fn outcomes_from_tags() {
