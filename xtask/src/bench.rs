@@ -249,7 +249,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
 
     let (mut without, mut with, mut ratios, mut costs) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut empty_ratios, mut empty_costs) = (Vec::new(), Vec::new());
+    let mut floor = Floor::default();
     let run = || Ok(wrk.run_with(&wrk_bin).requests_per_sec);
     for round in 1..=args.rounds {
         let recorded =
@@ -277,14 +277,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             cost.bpf_ns_per_event(),
         );
         if let Some((e, empty_cost)) = empty {
-            println!(
-                "          empty programs {e:>9.0} req/s   ratio {:.3}   own CPU {:.2}%   {:.0} ns/event in BPF",
-                e / a,
-                empty_cost.cpu_percent(cpus),
-                empty_cost.bpf_ns_per_event(),
-            );
-            empty_ratios.push(e / a);
-            empty_costs.push(empty_cost);
+            floor.round(a, e, empty_cost, cpus);
         }
         without.push(a);
         with.push(b);
@@ -333,21 +326,43 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         ),
         costs.iter().map(|c| c.lost_events).sum::<f64>(),
     );
-    if !empty_costs.is_empty() {
-        println!(
-            "empty programs          ratio {:.3}, own CPU {:.2}% of the host: what the hooks alone cost",
-            median(&empty_ratios),
-            median(
-                &empty_costs
-                    .iter()
-                    .map(|c| c.cpu_percent(cpus))
-                    .collect::<Vec<_>>()
-            ),
-        );
-    }
+    floor.print(cpus);
     print_programs(&costs, "request", &with);
     print_stages(&costs);
     Ok(())
+}
+
+/// `--empty`: the rounds with an empty program at every hook, against the same rounds' runs
+/// without chokepoint.
+#[derive(Default)]
+struct Floor {
+    ratios: Vec<f64>,
+    costs: Vec<Overhead>,
+}
+
+impl Floor {
+    fn round(&mut self, without: f64, empty: f64, cost: Overhead, cpus: usize) {
+        println!(
+            "          empty programs {empty:>9.0}   ratio {:.3}   own CPU {:.2}%   {:.0} ns/event in BPF",
+            empty / without,
+            cost.cpu_percent(cpus),
+            cost.bpf_ns_per_event(),
+        );
+        self.ratios.push(empty / without);
+        self.costs.push(cost);
+    }
+
+    fn print(&self, cpus: usize) {
+        if self.costs.is_empty() {
+            return;
+        }
+        let cpu: Vec<f64> = self.costs.iter().map(|c| c.cpu_percent(cpus)).collect();
+        println!(
+            "empty programs          ratio {:.3}, own CPU {:.2}% of the host: what the hooks alone cost",
+            median(&self.ratios),
+            median(&cpu),
+        );
+    }
 }
 
 /// User space: CPU milliseconds per second of recording for each stage, medians over rounds.
@@ -470,15 +485,18 @@ fn sched_bench(args: &BenchArgs, bin: &Path) -> anyhow::Result<()> {
     storm()?;
     let (mut without, mut with, mut ratios, mut costs) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut floor = Floor::default();
     for round in 1..=args.rounds {
         let recorded =
-            |round| with_recorder(bin, work.path(), round, args.seconds, Programs::Real, storm);
-        let (a, (b, cost)) = if round % 2 == 1 {
+            |programs| with_recorder(bin, work.path(), round, args.seconds, programs, storm);
+        let (a, (b, cost), empty) = if round % 2 == 1 {
             let a = storm()?;
-            (a, recorded(round)?)
+            let empty = args.empty.then(|| recorded(Programs::Empty)).transpose()?;
+            (a, recorded(Programs::Real)?, empty)
         } else {
-            let b = recorded(round)?;
-            (storm()?, b)
+            let b = recorded(Programs::Real)?;
+            let empty = args.empty.then(|| recorded(Programs::Empty)).transpose()?;
+            (storm()?, b, empty)
         };
         let switches = cost.program_runs("sched_switch") / cost.duration_seconds.max(1e-9);
         println!(
@@ -488,6 +506,9 @@ fn sched_bench(args: &BenchArgs, bin: &Path) -> anyhow::Result<()> {
             cost.program_ns_per_run("sched_switch"),
             cost.program_ns_per_run("sched_waking"),
         );
+        if let Some((e, empty_cost)) = empty {
+            floor.round(a, e, empty_cost, cpus);
+        }
         without.push(a);
         with.push(b);
         ratios.push(b / a);
@@ -523,6 +544,7 @@ fn sched_bench(args: &BenchArgs, bin: &Path) -> anyhow::Result<()> {
             med(&|c| c.program_ns_per_run(program))
         );
     }
+    floor.print(cpus);
     print_programs(&costs, "trip", &with);
     print_stages(&costs);
     Ok(())
