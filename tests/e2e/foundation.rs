@@ -251,6 +251,45 @@ fn burner_cpu_seconds(attempt: u32, classic: bool) -> (f64, f64, bool) {
     (p["cpu_seconds"].as_f64().expect("cpu_seconds"), rusage, raw)
 }
 
+/// `cargo xtask bench --empty`'s floor: an empty program at each hook the real ones use, its
+/// runs counted in `overhead`, the user-space stages timed as usual, and nothing left attached.
+#[test]
+fn the_benchmark_floor_attaches_empty_programs_at_the_same_hooks() {
+    let before = program_ids();
+    let (rec, out) = (tmp("empty.rec"), tmp("empty.json"));
+    let burner = chokepoint_tests::workload_bin("cpu-burn");
+    let mut cmd = Command::new(chokepoint_bin());
+    cmd.args([
+        "run",
+        "--out",
+        rec.to_str().expect("utf-8"),
+        "--json",
+        out.to_str().expect("utf-8"),
+        "--",
+        burner.to_str().expect("utf-8"),
+        "1",
+        "1.5",
+    ])
+    .env("CHOKEPOINT_EMPTY_PROGRAMS", "1");
+    force_classic(&mut cmd, false);
+    let o = chokepoint_tests::output_within(&mut cmd, Duration::from_secs(60));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        raw_programs(&rec).contains(&"sched/sched_switch".to_string()),
+        "the empty program takes the raw hook where the real one would"
+    );
+    let r = json(&out);
+    let programs = r["overhead"]["programs"].as_object().expect("programs");
+    let runs = |name: &str| programs.get(name).and_then(|p| p[1].as_u64()).unwrap_or(0);
+    // Over 1.5 s of a busy thread there are switches and softirqs at least.
+    assert!(runs("empty_raw") > 100, "{programs:?}");
+    assert_eq!(runs("sched_switch"), 0, "no real program ran: {programs:?}");
+    let stages = r["overhead"]["stages"].as_object().expect("stages");
+    assert!(stages.contains_key("kernel_maps"), "{stages:?}");
+    let left = left_behind(&before);
+    assert!(left.is_empty(), "programs left loaded: {left:?}");
+}
+
 /// The tracepoints a recording's header lists as attached through raw programs.
 fn raw_programs(rec: &Path) -> Vec<String> {
     let header: Value = std::fs::read_to_string(rec)
