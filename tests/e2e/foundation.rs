@@ -210,13 +210,14 @@ fn force_classic(cmd: &mut Command, classic: bool) {
     }
 }
 
-/// Runs the two-thread burner under `chokepoint run`: (our cpu_seconds, its own rusage,
-/// whether sched_switch was attached as a raw tracepoint).
-fn burner_cpu_seconds(attempt: u32, classic: bool) -> (f64, f64, bool) {
-    let (rec, out) = (
-        tmp(&format!("burn-{attempt}.rec")),
-        tmp(&format!("burn-{attempt}.json")),
-    );
+/// `chokepoint run` over the CPU burner (`threads` threads for 1.5 s), the command adjusted by
+/// `env` first; returns the recording, the JSON result and the run's output, which succeeded.
+fn run_burner(
+    tag: &str,
+    threads: &str,
+    env: impl FnOnce(&mut Command),
+) -> (PathBuf, PathBuf, Output) {
+    let (rec, out) = (tmp(&format!("{tag}.rec")), tmp(&format!("{tag}.json")));
     let burner = chokepoint_tests::workload_bin("cpu-burn");
     let mut cmd = Command::new(chokepoint_bin());
     cmd.args([
@@ -227,12 +228,21 @@ fn burner_cpu_seconds(attempt: u32, classic: bool) -> (f64, f64, bool) {
         out.to_str().expect("utf-8"),
         "--",
         burner.to_str().expect("utf-8"),
-        "2",
+        threads,
         "1.5",
     ]);
-    force_classic(&mut cmd, classic);
+    env(&mut cmd);
     let o = chokepoint_tests::output_within(&mut cmd, Duration::from_secs(60));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (rec, out, o)
+}
+
+/// Runs the two-thread burner under `chokepoint run`: (our cpu_seconds, its own rusage,
+/// whether sched_switch was attached as a raw tracepoint).
+fn burner_cpu_seconds(attempt: u32, classic: bool) -> (f64, f64, bool) {
+    let (rec, out, o) = run_burner(&format!("burn-{attempt}"), "2", |cmd| {
+        force_classic(cmd, classic)
+    });
     let stdout = String::from_utf8_lossy(&o.stdout);
     let rusage: f64 = stdout
         .lines()
@@ -256,24 +266,10 @@ fn burner_cpu_seconds(attempt: u32, classic: bool) -> (f64, f64, bool) {
 #[test]
 fn the_benchmark_floor_attaches_empty_programs_at_the_same_hooks() {
     let before = program_ids();
-    let (rec, out) = (tmp("empty.rec"), tmp("empty.json"));
-    let burner = chokepoint_tests::workload_bin("cpu-burn");
-    let mut cmd = Command::new(chokepoint_bin());
-    cmd.args([
-        "run",
-        "--out",
-        rec.to_str().expect("utf-8"),
-        "--json",
-        out.to_str().expect("utf-8"),
-        "--",
-        burner.to_str().expect("utf-8"),
-        "1",
-        "1.5",
-    ])
-    .env("CHOKEPOINT_EMPTY_PROGRAMS", "1");
-    force_classic(&mut cmd, false);
-    let o = chokepoint_tests::output_within(&mut cmd, Duration::from_secs(60));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (rec, out, _) = run_burner("empty", "1", |cmd| {
+        cmd.env("CHOKEPOINT_EMPTY_PROGRAMS", "1");
+        force_classic(cmd, false);
+    });
     assert!(
         raw_programs(&rec).contains(&"sched/sched_switch".to_string()),
         "the empty program takes the raw hook where the real one would"

@@ -169,7 +169,6 @@ impl Sampler {
         let send_limits = self.send_limits.sample(&ports, &owners).unwrap_or_default();
         stages.lap("send_limits");
         let mut overhead = k.overhead;
-        overhead.user_cpu_ns = self_cpu_ns().saturating_sub(self.prev_cpu_ns);
         overhead.sockets_tracked = pools.tracked;
         overhead.socket_evictions = pools.evictions;
         let mut interval = Interval {
@@ -226,9 +225,12 @@ impl Sampler {
         }
         stages.lap("forget_exited");
         interval.overhead.stages = stages.spent;
+        // Read once, after all of this interval's work, so none of it falls between intervals.
+        let cpu_ns = self_cpu_ns();
+        interval.overhead.user_cpu_ns = cpu_ns.saturating_sub(self.prev_cpu_ns);
+        self.prev_cpu_ns = cpu_ns;
         self.prev = cur;
         self.prev_unix_ns = now;
-        self.prev_cpu_ns = self_cpu_ns();
         self.index += 1;
         interval
     }
