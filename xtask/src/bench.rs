@@ -11,7 +11,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use chokepoint_tests::{Nginx, Wrk, try_tool};
+use chokepoint_testbed::{Nginx, Wrk, try_tool};
 use nix::{
     sys::signal::{Signal, kill},
     unistd::Pid,

@@ -16,6 +16,23 @@ use crate::env;
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
+/// The nightly toolchain the kernel programs build with, from the one place that names it
+/// (`profiler-ebpf/rust-toolchain.toml`, which the profiler's build script reads too).
+/// bpf-linker is built against this toolchain's own LLVM, so a new nightly with a newer LLVM
+/// cannot break the set-up: moving the date is a deliberate change.
+pub fn nightly() -> &'static str {
+    toolchain_channel(include_str!("../../profiler-ebpf/rust-toolchain.toml"))
+        .unwrap_or("nightly")
+}
+
+/// The `channel = "..."` of a rust-toolchain.toml.
+fn toolchain_channel(toml: &str) -> Option<&str> {
+    toml.lines().find_map(|l| {
+        let (key, value) = l.split_once('=')?;
+        (key.trim() == "channel").then(|| value.trim().trim_matches('"'))
+    })
+}
+
 /// Debian packages: servers, load generators and kernel tools the tests drive.
 pub const DEBIAN_PACKAGES: &[&str] = &[
     "nginx",
@@ -46,13 +63,22 @@ enum Status {
 
 struct Report {
     failed: usize,
+    /// What this run changed on the machine, said again at the end.
+    changed: Vec<String>,
 }
 
 impl Report {
     fn line(&mut self, item: &str, status: Status) {
         let (word, detail) = match status {
             Status::Present(d) => ("present", d),
-            Status::Installed(d) => ("installed", d),
+            Status::Installed(d) => {
+                self.changed.push(if d.is_empty() {
+                    item.to_string()
+                } else {
+                    format!("{item} ({d})")
+                });
+                ("installed", d)
+            }
             Status::Failed(d) => {
                 self.failed += 1;
                 ("FAILED", d)
@@ -139,10 +165,13 @@ pub fn setup() -> anyhow::Result<()> {
         );
     }
     let started = Instant::now();
-    let mut report = Report { failed: 0 };
-    let nightly = nightly_toolchain();
-    let have_nightly = !matches!(nightly, Status::Failed(_));
-    report.line("nightly toolchain", nightly);
+    let mut report = Report {
+        failed: 0,
+        changed: Vec::new(),
+    };
+    let toolchain = nightly_toolchain();
+    let have_nightly = !matches!(toolchain, Status::Failed(_));
+    report.line(nightly(), toolchain);
     if have_nightly {
         report.line("rust-src (nightly)", rust_src());
         report.line("bpf-linker", bpf_linker());
@@ -154,10 +183,15 @@ pub fn setup() -> anyhow::Result<()> {
         report.line("bpf-linker", Status::Failed("no nightly toolchain".into()));
     }
     let installed_now = debian_packages(&mut report, DEBIAN_PACKAGES);
-    report.line("services stopped", stop_services(&installed_now));
+    report.line("services", quiet_new_services(&installed_now));
     python_tools(&mut report);
     report.line("tracefs", tracefs());
     let secs = started.elapsed().as_secs_f64();
+    if report.changed.is_empty() {
+        println!("setup: nothing changed on this machine");
+    } else {
+        println!("setup: changed on this machine: {}", report.changed.join("; "));
+    }
     if report.failed > 0 {
         bail!("setup: {} item(s) failed ({secs:.1} s)", report.failed);
     }
@@ -167,22 +201,29 @@ pub fn setup() -> anyhow::Result<()> {
 
 fn nightly_toolchain() -> Status {
     let version = || {
-        let r = run(Command::new("rustup").args(["run", "nightly", "rustc", "--version"]));
+        let r = run(Command::new("rustup").args(["run", nightly(), "rustc", "--version"]));
         r.ok.then(|| r.stdout.trim().to_string())
     };
     if let Some(v) = version() {
         return Status::Present(v);
     }
+    println!("setup: {:<24} installing with rustup", nightly());
     let r = run(Command::new("rustup").args([
         "toolchain",
         "install",
-        "nightly",
+        nightly(),
         "--profile",
         "minimal",
+        "--component",
+        "rust-src",
     ]));
     match (r.ok, version()) {
         (true, Some(v)) => Status::Installed(v),
-        (_, _) => Status::Failed(format!("rustup toolchain install nightly: {}", r.why())),
+        (_, _) => Status::Failed(format!(
+            "rustup toolchain install {}: {}",
+            nightly(),
+            r.why()
+        )),
     }
 }
 
@@ -192,7 +233,7 @@ fn rust_src() -> Status {
             "component",
             "list",
             "--toolchain",
-            "nightly",
+            nightly(),
             "--installed",
         ]));
         r.ok && r.stdout.lines().any(|l| l.trim().starts_with("rust-src"))
@@ -205,7 +246,7 @@ fn rust_src() -> Status {
         "add",
         "rust-src",
         "--toolchain",
-        "nightly",
+        nightly(),
     ]));
     if r.ok && installed() {
         Status::Installed(String::new())
@@ -219,9 +260,25 @@ fn bpf_linker_version() -> Option<String> {
     r.ok.then(|| r.stdout.trim().to_string())
 }
 
+/// Whether the installed bpf-linker was linked against the pinned nightly's LLVM (the
+/// symlink the install leaves in the data dir points into that toolchain).
+fn bpf_linker_matches_nightly() -> bool {
+    let link = env::data_dir().join("llvm/lib/libLLVM.so");
+    let sysroot =
+        run(Command::new("rustup").args(["run", nightly(), "rustc", "--print", "sysroot"]));
+    sysroot.ok
+        && fs::read_link(&link).is_ok_and(|t| t.starts_with(sysroot.stdout.trim()) && t.exists())
+}
+
 fn bpf_linker() -> Status {
     if let Some(v) = bpf_linker_version() {
-        return Status::Present(v);
+        if bpf_linker_matches_nightly() {
+            return Status::Present(v);
+        }
+        println!(
+            "setup: bpf-linker               rebuilding: it was not linked against {}'s LLVM",
+            nightly()
+        );
     }
     match install_bpf_linker() {
         Ok(()) => match bpf_linker_version() {
@@ -236,12 +293,12 @@ fn bpf_linker() -> Status {
 /// libLLVM through a lasting symlink dir, with an rpath to nightly's lib dir.
 fn install_bpf_linker() -> Result<(), String> {
     let sysroot =
-        run(Command::new("rustup").args(["run", "nightly", "rustc", "--print", "sysroot"]));
+        run(Command::new("rustup").args(["run", nightly(), "rustc", "--print", "sysroot"]));
     if !sysroot.ok {
         return Err(format!("nightly rustc --print sysroot: {}", sysroot.why()));
     }
     let lib = PathBuf::from(sysroot.stdout.trim()).join("lib");
-    let verbose = run(Command::new("rustup").args(["run", "nightly", "rustc", "-vV"]));
+    let verbose = run(Command::new("rustup").args(["run", nightly(), "rustc", "-vV"]));
     let major = verbose
         .stdout
         .lines()
@@ -406,34 +463,36 @@ fn debian_packages(report: &mut Report, wanted: &[&str]) -> BTreeSet<String> {
     after.difference(&before).cloned().collect()
 }
 
-/// Stops the packaged services if they run, and disables those installed just now.
-fn stop_services(installed_now: &BTreeSet<String>) -> Status {
-    let mut stopped = Vec::new();
+/// Services of packages this run installed are disabled (and stopped, should one have started
+/// despite the no-start policy); services that were there before are the user's and are left
+/// alone, running or not: the tests start private instances on free ports.
+fn quiet_new_services(installed_now: &BTreeSet<String>) -> Status {
+    let mut disabled = Vec::new();
     let mut failed = Vec::new();
-    for svc in SERVICES {
+    for svc in SERVICES.iter().filter(|s| installed_now.contains(**s)) {
         let script = Path::new("/etc/init.d").join(svc);
         if !script.exists() {
             continue;
         }
-        if installed_now.contains(*svc) {
-            let _ = run(Command::new("update-rc.d").args([svc, "disable"]));
-        }
-        let running = run(Command::new(&script).arg("status")).ok;
-        if running {
+        let _ = run(Command::new("update-rc.d").args([svc, "disable"]));
+        if run(Command::new(&script).arg("status")).ok {
             let r = run(Command::new(&script).arg("stop"));
-            if r.ok {
-                stopped.push(*svc);
-            } else {
+            if !r.ok {
                 failed.push(format!("{svc}: {}", r.why()));
+                continue;
             }
         }
+        disabled.push(*svc);
     }
     if !failed.is_empty() {
         Status::Failed(failed.join("; "))
-    } else if stopped.is_empty() {
-        Status::Present("none running".into())
+    } else if disabled.is_empty() {
+        Status::Present("none installed now; running services are left alone".into())
     } else {
-        Status::Installed(format!("stopped {}", stopped.join(", ")))
+        Status::Installed(format!(
+            "disabled the just-installed {}",
+            disabled.join(", ")
+        ))
     }
 }
 
@@ -522,15 +581,23 @@ fn make_venv(venv: &Path) -> Result<(), String> {
     Err(why.join("; "))
 }
 
+/// Puts k6 on PATH through /usr/local/bin/k6 only when nothing is there: a k6 the user
+/// installed is theirs (the tests find the venv's k6 without the link).
 fn link_k6(target: &Path) -> Status {
     let link = Path::new("/usr/local/bin/k6");
     if fs::read_link(link).is_ok_and(|t| t == target) {
         return Status::Present(String::new());
     }
+    if link.symlink_metadata().is_ok() {
+        return Status::Present(format!(
+            "kept the k6 already at {}; chokepoint's is {}",
+            link.display(),
+            target.display()
+        ));
+    }
     if !target.is_file() {
         return Status::Failed(format!("{} is missing", target.display()));
     }
-    let _ = fs::remove_file(link);
     match std::os::unix::fs::symlink(target, link) {
         Ok(()) => Status::Installed(format!("-> {}", target.display())),
         Err(e) => Status::Failed(format!("symlink {}: {e}", link.display())),
@@ -556,5 +623,24 @@ fn tracefs() -> Status {
         Status::Installed("mounted at /sys/kernel/tracing".into())
     } else {
         Status::Failed(format!("mount -t tracefs: {}", r.why()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pinned_nightly_is_a_dated_channel() {
+        assert_eq!(
+            toolchain_channel("[toolchain]\nchannel = \"nightly-2026-05-20\"\n"),
+            Some("nightly-2026-05-20")
+        );
+        assert_eq!(toolchain_channel("[toolchain]\n"), None);
+        let pinned = nightly();
+        let date = pinned
+            .strip_prefix("nightly-")
+            .expect("the kernel programs build with a pinned nightly, not `nightly`");
+        assert_eq!(date.len(), "2026-05-20".len(), "{pinned}");
     }
 }

@@ -65,10 +65,15 @@ pub fn tool(name: &str) -> PathBuf {
     })
 }
 
-/// The workspace root (this crate lives in `tests/`).
+/// The workspace root.
 pub fn workspace_root() -> PathBuf {
+    // This crate lives at tests/testbed/.
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
+    manifest
+        .ancestors()
+        .nth(2)
+        .unwrap_or(manifest)
+        .to_path_buf()
 }
 
 /// The chokepoint binary under test: `CHOKEPOINT_BIN` (set by `cargo xtask test`), else
