@@ -243,11 +243,27 @@ pub fn decide(inputs: &Inputs) -> Verdict {
             let busy = w.host_busy.map_or("not measured".into(), pct);
             (
                 VerdictKind::NotSaturated,
-                format!(
-                    "Not saturated: host CPU {busy} busy, no thread or load generator saturated, {:.0} connections/s with {} setup failures; throughput is set by the offered load (concurrency x latency), not by a resource on this host.",
-                    w.opens as f64 / w.seconds.max(1e-9),
-                    w.setup_failures
-                ),
+                {
+                    // A keep-alive load opens next to no connections in the window: say so,
+                    // not "0 connections/s" (the text report quotes the load generator's rate).
+                    let per_s = w.opens as f64 / w.seconds.max(1e-9);
+                    let connections = if w.opens == 0 && w.setup_failures == 0 {
+                        "no new connections in the window".to_string()
+                    } else if per_s >= 1.0 || w.opens == 0 {
+                        format!(
+                            "{per_s:.0} new connections/s with {} setup failures",
+                            w.setup_failures
+                        )
+                    } else {
+                        format!(
+                            "{per_s:.1} new connections/s with {} setup failures",
+                            w.setup_failures
+                        )
+                    };
+                    format!(
+                        "Not saturated: host CPU {busy} busy, no thread or load generator saturated, {connections}; throughput is set by the offered load (concurrency x latency), not by a resource on this host."
+                    )
+                },
                 Vec::new(),
                 w.host_busy
                     .map_or(0.5, |b| (1.0 - b / CPU_SATURATED_BUSY).clamp(0.3, 0.9)),
@@ -612,10 +628,21 @@ fn cpu(w: &WindowFigures) -> Candidate {
         strength: busy.map_or(0.0, |b| {
             (b - CPU_SATURATED_BUSY) / (1.0 - CPU_SATURATED_BUSY)
         }),
-        summary: format!(
-            "CPU-saturated: {text} through the window, at {:.0} connections/s.",
-            w.opens as f64 / w.seconds.max(1e-9)
-        ),
+        // A keep-alive load opens no connections in the window: no "at 0 connections/s" (the
+        // text report quotes the load generator's own rate).
+        summary: match w.opens as f64 / w.seconds.max(1e-9) {
+            _ if w.opens == 0 => format!("CPU-saturated: {text} through the window."),
+            per_s if per_s < 1.0 => {
+                format!(
+                    "CPU-saturated: {text} through the window, at {per_s:.1} new connections/s."
+                )
+            }
+            per_s => {
+                format!(
+                    "CPU-saturated: {text} through the window, at {per_s:.0} new connections/s."
+                )
+            }
+        },
         evidence,
         counter: format!("{text}: below the 90% threshold"),
     }
