@@ -307,7 +307,7 @@ pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
     let (mut load_timelines, mut load_errors) = (Vec::new(), Vec::new());
     if let (Some(l), Some(argv)) = (load.as_mut(), opts.command.as_ref()) {
         let output = l.finish_output().await;
-        for t in timeline::from_command(argv, &output, started_unix_ns) {
+        for t in timeline::from_command_with(argv, &output, &l.implied, started_unix_ns) {
             match t {
                 Ok(t) => load_timelines.push(t),
                 Err(e) => load_errors.push(e.to_string()),

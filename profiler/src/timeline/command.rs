@@ -1,7 +1,10 @@
-//! What `run` reads after its command exits: a known load generator's printed summary, and
-//! the files its arguments say it wrote (k6 `--out json=FILE`, ab `-g FILE`, locust `--csv`).
+//! What `run` reads after its command exits: a known load generator's printed summary, the
+//! files its arguments say it wrote (k6 `--out json=FILE`, ab `-g FILE`, locust `--csv`), and
+//! the file chokepoint asked it to write when it names none (k6 gets `K6_OUT=json=FILE`).
 use std::{
-    io::Cursor,
+    ffi::OsString,
+    fs::File,
+    io::{BufReader, Cursor},
     path::{Path, PathBuf},
 };
 
@@ -37,6 +40,92 @@ fn unwrap(argv: &[String]) -> &[String] {
         }
     }
     &argv[i.min(argv.len())..]
+}
+
+/// An output a command writes when a variable in its environment asks for it, read after the
+/// run as the same output named in its arguments is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImpliedOutput {
+    /// The variable to set, e.g. `K6_OUT`.
+    pub var: &'static str,
+    /// What precedes the file's path in the value (`json=`).
+    prefix: &'static str,
+    /// The file's name in the directory chokepoint owns.
+    pub file_name: &'static str,
+    /// How the timeline is named (the file is removed after the run).
+    pub shown_as: &'static str,
+}
+
+/// A file the command was asked to write through its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImpliedFile {
+    pub path: PathBuf,
+    pub shown_as: &'static str,
+}
+
+impl ImpliedOutput {
+    /// The variable's value and the file it names, in `dir`.
+    pub fn at(&self, dir: &Path) -> (OsString, ImpliedFile) {
+        let path = dir.join(self.file_name);
+        let mut value = OsString::from(self.prefix);
+        value.push(&path);
+        (
+            value,
+            ImpliedFile {
+                path,
+                shown_as: self.shown_as,
+            },
+        )
+    }
+}
+
+/// k6 writes one JSON line per metric point to the file `K6_OUT=json=FILE` names.
+const K6_OUT: ImpliedOutput = ImpliedOutput {
+    var: "K6_OUT",
+    prefix: "json=",
+    file_name: "k6.json",
+    shown_as: "<k6 json output (K6_OUT set by chokepoint)>",
+};
+
+/// k6's flags before its subcommand that take a value (`k6 -c conf.json run ...`).
+const K6_GLOBAL_VALUE_FLAGS: &[&str] = &[
+    "-a",
+    "--address",
+    "-c",
+    "--config",
+    "--log-format",
+    "--log-output",
+    "--secret-source",
+];
+
+/// The output chokepoint asks `argv` for: `k6 run` that names no output of its own (no
+/// `--out`/`-o`, and no K6_OUT in its environment, where `in_env` says whether chokepoint's
+/// has it, nor in an `env K6_OUT=...` wrapper) is given `K6_OUT=json=FILE`, so that a
+/// per-request timeline exists without the user asking. Nothing for other commands.
+pub fn implied_output(argv: &[String], in_env: impl Fn(&str) -> bool) -> Option<ImpliedOutput> {
+    let command = unwrap(argv);
+    let wrappers = &argv[..argv.len() - command.len()];
+    let (cmd, args) = command.split_first()?;
+    if base(cmd) != "k6" {
+        return None;
+    }
+    let mut i = 0;
+    let subcommand = loop {
+        let a = args.get(i)?;
+        if !a.starts_with('-') {
+            break a;
+        }
+        i += if K6_GLOBAL_VALUE_FLAGS.contains(&a.as_str()) {
+            2
+        } else {
+            1
+        };
+    };
+    let set_by_wrapper = wrappers
+        .iter()
+        .any(|a| a.starts_with(&format!("{}=", K6_OUT.var)));
+    let own_output = !opt(&args[i..], &["--out", "-o"]).is_empty();
+    (subcommand == "run" && !own_output && !set_by_wrapper && !in_env(K6_OUT.var)).then_some(K6_OUT)
 }
 
 /// The value of an option: `-c 50`, `-c50`, `--vus=50`, `--vus 50`.
@@ -87,12 +176,36 @@ fn stdout_as(tool: &str, stdout: &[u8], format: Option<Format>) -> Result<Timeli
     }
 }
 
+/// An implied file as its timeline; None when the command wrote nothing there (it failed
+/// before its first metric, or a wrapper such as `env -i` dropped the variable).
+fn read_implied(f: &ImpliedFile) -> Option<Result<Timeline, TimelineError>> {
+    let file = File::open(&f.path).ok()?;
+    if file.metadata().ok()?.len() == 0 {
+        return None;
+    }
+    Some(read_from(
+        BufReader::with_capacity(1 << 18, file),
+        Path::new(f.shown_as),
+    ))
+}
+
 /// Timelines from a finished command: `argv` as run, its captured stdout, and the wall-clock
 /// start `run` recorded (offset-only timelines are anchored there). Unknown commands give
 /// nothing; a known one whose output cannot be read gives the error.
 pub fn from_command(
     argv: &[String],
     stdout: &[u8],
+    start_unix_ns: u64,
+) -> Vec<Result<Timeline, TimelineError>> {
+    from_command_with(argv, stdout, &[], start_unix_ns)
+}
+
+/// [`from_command`], and the files the command was asked to write through its environment
+/// ([`implied_output`]), read as the same files named in its arguments are.
+pub fn from_command_with(
+    argv: &[String],
+    stdout: &[u8],
+    implied: &[ImpliedFile],
     start_unix_ns: u64,
 ) -> Vec<Result<Timeline, TimelineError>> {
     let argv = unwrap(argv);
@@ -204,6 +317,7 @@ pub fn from_command(
         }
         _ => {}
     }
+    out.extend(implied.iter().filter_map(read_implied));
     for t in out.iter_mut().flatten() {
         t.anchor(start_unix_ns);
     }
@@ -242,5 +356,95 @@ mod tests {
     fn unknown_commands_give_nothing() {
         assert!(from_command(&argv("curl http://x"), b"hello", 0).is_empty());
         assert!(from_command(&[], b"", 0).is_empty());
+    }
+
+    fn implied(cmd: &str) -> Option<ImpliedOutput> {
+        implied_output(&argv(cmd), |_| false)
+    }
+
+    #[test]
+    fn k6_run_without_an_output_is_given_one() {
+        assert_eq!(implied("k6 run s.js"), Some(K6_OUT));
+        assert_eq!(implied("/usr/local/bin/k6 run --vus 10 s.js"), Some(K6_OUT));
+        assert_eq!(implied("timeout 60 nice -n 5 k6 run s.js"), Some(K6_OUT));
+        assert_eq!(implied("k6 -q --config c.json run s.js"), Some(K6_OUT));
+        assert_eq!(implied("k6 -c c.json run s.js"), Some(K6_OUT));
+        assert_eq!(implied("env A=1 k6 run s.js"), Some(K6_OUT));
+    }
+
+    #[test]
+    fn a_users_own_output_is_left_alone() {
+        for cmd in [
+            "k6 run --out json=mine.json s.js",
+            "k6 run s.js --out=csv=mine.csv",
+            "k6 run -o influxdb=http://x:8086/k6 s.js",
+            "k6 run -ojson=mine.json s.js",
+            "k6 run --out cloud s.js",
+            "env K6_OUT=json=mine.json k6 run s.js",
+        ] {
+            assert_eq!(implied(cmd), None, "{cmd}");
+        }
+        assert_eq!(
+            implied_output(&argv("k6 run s.js"), |v| v == "K6_OUT"),
+            None
+        );
+        // Only K6_OUT matters.
+        assert_eq!(
+            implied_output(&argv("k6 run s.js"), |v| v == "K6_VUS"),
+            Some(K6_OUT)
+        );
+    }
+
+    #[test]
+    fn only_k6_run_is_given_an_output() {
+        for cmd in [
+            "k6 version",
+            "k6 inspect run.js",
+            "k6 -c run run.js",
+            "k6",
+            "hey -n 10 http://x",
+            "wrk http://x",
+            "",
+        ] {
+            assert_eq!(implied(cmd), None, "{cmd}");
+        }
+    }
+
+    #[test]
+    fn an_implied_file_is_read_as_the_same_file_named_by_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (value, file) = K6_OUT.at(dir.path());
+        assert_eq!(
+            value,
+            OsString::from(format!("json={}", dir.path().join("k6.json").display()))
+        );
+        // Nothing written: nothing to say.
+        assert!(
+            from_command_with(&argv("k6 run s.js"), b"", std::slice::from_ref(&file), 0).is_empty()
+        );
+        std::fs::write(&file.path, "").expect("write");
+        assert!(
+            from_command_with(&argv("k6 run s.js"), b"", std::slice::from_ref(&file), 0).is_empty()
+        );
+        let point = |t: &str, metric: &str, v: f64| {
+            format!(
+                r#"{{"metric":"{metric}","type":"Point","data":{{"time":"{t}","value":{v},"tags":{{"status":"200","expected_response":"true"}}}}}}"#
+            )
+        };
+        let mut lines = Vec::new();
+        for s in 0..3 {
+            for ms in [100, 400, 700] {
+                let t = format!("2024-05-01T10:00:0{s}.{ms}000000Z");
+                lines.push(point(&t, "http_reqs", 1.0));
+                lines.push(point(&t, "http_req_duration", 2.5));
+            }
+        }
+        std::fs::write(&file.path, lines.join("\n") + "\n").expect("write");
+        let got = from_command_with(&argv("k6 run s.js"), b"", std::slice::from_ref(&file), 0);
+        assert_eq!(got.len(), 1);
+        let t = got[0].as_ref().expect("k6 json");
+        assert_eq!(t.format, Format::K6Json);
+        assert_eq!(t.requests, 9);
+        assert_eq!(t.source, Path::new(K6_OUT.shown_as));
     }
 }
