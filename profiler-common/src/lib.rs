@@ -65,6 +65,69 @@ pub enum Counter {
 
 pub const COUNTER_SLOTS: u32 = 32;
 
+/// Slots of the per-CPU `RUNS` array: every program adds one to its own slot at the top of
+/// each run, so user space has every program's exact runs all the time without the kernel's
+/// run-time statistics (which cost two clock reads per run and are only on in short windows).
+/// A tracepoint's variants (fast, `_compat`, `_raw`) share one slot: only one is attached.
+pub mod run {
+    pub const INET_SOCK_SET_STATE: u32 = 0;
+    pub const TCP_RETRANSMIT_SKB: u32 = 1;
+    pub const TCP_RETRANSMIT_SYNACK: u32 = 2;
+    pub const TCP_SEND_RESET: u32 = 3;
+    pub const TCP_RECEIVE_RESET: u32 = 4;
+    pub const KFREE_SKB: u32 = 5;
+    pub const SYS_EXIT_CONNECT: u32 = 6;
+    pub const SCHED_SWITCH: u32 = 7;
+    pub const SCHED_WAKING: u32 = 8;
+    pub const SCHED_WAKEUP_NEW: u32 = 9;
+    pub const SCHED_PROCESS_FORK: u32 = 10;
+    pub const SCHED_PROCESS_EXIT: u32 = 11;
+    pub const SOFTIRQ_ENTRY: u32 = 12;
+    pub const SOFTIRQ_EXIT: u32 = 13;
+    pub const NET_DEV_XMIT: u32 = 14;
+    pub const NETIF_RECEIVE_SKB: u32 = 15;
+    pub const NETIF_RX: u32 = 16;
+    pub const SOCK_SEND_LENGTH: u32 = 17;
+    pub const SOCK_RECV_LENGTH: u32 = 18;
+    pub const SOCK_SYSCALL_ENTER_SEND: u32 = 19;
+    pub const SOCK_SYSCALL_ENTER_RECV: u32 = 20;
+    pub const SOCK_SYSCALL_EXIT: u32 = 21;
+    pub const EMPTY_RAW: u32 = 22;
+    pub const EMPTY_TP: u32 = 23;
+
+    /// The program of each slot, by the name user space reports it under (the tracepoint's
+    /// program without `_compat` / `_raw`).
+    pub const NAMES: [&str; 24] = [
+        "inet_sock_set_state",
+        "tcp_retransmit_skb",
+        "tcp_retransmit_synack",
+        "tcp_send_reset",
+        "tcp_receive_reset",
+        "kfree_skb",
+        "sys_exit_connect",
+        "sched_switch",
+        "sched_waking",
+        "sched_wakeup_new",
+        "sched_process_fork",
+        "sched_process_exit",
+        "softirq_entry",
+        "softirq_exit",
+        "net_dev_xmit",
+        "netif_receive_skb",
+        "netif_rx",
+        "sock_send_length",
+        "sock_recv_length",
+        "sock_syscall_enter_send",
+        "sock_syscall_enter_recv",
+        "sock_syscall_exit",
+        "empty_raw",
+        "empty_tp",
+    ];
+}
+
+/// Entries of `RUNS` (room to add programs without changing the map's size).
+pub const RUN_SLOTS: u32 = 32;
+
 /// Indices into the histogram array (each `HIST_BUCKETS` wide).
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -553,6 +616,26 @@ mod tests {
         assert_eq!(of_x86_64_syscall(999, false), OTHER);
         assert_eq!(of_x86_64_syscall(-1, false), UNKNOWN);
         assert_eq!(NAMES.len(), OFF_REASONS);
+    }
+
+    #[test]
+    fn run_slots_name_their_programs_in_order() {
+        assert!(run::NAMES.len() as u32 <= RUN_SLOTS);
+        assert_eq!(
+            run::NAMES[run::INET_SOCK_SET_STATE as usize],
+            "inet_sock_set_state"
+        );
+        assert_eq!(run::NAMES[run::SCHED_SWITCH as usize], "sched_switch");
+        assert_eq!(
+            run::NAMES[run::SOCK_RECV_LENGTH as usize],
+            "sock_recv_length"
+        );
+        assert_eq!(
+            run::NAMES[run::SOCK_SYSCALL_EXIT as usize],
+            "sock_syscall_exit"
+        );
+        assert_eq!(run::NAMES[run::EMPTY_TP as usize], "empty_tp");
+        assert_eq!(run::EMPTY_TP as usize, run::NAMES.len() - 1);
     }
 
     #[test]

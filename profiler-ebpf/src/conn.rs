@@ -8,12 +8,12 @@ use aya_ebpf::{
 };
 use chokepoint_common::{
     ConnCounts, ConnKey, Counter, DIRECTION_ACTIVE, DIRECTION_PASSIVE, DROP_REASON_SLOTS,
-    DropDevKey, Histogram, IFNAMSIZ, tcp_state,
+    DropDevKey, Histogram, IFNAMSIZ, run, tcp_state,
 };
 
 use crate::maps::{
     BPF_NOEXIST, CONNECTIONS, DROP_REASONS, HANDSHAKES, HandshakeStart, SOCKETS, count,
-    fast_and_compat, field, kernel_offset, kernel_read, raw, record,
+    fast_and_compat, field, kernel_offset, kernel_read, ran, raw, record,
 };
 
 const IPPROTO_TCP: u16 = 6;
@@ -21,12 +21,14 @@ const IPPROTO_TCP: u16 = 6;
 fast_and_compat!(
     inet_sock_set_state,
     inet_sock_set_state_compat,
-    set_state_tp
+    set_state_tp,
+    run::INET_SOCK_SET_STATE
 );
 raw!(
     inet_sock_set_state_raw,
     "inet_sock_set_state",
-    set_state_raw
+    set_state_raw,
+    run::INET_SOCK_SET_STATE
 );
 
 /// One state change as a program sees it. Reads are lazy: most changes (FIN_WAIT1,
@@ -221,7 +223,8 @@ fn bump(key: &ConnKey, update: impl FnOnce(&mut ConnCounts)) {
 fast_and_compat!(
     tcp_retransmit_skb,
     tcp_retransmit_skb_compat,
-    retransmit_skb
+    retransmit_skb,
+    run::TCP_RETRANSMIT_SKB
 );
 
 fn retransmit_skb<const FAST: bool>(ctx: &TracePointContext) -> u32 {
@@ -234,24 +237,27 @@ fn retransmit_skb<const FAST: bool>(ctx: &TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn tcp_retransmit_synack(_ctx: TracePointContext) -> u32 {
+    ran(run::TCP_RETRANSMIT_SYNACK);
     count(Counter::SynAckRetransmits);
     0
 }
 
 #[tracepoint]
 pub fn tcp_send_reset(_ctx: TracePointContext) -> u32 {
+    ran(run::TCP_SEND_RESET);
     count(Counter::ResetsSent);
     0
 }
 
 #[tracepoint]
 pub fn tcp_receive_reset(_ctx: TracePointContext) -> u32 {
+    ran(run::TCP_RECEIVE_RESET);
     count(Counter::ResetsReceived);
     0
 }
 
-fast_and_compat!(kfree_skb, kfree_skb_compat, free_skb_tp);
-raw!(kfree_skb_raw, "kfree_skb", free_skb_raw);
+fast_and_compat!(kfree_skb, kfree_skb_compat, free_skb_tp, run::KFREE_SKB);
+raw!(kfree_skb_raw, "kfree_skb", free_skb_raw, run::KFREE_SKB);
 
 /// Packets dropped per device and reason (the raw program only: the classic record has no
 /// device).
@@ -278,11 +284,11 @@ fn free_skb_raw(ctx: &RawTracePointContext) -> u32 {
     if dev != 0 {
         key.name = kernel_read(dev, kernel_offset!(netdev_name));
     }
-    match DROPS_BY_DEVICE.get_ptr_mut(&key) {
+    match DROPS_BY_DEVICE.get_ptr_mut(key) {
         // SAFETY: per-CPU value.
         Some(n) => unsafe { *n += 1 },
         None => {
-            if DROPS_BY_DEVICE.insert(&key, &1, BPF_NOEXIST).is_err() {
+            if DROPS_BY_DEVICE.insert(key, 1, BPF_NOEXIST).is_err() {
                 count(Counter::MapUpdateFailed);
             }
         }
@@ -304,7 +310,12 @@ fn dropped(reason: u32) {
     }
 }
 
-fast_and_compat!(sys_exit_connect, sys_exit_connect_compat, exit_connect);
+fast_and_compat!(
+    sys_exit_connect,
+    sys_exit_connect_compat,
+    exit_connect,
+    run::SYS_EXIT_CONNECT
+);
 
 /// `-EADDRNOTAVAIL` (x86_64 and arm64 number).
 const EADDRNOTAVAIL: i64 = -99;

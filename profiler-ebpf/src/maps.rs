@@ -6,7 +6,7 @@ use aya_ebpf::{
 };
 use chokepoint_common::{
     COUNTER_SLOTS, ConnCounts, ConnKey, Counter, DROP_REASON_SLOTS, HIST_BUCKETS, HISTOGRAM_KINDS,
-    Histogram, KernelOffsets, ProcEvent, Running, SockUse, ThreadCpu, TracepointOffsets,
+    Histogram, KernelOffsets, ProcEvent, RUN_SLOTS, Running, SockUse, ThreadCpu, TracepointOffsets,
     WakeCounts, WakeKey, log2_bucket,
 };
 
@@ -186,6 +186,11 @@ pub static SOCKETS: LruHashMap<u64, SockUse> = LruHashMap::with_max_entries(1638
 #[map]
 pub static RUNNING: PerCpuArray<Running> = PerCpuArray::with_max_entries(1, 0);
 
+/// Every program's runs, one slot each (`chokepoint_common::run`): counted all the time, so the
+/// kernel's run-time statistics need only be on in short windows to price a run.
+#[map]
+pub static RUNS: PerCpuArray<u64> = PerCpuArray::with_max_entries(RUN_SLOTS, 0);
+
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 
@@ -196,6 +201,16 @@ pub fn add(counter: Counter, n: u64) {
     if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
         // SAFETY: per-CPU slot, and the program cannot be preempted by itself on this CPU.
         unsafe { *slot += n };
+    }
+}
+
+/// One run of the program of `slot`, first thing in every program body. A per-CPU array
+/// lookup the verifier inlines: a few instructions, no helper call.
+#[inline(always)]
+pub fn ran(slot: u32) {
+    if let Some(n) = RUNS.get_ptr_mut(slot) {
+        // SAFETY: per-CPU slot, and the program cannot be preempted by itself on this CPU.
+        unsafe { *n += 1 };
     }
 }
 
@@ -223,25 +238,29 @@ pub fn send(event: &ProcEvent) {
 /// A raw-tracepoint entry point: the kernel hands the tracepoint's own arguments (no trace
 /// record is built), and the body reads what it needs from them.
 macro_rules! raw {
-    ($name:ident, $tracepoint:literal, $body:ident) => {
+    ($name:ident, $tracepoint:literal, $body:ident, $slot:expr) => {
         #[aya_ebpf::macros::raw_tracepoint(tracepoint = $tracepoint)]
         pub fn $name(ctx: aya_ebpf::programs::RawTracePointContext) -> u32 {
+            $crate::maps::ran($slot);
             $body(&ctx)
         }
     };
 }
 pub(crate) use raw;
 
-/// Two entry points per program: the fast one (constant offsets) and `_compat`.
+/// Two entry points per program: the fast one (constant offsets) and `_compat`; both count
+/// their runs in `$slot` (one of them is attached).
 macro_rules! fast_and_compat {
-    ($fast:ident, $compat:ident, $body:ident) => {
+    ($fast:ident, $compat:ident, $body:ident, $slot:expr) => {
         #[aya_ebpf::macros::tracepoint]
         pub fn $fast(ctx: aya_ebpf::programs::TracePointContext) -> u32 {
+            $crate::maps::ran($slot);
             $body::<true>(&ctx)
         }
 
         #[aya_ebpf::macros::tracepoint]
         pub fn $compat(ctx: aya_ebpf::programs::TracePointContext) -> u32 {
+            $crate::maps::ran($slot);
             $body::<false>(&ctx)
         }
     };

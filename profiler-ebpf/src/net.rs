@@ -8,7 +8,7 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use chokepoint_common::{
-    Counter, IFNAMSIZ, NET_BACKLOG, NET_RECEIVE, NET_XMIT, NetDevCounts, NetDevKey,
+    Counter, IFNAMSIZ, NET_BACKLOG, NET_RECEIVE, NET_XMIT, NetDevCounts, NetDevKey, run,
 };
 
 use crate::maps::{count, fast_and_compat, field};
@@ -17,9 +17,14 @@ use crate::maps::{count, fast_and_compat, field};
 pub static NET_DEVICES: PerCpuHashMap<NetDevKey, NetDevCounts> =
     PerCpuHashMap::with_max_entries(1024, 0);
 
-fast_and_compat!(net_dev_xmit, net_dev_xmit_compat, xmit);
-fast_and_compat!(netif_receive_skb, netif_receive_skb_compat, receive);
-fast_and_compat!(netif_rx, netif_rx_compat, backlog);
+fast_and_compat!(net_dev_xmit, net_dev_xmit_compat, xmit, run::NET_DEV_XMIT);
+fast_and_compat!(
+    netif_receive_skb,
+    netif_receive_skb_compat,
+    receive,
+    run::NETIF_RECEIVE_SKB
+);
+fast_and_compat!(netif_rx, netif_rx_compat, backlog, run::NETIF_RX);
 
 fn xmit<const FAST: bool>(ctx: &TracePointContext) -> u32 {
     let len: u32 = field!(ctx, FAST, net_xmit_len);
@@ -54,7 +59,7 @@ fn bump(ctx: &TracePointContext, loc: u32, direction: u32, len: u32) {
     if unsafe { bpf_probe_read_kernel_str_bytes(src, &mut key.name) }.is_err() {
         return;
     }
-    if let Some(c) = NET_DEVICES.get_ptr_mut(&key) {
+    if let Some(c) = NET_DEVICES.get_ptr_mut(key) {
         // SAFETY: per-CPU value.
         unsafe {
             (*c).packets += 1;
@@ -66,7 +71,7 @@ fn bump(ctx: &TracePointContext, loc: u32, direction: u32, len: u32) {
         packets: 1,
         bytes: len as u64,
     };
-    if NET_DEVICES.insert(&key, &first, 0).is_err() {
+    if NET_DEVICES.insert(key, first, 0).is_err() {
         count(Counter::MapUpdateFailed);
     }
 }

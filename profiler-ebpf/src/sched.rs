@@ -11,7 +11,7 @@ use aya_ebpf::{
 };
 use chokepoint_common::{
     Counter, EVENT_EXIT, EVENT_FORK, HIST_BUCKETS, OFF_IO, OFF_REASONS, OFF_SLEEP, ProcEvent,
-    THREAD_NEW, ThreadCpu, WakeCounts, WakeKey, log2_bucket, off_reason,
+    THREAD_NEW, ThreadCpu, WakeCounts, WakeKey, log2_bucket, off_reason, run,
 };
 
 use crate::maps::{
@@ -25,8 +25,18 @@ const TASK_REPORT_MASK: i64 = 0xff;
 const TASK_INTERRUPTIBLE: i64 = 0x1;
 const TASK_UNINTERRUPTIBLE: i64 = 0x2;
 
-fast_and_compat!(sched_switch, sched_switch_compat, switch_tp);
-raw!(sched_switch_raw, "sched_switch", switch_raw);
+fast_and_compat!(
+    sched_switch,
+    sched_switch_compat,
+    switch_tp,
+    run::SCHED_SWITCH
+);
+raw!(
+    sched_switch_raw,
+    "sched_switch",
+    switch_raw,
+    run::SCHED_SWITCH
+);
 
 fn switch_tp<const FAST: bool>(ctx: &TracePointContext) -> u32 {
     let prev: i32 = field!(ctx, FAST, switch_prev_pid);
@@ -108,79 +118,79 @@ fn switch<const REASONS: bool>(
     // SAFETY: per-CPU slot.
     let running = unsafe { &mut *running };
 
-    if prev > 0 {
-        if let Some(stats) = thread(prev as u32) {
-            // SAFETY: only the CPU switching `prev` out writes these fields.
-            let stats = unsafe { &mut *stats };
-            // During the tracepoint `current` is still `prev`.
-            stats.tgid = (current >> 32) as u32;
-            if stats.comm[0] == 0 {
-                stats.comm = comm();
+    if prev > 0
+        && let Some(stats) = thread(prev as u32)
+    {
+        // SAFETY: only the CPU switching `prev` out writes these fields.
+        let stats = unsafe { &mut *stats };
+        // During the tracepoint `current` is still `prev`.
+        stats.tgid = (current >> 32) as u32;
+        if stats.comm[0] == 0 {
+            stats.comm = comm();
+        }
+        // This CPU's last seen switch-in, if it was `prev`'s.
+        let slice = if running.tid == prev as u32 && running.since_ns != 0 {
+            Some(now.saturating_sub(running.since_ns))
+        } else {
+            if running.since_ns != 0 {
+                count(Counter::SwitchUnmatched);
             }
-            // This CPU's last seen switch-in, if it was `prev`'s.
-            let slice = if running.tid == prev as u32 && running.since_ns != 0 {
-                Some(now.saturating_sub(running.since_ns))
-            } else {
-                if running.since_ns != 0 {
-                    count(Counter::SwitchUnmatched);
-                }
-                None
-            };
-            // The kernel's own run-time total is exact even when a switch went unreported
-            // (seen on this VM: a host agent's thread is switched in and never out); the slice
-            // only covers a thread's first switch-out, whose earlier run time predates us.
-            let runtime = exec_runtime();
-            match runtime {
-                Some(rt) if stats.exec_runtime_ns != 0 || stats.flags & THREAD_NEW != 0 => {
-                    stats.oncpu_ns += rt.saturating_sub(stats.exec_runtime_ns);
-                }
-                _ => stats.oncpu_ns += slice.unwrap_or(0),
+            None
+        };
+        // The kernel's own run-time total is exact even when a switch went unreported
+        // (seen on this VM: a host agent's thread is switched in and never out); the slice
+        // only covers a thread's first switch-out, whose earlier run time predates us.
+        let runtime = exec_runtime();
+        match runtime {
+            Some(rt) if stats.exec_runtime_ns != 0 || stats.flags & THREAD_NEW != 0 => {
+                stats.oncpu_ns += rt.saturating_sub(stats.exec_runtime_ns);
             }
-            if let Some(rt) = runtime {
-                stats.exec_runtime_ns = rt;
-            }
-            if state & TASK_REPORT_MASK == 0 {
-                stats.involuntary += 1;
-                // Still runnable: its wait for a CPU starts now.
-                stats.runnable_since_ns = now;
-            } else {
-                stats.voluntary += 1;
-                // Blocked: the wake-up that ends this names the reason and the waker.
-                if state & (TASK_INTERRUPTIBLE | TASK_UNINTERRUPTIBLE) != 0 {
-                    let uninterruptible = state & TASK_UNINTERRUPTIBLE != 0;
-                    stats.off_since_ns = now;
-                    stats.off_state = if uninterruptible {
-                        OFF_IO as u32
-                    } else {
-                        OFF_SLEEP as u32
-                    };
-                    stats.off_reason = if REASONS {
-                        blocked_reason(uninterruptible)
-                    } else if uninterruptible {
-                        off_reason::DISK
-                    } else {
-                        off_reason::UNKNOWN
-                    };
-                }
+            _ => stats.oncpu_ns += slice.unwrap_or(0),
+        }
+        if let Some(rt) = runtime {
+            stats.exec_runtime_ns = rt;
+        }
+        if state & TASK_REPORT_MASK == 0 {
+            stats.involuntary += 1;
+            // Still runnable: its wait for a CPU starts now.
+            stats.runnable_since_ns = now;
+        } else {
+            stats.voluntary += 1;
+            // Blocked: the wake-up that ends this names the reason and the waker.
+            if state & (TASK_INTERRUPTIBLE | TASK_UNINTERRUPTIBLE) != 0 {
+                let uninterruptible = state & TASK_UNINTERRUPTIBLE != 0;
+                stats.off_since_ns = now;
+                stats.off_state = if uninterruptible {
+                    OFF_IO as u32
+                } else {
+                    OFF_SLEEP as u32
+                };
+                stats.off_reason = if REASONS {
+                    blocked_reason(uninterruptible)
+                } else if uninterruptible {
+                    off_reason::DISK
+                } else {
+                    off_reason::UNKNOWN
+                };
             }
         }
     }
 
     running.tid = if next > 0 { next as u32 } else { 0 };
     running.since_ns = now;
-    if next > 0 {
-        if let Some(stats) = THREADS.get_ptr_mut(next as u32) {
-            // SAFETY: `next` is being switched in on this CPU only.
-            let stats = unsafe { &mut *stats };
-            if stats.runnable_since_ns != 0 {
-                let waited = now.saturating_sub(stats.runnable_since_ns);
-                stats.runnable_since_ns = 0;
-                stats.runq_ns += waited;
-                stats.runq_count += 1;
-                let b = log2_bucket(waited);
-                if b < HIST_BUCKETS {
-                    stats.runq_hist[b] += 1;
-                }
+    if next > 0
+        && let Some(stats) = THREADS.get_ptr_mut(next as u32)
+    {
+        // SAFETY: `next` is being switched in on this CPU only.
+        let stats = unsafe { &mut *stats };
+        if stats.runnable_since_ns != 0 {
+            let waited = now.saturating_sub(stats.runnable_since_ns);
+            stats.runnable_since_ns = 0;
+            stats.runq_ns += waited;
+            stats.runq_count += 1;
+            let b = log2_bucket(waited);
+            if b < HIST_BUCKETS {
+                stats.runq_hist[b] += 1;
             }
         }
     }
@@ -235,11 +245,14 @@ fn thread(tid: u32) -> Option<*mut ThreadCpu> {
         return Some(p);
     }
     let template = THREAD_TEMPLATE.get_ptr(0)?;
-    // SAFETY: the template slot is never written, so it stays zeroed.
-    if THREADS
-        .insert(tid, unsafe { &*template }, BPF_NOEXIST)
-        .is_err()
-    {
+    // SAFETY: the template slot is never written, so it stays zeroed. Borrowed, not copied:
+    // the struct does not fit the BPF stack.
+    #[expect(
+        clippy::needless_borrows_for_generic_args,
+        reason = "a copy would not fit the 512-byte BPF stack"
+    )]
+    let inserted = THREADS.insert(tid, unsafe { &*template }, BPF_NOEXIST);
+    if inserted.is_err() {
         count(Counter::MapUpdateFailed);
     }
     THREADS.get_ptr_mut(tid)
@@ -247,10 +260,30 @@ fn thread(tid: u32) -> Option<*mut ThreadCpu> {
 
 // `sched_waking` fires in the waker's context; `sched_wakeup` may fire later on the target CPU
 // (queued remote wake-ups), where `current` is whatever runs there, often idle.
-fast_and_compat!(sched_waking, sched_waking_compat, wakeup_tp);
-fast_and_compat!(sched_wakeup_new, sched_wakeup_new_compat, wakeup_tp);
-raw!(sched_waking_raw, "sched_waking", wakeup_raw);
-raw!(sched_wakeup_new_raw, "sched_wakeup_new", wakeup_raw);
+fast_and_compat!(
+    sched_waking,
+    sched_waking_compat,
+    wakeup_tp,
+    run::SCHED_WAKING
+);
+fast_and_compat!(
+    sched_wakeup_new,
+    sched_wakeup_new_compat,
+    wakeup_tp,
+    run::SCHED_WAKEUP_NEW
+);
+raw!(
+    sched_waking_raw,
+    "sched_waking",
+    wakeup_raw,
+    run::SCHED_WAKING
+);
+raw!(
+    sched_wakeup_new_raw,
+    "sched_wakeup_new",
+    wakeup_raw,
+    run::SCHED_WAKEUP_NEW
+);
 
 fn wakeup_tp<const FAST: bool>(ctx: &TracePointContext) -> u32 {
     wakeup(field!(ctx, FAST, wakeup_pid))
@@ -294,7 +327,7 @@ fn wakeup(pid: i32) -> u32 {
                 waker_tid: current as u32,
                 wakee_tid: pid as u32,
             };
-            match WAKES.get_ptr_mut(&key) {
+            match WAKES.get_ptr_mut(key) {
                 // SAFETY: per-CPU value.
                 Some(w) => unsafe {
                     (*w).wakes += 1;
@@ -303,7 +336,7 @@ fn wakeup(pid: i32) -> u32 {
                 None => {
                     if WAKES
                         .insert(
-                            &key,
+                            key,
                             WakeCounts {
                                 wakes: 1,
                                 offcpu_ns: off,
@@ -321,8 +354,18 @@ fn wakeup(pid: i32) -> u32 {
     0
 }
 
-fast_and_compat!(sched_process_fork, sched_process_fork_compat, fork_tp);
-raw!(sched_process_fork_raw, "sched_process_fork", fork_raw);
+fast_and_compat!(
+    sched_process_fork,
+    sched_process_fork_compat,
+    fork_tp,
+    run::SCHED_PROCESS_FORK
+);
+raw!(
+    sched_process_fork_raw,
+    "sched_process_fork",
+    fork_raw,
+    run::SCHED_PROCESS_FORK
+);
 
 fn fork_tp<const FAST: bool>(ctx: &TracePointContext) -> u32 {
     fork(field!(ctx, FAST, fork_child_pid))
@@ -336,13 +379,13 @@ fn fork_raw(ctx: &RawTracePointContext) -> u32 {
 #[inline(always)]
 fn fork(child: i32) -> u32 {
     count(Counter::ProcessForks);
-    if child > 0 {
-        if let Some(stats) = thread(child as u32) {
-            // SAFETY: the child has not run yet; a stale slot of a reused id starts over.
-            let stats = unsafe { &mut *stats };
-            stats.flags |= THREAD_NEW;
-            stats.exec_runtime_ns = 0;
-        }
+    if child > 0
+        && let Some(stats) = thread(child as u32)
+    {
+        // SAFETY: the child has not run yet; a stale slot of a reused id starts over.
+        let stats = unsafe { &mut *stats };
+        stats.flags |= THREAD_NEW;
+        stats.exec_runtime_ns = 0;
     }
     send(&ProcEvent {
         kind: EVENT_FORK,
@@ -355,8 +398,18 @@ fn fork(child: i32) -> u32 {
     0
 }
 
-fast_and_compat!(sched_process_exit, sched_process_exit_compat, exit_tp);
-raw!(sched_process_exit_raw, "sched_process_exit", exit_raw);
+fast_and_compat!(
+    sched_process_exit,
+    sched_process_exit_compat,
+    exit_tp,
+    run::SCHED_PROCESS_EXIT
+);
+raw!(
+    sched_process_exit_raw,
+    "sched_process_exit",
+    exit_raw,
+    run::SCHED_PROCESS_EXIT
+);
 
 fn exit_tp<const FAST: bool>(ctx: &TracePointContext) -> u32 {
     exit(field!(ctx, FAST, exit_pid))

@@ -9,7 +9,7 @@ use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel},
     programs::{RawTracePointContext, TracePointContext},
 };
-use chokepoint_common::{Counter, SOCK_DIR_RECV, SOCK_DIR_SEND, SockUse};
+use chokepoint_common::{Counter, SOCK_DIR_RECV, SOCK_DIR_SEND, SockUse, run};
 
 use crate::maps::{SOCKETS, count, fast_and_compat, field, kernel_offset, kernel_read, raw};
 
@@ -31,10 +31,30 @@ struct SockCommonHead {
     num: u16,
 }
 
-fast_and_compat!(sock_send_length, sock_send_length_compat, send);
-fast_and_compat!(sock_recv_length, sock_recv_length_compat, recv);
-raw!(sock_send_length_raw, "sock_send_length", send_raw);
-raw!(sock_recv_length_raw, "sock_recv_length", recv_raw);
+fast_and_compat!(
+    sock_send_length,
+    sock_send_length_compat,
+    send,
+    run::SOCK_SEND_LENGTH
+);
+fast_and_compat!(
+    sock_recv_length,
+    sock_recv_length_compat,
+    recv,
+    run::SOCK_RECV_LENGTH
+);
+raw!(
+    sock_send_length_raw,
+    "sock_send_length",
+    send_raw,
+    run::SOCK_SEND_LENGTH
+);
+raw!(
+    sock_recv_length_raw,
+    "sock_recv_length",
+    recv_raw,
+    run::SOCK_RECV_LENGTH
+);
 
 fn send<const FAST: bool>(ctx: &TracePointContext) -> u32 {
     let protocol: u16 = field!(ctx, FAST, send_length_protocol);

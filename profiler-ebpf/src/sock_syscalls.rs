@@ -12,10 +12,10 @@ use aya_ebpf::{
     maps::HashMap,
     programs::TracePointContext,
 };
-use chokepoint_common::{SOCK_DIR_RECV, SOCK_DIR_SEND};
+use chokepoint_common::{SOCK_DIR_RECV, SOCK_DIR_SEND, run};
 
 use crate::{
-    maps::{kernel_offset, kernel_read},
+    maps::{kernel_offset, kernel_read, ran},
     sock_io::{AF_INET, AF_INET6, IPPROTO_TCP, turn},
 };
 
@@ -29,11 +29,13 @@ static PENDING: HashMap<u32, u64> = HashMap::with_max_entries(16384, 0);
 
 #[tracepoint]
 pub fn sock_syscall_enter_send(ctx: TracePointContext) -> u32 {
+    ran(run::SOCK_SYSCALL_ENTER_SEND);
     enter(&ctx, SOCK_DIR_SEND)
 }
 
 #[tracepoint]
 pub fn sock_syscall_enter_recv(ctx: TracePointContext) -> u32 {
+    ran(run::SOCK_SYSCALL_ENTER_RECV);
     enter(&ctx, SOCK_DIR_RECV)
 }
 
@@ -43,18 +45,19 @@ fn enter(ctx: &TracePointContext, dir: u8) -> u32 {
     let fd: u64 = unsafe { core::ptr::read(ctx.as_ptr().cast::<u8>().add(ARG0).cast()) };
     let tid = bpf_get_current_pid_tgid() as u32;
     // A full map only loses this call's turn.
-    let _ = PENDING.insert(&tid, &((fd << 8) | dir as u64), 0);
+    let _ = PENDING.insert(tid, (fd << 8) | dir as u64, 0);
     0
 }
 
 #[tracepoint]
 pub fn sock_syscall_exit(ctx: TracePointContext) -> u32 {
+    ran(run::SOCK_SYSCALL_EXIT);
     let tid = bpf_get_current_pid_tgid() as u32;
     // SAFETY: a map value read once.
-    let Some(pending) = (unsafe { PENDING.get(&tid) }).copied() else {
+    let Some(pending) = (unsafe { PENDING.get(tid) }).copied() else {
         return 0;
     };
-    let _ = PENDING.remove(&tid);
+    let _ = PENDING.remove(tid);
     // SAFETY: as in `enter`.
     let ret: i64 = unsafe { core::ptr::read(ctx.as_ptr().cast::<u8>().add(ARG0).cast()) };
     if ret <= 0 {

@@ -7,7 +7,7 @@ use aya_ebpf::{
     maps::PerCpuArray,
     programs::{RawTracePointContext, TracePointContext},
 };
-use chokepoint_common::SOFTIRQ_VECTORS;
+use chokepoint_common::{SOFTIRQ_VECTORS, run};
 
 use crate::maps::{fast_and_compat, field, raw};
 
@@ -18,10 +18,30 @@ static SOFTIRQ_SINCE: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 pub static SOFTIRQS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2 * SOFTIRQ_VECTORS, 0);
 
-fast_and_compat!(softirq_entry, softirq_entry_compat, entry_tp);
-fast_and_compat!(softirq_exit, softirq_exit_compat, exit_tp);
-raw!(softirq_entry_raw, "softirq_entry", entry_raw);
-raw!(softirq_exit_raw, "softirq_exit", exit_raw);
+fast_and_compat!(
+    softirq_entry,
+    softirq_entry_compat,
+    entry_tp,
+    run::SOFTIRQ_ENTRY
+);
+fast_and_compat!(
+    softirq_exit,
+    softirq_exit_compat,
+    exit_tp,
+    run::SOFTIRQ_EXIT
+);
+raw!(
+    softirq_entry_raw,
+    "softirq_entry",
+    entry_raw,
+    run::SOFTIRQ_ENTRY
+);
+raw!(
+    softirq_exit_raw,
+    "softirq_exit",
+    exit_raw,
+    run::SOFTIRQ_EXIT
+);
 
 fn entry_tp<const FAST: bool>(_ctx: &TracePointContext) -> u32 {
     entry()
