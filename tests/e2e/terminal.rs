@@ -135,6 +135,14 @@ impl Session {
     }
 }
 
+impl Drop for Session {
+    /// A test that failed does not leave its terminal behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn a_command_on_a_terminal_gets_one_of_the_same_size() {
     let (shown, result) = on_terminal(
@@ -218,10 +226,19 @@ export const options = { vus: 2, duration: '2s' };
 export default function () { http.get(__ENV.URL); }
 "#;
 
-fn k6_script() -> PathBuf {
+/// A file removed when the test ends.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn k6_script() -> TempFile {
     let path = tmp("script.js");
     std::fs::write(&path, K6_SCRIPT).expect("k6 script");
-    path
+    TempFile(path)
 }
 
 /// The `load` entries of a result as (format, source, requests).
@@ -266,7 +283,7 @@ fn k6_without_an_output_leaves_a_per_request_timeline() {
             .arg("--")
             .arg(tool("k6"))
             .args(["run", "-e", &format!("URL={}", nginx.url())])
-            .arg(&script)
+            .arg(&script.0)
             .env_remove("K6_OUT"),
         CHOKEPOINT_TIMEOUT,
     );
@@ -296,7 +313,7 @@ fn k6_on_a_terminal_keeps_its_progress_bars_and_its_summary_is_read() {
             "run",
             "-e",
             &url,
-            &script.to_string_lossy(),
+            &script.0.to_string_lossy(),
         ],
     );
     // Colours and redrawn progress bars reached the terminal...
@@ -316,7 +333,7 @@ fn k6_on_a_terminal_keeps_its_progress_bars_and_its_summary_is_read() {
 fn k6_with_its_own_output_is_left_alone() {
     let nginx = Nginx::start();
     let script = k6_script();
-    let mine = tmp("mine.json");
+    let mine = TempFile(tmp("mine.json"));
     let json_path = tmp("k6-own.json");
     let o = output_within(
         Command::new(chokepoint_bin())
@@ -326,8 +343,8 @@ fn k6_with_its_own_output_is_left_alone() {
             .arg("--")
             .arg(tool("k6"))
             .args(["run", "-e", &format!("URL={}", nginx.url())])
-            .arg(format!("--out=json={}", mine.display()))
-            .arg(&script)
+            .arg(format!("--out=json={}", mine.0.display()))
+            .arg(&script.0)
             .env_remove("K6_OUT"),
         CHOKEPOINT_TIMEOUT,
     );
@@ -336,7 +353,6 @@ fn k6_with_its_own_output_is_left_alone() {
     let load = load(&json(&json_path));
     let per_request: Vec<_> = load.iter().filter(|(f, _, _)| f == "k6-json").collect();
     assert_eq!(per_request.len(), 1, "{load:?}");
-    assert_eq!(per_request[0].1, mine.to_string_lossy(), "{load:?}");
+    assert_eq!(per_request[0].1, mine.0.to_string_lossy(), "{load:?}");
     assert!(per_request[0].2 > 0, "{load:?}");
-    let _ = std::fs::remove_file(&mine);
 }
