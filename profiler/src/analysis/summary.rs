@@ -546,7 +546,8 @@ pub fn relation(
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Overhead {
-    /// Time spent inside chokepoint's kernel programs (BPF statistics).
+    /// Time spent inside chokepoint's kernel programs: the best estimate (`estimate` says how
+    /// it was made when the kernel's statistics did not measure every run).
     pub bpf_cpu_seconds: f64,
     /// chokepoint's own process CPU (user + system), reading maps and files.
     pub user_cpu_seconds: f64,
@@ -561,16 +562,27 @@ pub struct Overhead {
     /// Both of the above as a share of the host's CPU capacity over the run.
     pub cpu_share_of_host: f64,
     pub bpf_ns_per_event: Option<f64>,
-    /// Per program: run time in seconds and runs.
+    /// Per program: run time in seconds (best estimate) and runs.
     pub programs: BTreeMap<String, (f64, u64)>,
     /// Of `user_cpu_seconds`, the CPU seconds of each stage of reading an interval.
     #[serde(default)]
     pub stages: BTreeMap<String, f64>,
+    /// How the programs' time was found: runs counted by the programs, priced at the ns per
+    /// run the statistics windows measured (how many windows, over how long, how far off it
+    /// may be). None for recordings whose statistics measured every run themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<crate::probes::stats::Estimate>,
 }
 
 pub fn overhead(intervals: &[Interval], cpus: u32, seconds: f64) -> Overhead {
+    use crate::probes::stats::{self, ProgramTotals};
     let mut o = Overhead::default();
     let (mut bpf_ns, mut user_ns) = (0u64, 0u64);
+    // Recordings whose programs count their runs: every run is priced again at the windows
+    // of the whole recording (the intervals priced theirs at the windows so far).
+    let counted = intervals.iter().any(|iv| iv.overhead.measured.is_some());
+    let mut totals: BTreeMap<String, ProgramTotals> = BTreeMap::new();
+    let mut windows = Vec::new();
     for iv in intervals {
         bpf_ns += iv.overhead.bpf_run_ns;
         user_ns += iv.overhead.user_cpu_ns;
@@ -581,10 +593,27 @@ pub fn overhead(intervals: &[Interval], cpus: u32, seconds: f64) -> Overhead {
             let e = o.programs.entry(name.clone()).or_insert((0.0, 0));
             e.0 += *ns as f64 / 1e9;
             e.1 += runs;
+            totals.entry(name.clone()).or_default().runs += runs;
         }
+        for (name, [ns, runs]) in iv.overhead.measured.iter().flatten() {
+            let t = totals.entry(name.clone()).or_default();
+            t.measured_ns += ns;
+            t.measured_runs += runs;
+        }
+        windows.extend(iv.overhead.windows.iter().cloned());
         for (stage, ns) in &iv.overhead.stages {
             *o.stages.entry(stage.clone()).or_default() += *ns as f64 / 1e9;
         }
+    }
+    if counted {
+        let (ns, estimate) = stats::estimate(&totals, &windows);
+        for (name, ns) in &ns {
+            if let Some(e) = o.programs.get_mut(name) {
+                e.0 = *ns as f64 / 1e9;
+            }
+        }
+        bpf_ns = ns.values().sum();
+        o.estimate = Some(estimate);
     }
     o.bpf_cpu_seconds = bpf_ns as f64 / 1e9;
     o.user_cpu_seconds = user_ns as f64 / 1e9;

@@ -1,6 +1,6 @@
 //! Reads the kernel programs' maps into a cumulative snapshot; `session` turns consecutive
 //! snapshots into per-interval deltas.
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aya::{
     Ebpf,
@@ -9,7 +9,7 @@ use aya::{
 use chokepoint_common::{
     COUNTER_SLOTS, ConnCounts, ConnKey, DROP_REASON_SLOTS, DropDevKey, HIST_BUCKETS,
     HISTOGRAM_KINDS, NetDevCounts, NetDevKey, Running, SOFTIRQ_VECTORS, SockUse, THREAD_NEW,
-    ThreadCpu, WakeCounts, WakeKey,
+    ThreadCpu, WakeCounts, WakeKey, run,
 };
 
 use super::tracepoints::TRACEPOINTS;
@@ -38,8 +38,12 @@ pub struct KernelSnapshot {
     pub wakes: HashMap<WakeKey, WakeCounts>,
     /// Per softirq vector: ns, then runs (`2 * SOFTIRQ_VECTORS`).
     pub softirqs: Vec<u64>,
-    /// Per program: (run time ns, run count), from the kernel's BPF statistics.
+    /// Per program: (run time ns, run count), from the kernel's BPF statistics: they move only
+    /// while statistics are on (in the sampling windows, or throughout with --exact-overhead).
     pub programs: HashMap<String, (u64, u64)>,
+    /// Every program's runs as it counts them itself (`RUNS`, slot `chokepoint_common::run`),
+    /// all the time; empty for an object built before the programs counted.
+    pub runs: Vec<u64>,
     /// Packets and bytes per device name and direction (network-path programs).
     pub net_devices: HashMap<NetDevKey, NetDevCounts>,
     /// TCP sockets that sent or received, by `struct sock` address.
@@ -63,6 +67,7 @@ pub struct MapReader {
     sockets: BpfHashMap<MapData, u64, SockUse>,
     device_drops: Option<PerCpuHashMap<MapData, DropDevKey, u64>>,
     running: PerCpuArray<MapData, Running>,
+    runs: Option<PerCpuArray<MapData, u64>>,
 }
 
 fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, ReadError>
@@ -94,6 +99,7 @@ impl MapReader {
             sockets: take(ebpf, "SOCKETS")?,
             device_drops: take(ebpf, "DROPS_BY_DEVICE").ok(),
             running: take(ebpf, "RUNNING")?,
+            runs: take(ebpf, "RUNS").ok(),
         })
     }
 
@@ -129,6 +135,13 @@ impl MapReader {
                 })
                 .collect(),
             softirqs: sum_per_cpu(&self.softirqs, 2 * SOFTIRQ_VECTORS),
+            // Before the statistics: in --exact-overhead the kernel's counts are then never
+            // behind the programs' own (a run between the two reads is the kernel's).
+            runs: self
+                .runs
+                .as_ref()
+                .map(|m| sum_per_cpu(m, run::NAMES.len() as u32))
+                .unwrap_or_default(),
             programs: program_stats(ebpf),
             net_devices: self
                 .net_devices
@@ -228,6 +241,25 @@ impl MapReader {
     }
 }
 
+/// Runs per program between two snapshots, from the programs' own counts (non-zero only);
+/// None when the object has no `RUNS`.
+pub fn run_deltas(prev: &KernelSnapshot, cur: &KernelSnapshot) -> Option<BTreeMap<String, u64>> {
+    if cur.runs.is_empty() {
+        return None;
+    }
+    Some(
+        run::NAMES
+            .iter()
+            .zip(&cur.runs)
+            .enumerate()
+            .filter_map(|(i, (name, &now))| {
+                let d = now.saturating_sub(prev.runs.get(i).copied().unwrap_or(0));
+                (d > 0).then(|| (name.to_string(), d))
+            })
+            .collect(),
+    )
+}
+
 fn monotonic_ns() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
@@ -261,4 +293,38 @@ fn program_stats(ebpf: &Ebpf) -> HashMap<String, (u64, u64)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_program_counts_its_runs_in_a_slot_of_its_own_name() {
+        let programs = TRACEPOINTS
+            .iter()
+            .map(|tp| tp.program)
+            .chain(super::super::socket_syscalls::PROGRAMS.iter().copied())
+            .chain(["empty_raw", "empty_tp"]);
+        for name in programs {
+            assert!(run::NAMES.contains(&name), "{name} has no RUNS slot");
+        }
+    }
+
+    #[test]
+    fn run_deltas_name_the_programs_that_ran() {
+        let mut prev = KernelSnapshot {
+            runs: vec![0; run::NAMES.len()],
+            ..Default::default()
+        };
+        let mut cur = prev.clone();
+        cur.runs[run::SCHED_SWITCH as usize] = 40;
+        prev.runs[run::SCHED_SWITCH as usize] = 10;
+        cur.runs[run::EMPTY_TP as usize] = 3;
+        let d = run_deltas(&prev, &cur).expect("RUNS read");
+        assert_eq!(d.len(), 2);
+        assert_eq!(d["sched_switch"], 30);
+        assert_eq!(d["empty_tp"], 3);
+        assert_eq!(run_deltas(&prev, &KernelSnapshot::default()), None);
+    }
 }

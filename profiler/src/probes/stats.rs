@@ -1,8 +1,22 @@
-//! The kernel's BPF run-time statistics (run_time_ns / run_cnt per program): the probes' own
-//! cost, measured. Enabled through BPF_ENABLE_STATS, whose effect ends when the returned guard
-//! (a file descriptor) is dropped; where that syscall is missing, through the
+//! The probes' own cost. The kernel's BPF run-time statistics (run_time_ns / run_cnt per
+//! program) measure it, but are not free: two clock reads per program run, 5–7 % of throughput
+//! under connection churn on the VM chokepoint is developed on. So by default they are on only
+//! in short windows (`SCHEDULE`: 1 s in every 10 s, the first one second in), while the
+//! programs count their own runs all the time (the per-CPU `RUNS` array, a few ns per run): the
+//! windows price a run of each program (ns per run), and every interval's cost is its runs
+//! priced at the latest windows' figures, plus what the kernel measured itself during a window.
+//! `--exact-overhead` keeps the statistics on throughout instead.
+//!
+//! Statistics are enabled through BPF_ENABLE_STATS, whose effect ends when the returned guard (a
+//! file descriptor) is dropped; where that syscall is missing, through the
 //! `kernel.bpf_stats_enabled` sysctl, restored by the guard.
-use std::{fs, os::fd::OwnedFd};
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    fs,
+    os::fd::OwnedFd,
+};
+
+use serde::{Deserialize, Serialize};
 
 const SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
@@ -28,6 +42,25 @@ impl StatsGuard {
             }
         }
     }
+
+    /// What a recording starts with. `exact`: the statistics on throughout, through the
+    /// returned guard (the caller holds it to the end). Otherwise no guard is held: the sampler
+    /// opens its windows (`Windows`), and this only checks that statistics can be enabled at
+    /// all. Also returns the header's `bpf_stats` line (which mode ran, through what), and
+    /// pushes a limitation when the statistics are unavailable.
+    pub fn for_recording(exact: bool, limitations: &mut Vec<String>) -> (Option<Self>, String) {
+        match Self::enable() {
+            Ok(guard) => {
+                let text = describe(exact, &guard, &SCHEDULE);
+                // Sampled: dropping the guard closes this check before anything is attached.
+                (exact.then_some(guard), text)
+            }
+            Err(e) => {
+                limitations.push(format!("probe overhead not measured: {e}"));
+                (None, format!("unavailable: {e}"))
+            }
+        }
+    }
 }
 
 impl Drop for StatsGuard {
@@ -35,5 +68,706 @@ impl Drop for StatsGuard {
         if let Self::Sysctl { previous } = self {
             let _ = fs::write(SYSCTL, previous.as_bytes());
         }
+    }
+}
+
+/// The header's `bpf_stats` line.
+fn describe(exact: bool, guard: &StatsGuard, schedule: &Schedule) -> String {
+    match (exact, guard) {
+        (true, StatsGuard::Fd(_)) => {
+            "exact: BPF_ENABLE_STATS on throughout (run_time_ns per program)".into()
+        }
+        (true, StatsGuard::Sysctl { .. }) => {
+            "exact: kernel.bpf_stats_enabled on throughout (restored after)".into()
+        }
+        (false, StatsGuard::Fd(_)) => format!(
+            "sampled: {} through BPF_ENABLE_STATS; runs counted by the programs, priced at the windows' ns per run",
+            schedule.describe()
+        ),
+        (false, StatsGuard::Sysctl { .. }) => format!(
+            "sampled: {} through kernel.bpf_stats_enabled (restored after each window); runs counted by the programs, priced at the windows' ns per run",
+            schedule.describe()
+        ),
+    }
+}
+
+/// When the statistics are on, by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    /// The first window opens this long after the baselines (so short recordings get one).
+    pub first_ns: u64,
+    /// Windows open this far apart (start to start)...
+    pub every_ns: u64,
+    /// ... and last this long (to the sampler's read nearest to it).
+    pub window_ns: u64,
+}
+
+pub const SCHEDULE: Schedule = Schedule {
+    first_ns: 1_000_000_000,
+    every_ns: 10_000_000_000,
+    window_ns: 1_000_000_000,
+};
+
+impl Schedule {
+    pub fn describe(&self) -> String {
+        let s = |ns: u64| {
+            let secs = ns as f64 / 1e9;
+            if secs.fract() == 0.0 {
+                format!("{secs:.0} s")
+            } else {
+                format!("{secs} s")
+            }
+        };
+        format!("{} in every {}", s(self.window_ns), s(self.every_ns))
+    }
+}
+
+/// One window of run-time statistics: when, and per program what the kernel measured over it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatsWindow {
+    pub start_unix_ns: u64,
+    pub end_unix_ns: u64,
+    /// `{program: [run time ns, runs]}`, programs that ran only.
+    pub programs: BTreeMap<String, [u64; 2]>,
+}
+
+impl StatsWindow {
+    pub fn seconds(&self) -> f64 {
+        self.end_unix_ns.saturating_sub(self.start_unix_ns) as f64 / 1e9
+    }
+}
+
+/// The kernel's cumulative statistics per program: (run time ns, runs).
+pub type ProgramStats = HashMap<String, (u64, u64)>;
+
+/// Growth of the statistics between two reads, per program: `[ns, runs]`, non-zero only.
+pub fn deltas(prev: &ProgramStats, cur: &ProgramStats) -> BTreeMap<String, [u64; 2]> {
+    cur.iter()
+        .filter_map(|(name, &(ns, runs))| {
+            let (pns, pruns) = prev.get(name).copied().unwrap_or((0, 0));
+            let d = [ns.saturating_sub(pns), runs.saturating_sub(pruns)];
+            (d != [0, 0]).then(|| (name.clone(), d))
+        })
+        .collect()
+}
+
+/// Windows whose prices an interval's unmeasured runs get: the latest few, pooled.
+const RECENT: usize = 3;
+
+/// The sampling windows, opened and closed at the sampler's reads (so a window's figures are
+/// the growth between two reads), and the latest windows' prices. `G` is what holds the
+/// statistics on (a `StatsGuard`; anything in tests).
+pub struct Windows<G = StatsGuard> {
+    schedule: Schedule,
+    enable: fn() -> Result<G, String>,
+    next_start_ns: u64,
+    open: Option<Open<G>>,
+    recent: VecDeque<StatsWindow>,
+    /// The kernel measured (nearly) every run while no window was open: statistics are on by
+    /// other means (--exact-overhead, another tool), and windows would add nothing.
+    on_anyway: bool,
+}
+
+struct Open<G> {
+    _guard: G,
+    start_unix_ns: u64,
+    baseline: ProgramStats,
+}
+
+/// What one read saw of the windows.
+#[derive(Debug, Default, PartialEq)]
+pub struct Tick {
+    /// How long statistics were on in the interval that ends at this read.
+    pub sampled_ns: u64,
+    /// The window that ended at this read.
+    pub closed: Option<StatsWindow>,
+}
+
+impl Windows<StatsGuard> {
+    pub fn new(now_ns: u64) -> Self {
+        Self::with(SCHEDULE, StatsGuard::enable, now_ns)
+    }
+}
+
+impl<G> Windows<G> {
+    pub fn with(schedule: Schedule, enable: fn() -> Result<G, String>, now_ns: u64) -> Self {
+        Self {
+            schedule,
+            enable,
+            next_start_ns: now_ns + schedule.first_ns,
+            open: None,
+            recent: VecDeque::new(),
+            on_anyway: false,
+        }
+    }
+
+    /// At each read of the maps: `prev_ns` the previous read, `now_ns` this one, `stats` the
+    /// kernel's statistics just read, `measured_all` whether they measured (nearly) every run
+    /// since the previous read (the function `measured_all`). Closes the window when this read is the one
+    /// nearest to its end, or opens one when this read is the one nearest to its start;
+    /// windows open and close only here, so the figures between two reads are a window's or
+    /// nothing, unless the statistics are on anyway: then no window opens.
+    pub fn tick(
+        &mut self,
+        prev_ns: u64,
+        now_ns: u64,
+        stats: &ProgramStats,
+        measured_all: bool,
+    ) -> Tick {
+        let half_gap = now_ns.saturating_sub(prev_ns) / 2;
+        let mut tick = Tick::default();
+        if self.open.is_none() {
+            self.on_anyway = measured_all;
+        }
+        if let Some(open) = &self.open {
+            tick.sampled_ns = now_ns.saturating_sub(open.start_unix_ns.max(prev_ns));
+            if now_ns + half_gap >= open.start_unix_ns + self.schedule.window_ns {
+                let open = self.open.take().expect("checked");
+                let window = StatsWindow {
+                    start_unix_ns: open.start_unix_ns,
+                    end_unix_ns: now_ns,
+                    programs: deltas(&open.baseline, stats),
+                };
+                drop(open);
+                // Reads further apart than a window make windows longer: keep them as rare.
+                let len = window.end_unix_ns - window.start_unix_ns;
+                let every = self.schedule.every_ns.max(
+                    (len as u128 * self.schedule.every_ns as u128
+                        / self.schedule.window_ns.max(1) as u128) as u64,
+                );
+                self.next_start_ns = window.start_unix_ns + every;
+                self.recent.push_back(window.clone());
+                if self.recent.len() > RECENT {
+                    self.recent.pop_front();
+                }
+                tick.closed = Some(window);
+            }
+        } else if !self.on_anyway && now_ns + half_gap >= self.next_start_ns {
+            match (self.enable)() {
+                Ok(guard) => {
+                    self.open = Some(Open {
+                        _guard: guard,
+                        start_unix_ns: now_ns,
+                        baseline: stats.clone(),
+                    })
+                }
+                // Unavailable (the header says so): try again a period later.
+                Err(_) => self.next_start_ns = now_ns + self.schedule.every_ns,
+            }
+        }
+        tick
+    }
+
+    /// ns per run of each program over the latest windows that saw it run.
+    pub fn prices(&self) -> BTreeMap<String, f64> {
+        let mut sums: BTreeMap<&str, (u64, u64, usize)> = BTreeMap::new();
+        for w in self.recent.iter().rev() {
+            for (name, &[ns, runs]) in &w.programs {
+                let e = sums.entry(name).or_default();
+                if runs > 0 && e.2 < RECENT {
+                    e.0 += ns;
+                    e.1 += runs;
+                    e.2 += 1;
+                }
+            }
+        }
+        sums.into_iter()
+            .filter(|(_, s)| s.1 > 0)
+            .map(|(name, (ns, runs, _))| (name.to_string(), ns as f64 / runs as f64))
+            .collect()
+    }
+}
+
+/// Whether the kernel's statistics counted at least 90 % of the runs the programs counted
+/// (false without runs, or without the programs' counts).
+pub fn measured_all(
+    measured: &BTreeMap<String, [u64; 2]>,
+    runs: Option<&BTreeMap<String, u64>>,
+) -> bool {
+    let counted: u64 = runs.map_or(0, |r| r.values().sum());
+    let kernel: u64 = measured.values().map(|m| m[1]).sum();
+    counted > 0 && kernel * 10 >= counted * 9
+}
+
+/// One interval's cost of the kernel programs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IntervalCost {
+    /// `{program: [best estimate of run time ns, runs]}`.
+    pub programs: BTreeMap<String, [u64; 2]>,
+    pub bpf_run_ns: u64,
+    pub bpf_runs: u64,
+    /// Of `bpf_run_ns`, the part priced rather than measured.
+    pub estimated_ns: u64,
+    /// Runs of programs no window has priced yet (not in `bpf_run_ns`).
+    pub unpriced_runs: u64,
+}
+
+/// Per program: the kernel's measured ns (`measured`, over the part of the interval the
+/// statistics were on), plus the runs it did not measure priced at `prices` ns per run. `runs`
+/// are the programs' own counts (`RUNS`); None without them, when the measured runs are all
+/// there is.
+pub fn interval_cost(
+    runs: Option<&BTreeMap<String, u64>>,
+    measured: &BTreeMap<String, [u64; 2]>,
+    prices: &BTreeMap<String, f64>,
+) -> IntervalCost {
+    let mut names: Vec<&String> = measured.keys().collect();
+    if let Some(r) = runs {
+        names.extend(r.keys());
+    }
+    names.sort_unstable();
+    names.dedup();
+    let mut cost = IntervalCost::default();
+    for name in names {
+        let [mns, mruns] = measured.get(name).copied().unwrap_or([0, 0]);
+        let counted = runs.map_or(mruns, |r| r.get(name).copied().unwrap_or(0));
+        // Both counts are read a few µs apart: never fewer runs than the kernel measured.
+        let total = counted.max(mruns);
+        if total == 0 && mns == 0 {
+            continue;
+        }
+        let rest = total - mruns;
+        let priced = match prices.get(name) {
+            Some(&p) => (rest as f64 * p).round() as u64,
+            None => {
+                cost.unpriced_runs += rest;
+                0
+            }
+        };
+        cost.estimated_ns += priced;
+        cost.bpf_run_ns += mns + priced;
+        cost.bpf_runs += total;
+        cost.programs.insert(name.clone(), [mns + priced, total]);
+    }
+    cost
+}
+
+/// A program's figures over a whole recording.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProgramTotals {
+    pub runs: u64,
+    pub measured_ns: u64,
+    pub measured_runs: u64,
+}
+
+/// How the programs' time of a recording was found, when the kernel did not measure every run:
+/// its runs priced at the ns per run of the statistics windows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    /// Statistics windows, and the seconds they covered together.
+    pub windows: u32,
+    pub sampled_seconds: f64,
+    /// Of the programs' time, the share the kernel measured itself (in the windows); the rest
+    /// is runs outside them priced at the windows' ns per run.
+    pub measured_share: f64,
+    /// How far the total may be off (one standard error, relative): each window's own prices
+    /// give a total; the spread of those totals (windows weighted by their runs) over the
+    /// square root of the windows' effective number. None with fewer than two windows; rough
+    /// with few.
+    pub relative_error: Option<f64>,
+    /// Runs of programs no window saw run: their time is missing from the estimate.
+    pub unpriced_runs: u64,
+    /// Per program: the price its runs got.
+    pub programs: BTreeMap<String, Price>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Price {
+    /// Run time over runs, pooled over every window it ran in.
+    pub ns_per_run: f64,
+    /// Standard deviation of the windows' own ns per run (weighted by their runs), relative to
+    /// `ns_per_run` (None with fewer than two windows).
+    pub relative_spread: Option<f64>,
+    /// Windows it ran in.
+    pub windows: u32,
+}
+
+/// Each program's ns over a recording (what the kernel measured, plus its other runs priced at
+/// the pooled ns per run of all `windows`), and how that estimate was made.
+pub fn estimate(
+    totals: &BTreeMap<String, ProgramTotals>,
+    windows: &[StatsWindow],
+) -> (BTreeMap<String, u64>, Estimate) {
+    let mut est = Estimate {
+        windows: windows.len() as u32,
+        sampled_seconds: windows.iter().map(StatsWindow::seconds).fold(0.0, |a, b| a + b),
+        ..Default::default()
+    };
+    let rate = |[ns, runs]: [u64; 2]| ns as f64 / runs as f64;
+    for name in totals.keys() {
+        let seen: Vec<[u64; 2]> = windows
+            .iter()
+            .filter_map(|w| w.programs.get(name).copied().filter(|f| f[1] > 0))
+            .collect();
+        if seen.is_empty() {
+            continue;
+        }
+        let pooled = rate([
+            seen.iter().map(|f| f[0]).sum(),
+            seen.iter().map(|f| f[1]).sum(),
+        ]);
+        // Weighted by runs: a window where the program barely ran says little of its price.
+        let rates: Vec<(f64, f64)> = seen.iter().map(|&f| (rate(f), f[1] as f64)).collect();
+        est.programs.insert(
+            name.clone(),
+            Price {
+                ns_per_run: pooled,
+                relative_spread: weighted_sd(&rates).map(|sd| relative(sd, pooled)),
+                windows: seen.len() as u32,
+            },
+        );
+    }
+    // The total with a given price per program; `None` prices: the pooled one.
+    let total_with = |price: &dyn Fn(&str) -> Option<f64>| -> f64 {
+        totals
+            .iter()
+            .map(|(name, t)| {
+                let rest = t.runs.saturating_sub(t.measured_runs) as f64;
+                let p = price(name).or_else(|| est.programs.get(name).map(|p| p.ns_per_run));
+                t.measured_ns as f64 + p.map_or(0.0, |p| rest * p)
+            })
+            .sum()
+    };
+    let mut ns = BTreeMap::new();
+    let mut measured = 0u64;
+    for (name, t) in totals {
+        let rest = t.runs.saturating_sub(t.measured_runs);
+        let priced = match est.programs.get(name) {
+            Some(p) => (rest as f64 * p.ns_per_run).round() as u64,
+            None => {
+                est.unpriced_runs += rest;
+                0
+            }
+        };
+        measured += t.measured_ns;
+        ns.insert(name.clone(), t.measured_ns + priced);
+    }
+    let total: u64 = ns.values().sum();
+    est.measured_share = if total > 0 {
+        measured as f64 / total as f64
+    } else {
+        0.0
+    };
+    // Each window's own prices applied to the whole recording, weighted by the runs the
+    // window saw (an idle window before the load started weighs little).
+    let per_window: Vec<(f64, f64)> = windows
+        .iter()
+        .map(|w| {
+            let total =
+                total_with(&|name| w.programs.get(name).filter(|f| f[1] > 0).map(|&f| rate(f)));
+            (total, w.programs.values().map(|f| f[1]).sum::<u64>() as f64)
+        })
+        .collect();
+    // The pooled figure is a mean over the windows: its error shrinks with their number.
+    let v1: f64 = per_window.iter().map(|w| w.1).sum();
+    let v2: f64 = per_window.iter().map(|w| w.1 * w.1).sum();
+    let effective = if v2 > 0.0 { v1 * v1 / v2 } else { 0.0 };
+    est.relative_error =
+        weighted_sd(&per_window).map(|sd| relative(sd / effective.sqrt(), total as f64));
+    (ns, est)
+}
+
+fn relative(sd: f64, of: f64) -> f64 {
+    if of > 0.0 { sd / of } else { 0.0 }
+}
+
+/// Standard deviation of `(value, weight)` pairs, weights as reliability weights (with equal
+/// weights: the sample standard deviation). None for fewer than two weighted values.
+fn weighted_sd(values: &[(f64, f64)]) -> Option<f64> {
+    let v1: f64 = values.iter().map(|v| v.1).sum();
+    let v2: f64 = values.iter().map(|v| v.1 * v.1).sum();
+    let denominator = v1 - v2 / v1;
+    if values.iter().filter(|v| v.1 > 0.0).count() < 2 || denominator <= 0.0 {
+        return None;
+    }
+    let mean = values.iter().map(|v| v.0 * v.1).sum::<f64>() / v1;
+    let var = values
+        .iter()
+        .map(|v| v.1 * (v.0 - mean).powi(2))
+        .sum::<f64>()
+        / denominator;
+    Some(var.sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    fn stats(entries: &[(&str, u64, u64)]) -> ProgramStats {
+        entries
+            .iter()
+            .map(|&(n, ns, runs)| (n.to_string(), (ns, runs)))
+            .collect()
+    }
+
+    fn window(start: u64, programs: &[(&str, u64, u64)]) -> StatsWindow {
+        StatsWindow {
+            start_unix_ns: start,
+            end_unix_ns: start + S,
+            programs: programs
+                .iter()
+                .map(|&(n, ns, runs)| (n.to_string(), [ns, runs]))
+                .collect(),
+        }
+    }
+
+    fn map<V: Copy>(entries: &[(&str, V)]) -> BTreeMap<String, V> {
+        entries.iter().map(|&(n, v)| (n.to_string(), v)).collect()
+    }
+
+    #[test]
+    fn schedule_reads_as_said_in_the_header() {
+        assert_eq!(SCHEDULE.describe(), "1 s in every 10 s");
+        let guard = StatsGuard::Sysctl {
+            previous: "0".into(),
+        };
+        let text = describe(false, &guard, &SCHEDULE);
+        std::mem::forget(guard);
+        assert!(text.starts_with("sampled: 1 s in every 10 s through kernel.bpf_stats_enabled"));
+    }
+
+    #[test]
+    fn deltas_keep_programs_that_moved() {
+        let prev = stats(&[("a", 100, 10), ("b", 5, 1)]);
+        let cur = stats(&[("a", 400, 13), ("b", 5, 1), ("c", 7, 1)]);
+        assert_eq!(deltas(&prev, &cur), map(&[("a", [300, 3]), ("c", [7, 1])]));
+    }
+
+    #[test]
+    fn windows_open_one_second_in_and_close_at_the_nearest_read() {
+        let mut w: Windows<()> = Windows::with(SCHEDULE, || Ok(()), 0);
+        let mut kernel = stats(&[("a", 0, 0)]);
+        // Reads every second, a few ms late each time (the sampler's own work).
+        let read = |i: u64| i * S + 3_000_000;
+        let mut prev = 0;
+        let mut sampled = Vec::new();
+        let mut closed = Vec::new();
+        for i in 1..=25 {
+            let now = read(i);
+            let t = w.tick(prev, now, &kernel, false);
+            if t.sampled_ns > 0 {
+                sampled.push(i);
+            }
+            if let Some(c) = t.closed {
+                closed.push(c);
+            }
+            // Statistics move only while a window is open.
+            if w.open.is_some() {
+                let e = kernel.get_mut("a").expect("a");
+                e.0 += 500_000;
+                e.1 += 1_000;
+            }
+            prev = now;
+        }
+        // Opened at reads 1, 11, 21; each closed at the next read.
+        assert_eq!(sampled, vec![2, 12, 22]);
+        assert_eq!(closed.len(), 3);
+        assert_eq!(closed[0].start_unix_ns, read(1));
+        assert_eq!(closed[0].end_unix_ns, read(2));
+        assert_eq!(closed[1].start_unix_ns, read(11));
+        assert_eq!(closed[0].programs["a"], [500_000, 1_000]);
+        assert_eq!(w.prices(), map(&[("a", 500.0)]));
+    }
+
+    #[test]
+    fn windows_span_several_short_intervals_and_stay_rare_with_long_ones() {
+        let kernel = stats(&[]);
+        // 300 ms reads: the window closes at the read nearest 1 s after it opened.
+        let mut w: Windows<()> = Windows::with(SCHEDULE, || Ok(()), 0);
+        let reads: Vec<u64> = (1..=10).map(|i| i * 300_000_000).collect();
+        let mut prev = 0;
+        let mut ends = Vec::new();
+        for &now in &reads {
+            if let Some(c) = w.tick(prev, now, &kernel, false).closed {
+                ends.push((c.start_unix_ns, c.end_unix_ns));
+            }
+            prev = now;
+        }
+        assert_eq!(ends, vec![(900_000_000, 1_800_000_000)]);
+        // 5 s reads: a window is one interval, and the next one opens 50 s later.
+        let mut w: Windows<()> = Windows::with(SCHEDULE, || Ok(()), 0);
+        let mut prev = 0;
+        let mut opened = Vec::new();
+        for i in 1..=25 {
+            let now = i * 5 * S;
+            let t = w.tick(prev, now, &kernel, false);
+            if t.sampled_ns > 0 {
+                opened.push(i - 1);
+            }
+            prev = now;
+        }
+        assert_eq!(opened, vec![1, 11, 21]);
+    }
+
+    #[test]
+    fn windows_that_cannot_open_are_retried_a_period_later() {
+        let mut w: Windows<()> = Windows::with(SCHEDULE, || Err("no".into()), 0);
+        let kernel = stats(&[]);
+        for i in 1..=30 {
+            let t = w.tick((i - 1) * S, i * S, &kernel, false);
+            assert_eq!(t, Tick::default());
+        }
+        assert_eq!(w.next_start_ns, 31 * S);
+    }
+
+    #[test]
+    fn no_window_opens_while_the_statistics_are_on_anyway() {
+        let mut w: Windows<()> = Windows::with(SCHEDULE, || Ok(()), 0);
+        let kernel = stats(&[]);
+        for i in 1..=15 {
+            let t = w.tick((i - 1) * S, i * S, &kernel, true);
+            assert_eq!(t, Tick::default());
+        }
+        // Off again (the other tool stopped): the window that was due opens at once.
+        w.tick(15 * S, 16 * S, &kernel, false);
+        assert_eq!(w.open.as_ref().map(|o| o.start_unix_ns), Some(16 * S));
+        let runs = map(&[("a", 1000)]);
+        assert!(measured_all(&map(&[("a", [1, 950])]), Some(&runs)));
+        assert!(!measured_all(&map(&[("a", [1, 3])]), Some(&runs)));
+        assert!(!measured_all(&map(&[("a", [1, 3])]), None));
+    }
+
+    #[test]
+    fn prices_pool_the_latest_windows_a_program_ran_in() {
+        let mut w: Windows<()> = Windows::with(SCHEDULE, || Ok(()), 0);
+        w.recent
+            .push_back(window(0, &[("a", 1000, 10), ("b", 300, 1)]));
+        w.recent.push_back(window(10 * S, &[("a", 2000, 10)]));
+        w.recent
+            .push_back(window(20 * S, &[("a", 3000, 10), ("c", 0, 0)]));
+        let p = w.prices();
+        assert_eq!(p["a"], 200.0);
+        assert_eq!(p["b"], 300.0);
+        assert!(!p.contains_key("c"));
+    }
+
+    #[test]
+    fn an_interval_prices_the_runs_the_kernel_did_not_measure() {
+        let runs = map(&[("a", 1000), ("b", 50), ("new", 7)]);
+        // Statistics were on for part of the interval: 400 of a's runs measured.
+        let measured = map(&[("a", [100_000, 400])]);
+        let prices = map(&[("a", 200.0), ("b", 80.0)]);
+        let c = interval_cost(Some(&runs), &measured, &prices);
+        assert_eq!(c.programs["a"], [100_000 + 600 * 200, 1000]);
+        assert_eq!(c.programs["b"], [4_000, 50]);
+        assert_eq!(c.programs["new"], [0, 7]);
+        assert_eq!(c.unpriced_runs, 7);
+        assert_eq!(c.estimated_ns, 600 * 200 + 4_000);
+        assert_eq!(c.bpf_run_ns, 100_000 + 120_000 + 4_000);
+        assert_eq!(c.bpf_runs, 1057);
+        // Without the programs' counts, the kernel's figures are all there is.
+        let c = interval_cost(None, &measured, &prices);
+        assert_eq!(c.programs, map(&[("a", [100_000, 400])]));
+        assert_eq!(c.estimated_ns, 0);
+        // Exact mode: everything measured, nothing priced.
+        let all = map(&[("a", [250_000, 1000])]);
+        let c = interval_cost(Some(&map(&[("a", 1000)])), &all, &prices);
+        assert_eq!((c.bpf_run_ns, c.estimated_ns), (250_000, 0));
+    }
+
+    #[test]
+    fn a_recording_is_priced_at_the_pooled_windows_with_their_spread() {
+        let windows = [
+            window(0, &[("a", 90_000, 1000), ("b", 1_000, 10)]),
+            window(10 * S, &[("a", 110_000, 1000)]),
+        ];
+        let totals = map(&[
+            (
+                "a",
+                ProgramTotals {
+                    runs: 20_000,
+                    measured_ns: 200_000,
+                    measured_runs: 2000,
+                },
+            ),
+            (
+                "b",
+                ProgramTotals {
+                    runs: 110,
+                    measured_ns: 1_000,
+                    measured_runs: 10,
+                },
+            ),
+            (
+                "never",
+                ProgramTotals {
+                    runs: 5,
+                    ..Default::default()
+                },
+            ),
+        ]);
+        let (ns, est) = estimate(&totals, &windows);
+        // a: 200 µs measured + 18000 runs at 100 ns; b: 1 µs + 100 runs at 100 ns.
+        assert_eq!(ns["a"], 200_000 + 1_800_000);
+        assert_eq!(ns["b"], 1_000 + 10_000);
+        assert_eq!(ns["never"], 0);
+        assert_eq!(est.windows, 2);
+        assert!((est.sampled_seconds - 2.0).abs() < 1e-12);
+        assert_eq!(est.unpriced_runs, 5);
+        assert!((est.measured_share - 201_000.0 / 2_011_000.0).abs() < 1e-12);
+        let a = &est.programs["a"];
+        assert_eq!((a.ns_per_run, a.windows), (100.0, 2));
+        // Window rates 90 and 110: sd 14.14, 14 % of 100.
+        assert!((a.relative_spread.expect("two windows") - 0.141_421).abs() < 1e-5);
+        assert_eq!(est.programs["b"].relative_spread, None);
+        // Window totals: a at 90 and 110 ns (b at 100 in both): 1.831 and 2.191 ms, spread
+        // 0.2546 ms of 2.011 ms.
+        // Weights 1010 and 1000 runs: about two windows' worth, so the error is about the
+        // spread over the square root of 2.
+        let e = est.relative_error.expect("two windows");
+        assert!(
+            (e - 254_558.4 / 2_011_000.0 / 2f64.sqrt()).abs() < 1e-4,
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_window_that_barely_saw_a_program_weighs_little_in_its_spread() {
+        // Before the load started: 10 runs at 1000 ns; then two busy windows at 100 and 110.
+        let windows = [
+            window(0, &[("a", 10_000, 10)]),
+            window(10 * S, &[("a", 100_000, 1000)]),
+            window(20 * S, &[("a", 110_000, 1000)]),
+        ];
+        let totals = map(&[(
+            "a",
+            ProgramTotals {
+                runs: 100_000,
+                measured_ns: 220_000,
+                measured_runs: 2010,
+            },
+        )]);
+        let (_, est) = estimate(&totals, &windows);
+        let a = &est.programs["a"];
+        assert!((a.ns_per_run - 220_000.0 / 2010.0).abs() < 1e-9);
+        // Unweighted, the rates 1000, 100, 110 would spread by 470 % of the price.
+        let spread = a.relative_spread.expect("three windows");
+        assert!(spread > 0.5 && spread < 1.0, "{spread}");
+        assert!(weighted_sd(&[(5.0, 1.0), (7.0, 1.0)]).expect("two") - 2f64.sqrt() < 1e-12);
+        assert_eq!(weighted_sd(&[(5.0, 1.0), (7.0, 0.0)]), None);
+    }
+
+    #[test]
+    fn one_window_gives_an_estimate_without_an_error_bound() {
+        let windows = [window(0, &[("a", 100_000, 1000)])];
+        let totals = map(&[(
+            "a",
+            ProgramTotals {
+                runs: 10_000,
+                measured_ns: 100_000,
+                measured_runs: 1000,
+            },
+        )]);
+        let (ns, est) = estimate(&totals, &windows);
+        assert_eq!(ns["a"], 1_000_000);
+        assert_eq!(est.relative_error, None);
+        assert!((est.measured_share - 0.1).abs() < 1e-12);
+        // No windows at all: only what was measured, the rest unpriced.
+        let (ns, est) = estimate(&totals, &[]);
+        assert_eq!(ns["a"], 100_000);
+        assert_eq!((est.windows, est.unpriced_runs), (0, 9000));
+        assert!(est.sampled_seconds.is_sign_positive());
     }
 }

@@ -178,7 +178,10 @@ pub struct ProcessInterval {
 /// What the profiler cost and lost in the interval.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct OverheadInterval {
-    /// Time spent inside the kernel programs (BPF statistics), and how many runs.
+    /// Time spent inside the kernel programs, and how many runs. The runs are the programs' own
+    /// counts (exact); the time is the best estimate: what the kernel's run-time statistics
+    /// measured while on (`measured`), plus the other runs priced at the latest statistics
+    /// windows' ns per run (`estimated_ns`). Older recordings (no `measured`) measured all of it.
     pub bpf_run_ns: u64,
     pub bpf_runs: u64,
     /// chokepoint's own user + system CPU outside the programs.
@@ -186,8 +189,28 @@ pub struct OverheadInterval {
     /// Events whose contribution was lost: map full, ring buffer full.
     pub map_update_failures: u64,
     pub ring_buffer_full: u64,
-    /// Per program: [run time ns, runs].
+    /// Per program: [run time ns, runs], as `bpf_run_ns` and `bpf_runs`.
     pub programs: BTreeMap<String, [u64; 2]>,
+    /// Per program: [run time ns, runs] the kernel's statistics measured in this interval,
+    /// non-zero only (they are on only in the windows, unless `--exact-overhead`). None in
+    /// recordings made before the programs counted their own runs: there `programs` is this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<BTreeMap<String, [u64; 2]>>,
+    /// Of `bpf_run_ns`, the part priced rather than measured.
+    #[serde(default)]
+    pub estimated_ns: u64,
+    /// Runs of programs no window has priced yet (they ran only before the first window that
+    /// saw them): not in `bpf_run_ns` (the summary prices them from all windows).
+    #[serde(default)]
+    pub unpriced_runs: u64,
+    /// Whether a statistics window was open in this interval, and for how long.
+    #[serde(default)]
+    pub sampled: bool,
+    #[serde(default)]
+    pub sampled_ns: u64,
+    /// The statistics windows that ended at this interval's end, with what each measured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<crate::probes::stats::StatsWindow>,
     /// Sockets left in the kernel's `SOCKETS` LRU map after the read (closed ones deleted),
     /// and entries the map evicted since the last read (seen then, not closed, gone now):
     /// connections whose figures were lost.

@@ -69,6 +69,8 @@ pub struct Options {
     pub duration: Option<Duration>,
     /// Probe families left out (the per-packet programs unless `--packet-probes`).
     pub skip_families: Vec<tracepoints::Family>,
+    /// `--exact-overhead`: the kernel's run-time statistics on for the whole recording.
+    pub exact_overhead: bool,
 }
 
 pub struct Outcome {
@@ -132,15 +134,9 @@ pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
         .map(|c| format!("{}: {}", c.id, c.detail))
         .collect();
 
-    let stats = StatsGuard::enable();
-    let bpf_stats = match &stats {
-        Ok(StatsGuard::Fd(_)) => "BPF_ENABLE_STATS (run_time_ns per program)".to_string(),
-        Ok(StatsGuard::Sysctl { .. }) => "kernel.bpf_stats_enabled (restored after)".to_string(),
-        Err(e) => {
-            limitations.push(format!("probe overhead not measured: {e}"));
-            format!("unavailable: {e}")
-        }
-    };
+    // Run-time statistics on throughout only with --exact-overhead; otherwise the sampler
+    // turns them on in short windows (probes::stats).
+    let (stats, bpf_stats) = StatsGuard::for_recording(opts.exact_overhead, &mut limitations);
 
     let mut probes = Probes::load_except(&tracefs, &opts.skip_families)?;
     for f in probes.status.failed.iter().filter(|f| f.reason != LEFT_OUT) {

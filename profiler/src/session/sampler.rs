@@ -18,7 +18,10 @@ use crate::{
         cgroup::ThrottleCollector,
         send_limits::SendLimitCollector,
     },
-    probes::reader::{KernelSnapshot, MapReader},
+    probes::{
+        reader::{self, KernelSnapshot, MapReader},
+        stats::{self, Windows},
+    },
     recording::{Interval, Role},
 };
 
@@ -41,6 +44,8 @@ pub struct Sampler {
     net: Option<NetSampler>,
     conn_use: ConnUse,
     send_limits: SendLimitCollector,
+    /// The run-time statistics windows (on 1 s in every 10 s): they price the programs' runs.
+    windows: Windows,
 }
 
 /// A process busier than this in an interval gets its capacity and cgroup watched.
@@ -59,13 +64,14 @@ impl Sampler {
         if let Some(h) = host.as_mut() {
             let _ = h.sample();
         }
+        let prev_unix_ns = unix_ns();
         Self {
             maps,
             host,
             drop_reasons,
             softirq_names,
             prev,
-            prev_unix_ns: unix_ns(),
+            prev_unix_ns,
             prev_cpu_ns: self_cpu_ns(),
             index: 0,
             owners: ListenOwners::new(),
@@ -75,6 +81,7 @@ impl Sampler {
             net: None,
             conn_use: ConnUse::default(),
             send_limits: SendLimitCollector::default(),
+            windows: Windows::new(prev_unix_ns),
         }
     }
 
@@ -96,6 +103,15 @@ impl Sampler {
         let mut stages = Stages::start();
         let mut cur = self.maps.snapshot(ebpf);
         let now = unix_ns();
+        // Right after the read: a window's figures are the growth between two reads.
+        let measured = stats::deltas(&self.prev.programs, &cur.programs);
+        let runs = reader::run_deltas(&self.prev, &cur);
+        let tick = self.windows.tick(
+            self.prev_unix_ns,
+            now,
+            &cur.programs,
+            stats::measured_all(&measured, runs.as_ref()),
+        );
         stages.lap("kernel_maps");
         self.refresh_owners(&cur);
         let k = assemble(
@@ -169,6 +185,7 @@ impl Sampler {
         let send_limits = self.send_limits.sample(&ports, &owners).unwrap_or_default();
         stages.lap("send_limits");
         let mut overhead = k.overhead;
+        self.fill_bpf_cost(&mut overhead, measured, runs, tick);
         overhead.sockets_tracked = pools.tracked;
         overhead.socket_evictions = pools.evictions;
         let mut interval = Interval {
@@ -233,6 +250,27 @@ impl Sampler {
         self.prev_unix_ns = now;
         self.index += 1;
         interval
+    }
+
+    /// The programs' cost in the interval: their own run counts, the kernel's figures while
+    /// statistics were on, the other runs priced at the latest windows.
+    fn fill_bpf_cost(
+        &self,
+        overhead: &mut crate::recording::OverheadInterval,
+        measured: BTreeMap<String, [u64; 2]>,
+        runs: Option<BTreeMap<String, u64>>,
+        tick: stats::Tick,
+    ) {
+        let cost = stats::interval_cost(runs.as_ref(), &measured, &self.windows.prices());
+        overhead.bpf_run_ns = cost.bpf_run_ns;
+        overhead.bpf_runs = cost.bpf_runs;
+        overhead.programs = cost.programs;
+        overhead.estimated_ns = cost.estimated_ns;
+        overhead.unpriced_runs = cost.unpriced_runs;
+        overhead.measured = Some(measured);
+        overhead.sampled = tick.sampled_ns > 0;
+        overhead.sampled_ns = tick.sampled_ns;
+        overhead.windows = tick.closed.into_iter().collect();
     }
 
     /// Finds the owner of each listening port that accepted connections and is not known yet.
