@@ -390,7 +390,10 @@ pub fn estimate(
 ) -> (BTreeMap<String, u64>, Estimate) {
     let mut est = Estimate {
         windows: windows.len() as u32,
-        sampled_seconds: windows.iter().map(StatsWindow::seconds).fold(0.0, |a, b| a + b),
+        sampled_seconds: windows
+            .iter()
+            .map(StatsWindow::seconds)
+            .fold(0.0, |a, b| a + b),
         ..Default::default()
     };
     let rate = |[ns, runs]: [u64; 2]| ns as f64 / runs as f64;
