@@ -6,6 +6,7 @@
 //! own output; `analysis` is pure functions over a recording plus timelines; `report` renders
 //! the analysis as text and JSON. `doctor` says what this kernel allows.
 pub mod analysis;
+pub mod cli;
 pub mod collect;
 pub mod doctor;
 pub mod lab;

@@ -1,20 +1,47 @@
 //! `chokepoint`: the command line. Parses arguments, runs one command, maps errors to one
-//! clear line and an exit status.
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+//! clear line and an exit status (docs/cli.md: 0 done, 1 runtime error, 2 usage error,
+//! 3 `--fail-on` matched; `run` returns the command's own status when it failed).
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
 
 use anyhow::Context;
 use chokepoint::{
-    analysis, doctor, lab,
+    analysis::{self, VerdictKind},
+    cli::{self, JsonTarget, exit},
+    doctor, errln, lab, outln,
     recording::Recording,
     report,
     session::{self, Options},
     timeline,
 };
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  chokepoint run -- wrk -t2 -c64 -d30s http://127.0.0.1:8080/
+  chokepoint run --json result.json --fail-on cpu-saturated,pool-saturated -- hey -z 20s -c 50 http://127.0.0.1:8080/
+  chokepoint run --out k6.rec -- k6 run script.js
+  chokepoint record --out idle.rec --duration 30s
+  chokepoint analyze k6.rec --json - | jq .verdict.kind
+  chokepoint doctor
+  chokepoint lab --list
+
+Exit status: 0 done, 1 runtime error, 2 usage error, 3 a --fail-on kind matched; `run` returns the
+command's own status when the command failed. See docs/cli.md.";
 
 /// Measure what stalls a load test's throughput, from the kernel.
 #[derive(Debug, Parser)]
-#[command(name = "chokepoint", version, about, long_about = None)]
+#[command(
+    name = "chokepoint",
+    version,
+    about,
+    long_about = None,
+    after_help = EXAMPLES,
+    max_term_width = 100
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,10 +50,17 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Attach the probes, run a load generator, and name the bottleneck when it exits.
+    #[command(after_help = RUN_HELP)]
     Run(RunArgs),
     /// Record without a command until Ctrl-C, SIGTERM or --duration.
+    #[command(
+        after_help = "Example:\n  chokepoint record --out idle.rec --duration 30s --json idle.json"
+    )]
     Record(RecordArgs),
     /// Analyse a recording offline.
+    #[command(
+        after_help = "Examples:\n  chokepoint analyze run.rec\n  chokepoint analyze run.rec --load k6.json --json - | jq .verdict\n  chokepoint analyze run.rec --fail-on cpu-saturated || echo \"CPU-bound\""
+    )]
     Analyze(AnalyzeArgs),
     /// Say what this kernel and this user allow.
     Doctor(doctor::cli::DoctorArgs),
@@ -34,6 +68,20 @@ enum Command {
     Timeline(timeline::cli::TimelineArgs),
     /// Run built-in bottleneck scenarios and check each verdict.
     Lab(lab::cli::LabArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Example:\n  chokepoint completions bash > /etc/bash_completion.d/chokepoint"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (chokepoint.1 and one per subcommand) into a directory.
+    #[command(after_help = "Example:\n  chokepoint man --dir /usr/local/share/man/man1")]
+    Man {
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+    },
     /// The lab's HTTP test server.
     #[command(hide = true)]
     LabServer(lab::server::ServerArgs),
@@ -45,21 +93,46 @@ enum Command {
     LabWsReader(lab::fanout::ReaderArgs),
 }
 
+const RUN_HELP: &str = "\
+Examples:
+  chokepoint run -- wrk -t2 -c64 -d30s http://127.0.0.1:8080/
+  chokepoint run --json - -- hey -z 20s -c 50 http://127.0.0.1:8080/ > result.json
+  chokepoint run --fail-on cpu-saturated,cpu-throttled -- k6 run script.js
+
+Exit status: the command's own status when it failed (128 + N when a signal N ended it);
+otherwise 3 when the verdict is a --fail-on kind, 0 when not, 1 on a runtime error of
+chokepoint's, 2 on a usage error. The command keeps the terminal when chokepoint has one.";
+
 #[derive(Debug, clap::Args)]
 struct OutputArgs {
-    /// Write the JSON result here.
-    #[arg(long, value_name = "FILE")]
-    json: Option<PathBuf>,
+    /// Write the JSON result to FILE; `-` (or `--json` with no value) prints it on stdout and
+    /// moves the human summary to stderr.
+    #[arg(
+        long,
+        value_name = "FILE",
+        num_args = 0..=1,
+        default_missing_value = "-",
+        value_parser = JsonTarget::parse
+    )]
+    json: Option<JsonTarget>,
     /// More load-generator output files to line up with the recording.
     #[arg(long = "load", value_name = "FILE")]
     load: Vec<PathBuf>,
+    /// Exit with status 3 when the verdict is one of these kinds (comma-separated), e.g.
+    /// `cpu-saturated,pool-saturated`, for CI jobs that fail on a bottleneck.
+    #[arg(long, value_name = "KIND[,KIND...]", value_delimiter = ',', value_parser = parse_kind)]
+    fail_on: Vec<VerdictKind>,
 }
 
 #[derive(Debug, clap::Args)]
 struct RunArgs {
-    /// Where to write the recording.
-    #[arg(long, value_name = "REC", default_value = "chokepoint.rec")]
-    out: PathBuf,
+    /// Where to write the recording [default: chokepoint.rec, or chokepoint-N.rec when that
+    /// exists].
+    #[arg(long, value_name = "REC")]
+    out: Option<PathBuf>,
+    /// Overwrite the recording when it exists.
+    #[arg(long)]
+    force: bool,
     /// Sampling interval (e.g. 1s, 500ms).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     interval: Duration,
@@ -77,9 +150,13 @@ struct RecordArgs {
     /// Where to write the recording.
     #[arg(long, value_name = "REC")]
     out: PathBuf,
+    /// Overwrite the recording when it exists.
+    #[arg(long)]
+    force: bool,
     /// Stop after this long (e.g. 30s, 2m).
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
+    /// Sampling interval (e.g. 1s, 500ms).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     interval: Duration,
     #[command(flatten)]
@@ -87,7 +164,6 @@ struct RecordArgs {
     #[command(flatten)]
     probes: ProbeArgs,
 }
-
 #[derive(Debug, clap::Args)]
 struct ProbeArgs {
     /// Also attach the per-packet programs on net:net_dev_xmit and net:netif_receive_skb
@@ -119,6 +195,38 @@ struct AnalyzeArgs {
     recording: PathBuf,
     #[command(flatten)]
     output: OutputArgs,
+}
+
+fn parse_kind(s: &str) -> Result<VerdictKind, String> {
+    VerdictKind::parse(s.trim()).ok_or_else(|| {
+        let known: Vec<&str> = VerdictKind::ALL.iter().map(|k| k.as_str()).collect();
+        format!("`{s}` is not a verdict kind (known: {})", known.join(", "))
+    })
+}
+
+/// A usage error found after parsing (exit status 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+/// Where a new recording goes: the path asked for, which must not exist unless `--force`; or
+/// by default chokepoint.rec, or the first free chokepoint-N.rec (an old one is never lost).
+fn recording_path(asked: Option<&Path>, force: bool) -> Result<PathBuf, UsageError> {
+    match asked {
+        Some(p) if p.exists() && !force => Err(UsageError(format!(
+            "{} exists: pass --force to overwrite it, or another --out",
+            p.display()
+        ))),
+        Some(p) => Ok(p.to_path_buf()),
+        None if force => Ok(PathBuf::from("chokepoint.rec")),
+        None => Ok((1..)
+            .map(|n| match n {
+                1 => PathBuf::from("chokepoint.rec"),
+                n => PathBuf::from(format!("chokepoint-{n}.rec")),
+            })
+            .find(|p| !p.exists())
+            .unwrap_or_else(|| PathBuf::from("chokepoint.rec"))),
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -160,7 +268,7 @@ fn read_load(files: &[PathBuf]) -> (Vec<timeline::Timeline>, Vec<String>) {
         match timeline::read_file(f).with_context(|| format!("--load {}", f.display())) {
             Ok(t) => timelines.push(t),
             Err(e) => {
-                eprintln!("chokepoint: {e:#}; analysed without it");
+                errln!("chokepoint: {e:#}; analysed without it");
                 failed.push(format!("{e:#}: analysed without this timeline"));
             }
         }
@@ -168,28 +276,50 @@ fn read_load(files: &[PathBuf]) -> (Vec<timeline::Timeline>, Vec<String>) {
     (timelines, failed)
 }
 
-/// Analyse, print the summary, write the JSON.
-fn conclude(
-    rec: &std::path::Path,
-    output: &OutputArgs,
-    anchor_ns: Option<u64>,
-) -> anyhow::Result<analysis::Analysis> {
+/// Analyse, write the JSON (before any printing, so a reader that closes the pipe early
+/// cannot cost the file), print the summary; the status `--fail-on` asks for.
+fn conclude(rec: &Path, output: &OutputArgs) -> anyhow::Result<i32> {
     let recording = Recording::read(rec)?;
     let (mut load, failed) = read_load(&output.load);
-    let anchor = anchor_ns.unwrap_or(recording.header.started_unix_ns);
+    let anchor = recording.header.started_unix_ns;
     for t in &mut load {
         t.anchor(anchor);
     }
     let mut analysis = analysis::analyze(&recording, &load);
     analysis.limitations.extend(failed);
-    print!("{}", report::text::render(&analysis));
-    if let Some(path) = &output.json {
-        report::json::write(&analysis, path)
-            .with_context(|| format!("writing {}", path.display()))?;
-        println!("JSON result: {}", path.display());
+    if let Some(target) = &output.json {
+        target
+            .write(&analysis)
+            .with_context(|| format!("writing the JSON result to {target}"))?;
     }
-    println!("recording: {}", rec.display());
-    Ok(analysis)
+    // A blank line apart from the command's own output; the verdict sentence in its colour
+    // (removed where colour is not wanted).
+    let text = report::text::render(&analysis);
+    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+    cli::human(&format!(
+        "\n{}\n{rest}",
+        cli::verdict_style(analysis.verdict.kind.as_str(), first)
+    ));
+    if let Some(JsonTarget::File(path)) = &output.json {
+        outln!("JSON result: {}", path.display());
+    }
+    outln!("recording: {}", rec.display());
+    Ok(fail_on_status(&analysis, &output.fail_on))
+}
+
+/// 3 when the verdict is one of the `--fail-on` kinds, else 0.
+fn fail_on_status(analysis: &analysis::Analysis, fail_on: &[VerdictKind]) -> i32 {
+    let kind = analysis.verdict.kind;
+    if fail_on.contains(&kind) {
+        errln!(
+            "chokepoint: the verdict is {} (--fail-on): exit status {}",
+            kind.as_str(),
+            exit::FAIL_ON
+        );
+        exit::FAIL_ON
+    } else {
+        exit::OK
+    }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -201,34 +331,55 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with status 0; usage errors to stderr with 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE as u8 } else { 0 });
+        }
+    };
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
-            eprintln!("chokepoint: {e:#}");
-            ExitCode::from(2)
+            errln!("chokepoint: {e:#}");
+            let code = if e.downcast_ref::<UsageError>().is_some() {
+                exit::USAGE
+            } else {
+                exit::ERROR
+            };
+            ExitCode::from(code as u8)
         }
+    }
+}
+
+/// `--json -` anywhere: the JSON takes stdout, so the human text moves to stderr.
+fn route_human(json: Option<&JsonTarget>) {
+    if JsonTarget::is_stdout(json) {
+        cli::human_to_stderr();
     }
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(args) => {
+            route_human(args.output.json.as_ref());
+            let out = recording_path(args.out.as_deref(), args.force)?;
             // Fail on unreadable --load files before attaching anything.
             check_load(&args.output.load)?;
             let outcome = runtime()?.block_on(session::record(Options {
-                out: args.out,
+                out,
                 interval: args.interval,
                 command: Some(args.command.clone()),
                 duration: None,
                 skip_families: args.probes.skip(),
                 exact_overhead: args.probes.exact_overhead,
             }))?;
-            conclude(&outcome.recording, &args.output, None)?;
+            let fail_on = conclude(&outcome.recording, &args.output)?;
             Ok(match outcome.exit_code {
-                Some(0) => 0,
+                Some(0) => fail_on,
                 Some(code) => {
-                    eprintln!(
+                    errln!(
                         "chokepoint: `{}` exited with status {code}",
                         args.command[0]
                     );
@@ -236,29 +387,49 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 }
                 // Killed by a signal (e.g. the Ctrl-C we forwarded): 128 + signal, as shells do.
                 None if outcome.signalled => 130,
-                None => 1,
+                None => exit::ERROR,
             })
         }
         Command::Record(args) => {
+            route_human(args.output.json.as_ref());
+            let out = recording_path(Some(&args.out), args.force)?;
             check_load(&args.output.load)?;
             let outcome = runtime()?.block_on(session::record(Options {
-                out: args.out,
+                out,
                 interval: args.interval,
                 command: None,
                 duration: args.duration,
                 skip_families: args.probes.skip(),
                 exact_overhead: args.probes.exact_overhead,
             }))?;
-            conclude(&outcome.recording, &args.output, None)?;
-            Ok(0)
+            conclude(&outcome.recording, &args.output)
         }
         Command::Analyze(args) => {
-            conclude(&args.recording, &args.output, None)?;
-            Ok(0)
+            route_human(args.output.json.as_ref());
+            conclude(&args.recording, &args.output)
         }
-        Command::Doctor(args) => doctor::cli::run(&args),
-        Command::Timeline(args) => timeline::cli::run(&args),
-        Command::Lab(args) => lab::cli::run(&args),
+        Command::Doctor(args) => {
+            route_human(args.json.as_ref());
+            doctor::cli::run(&args)
+        }
+        Command::Timeline(args) => {
+            route_human(args.json.as_ref());
+            timeline::cli::run(&args)
+        }
+        Command::Lab(args) => {
+            route_human(args.json.as_ref());
+            lab::cli::run(&args)
+        }
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "chokepoint", &mut out);
+            cli::stdout_write(&out);
+            Ok(exit::OK)
+        }
+        Command::Man { dir } => {
+            write_man_pages(&dir)?;
+            Ok(exit::OK)
+        }
         Command::LabServer(args) => {
             lab::server::run(&args).context("lab-server")?;
             Ok(0)
@@ -272,6 +443,27 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// chokepoint.1, and chokepoint-run.1 etc. for each visible subcommand.
+fn write_man_pages(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let cmd = Cli::command();
+    let mut pages = vec![("chokepoint".to_string(), cmd.clone())];
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("chokepoint-{}", sub.get_name());
+        pages.push((name.clone(), sub.clone().name(name)));
+    }
+    for (name, page) in pages {
+        let mut text = Vec::new();
+        clap_mangen::Man::new(page)
+            .render(&mut text)
+            .context("rendering a man page")?;
+        let path = dir.join(format!("{name}.1"));
+        cli::write_file(&path, &text)?;
+        outln!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -291,7 +483,154 @@ mod tests {
 
     #[test]
     fn cli_definition_is_consistent() {
-        use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn fail_on_takes_known_kinds_separated_by_commas() {
+        let cli = Cli::try_parse_from([
+            "chokepoint",
+            "analyze",
+            "x.rec",
+            "--fail-on",
+            "cpu-saturated,pool-saturated",
+        ])
+        .expect("parses");
+        let Command::Analyze(a) = cli.command else {
+            panic!("analyze")
+        };
+        assert_eq!(
+            a.output.fail_on,
+            [VerdictKind::CpuSaturated, VerdictKind::PoolSaturated]
+        );
+        let err = Cli::try_parse_from(["chokepoint", "analyze", "x.rec", "--fail-on", "cpu"])
+            .expect_err("an unknown kind is a usage error");
+        assert!(err.use_stderr());
+        assert!(err.to_string().contains("known: cpu-saturated"), "{err}");
+    }
+
+    #[test]
+    fn json_takes_a_file_or_stdout() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["chokepoint", "analyze", "x.rec"];
+            argv.extend(args);
+            match Cli::try_parse_from(argv).expect("parses").command {
+                Command::Analyze(a) => a.output.json,
+                _ => panic!("analyze"),
+            }
+        };
+        assert_eq!(parse(&[]), None);
+        assert_eq!(parse(&["--json", "-"]), Some(JsonTarget::Stdout));
+        assert_eq!(parse(&["--json"]), Some(JsonTarget::Stdout));
+        assert_eq!(
+            parse(&["--json", "r.json"]),
+            Some(JsonTarget::File("r.json".into()))
+        );
+    }
+
+    #[test]
+    fn a_new_recording_never_replaces_an_old_one_unless_forced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = dir.path().join("old.rec");
+        std::fs::write(&old, "x").expect("write");
+        let err = recording_path(Some(&old), false).expect_err("exists");
+        assert!(err.0.contains("--force"), "{}", err.0);
+        assert_eq!(recording_path(Some(&old), true).expect("forced"), old);
+        let fresh = dir.path().join("new.rec");
+        assert_eq!(recording_path(Some(&fresh), false).expect("free"), fresh);
+
+        // The default name moves on to the first free chokepoint-N.rec.
+        let cwd = std::env::current_dir().expect("cwd");
+        std::env::set_current_dir(dir.path()).expect("cd");
+        let first = recording_path(None, false);
+        std::fs::write("chokepoint.rec", "x").expect("write");
+        std::fs::write("chokepoint-2.rec", "x").expect("write");
+        let third = recording_path(None, false);
+        std::env::set_current_dir(cwd).expect("cd back");
+        assert_eq!(first.expect("free"), PathBuf::from("chokepoint.rec"));
+        assert_eq!(third.expect("free"), PathBuf::from("chokepoint-3.rec"));
+    }
+
+    /// Every `chokepoint ...` line in the README's and docs/cli.md's code blocks parses with
+    /// today's flags, so the examples cannot drift from the CLI.
+    #[test]
+    fn the_documented_examples_parse() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut checked = 0;
+        for doc in ["README.md", "docs/cli.md"] {
+            let text = std::fs::read_to_string(root.join(doc)).expect("the doc exists");
+            let mut in_code = false;
+            for (n, line) in text.lines().enumerate() {
+                if line.trim_start().starts_with("```") {
+                    in_code = !in_code;
+                    continue;
+                }
+                let line = line.trim().trim_start_matches("$ ");
+                if !in_code || !line.starts_with("chokepoint ") {
+                    continue;
+                }
+                // Up to a pipe or a redirection: what follows is the shell's.
+                let line = line.split(['|', '>']).next().unwrap_or(line);
+                let words = shell_words::split(line)
+                    .unwrap_or_else(|e| panic!("{doc}:{}: {e}: {line}", n + 1));
+                if let Err(e) = Cli::try_parse_from(&words) {
+                    panic!("{doc}:{}: `{line}` does not parse:\n{e}", n + 1);
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 8, "only {checked} examples found");
+        // The examples in --help too.
+        for help in [EXAMPLES, RUN_HELP] {
+            for line in help
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with("chokepoint "))
+            {
+                let line = line.split(['|', '>']).next().unwrap_or(line);
+                let words = shell_words::split(line).expect("words");
+                Cli::try_parse_from(&words)
+                    .unwrap_or_else(|e| panic!("--help example `{line}`: {e}"));
+            }
+        }
+    }
+
+    /// `--help` of every command against its snapshot in profiler/tests/snapshots/help/
+    /// (`SNAPSHOTS=overwrite cargo test -p chokepoint --bin chokepoint help` rewrites them).
+    #[test]
+    fn help_matches_its_snapshots() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/help");
+        let overwrite = std::env::var("SNAPSHOTS").is_ok_and(|v| v == "overwrite");
+        let mut root = Cli::command().term_width(100);
+        let mut pages = vec![(
+            "chokepoint".to_string(),
+            root.render_long_help().to_string(),
+        )];
+        root.build();
+        for sub in root
+            .get_subcommands_mut()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        {
+            let name = format!("chokepoint-{}", sub.get_name());
+            pages.push((name, sub.render_long_help().to_string()));
+        }
+        let mut stale = Vec::new();
+        for (name, text) in pages {
+            let path = dir.join(format!("{name}.txt"));
+            if overwrite {
+                std::fs::create_dir_all(&dir).expect("snapshot dir");
+                std::fs::write(&path, &text).expect("write snapshot");
+                continue;
+            }
+            let want = std::fs::read_to_string(&path).unwrap_or_default();
+            if want != text {
+                stale.push(format!("{}:\n{text}", path.display()));
+            }
+        }
+        assert!(
+            stale.is_empty(),
+            "--help differs from its snapshot (SNAPSHOTS=overwrite to accept):\n{}",
+            stale.join("\n")
+        );
     }
 }

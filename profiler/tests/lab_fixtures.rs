@@ -64,3 +64,33 @@ fn every_kind_the_lab_designs_for_has_a_recorded_fixture() {
         "no recorded fixture for {missing:?}: run `cargo xtask fixtures SCENARIO`"
     );
 }
+
+/// The confusion matrix of the recorded fixtures (`chokepoint lab --matrix` over live runs
+/// prints the same): diagonal, every kind with a recall of 1, and the calibration printed so
+/// `cargo test -- --nocapture` shows how confident the right verdicts were.
+#[test]
+fn the_fixtures_confusion_matrix_is_diagonal() {
+    use chokepoint::lab::matrix::{Outcome, matrix, render};
+    let outcomes: Vec<Outcome> = fixtures()
+        .iter()
+        .map(|file| {
+            let name = file.file_stem().and_then(|s| s.to_str()).expect("name");
+            let scenario = scenarios::find(name).expect("a scenario");
+            let recording = Recording::read(file).expect("readable");
+            let v = analyze(&recording, &[]).verdict;
+            Outcome {
+                expected: scenario.expected.as_str().to_string(),
+                got: v.kind.as_str().to_string(),
+                confidence: v.confidence,
+            }
+        })
+        .collect();
+    let m = matrix(&outcomes);
+    println!("{}", render(&m));
+    assert!(m.diagonal, "{}", render(&m));
+    assert!(
+        m.scores.iter().all(|k| k.recall == Some(1.0)),
+        "{}",
+        render(&m)
+    );
+}

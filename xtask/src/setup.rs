@@ -21,8 +21,7 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 /// bpf-linker is built against this toolchain's own LLVM, so a new nightly with a newer LLVM
 /// cannot break the set-up: moving the date is a deliberate change.
 pub fn nightly() -> &'static str {
-    toolchain_channel(include_str!("../../profiler-ebpf/rust-toolchain.toml"))
-        .unwrap_or("nightly")
+    toolchain_channel(include_str!("../../profiler-ebpf/rust-toolchain.toml")).unwrap_or("nightly")
 }
 
 /// The `channel = "..."` of a rust-toolchain.toml.
@@ -190,7 +189,10 @@ pub fn setup() -> anyhow::Result<()> {
     if report.changed.is_empty() {
         println!("setup: nothing changed on this machine");
     } else {
-        println!("setup: changed on this machine: {}", report.changed.join("; "));
+        println!(
+            "setup: changed on this machine: {}",
+            report.changed.join("; ")
+        );
     }
     if report.failed > 0 {
         bail!("setup: {} item(s) failed ({secs:.1} s)", report.failed);

@@ -211,6 +211,8 @@ pub fn test(args: &TestArgs) -> anyhow::Result<()> {
             "--no-fail-fast",
             "-p",
             "chokepoint-tests",
+            "-p",
+            "chokepoint-testbed",
             "--",
             "--test-threads=1",
         ];

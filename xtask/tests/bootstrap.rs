@@ -75,7 +75,12 @@ fn reachable(root: &str) -> BTreeMap<String, Vec<String>> {
 #[test]
 fn xtask_reaches_neither_the_profiler_nor_its_kernel_programs() {
     let from_xtask = reachable("xtask");
-    for forbidden in ["chokepoint", "chokepoint-ebpf", "aya-build", "chokepoint-tests"] {
+    for forbidden in [
+        "chokepoint",
+        "chokepoint-ebpf",
+        "aya-build",
+        "chokepoint-tests",
+    ] {
         assert!(
             !from_xtask.contains_key(forbidden),
             "xtask depends on {forbidden} through {}: it would need the eBPF toolchain it installs",

@@ -42,6 +42,7 @@ pub fn header() -> Header {
         drop_reasons: Vec::new(),
         limitations: Vec::new(),
         topology: Vec::new(),
+        inventory: None,
     }
 }
 
@@ -84,6 +85,7 @@ pub fn interval(index: u32, busy: f64) -> Interval {
         exits: 0,
         wakes: Vec::new(),
         thread_wakes: Vec::new(),
+        wake_totals: Vec::new(),
         softirqs: BTreeMap::new(),
         cgroups: Vec::new(),
         devices: Vec::new(),

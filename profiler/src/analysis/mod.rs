@@ -2,6 +2,7 @@
 //! touches the kernel or the clock, so every verdict can be replayed offline and unit-tested.
 mod paths;
 pub mod pools;
+pub mod services;
 mod summary;
 mod verdict;
 mod window;
@@ -16,14 +17,24 @@ use serde::{Deserialize, Serialize};
 pub use self::{
     paths::{ConntrackSummary, DeviceSummary, Hop, HopKind, NetPath},
     summary::{HostSummary, LatencySummary, Overhead, ProcessSummary, Totals},
-    verdict::{Evidence, Family, RuledOut, Verdict, VerdictKind},
+    verdict::{Evidence, Family, Op, RuledOut, Threshold, Verdict, VerdictKind},
     window::Window,
 };
 use crate::{probes::loader::ProbeStatus, recording::Recording, timeline::Timeline};
 
+/// The version of the JSON result's shape (`schema_version`).
+pub const SCHEMA_VERSION: u32 = 1;
+
 /// The result of one analysis: the JSON contract documented in docs/json.md.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Analysis {
+    /// The version of this JSON's shape (docs/json.md): bumped when a key changes meaning or
+    /// goes away; new keys do not bump it.
+    #[serde(default)]
+    pub schema_version: u32,
+    /// The chokepoint that made this analysis (the recording's own is in its header).
+    #[serde(default)]
+    pub chokepoint_version: String,
     pub verdict: Verdict,
     pub duration_seconds: f64,
     pub window: Window,
@@ -135,7 +146,14 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
     let cpus = recording.header.cpus;
     let seconds = window::recording_seconds(recording);
     let totals = summary::totals(recording);
-    let host = summary::host(&all, cpus);
+    let mut host = summary::host(&all, cpus);
+    host.name = recording.header.hostname.clone();
+    host.kernel = recording.header.kernel.clone();
+    if let Some(inv) = &recording.header.inventory {
+        host.cpu_model = inv.cpu_model.clone();
+        host.memory_bytes = inv.memory_bytes;
+        host.os = inv.os.clone();
+    }
     // Processes under 10 ms of CPU are noise in a summary (they stay in the recording).
     let processes = summary::processes(&all, 0.01);
     let overhead = summary::overhead(&recording.intervals, cpus, seconds);
@@ -166,6 +184,8 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
     let pools = pools::summarize(&window.intervals(recording).collect::<Vec<_>>());
     let send_limits = summary::send_limits(&window.intervals(recording).collect::<Vec<_>>());
     Analysis {
+        schema_version: SCHEMA_VERSION,
+        chokepoint_version: env!("CARGO_PKG_VERSION").to_string(),
         paths,
         conntrack,
         devices,

@@ -137,6 +137,19 @@ pub fn totals(r: &Recording) -> Totals {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct HostSummary {
+    /// The host's name, as it was recorded.
+    #[serde(default)]
+    pub name: String,
+    /// The kernel release (`uname -r`).
+    #[serde(default)]
+    pub kernel: String,
+    /// CPU model, memory and OS, where the recording has them (recordings before 0.1 do not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
     pub cpus: u32,
     /// Share of all CPUs busy (not idle, not iowait), over the whole run.
     pub busy_fraction: f64,
@@ -224,6 +237,11 @@ pub fn host(intervals: &[&Interval], cpus: u32) -> HostSummary {
         }
     }
     HostSummary {
+        name: String::new(),
+        kernel: String::new(),
+        cpu_model: None,
+        memory_bytes: None,
+        os: None,
         pressure: pressure(intervals),
         softirq_by_vector,
         cpus,

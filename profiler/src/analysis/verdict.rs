@@ -11,7 +11,7 @@ use crate::{
     recording::{Interval, LogHistogram, Recording, Role},
 };
 
-/// The fixed vocabulary of verdicts (a contract: extend, never rename).
+/// The fixed vocabulary of verdicts (a contract: extend, never rename; `ALL` lists them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum VerdictKind {
@@ -41,6 +41,26 @@ pub enum Family {
 }
 
 impl VerdictKind {
+    /// Every kind, in the order docs/attribution.md lists them.
+    pub const ALL: [VerdictKind; 11] = [
+        VerdictKind::CpuSaturated,
+        VerdictKind::SingleThreadSaturated,
+        VerdictKind::CpuThrottled,
+        VerdictKind::LoadGeneratorBound,
+        VerdictKind::PoolSaturated,
+        VerdictKind::LockContention,
+        VerdictKind::ConnectionSetup,
+        VerdictKind::NetworkBandwidth,
+        VerdictKind::IoBound,
+        VerdictKind::NotSaturated,
+        VerdictKind::Inconclusive,
+    ];
+
+    /// The kind a kebab-case name (`cpu-saturated`) names.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     pub fn family(self) -> Family {
         use VerdictKind::*;
         match self {
@@ -80,6 +100,9 @@ pub struct Evidence {
     pub unit: String,
     /// The rule's threshold, e.g. ">= 0.90".
     pub threshold: Option<String>,
+    /// The same threshold as numbers (`{"op": ">=", "value": 0.9}`), for tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_numeric: Option<Threshold>,
     /// Where the number comes from (probe, procfs file, load tool).
     pub source: String,
 }
@@ -110,8 +133,16 @@ pub const SETUP_FAILURE_RATIO: f64 = 0.01;
 pub const SETUP_FAILURE_MIN: u64 = 5;
 pub const HOT_THREAD_SHARE: f64 = 0.90;
 pub const GENERATOR_SATURATED: f64 = 0.90;
-pub const HANDOVER_SHARE: f64 = 0.50;
-pub const HANDOVER_MIN_PER_S: f64 = 100.0;
+/// Lock contention: at least one request waiting inside the service on average...
+pub const LOCK_WAITING_MIN: f64 = 1.0;
+/// ...at least half of it explained by threads blocked on their own service's threads beyond
+/// the idle ones (Little's law: blocked threads on average = waiting requests they hold)...
+pub const LOCK_EXPLAINS: f64 = 0.5;
+/// ...with hand-overs actually happening.
+pub const LOCK_HANDOVERS_MIN_PER_S: f64 = 10.0;
+/// A service with no requests is a closed system when its own threads end this much of its
+/// off-CPU time.
+pub const LOCK_SELF_DRIVEN: f64 = 0.9;
 pub const IO_BLOCKED_THREADS: f64 = 0.50;
 pub const THROTTLED_PERIODS: f64 = 0.20;
 pub const THROTTLED_TIME: f64 = 0.05;
@@ -145,12 +176,61 @@ struct Candidate {
     counter: String,
 }
 
+/// A threshold as a comparison and a number.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Threshold {
+    pub op: Op,
+    pub value: f64,
+}
+
+/// The comparison of a threshold, serialised as its symbol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    #[serde(rename = ">=")]
+    Ge,
+    #[serde(rename = ">")]
+    Gt,
+    #[serde(rename = "<=")]
+    Le,
+    #[serde(rename = "<")]
+    Lt,
+    #[serde(rename = "==")]
+    Eq,
+}
+
+impl Threshold {
+    /// `">= 0.90"`, `"< 5%"`, `"> 2 ms"`: the comparison and the first number after it (a
+    /// `%` scales it to a fraction, as the values it is compared with are fractions).
+    pub fn parse(text: &str) -> Option<Self> {
+        let t = text.trim();
+        let (symbol, op) = [
+            (">=", Op::Ge),
+            ("<=", Op::Le),
+            ("==", Op::Eq),
+            (">", Op::Gt),
+            ("<", Op::Lt),
+        ]
+        .into_iter()
+        .find(|(symbol, _)| t.starts_with(symbol))?;
+        let rest = t[symbol.len()..].trim_start();
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == 'e'))
+            .unwrap_or(rest.len());
+        let mut value: f64 = rest[..end].parse().ok()?;
+        if rest[end..].trim_start().starts_with('%') {
+            value /= 100.0;
+        }
+        Some(Threshold { op, value })
+    }
+}
+
 fn ev(metric: &str, value: f64, unit: &str, threshold: Option<&str>, source: &str) -> Evidence {
     Evidence {
         metric: metric.into(),
         value,
         unit: unit.into(),
         threshold: threshold.map(Into::into),
+        threshold_numeric: threshold.and_then(Threshold::parse),
         source: source.into(),
     }
 }
@@ -345,6 +425,14 @@ struct WindowFigures {
     /// Peak share of the ephemeral port range in use, and peak TIME_WAIT sockets.
     ephemeral_peak: Option<f64>,
     time_wait_peak: Option<u64>,
+    /// The workload's services (processes grouped by job), busiest first.
+    services: Vec<super::services::ServiceFigures>,
+    /// The load generator's cores while it ran: its processes' CPU summed per interval (so
+    /// runs that followed one another are steps, never added up), averaged over the intervals
+    /// in which any of them ran; and the cores those processes could use together (their
+    /// capacities summed per interval, at most the host's, the largest such sum).
+    generator_cores: f64,
+    generator_capacity: Option<f64>,
 }
 
 /// The conntrack table over the window: its fullest reading and the failures counted.
@@ -476,6 +564,40 @@ impl WindowFigures {
             }
         }
         let send_limits = summary::send_limits(intervals);
+        let (mut gen_ns, mut gen_secs, mut generator_capacity) = (0u64, 0.0, None::<f64>);
+        for iv in intervals {
+            let gens: Vec<_> = iv
+                .processes
+                .iter()
+                .filter(|p| p.role == Role::LoadGenerator && p.oncpu_ns > 0)
+                .collect();
+            if gens.is_empty() {
+                continue;
+            }
+            gen_ns += gens.iter().map(|p| p.oncpu_ns).sum::<u64>();
+            gen_secs += iv.end_unix_ns.saturating_sub(iv.start_unix_ns) as f64 / 1e9;
+            // Busy processes only: a wrapper idling beside the generator adds no capacity.
+            let busy: Vec<_> = gens
+                .iter()
+                .filter(|p| {
+                    p.oncpu_ns as f64
+                        >= 0.05 * iv.end_unix_ns.saturating_sub(iv.start_unix_ns) as f64
+                })
+                .collect();
+            if !busy.is_empty() && busy.iter().all(|p| p.capacity_cores.is_some()) {
+                let cap = busy
+                    .iter()
+                    .filter_map(|p| p.capacity_cores)
+                    .sum::<f64>()
+                    .min(cpus as f64);
+                generator_capacity = Some(generator_capacity.map_or(cap, |c| c.max(cap)));
+            }
+        }
+        let generator_cores = if gen_secs > 0.0 {
+            gen_ns as f64 / 1e9 / gen_secs
+        } else {
+            0.0
+        };
         let ephemeral_peak = intervals
             .iter()
             .filter_map(|iv| iv.host.as_ref()?.ephemeral_ports.as_ref())
@@ -511,22 +633,27 @@ impl WindowFigures {
             processes: summary::processes(intervals, 0.0),
             cgroups,
             pools: super::pools::summarize(intervals),
+            services: super::services::services(intervals),
+            generator_cores,
+            generator_capacity,
         }
     }
 
-    /// Processes doing the work: not the generator, chokepoint or the kernel.
+    /// The service a process belongs to.
+    fn service_of(&self, pid: u32) -> Option<&super::services::ServiceFigures> {
+        self.services.iter().find(|s| s.pids.contains(&pid))
+    }
+
+    /// Processes doing the work: not the generator, chokepoint, the kernel or a wrapper
+    /// (a shell, `timeout`, `env`, `make`: they start the work and wait for it).
     fn workload(&self) -> impl Iterator<Item = &ProcessSummary> {
-        self.processes
-            .iter()
-            .filter(|p| matches!(p.role, Role::Server | Role::Other))
+        self.processes.iter().filter(|p| {
+            matches!(p.role, Role::Server | Role::Other) && !super::services::is_wrapper(&p.comm)
+        })
     }
 
     fn generator_cores(&self) -> f64 {
-        self.processes
-            .iter()
-            .filter(|p| p.role == Role::LoadGenerator)
-            .map(|p| p.cores_used)
-            .sum()
+        self.generator_cores
     }
 
     fn top_text(&self) -> String {
@@ -755,17 +882,7 @@ fn generator(w: &WindowFigures) -> Candidate {
         .collect();
     // Capacity: what the generator's processes may use (affinity, cgroup quota), at most the
     // host; the host's CPUs where a busy generator process's capacity was not read.
-    let busy_gens: Vec<&&ProcessSummary> = gens.iter().filter(|g| g.cores_used >= 0.05).collect();
-    let capacity = if !busy_gens.is_empty() && busy_gens.iter().all(|g| g.capacity_cores.is_some())
-    {
-        busy_gens
-            .iter()
-            .filter_map(|g| g.capacity_cores)
-            .sum::<f64>()
-            .min(w.cpus as f64)
-    } else {
-        w.cpus as f64
-    };
+    let capacity = w.generator_capacity.unwrap_or(w.cpus as f64);
     let share_of_capacity = gen_cores / capacity;
     let busy = w.host_busy.unwrap_or(0.0);
     // A generator's hottest thread pegged while its other threads cannot help.
@@ -866,21 +983,30 @@ fn single_thread(w: &WindowFigures) -> Candidate {
     let busy = w.host_busy.unwrap_or(0.0);
     match hot {
         Some((p, t)) => {
-            // Room: the process could use more cores than it does.
-            let room = p.capacity_cores.unwrap_or(w.cpus as f64) - p.cores_used;
+            // Room: the service (the process and its fellow workers: prefork, SO_REUSEPORT,
+            // backends) could use more cores than it does. Two workers each pegging a core
+            // of two are a saturated service, not one saturated thread.
+            let (service_cores, processes) = w.service_of(p.pid).map_or((p.cores_used, 1), |s| {
+                (s.cores.max(p.cores_used), s.pids.len())
+            });
+            let capacity = p.capacity_cores.unwrap_or(w.cpus as f64);
+            let room = capacity - service_cores;
             let fired = room >= 0.5 && busy < CPU_SATURATED_BUSY;
+            let of_what = if processes > 1 {
+                format!("its service ({processes} {} processes)", p.comm)
+            } else {
+                "the process".to_string()
+            };
             Candidate {
                 kind: VerdictKind::SingleThreadSaturated,
                 fired,
                 strength: (t.core_share - HOT_THREAD_SHARE) / (1.0 - HOT_THREAD_SHARE),
                 summary: format!(
-                    "Single-thread-saturated: {} thread {} ({}) runs {} of a core while the process uses {:.2} of {} cores and the host is {} busy.",
+                    "Single-thread-saturated: {} thread {} ({}) runs {} of a core while {of_what} uses {service_cores:.2} of {capacity:.0} cores and the host is {} busy.",
                     p.comm,
                     t.tid,
                     t.comm,
                     pct(t.core_share),
-                    p.cores_used,
-                    w.cpus,
                     pct(busy)
                 ),
                 evidence: vec![
@@ -894,12 +1020,10 @@ fn single_thread(w: &WindowFigures) -> Candidate {
                     process_ev(p),
                 ],
                 counter: format!(
-                    "{} thread {} is at {} of a core but the process has no spare capacity ({:.2} of {} cores) or the host is saturated",
+                    "{} thread {} is at {} of a core but {of_what} has no spare capacity ({service_cores:.2} of {capacity:.0} cores) or the host is saturated",
                     p.comm,
                     t.tid,
                     pct(t.core_share),
-                    p.cores_used,
-                    w.cpus
                 ),
             }
         }
@@ -1365,104 +1489,189 @@ fn services(w: &WindowFigures) -> Vec<(String, Vec<&ProcessSummary>)> {
     out
 }
 
+/// Lock contention, by its mechanism rather than by who wakes whom: work is waiting at a
+/// service (requests in flight there beyond those on a CPU or at an upstream), and the
+/// threads that could do it are blocked until another thread of the same service wakes them,
+/// more of them than idle workers explain (an idle pool parks its workers on a condition
+/// variable and its dispatcher wakes them: sibling wake-ups and futex sleeps alone prove
+/// nothing). Timed sleeps, disk waits and upstream waits each explain waiting work on their
+/// own: when they explain as much, this is not the verdict.
 fn lock_contention(w: &WindowFigures) -> Candidate {
-    let secs = w.seconds.max(1e-9);
+    let kind = VerdictKind::LockContention;
     let busy = w.host_busy.unwrap_or(0.0);
-    let mut best: Option<(String, f64, f64, f64, f64, u64)> = None;
-    let mut reasons: std::collections::BTreeMap<String, f64> = Default::default();
-    for (name, procs) in services(w) {
-        let oncpu: f64 = procs.iter().map(|p| p.cpu_seconds).sum();
-        let sleep: f64 = procs.iter().map(|p| p.offcpu_seconds.sleep).sum();
-        let wakes: u64 = procs
-            .iter()
-            .flat_map(|p| &p.woken_by)
-            .map(|w| w.wakes)
-            .sum();
-        let handover: u64 = procs
-            .iter()
-            .flat_map(|p| &p.woken_by)
-            .filter(|w| w.relation == "sibling" || w.relation == "self")
-            .map(|w| w.wakes)
-            .sum();
-        if wakes == 0 {
-            continue;
-        }
-        let share = handover as f64 / wakes as f64;
-        if best.as_ref().is_none_or(|b| handover > b.5) {
-            reasons.clear();
-            for p in &procs {
-                for (r, v) in &p.offcpu_seconds.by_reason {
-                    *reasons.entry(r.clone()).or_insert(0.0) += v;
+    let best = w
+        .services
+        .iter()
+        .filter(|s| s.inflight > 0.0 || s.blocked_on_siblings > 0.0)
+        .max_by(|a, b| {
+            let score = |s: &super::services::ServiceFigures| {
+                if closed_system(s) {
+                    s.blocked_on_siblings
+                } else {
+                    s.blocked_on_siblings_with_work().min(s.waiting())
                 }
-            }
-            best = Some((name, oncpu, sleep, share, handover as f64 / secs, handover));
-        }
-    }
-    let Some((name, oncpu, sleep, share, rate, _)) = best else {
+            };
+            score(a)
+                .total_cmp(&score(b))
+                .then(a.waiting().total_cmp(&b.waiting()))
+        });
+    let Some(s) = best else {
         return Candidate {
-            kind: VerdictKind::LockContention,
+            kind,
             fired: false,
             strength: 0.0,
             summary: String::new(),
             evidence: Vec::new(),
-            counter: "no workload process was woken from sleep in the window".into(),
+            counter:
+                "no service had requests in flight or threads woken by each other in the window"
+                    .into(),
         };
     };
-    let fired = share >= HANDOVER_SHARE
-        && rate >= HANDOVER_MIN_PER_S
-        && sleep >= oncpu
-        && busy < CPU_SATURATED_BUSY;
-    let mut by_reason: Vec<(String, f64)> = reasons.into_iter().collect();
-    by_reason.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let name = &s.name;
+    let waiting = s.waiting();
+    let held = s.blocked_on_siblings_with_work();
+    let timed = s.blocked_in("sleep");
+    let disk = s.blocked_uninterruptible;
+    let rival = timed.max(disk);
+    let measured_inflight = s.inflight > 0.0;
+    let fired = serialised_by_own_threads(s) && busy < CPU_SATURATED_BUSY;
+    let mut by_reason: Vec<(&String, &f64)> = s.blocked_by_reason.iter().collect();
+    by_reason.sort_by(|a, b| b.1.total_cmp(a.1));
     let blocked_in = by_reason
         .iter()
         .take(2)
-        .map(|(r, v)| format!("{r} {v:.1}s"))
+        .map(|(r, v)| format!("{r} {v:.1}"))
         .collect::<Vec<_>>()
         .join(", ");
+    let closed = closed_system(s);
+    let counter = if closed {
+        format!(
+            "{name}: serves no requests and its own threads end {} of its off-CPU time, but {:.1} threads blocked on them is under one, or timed sleeps/disk waits ({rival:.1}) explain as much",
+            pct(s.blocked_on_siblings / s.blocked.max(1e-9)),
+            s.blocked_on_siblings
+        )
+    } else if !measured_inflight {
+        format!(
+            "{name}: no inbound requests measured (sock_send/recv probes), so no work can be shown waiting; {} of its wake-ups come from its own threads",
+            pct(s.sibling_wake_share)
+        )
+    } else if waiting < LOCK_WAITING_MIN {
+        format!(
+            "{name}: {:.1} requests in flight against {:.2} cores busy and {:.1} at upstreams: no work waits inside it",
+            s.inflight, s.cores, s.upstream_inflight
+        )
+    } else if held <= rival {
+        format!(
+            "{name}: {waiting:.1} requests wait, but timed sleeps ({timed:.1} threads) or disk waits ({disk:.1} threads) explain at least as much as waits on its own threads ({held:.1} beyond idle workers)"
+        )
+    } else {
+        format!(
+            "{name}: {waiting:.1} requests wait; {held:.1} threads blocked on its own threads beyond its {:.0} idle ones, under half of them",
+            s.idle_threads()
+        )
+    };
     Candidate {
-        kind: VerdictKind::LockContention,
+        kind,
         fired,
-        strength: (share - HANDOVER_SHARE) / (1.0 - HANDOVER_SHARE),
-        summary: format!(
-            "Lock-contention: {name} workers are woken by each other ({} of their wake-ups, {rate:.0}/s) and sleep {sleep:.1}s (blocked in {blocked_in}) against {oncpu:.1}s on CPU while the host is {} busy: work is handed from one waiter to the next.",
-            pct(share),
-            pct(busy)
-        ),
+        strength: if closed {
+            (s.blocked_on_siblings / s.blocked.max(1e-9) - LOCK_SELF_DRIVEN)
+                / (1.0 - LOCK_SELF_DRIVEN)
+        } else {
+            ((held / waiting.max(1e-9)) - LOCK_EXPLAINS) / (1.0 - LOCK_EXPLAINS)
+        },
+        summary: if closed {
+            format!(
+                "Lock-contention: {name} serves no requests and its {} threads are woken only by each other ({} of their off-CPU time, {:.0} hand-overs/s): {:.1} of them wait at any time for another to let go while {:.2} cores run, blocked in {blocked_in} threads on average, with the host {} busy: the work is serialised, handed from one holder to the next.",
+                s.threads,
+                pct(s.blocked_on_siblings / s.blocked.max(1e-9)),
+                s.sibling_wakes_per_s,
+                s.blocked_on_siblings,
+                s.cores,
+                pct(busy)
+            )
+        } else {
+            format!(
+                "Lock-contention: {name} has {:.1} requests in flight but {:.2} cores busy; {held:.1} of its {} threads wait at any time until another of its threads wakes them (more than its {:.0} idle ones could), blocked in {blocked_in} threads on average, while the host is {} busy: the work is serialised, handed from one holder to the next.",
+                s.inflight,
+                s.cores,
+                s.threads,
+                s.idle_threads(),
+                pct(busy)
+            )
+        },
         evidence: vec![
             ev(
+                &format!("service.{name}.requests_waiting"),
+                waiting,
+                "requests",
+                Some(">= 1"),
+                "sock:sock_recv_length/sock_send_length (in flight) - on-CPU - upstream in use",
+            ),
+            ev(
+                &format!("service.{name}.threads_blocked_on_own_with_work"),
+                held,
+                "threads",
+                Some(">= 0.50 of requests waiting"),
+                "sched:sched_waking waker -> wakee, off-CPU time ended, beyond idle threads",
+            ),
+            ev(
+                &format!("service.{name}.threads_in_timed_sleep"),
+                timed,
+                "threads",
+                None,
+                "sched:sched_switch, blocked in nanosleep/timers",
+            ),
+            ev(
+                &format!("service.{name}.threads_in_disk_wait"),
+                disk,
+                "threads",
+                None,
+                "sched:sched_switch state D",
+            ),
+            ev(
+                &format!("service.{name}.requests_in_flight"),
+                s.inflight,
+                "requests",
+                None,
+                "sock:sock_recv_length/sock_send_length",
+            ),
+            ev(
+                &format!("service.{name}.threads"),
+                s.threads as f64,
+                "threads",
+                None,
+                "sched:sched_switch",
+            ),
+            ev(
                 &format!("service.{name}.handover_share"),
-                share,
+                s.sibling_wake_share,
                 "fraction",
-                Some(">= 0.50"),
+                None,
                 "sched:sched_waking waker -> wakee",
             ),
             ev(
+                &format!("service.{name}.offcpu_ended_by_own_share"),
+                s.blocked_on_siblings / s.blocked.max(1e-9),
+                "fraction",
+                closed.then_some(">= 0.90 (no requests: a closed system)"),
+                "sched:sched_waking, off-CPU time ended",
+            ),
+            ev(
                 &format!("service.{name}.handover_per_s"),
-                rate,
+                s.sibling_wakes_per_s,
                 "1/s",
-                Some(">= 100"),
+                Some(">= 10"),
                 "sched:sched_waking",
             ),
             ev(
-                &format!("service.{name}.offcpu_sleep_seconds"),
-                sleep,
-                "s",
-                Some(">= on-CPU seconds"),
-                "sched:sched_switch + sched_waking",
-            ),
-            ev(
-                &format!("service.{name}.oncpu_seconds"),
-                oncpu,
-                "s",
+                &format!("service.{name}.oncpu_cores"),
+                s.cores,
+                "cores",
                 None,
                 "sched:sched_switch",
             ),
         ],
-        counter: format!(
-            "{name}: {} of wake-ups from its own workers ({rate:.0}/s), sleeping {sleep:.1}s vs {oncpu:.1}s on CPU: not a hand-over chain",
-            pct(share)
-        ),
+        counter,
     }
 }
 
@@ -1546,24 +1755,31 @@ fn io(w: &WindowFigures) -> Candidate {
     }
 }
 
-/// Wake-ups of a service's processes by its own workers (sibling or self): share and rate.
-fn handover(w: &WindowFigures, service: &str) -> (f64, f64) {
-    let procs: Vec<&ProcessSummary> = w.processes.iter().filter(|p| p.comm == service).collect();
-    let wakes: u64 = procs
-        .iter()
-        .flat_map(|p| &p.woken_by)
-        .map(|w| w.wakes)
-        .sum();
-    let handover: u64 = procs
-        .iter()
-        .flat_map(|p| &p.woken_by)
-        .filter(|w| w.relation == "sibling" || w.relation == "self")
-        .map(|w| w.wakes)
-        .sum();
-    (
-        handover as f64 / wakes.max(1) as f64,
-        handover as f64 / w.seconds.max(1e-9),
-    )
+/// The lock-contention mechanism on one service: work waits inside it, and waits on its own
+/// threads beyond its idle ones explain at least half of that, more than timed sleeps or
+/// disk waits do, with hand-overs happening. A service that serves no requests (a batch job,
+/// threads working through shared state) is judged as a closed system: when at least 90% of
+/// its off-CPU time is ended by its own threads, nothing outside gives it work to wait for,
+/// so every such wait is a hand-over.
+fn serialised_by_own_threads(s: &super::services::ServiceFigures) -> bool {
+    let rival = s.blocked_in("sleep").max(s.blocked_uninterruptible);
+    if s.sibling_wakes_per_s < LOCK_HANDOVERS_MIN_PER_S {
+        return false;
+    }
+    if s.inflight > 0.0 {
+        let waiting = s.waiting();
+        let held = s.blocked_on_siblings_with_work();
+        waiting >= LOCK_WAITING_MIN && held >= LOCK_EXPLAINS * waiting && held > rival
+    } else {
+        closed_system(s)
+            && s.blocked_on_siblings >= LOCK_WAITING_MIN
+            && s.blocked_on_siblings > rival
+    }
+}
+
+/// No requests measured at the service and its off-CPU time ended by its own threads.
+fn closed_system(s: &super::services::ServiceFigures) -> bool {
+    s.inflight == 0.0 && s.blocked > 0.0 && s.blocked_on_siblings >= LOCK_SELF_DRIVEN * s.blocked
 }
 
 fn pool_saturated(w: &WindowFigures) -> Candidate {
@@ -1603,8 +1819,8 @@ fn pool_saturated(w: &WindowFigures) -> Candidate {
         .unwrap_or(w.cpus as f64)
         .min(w.cpus as f64);
     let upstream_cpu_bound = upstream_cores >= CPU_SATURATED_BUSY * upstream_capacity;
-    let (share, rate) = handover(w, &p.upstream);
-    let upstream_locked = share >= HANDOVER_SHARE && rate >= HANDOVER_MIN_PER_S;
+    let upstream_service = w.services.iter().find(|s| s.name == p.upstream);
+    let upstream_locked = upstream_service.is_some_and(serialised_by_own_threads);
     let full = p.utilisation >= POOL_SATURATED_USE;
     // The host's own saturation is the CPU candidate's (it goes first); here it only keeps a
     // pool that also fills from being hidden, as a secondary contributor.
@@ -1672,13 +1888,14 @@ fn pool_saturated(w: &WindowFigures) -> Candidate {
             pct(p.utilisation),
             p.queued
         )
-    } else if upstream_locked {
+    } else if let Some(u) = upstream_service.filter(|_| upstream_locked) {
         format!(
-            "{} -> {} pool is full, but {}'s workers wake each other ({} of wake-ups, {rate:.0}/s): the upstream contends for locks",
+            "{} -> {} pool is full, but {} serialises its work on locks ({:.1} requests waiting inside it, {:.1} threads blocked on its own threads): the upstream contends for locks",
             p.process,
             p.upstream,
             p.upstream,
-            pct(share)
+            u.waiting(),
+            u.blocked_on_siblings_with_work()
         )
     } else {
         format!(

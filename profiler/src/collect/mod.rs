@@ -8,6 +8,7 @@ pub mod cgroup;
 pub mod conntrack;
 mod error;
 pub mod host;
+pub mod inventory;
 pub mod listeners;
 pub(crate) mod net;
 pub mod processes;

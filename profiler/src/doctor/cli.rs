@@ -1,15 +1,19 @@
 //! `chokepoint doctor`: print the report, exit non-zero only when the base layer cannot run.
-use std::io::Write;
-
 use anyhow::Context;
 
 use super::{Report, inspect};
 
 #[derive(Debug, clap::Args)]
 pub struct DoctorArgs {
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub json: bool,
+    /// Write the report as JSON to FILE instead of the text; `-` (or `--json` with no value) prints it on stdout.
+    #[arg(
+        long,
+        value_name = "FILE",
+        num_args = 0..=1,
+        default_missing_value = "-",
+        value_parser = crate::cli::JsonTarget::parse
+    )]
+    pub json: Option<crate::cli::JsonTarget>,
     /// Do not mount tracefs when it is missing (by default doctor mounts it if allowed).
     #[arg(long)]
     pub no_mount: bool,
@@ -17,17 +21,10 @@ pub struct DoctorArgs {
 
 pub fn run(args: &DoctorArgs) -> anyhow::Result<i32> {
     let report = inspect(!args.no_mount);
-    let text = if args.json {
-        let mut s = serde_json::to_string_pretty(&report).context("serialising the report")?;
-        s.push('\n');
-        s
-    } else {
-        render(&report)
-    };
-    std::io::stdout()
-        .lock()
-        .write_all(text.as_bytes())
-        .context("writing the report")?;
+    match &args.json {
+        Some(target) => target.write(&report).context("writing the report")?,
+        None => crate::cli::stdout_write(render(&report).as_bytes()),
+    }
     Ok(report.exit_code())
 }
 

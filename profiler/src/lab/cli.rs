@@ -1,20 +1,26 @@
 //! `chokepoint lab`: pick scenarios, run them one by one, print the table and the tally.
-use std::path::PathBuf;
 
 use anyhow::Context;
 use serde::Serialize;
 
 use super::{
     guard::{self, TempDir},
+    matrix,
     runner::{self, ScenarioResult, Status},
     scenarios::{SCENARIOS, Scenario, find},
 };
 
 #[derive(Debug, clap::Args)]
 pub struct LabArgs {
-    /// List the scenarios with their expected verdicts and exit.
+    /// List the scenarios with their expected verdicts and exit (with `--json`: `[{name,
+    /// expect, servers, generator, default, description}]`).
     #[arg(long)]
     pub list: bool,
+    /// After the runs, print the confusion matrix (designed cause x verdict), precision and
+    /// recall per kind and the calibration of confidence (in the JSON as `matrix`). Without
+    /// scenarios named, runs `all`.
+    #[arg(long)]
+    pub matrix: bool,
     /// Scenarios to run, or `default` (the quick subset) or `all`. Default: `default`.
     #[arg(value_name = "SCENARIO")]
     pub scenarios: Vec<String>,
@@ -24,9 +30,15 @@ pub struct LabArgs {
     /// Seconds of load per scenario.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(2..=600))]
     pub seconds: u64,
-    /// Write the lab's results (one entry per scenario) as JSON here.
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
+    /// Write the JSON results (one entry per scenario) to FILE; `-` (or `--json` with no value) prints it on stdout.
+    #[arg(
+        long,
+        value_name = "FILE",
+        num_args = 0..=1,
+        default_missing_value = "-",
+        value_parser = crate::cli::JsonTarget::parse
+    )]
+    pub json: Option<crate::cli::JsonTarget>,
 }
 
 #[derive(Serialize)]
@@ -35,6 +47,32 @@ struct Report<'a> {
     failed: usize,
     skipped: usize,
     scenarios: &'a [ScenarioResult],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    matrix: Option<matrix::Matrix>,
+}
+
+/// A scenario as `lab --list --json` shows it.
+#[derive(Serialize)]
+struct Listed {
+    name: &'static str,
+    expect: &'static str,
+    servers: &'static [&'static str],
+    generator: &'static str,
+    default: bool,
+    description: &'static str,
+}
+
+/// The matrix of the runs that produced a verdict (skipped scenarios are not outcomes).
+fn outcomes(results: &[ScenarioResult]) -> Vec<matrix::Outcome> {
+    results
+        .iter()
+        .filter(|r| r.status != Status::Skipped)
+        .map(|r| matrix::Outcome {
+            expected: r.expected.clone(),
+            got: r.got.clone().unwrap_or_else(|| "none".into()),
+            confidence: r.confidence.unwrap_or(0.0),
+        })
+        .collect()
 }
 
 fn select(names: &[String]) -> anyhow::Result<Vec<&'static Scenario>> {
@@ -68,7 +106,7 @@ fn select(names: &[String]) -> anyhow::Result<Vec<&'static Scenario>> {
 fn list() {
     let width = SCENARIOS.iter().map(|s| s.name.len()).max().unwrap_or(0);
     for s in SCENARIOS {
-        println!(
+        crate::outln!(
             "{:width$}  {:24}  {}{}",
             s.name,
             s.expected.as_str(),
@@ -113,19 +151,43 @@ fn row(r: &ScenarioResult) -> String {
 
 pub fn run(args: &LabArgs) -> anyhow::Result<i32> {
     if args.list {
-        list();
+        match &args.json {
+            Some(target) => {
+                let listed: Vec<Listed> = SCENARIOS
+                    .iter()
+                    .map(|s| Listed {
+                        name: s.name,
+                        expect: s.expected.as_str(),
+                        servers: s.servers,
+                        generator: s.generator,
+                        default: s.default,
+                        description: s.description,
+                    })
+                    .collect();
+                target.write(&listed)?;
+            }
+            None => list(),
+        }
         return Ok(0);
     }
-    let scenarios = select(&args.scenarios)?;
+    let scenarios = if args.matrix && args.scenarios.is_empty() {
+        select(&["all".to_string()])?
+    } else {
+        select(&args.scenarios)?
+    };
     guard::install_stop_handler()?;
     let exe = std::env::current_exe().context("finding this chokepoint binary")?;
     let mut results_dir = TempDir::new("results")?;
     if args.keep {
         results_dir.keep();
     }
-    println!(
+    crate::outln!(
         "{:NAME_W$}  {:KIND_W$}  {:KIND_W$}  {:7}  {:>5}  evidence",
-        "scenario", "expected", "got", "result", "time"
+        "scenario",
+        "expected",
+        "got",
+        "result",
+        "time"
     );
     let opts = runner::Options {
         exe: &exe,
@@ -139,25 +201,25 @@ pub fn run(args: &LabArgs) -> anyhow::Result<i32> {
             break;
         }
         let r = runner::run(s, &opts);
-        println!("{}", row(&r));
+        crate::outln!("{}", row(&r));
         if let Some(b) = r.host_busy_before.filter(|b| *b >= runner::QUIET_BUSY) {
-            println!(
+            crate::outln!(
                 "    note: the host was already {:.0}% busy before the load started; other work distorts the verdict",
                 b * 100.0
             );
         }
         if let Some(c) = r.bystander_cores.filter(|c| *c >= BYSTANDER_CORES) {
-            println!(
+            crate::outln!(
                 "    note: processes outside the scenario used {c:.2} cores during the load; other work distorts the verdict"
             );
         }
         if let (Some(rec), Some(json)) = (&r.recording, &r.json) {
-            println!("    recording {}  json {}", rec.display(), json.display());
+            crate::outln!("    recording {}  json {}", rec.display(), json.display());
         }
         results.push(r);
     }
     if args.keep {
-        println!("kept: {}", results_dir.path().display());
+        crate::outln!("kept: {}", results_dir.path().display());
     }
     let count = |st: Status| results.iter().filter(|r| r.status == st).count();
     let (passed, failed, skipped) = (
@@ -165,24 +227,28 @@ pub fn run(args: &LabArgs) -> anyhow::Result<i32> {
         count(Status::Failed),
         count(Status::Skipped),
     );
-    if let Some(path) = &args.json {
+    let matrix = args.matrix.then(|| matrix::matrix(&outcomes(&results)));
+    if let Some(m) = &matrix {
+        crate::outln!("\n{}", matrix::render(m));
+    }
+    if let Some(target) = &args.json {
         let report = Report {
             passed,
             failed,
             skipped,
             scenarios: &results,
+            matrix,
         };
-        let text = serde_json::to_string_pretty(&report).context("encoding the lab's results")?;
-        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        target.write(&report).context("writing the lab's results")?;
     }
     let interrupted = guard::stop_requested();
     if interrupted {
-        println!("lab: interrupted");
+        crate::outln!("lab: interrupted");
     }
     if skipped > 0 {
-        println!("lab: {passed} passed, {failed} failed, {skipped} skipped");
+        crate::outln!("lab: {passed} passed, {failed} failed, {skipped} skipped");
     } else {
-        println!("lab: {passed} passed, {failed} failed");
+        crate::outln!("lab: {passed} passed, {failed} failed");
     }
     Ok(if failed == 0 && !interrupted { 0 } else { 1 })
 }

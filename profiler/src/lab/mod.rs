@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod fanout;
 pub mod guard;
+pub mod matrix;
 pub mod netlab;
 pub mod runner;
 pub mod scenarios;

@@ -46,6 +46,10 @@ pub struct Scenario {
     pub default: bool,
     /// Programs it needs (`postgres:NAME` for PostgreSQL's versioned bin directory).
     pub tools: &'static [&'static str],
+    /// The servers it drives (`lab-server`, `lab-proxy` and `lab-fanout` are chokepoint's own;
+    /// the rest third-party software), and the load generator.
+    pub servers: &'static [&'static str],
+    pub generator: &'static str,
     pub setup: fn(&Ctx) -> Result<Setup, LabError>,
 }
 
@@ -56,6 +60,8 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "lab-server, 4 workers x 300 us CPU per request, wrk keep-alive: the server eats both cores",
         default: true,
         tools: &["wrk"],
+        servers: &["lab-server"],
+        generator: "wrk",
         setup: cpu_saturated,
     },
     Scenario {
@@ -64,6 +70,8 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "the same server, 1 ms CPU per request, driven by hey (a different, CPU-hungrier generator)",
         default: false,
         tools: &["hey"],
+        servers: &["lab-server"],
+        generator: "hey",
         setup: cpu_saturated_hey,
     },
     Scenario {
@@ -72,6 +80,8 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "lab-server with one worker thread, 1 ms CPU per request, wrk: one core pegged, one idle",
         default: true,
         tools: &["wrk"],
+        servers: &["lab-server"],
+        generator: "wrk",
         setup: single_thread,
     },
     Scenario {
@@ -80,6 +90,8 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "the one-worker server driven by ab -k (single-threaded generator, HTTP/1.0 keep-alive)",
         default: false,
         tools: &["ab"],
+        servers: &["lab-server"],
+        generator: "ab",
         setup: single_thread_ab,
     },
     Scenario {
@@ -88,6 +100,8 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "lab-server, 32 workers each sleeping 20 ms per request (a slow backend), wrk -c8: nothing on this host is busy",
         default: true,
         tools: &["wrk"],
+        servers: &["lab-server"],
+        generator: "wrk",
         setup: slow_upstream,
     },
     Scenario {
@@ -96,7 +110,29 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "PostgreSQL (fsync off), pgbench -c16: every transaction updates the same row and works ~2 ms holding its lock",
         default: false,
         tools: &["pgbench", "postgres:initdb", "postgres:postgres", "psql"],
+        servers: &["postgresql"],
+        generator: "pgbench",
         setup: lock_contention,
+    },
+    Scenario {
+        name: "lock-contention-advisory",
+        expected: VerdictKind::LockContention,
+        description: "PostgreSQL, pgbench -c16: every statement takes the same advisory lock and holds it through a 2 ms pg_sleep: one holder at a time (<= 500 statements/s), 15 backends queued on it while both cores idle",
+        default: false,
+        tools: &["pgbench", "postgres:initdb", "postgres:postgres", "psql"],
+        servers: &["postgresql"],
+        generator: "pgbench",
+        setup: lock_contention_advisory,
+    },
+    Scenario {
+        name: "db-timed-waits",
+        expected: VerdictKind::NotSaturated,
+        description: "the control: PostgreSQL, pgbench -c16, every statement a 10 ms pg_sleep and no lock: 16 backends busy waiting on timers, woken by the clients and the timer, not by each other",
+        default: false,
+        tools: &["pgbench", "postgres:initdb", "postgres:postgres", "psql"],
+        servers: &["postgresql"],
+        generator: "pgbench",
+        setup: db_timed_waits,
     },
     Scenario {
         name: "lock-contention-mutex",
@@ -104,6 +140,8 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "lab-server, 8 workers each holding one shared mutex 400 us per request, wrk -c16: the workers queue on the lock and hand it to each other",
         default: false,
         tools: &["wrk"],
+        servers: &["lab-server"],
+        generator: "wrk",
         setup: lock_contention_mutex,
     },
     Scenario {
@@ -117,6 +155,8 @@ pub const SCENARIOS: &[Scenario] = &[
             "postgres:initdb",
             "postgres:postgres",
         ],
+        servers: &["pgbouncer", "postgresql"],
+        generator: "pgbench",
         setup: pool_too_small,
     },
     Scenario {
@@ -125,6 +165,8 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "lab-proxy (32 workers) calling a lab-server upstream that waits 5 ms per request through a pool of 2 keep-alive connections, wrk -c16: 14 requests queue for the pool",
         default: false,
         tools: &["wrk"],
+        servers: &["lab-proxy", "lab-server"],
+        generator: "wrk",
         setup: pool_too_small_http,
     },
     Scenario {
@@ -133,6 +175,8 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "lab-server with backlog 4 accepting one connection per 2 ms, wrk with a new connection per request: SYNs dropped",
         default: true,
         tools: &["wrk"],
+        servers: &["lab-server"],
+        generator: "wrk",
         setup: accept_overflow,
     },
     Scenario {
@@ -141,6 +185,8 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "the same slow-accepting server (backlog 4), hey -c50 with keep-alive disabled: a different generator's connection storm",
         default: false,
         tools: &["hey"],
+        servers: &["lab-server"],
+        generator: "hey",
         setup: accept_overflow_hey,
     },
     Scenario {
@@ -149,6 +195,8 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "the slow backend (32 workers, 20 ms sleep per request) driven by hey -c16: throughput set by concurrency x latency",
         default: false,
         tools: &["hey"],
+        servers: &["lab-server"],
+        generator: "hey",
         setup: slow_upstream_hey,
     },
     Scenario {
@@ -157,6 +205,8 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "nginx (2 workers) serving a small file, wrk keep-alive -c64: both cores busy",
         default: false,
         tools: &["nginx", "wrk"],
+        servers: &["nginx"],
+        generator: "wrk",
         setup: nginx_keepalive,
     },
     Scenario {
@@ -165,6 +215,8 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "wrk -t2 pinned to one core with taskset against a cheap 4-worker lab-server: the generator has one core for two threads",
         default: false,
         tools: &["wrk", "taskset"],
+        servers: &["lab-server"],
+        generator: "wrk",
         setup: generator_pinned,
     },
     Scenario {
@@ -173,6 +225,8 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "hey -c50 pinned to one core with taskset against nginx (2 workers, small file): the Go generator spends its core while nginx has room",
         default: false,
         tools: &["hey", "nginx", "taskset"],
+        servers: &["nginx"],
+        generator: "hey",
         setup: generator_pinned_nginx,
     },
     Scenario {
@@ -181,6 +235,8 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "lab-server, 4 workers x 300 us CPU per request, in a cgroup with a 0.5-core CFS quota, wrk: throttled while the host idles",
         default: false,
         tools: &["wrk"],
+        servers: &["lab-server"],
+        generator: "wrk",
         setup: cpu_throttled,
     },
     Scenario {
@@ -189,6 +245,8 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "lab-server, 2 workers x 1 ms CPU per request, in a cgroup with a 1-core CFS quota, hey -c16: half the host idles while the quota holds the workers back",
         default: false,
         tools: &["hey"],
+        servers: &["lab-server"],
+        generator: "hey",
         setup: cpu_throttled_hey,
     },
     Scenario {
@@ -197,6 +255,8 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "dd writing 4 KiB blocks with O_DSYNC (every write waits for the disk) while the load generator idles",
         default: false,
         tools: &["dd", "sleep"],
+        servers: &["dd"],
+        generator: "sleep",
         setup: disk_bound,
     },
     Scenario {
@@ -205,6 +265,8 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "dd writing 64 KiB blocks with O_DSYNC: larger writes, each still waiting for the disk",
         default: false,
         tools: &["dd", "sleep"],
+        servers: &["dd"],
+        generator: "sleep",
         setup: disk_bound_64k,
     },
     Scenario {
@@ -213,6 +275,8 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "nginx in a network namespace behind a bridge, a veth and a DNAT'd loopback port, 256 KiB responses through an 8 Mbit/s tbf on the veth, wrk keep-alive -c4",
         default: false,
         tools: &["nginx", "wrk", "ip", "tc", "iptables"],
+        servers: &["nginx"],
+        generator: "wrk",
         setup: bandwidth_limited_veth,
     },
     Scenario {
@@ -221,6 +285,8 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "nginx in a network namespace behind a DNAT'd loopback port, nf_conntrack_max lowered to 256 above the current count (restored after), wrk with a new connection per request: new flows dropped",
         default: false,
         tools: &["nginx", "wrk", "ip", "tc", "iptables"],
+        servers: &["nginx"],
+        generator: "wrk",
         setup: conntrack_full,
     },
     Scenario {
@@ -229,6 +295,8 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "k6 steps 1 -> 32 virtual users against the one-worker server (1 ms CPU per request): throughput stops growing at the knee while latency climbs; the verdict must come from k6's own plateau (window load-plateau)",
         default: false,
         tools: &["k6"],
+        servers: &["lab-server"],
+        generator: "k6",
         setup: concurrency_sweep,
     },
     Scenario {
@@ -237,6 +305,8 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "wrk keep-alive -c64 -> nginx proxy -> nginx proxy (a new upstream connection per request) -> DNAT -> bridge -> veth -> nginx in a namespace: the proxies' CPU saturates both cores; the path shows both proxy hops",
         default: false,
         tools: &["nginx", "wrk", "ip", "tc", "iptables"],
+        servers: &["nginx"],
+        generator: "wrk",
         setup: two_hop_proxy,
     },
     Scenario {
@@ -245,6 +315,8 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "lab-fanout broadcasts 4 KiB messages 100 times a second to 16 k6 WebSocket clients and 2 slow readers, one blocking send after another through 16 KiB send buffers: the slow readers' full buffers stall delivery to everyone while the CPUs idle",
         default: false,
         tools: &["k6"],
+        servers: &["lab-fanout"],
+        generator: "k6",
         setup: websocket_fanout,
     },
     Scenario {
@@ -253,6 +325,8 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "the same fan-out (16 KiB send buffers, blocking sends) with only the 16 k6 clients, all reading as fast as it sends: every message delivered within milliseconds, nothing held back (the control for websocket-fanout)",
         default: false,
         tools: &["k6"],
+        servers: &["lab-fanout"],
+        generator: "k6",
         setup: websocket_fanout_keeping_up,
     },
 ];
@@ -531,6 +605,18 @@ const ONE_ROW_HELD: &str = "WITH u AS (UPDATE t SET v = v + 1 WHERE id = 1 RETUR
 
 fn lock_contention(ctx: &Ctx) -> Result<Setup, LabError> {
     postgres_one_row(ctx, ONE_ROW_HELD)
+}
+
+/// One advisory lock taken by every statement and held (until the statement's transaction
+/// ends) through a 2 ms sleep: the holder sleeps, everyone else waits for it.
+fn lock_contention_advisory(ctx: &Ctx) -> Result<Setup, LabError> {
+    postgres_one_row(ctx, "SELECT pg_advisory_xact_lock(1), pg_sleep(0.002);\n")
+}
+
+/// The same server and clients with waits that do not serialise: each backend sleeps 10 ms
+/// on its own timer.
+fn db_timed_waits(ctx: &Ctx) -> Result<Setup, LabError> {
+    postgres_one_row(ctx, "SELECT pg_sleep(0.01);\n")
 }
 
 /// A fresh PostgreSQL cluster (fsync off) in the scenario's directory on 127.0.0.1: the

@@ -50,6 +50,18 @@ pub struct Header {
     /// The network topology at start: one entry per namespace in use (this one, named ones).
     #[serde(default)]
     pub topology: Vec<Topology>,
+    /// What the host is (CPU model, memory, OS), for reports; absent in older recordings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<Inventory>,
+}
+
+/// The host's inventory at start.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Inventory {
+    pub cpu_model: Option<String>,
+    pub memory_bytes: Option<u64>,
+    /// The OS's name and version (`Debian GNU/Linux 12 (bookworm)`).
+    pub os: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -265,6 +277,11 @@ pub struct Interval {
     /// Who woke whom (thread level), busiest pairs first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thread_wakes: Vec<ThreadWakeRow>,
+    /// Every wake-up of the interval, per wakee process and waker name (`idle` for an
+    /// interrupt on an idle CPU): not cut to the busiest pairs, so the off-CPU time a process's
+    /// wakers ended adds up to all of it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wake_totals: Vec<WakeTotal>,
     /// Softirq time and runs per vector (`NET_RX`, `NET_TX`, `TIMER`...), non-zero only.
     #[serde(default)]
     pub softirqs: BTreeMap<String, SoftirqFigures>,
@@ -323,6 +340,16 @@ pub struct WakeRow {
     pub waker_comm: String,
     pub wakee_pid: u32,
     pub wakee_comm: String,
+    pub wakes: u64,
+    /// Off-CPU time these wake-ups ended.
+    pub offcpu_ns: u64,
+}
+
+/// All wake-ups of one process by processes of one name in one interval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WakeTotal {
+    pub wakee_pid: u32,
+    pub waker_comm: String,
     pub wakes: u64,
     /// Off-CPU time these wake-ups ended.
     pub offcpu_ns: u64,

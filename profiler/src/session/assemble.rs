@@ -12,7 +12,7 @@ use crate::{
     probes::reader::KernelSnapshot,
     recording::{
         ConnectionRow, Direction, LogHistogram, OverheadInterval, ProcessInterval, SoftirqFigures,
-        TcpCounts, ThreadInterval, ThreadWakeRow, WakeRow,
+        TcpCounts, ThreadInterval, ThreadWakeRow, WakeRow, WakeTotal,
     },
 };
 
@@ -29,6 +29,7 @@ pub struct KernelInterval {
     pub exits: u64,
     pub wakes: Vec<WakeRow>,
     pub thread_wakes: Vec<ThreadWakeRow>,
+    pub wake_totals: Vec<WakeTotal>,
     pub softirqs: BTreeMap<String, SoftirqFigures>,
 }
 
@@ -239,7 +240,7 @@ pub fn assemble(
     }
     processes.sort_by_key(|p| std::cmp::Reverse(p.oncpu_ns));
 
-    let (wakes, thread_wakes) = wake_rows(prev, cur, table);
+    let (wakes, thread_wakes, wake_totals) = wake_rows(prev, cur, table);
 
     let vectors = SOFTIRQ_VECTORS as usize;
     let at = |s: &KernelSnapshot, i: usize| s.softirqs.get(i).copied().unwrap_or(0);
@@ -282,17 +283,18 @@ pub fn assemble(
         exits: delta(prev, cur, Counter::ThreadExits),
         wakes,
         thread_wakes,
+        wake_totals,
         softirqs,
     }
 }
 
 /// The interval's wake-ups: per process pair (summed over their threads) and per thread pair,
-/// each the 64 busiest.
+/// each the 64 busiest; and all of them per wakee process and waker name.
 fn wake_rows(
     prev: &KernelSnapshot,
     cur: &KernelSnapshot,
     table: &mut ProcessTable,
-) -> (Vec<WakeRow>, Vec<ThreadWakeRow>) {
+) -> (Vec<WakeRow>, Vec<ThreadWakeRow>, Vec<WakeTotal>) {
     let name = |table: &mut ProcessTable, pid: u32| {
         if pid == 0 {
             "idle".to_string()
@@ -334,11 +336,28 @@ fn wake_rows(
             offcpu_ns: off,
         })
         .collect();
+    let mut totals: BTreeMap<(u32, String), (u64, u64)> = BTreeMap::new();
+    for w in &wakes {
+        let e = totals
+            .entry((w.wakee_pid, w.waker_comm.clone()))
+            .or_default();
+        e.0 += w.wakes;
+        e.1 += w.offcpu_ns;
+    }
+    let totals = totals
+        .into_iter()
+        .map(|((wakee_pid, waker_comm), (wakes, offcpu_ns))| WakeTotal {
+            wakee_pid,
+            waker_comm,
+            wakes,
+            offcpu_ns,
+        })
+        .collect();
     wakes.sort_by_key(|w| std::cmp::Reverse(w.wakes));
     wakes.truncate(64);
     threads.sort_by_key(|w| std::cmp::Reverse(w.wakes));
     threads.truncate(64);
-    (wakes, threads)
+    (wakes, threads, totals)
 }
 
 #[cfg(test)]

@@ -187,7 +187,13 @@ impl LoadCommand {
             }
         }
         if let Some(out) = child.stdout.take() {
-            copies.push(tokio::spawn(tee(out, tokio::io::stdout(), output.clone())));
+            // Under `--json -` stdout carries the JSON only: the command's output goes to
+            // stderr with the summary.
+            copies.push(if crate::cli::human_on_stderr() {
+                tokio::spawn(tee(out, tokio::io::stderr(), output.clone()))
+            } else {
+                tokio::spawn(tee(out, tokio::io::stdout(), output.clone()))
+            });
         }
         if let Some(err) = child.stderr.take() {
             copies.push(tokio::spawn(tee(err, tokio::io::stderr(), output.clone())));

@@ -8,6 +8,7 @@ mod network;
 pub mod pools;
 pub mod processes;
 mod sampler;
+pub mod status;
 
 use std::{
     collections::BTreeMap,
@@ -216,6 +217,7 @@ pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
         drop_reasons: drop_reasons.iter().map(|(k, v)| (*k, v.clone())).collect(),
         limitations,
         topology,
+        inventory: Some(collect::inventory::read()),
     };
     let load_pid = load.as_ref().map(|l| l.pid);
     let write_err = |source| SessionError::Write {
@@ -233,6 +235,16 @@ pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
         }
     };
 
+    crate::cli::stderr_write(
+        format!(
+            "{}\n",
+            status::first_line(&probes.status, &opts.out, opts.command.is_some())
+        )
+        .as_bytes(),
+    );
+    let mut live = status::LiveStatus::new(opts.command.is_some());
+    let started = std::time::Instant::now();
+
     let mut sigint = signal(SignalKind::interrupt()).map_err(SessionError::Signal)?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(SessionError::Signal)?;
     let mut ticker =
@@ -247,7 +259,9 @@ pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
     loop {
         tokio::select! {
             _ = ticker.tick() => {
-                writer.interval(&sampler.take(&probes.ebpf, &mut table)).map_err(write_err)?;
+                let iv = sampler.take(&probes.ebpf, &mut table);
+                writer.interval(&iv).map_err(write_err)?;
+                live.show(&iv, started.elapsed());
             }
             guard = events.readable_mut() => {
                 let Ok(mut guard) = guard else { continue };
@@ -292,6 +306,7 @@ pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
     }
 
     // The last, partial interval, then detach before anything else can fail.
+    live.finish();
     writer
         .interval(&sampler.take(&probes.ebpf, &mut table))
         .map_err(write_err)?;

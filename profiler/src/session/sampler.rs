@@ -205,6 +205,7 @@ impl Sampler {
             exits: k.exits,
             wakes: k.wakes,
             thread_wakes: k.thread_wakes,
+            wake_totals: k.wake_totals,
             softirqs: k.softirqs,
             cgroups,
             devices: net.devices,

@@ -11,9 +11,15 @@ pub struct TimelineArgs {
     /// Load-generator output files (format detected from content).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Print JSON instead of the table.
-    #[arg(long)]
-    pub json: bool,
+    /// Write the JSON result instead of the table to FILE; `-` (or `--json` with no value) prints it on stdout.
+    #[arg(
+        long,
+        value_name = "FILE",
+        num_args = 0..=1,
+        default_missing_value = "-",
+        value_parser = crate::cli::JsonTarget::parse
+    )]
+    pub json: Option<crate::cli::JsonTarget>,
     /// Seconds to add to the files' clocks (a file written on a host whose clock is off).
     #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
     pub clock_offset: f64,
@@ -76,13 +82,13 @@ pub fn run(args: &TimelineArgs) -> anyhow::Result<i32> {
         plateau: window.as_ref(),
         errors_reading: failures.clone(),
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+    if let Some(target) = &args.json {
+        target.write(&out)?;
     } else {
         print_text(&out, args.max_rows);
     }
     for f in &failures {
-        eprintln!("error: {f}");
+        crate::errln!("error: {f}");
     }
     Ok(if failures.is_empty() { 0 } else { 1 })
 }
@@ -105,13 +111,13 @@ fn lat_line(l: &Latency) -> String {
 
 fn print_text(out: &Output<'_>, max_rows: usize) {
     for t in out.timelines {
-        println!(
+        crate::outln!(
             "{}  format {} ({})",
             t.source.display(),
             t.format,
             t.format.describe()
         );
-        println!(
+        crate::outln!(
             "  requests {}  errors {}  duration_seconds {:.3}  throughput {:.1}/s  clock {}",
             t.requests,
             t.errors,
@@ -129,13 +135,13 @@ fn print_text(out: &Output<'_>, max_rows: usize) {
                 .iter()
                 .map(|(k, v)| format!("{k} {v}"))
                 .collect();
-            println!("  errors by kind: {}", kinds.join(", "));
+            crate::outln!("  errors by kind: {}", kinds.join(", "));
         }
         if let Some(l) = &t.latency_ms {
-            println!("  latency: {}", lat_line(l));
+            crate::outln!("  latency: {}", lat_line(l));
         }
         if let Some(o) = &t.offered {
-            println!(
+            crate::outln!(
                 "  offered: concurrency {} rate {} ({})",
                 opt(o.concurrency),
                 opt(o.rate_per_s),
@@ -143,17 +149,24 @@ fn print_text(out: &Output<'_>, max_rows: usize) {
             );
         }
         for w in &t.warnings {
-            println!("  note: {w}");
+            crate::outln!("  note: {w}");
         }
         if !t.points.is_empty() {
-            println!(
+            crate::outln!(
                 "  {:>16} {:>7} {:>8} {:>10} {:>6} {:>9} {:>9} {:>8}",
-                "start_s", "seconds", "requests", "req/s", "errors", "p50 ms", "p95 ms", "load"
+                "start_s",
+                "seconds",
+                "requests",
+                "req/s",
+                "errors",
+                "p50 ms",
+                "p95 ms",
+                "load"
             );
             let step = t.points.len().div_ceil(max_rows.max(1));
             for p in t.points.iter().step_by(step.max(1)) {
                 let l = p.latency_ms.as_ref();
-                println!(
+                crate::outln!(
                     "  {:>16.3} {:>7.3} {:>8} {:>10.1} {:>6} {:>9} {:>9} {:>8}",
                     p.start_s,
                     p.seconds,
@@ -166,22 +179,25 @@ fn print_text(out: &Output<'_>, max_rows: usize) {
                 );
             }
             if step > 1 {
-                println!(
+                crate::outln!(
                     "  (every {step}th of {} intervals; --json has all)",
                     t.points.len()
                 );
             }
         }
-        println!();
+        crate::outln!();
     }
     if let Some(s) = out.sweep {
-        println!("sweep: {} levels", s.points.len());
-        println!(
+        crate::outln!("sweep: {} levels", s.points.len());
+        crate::outln!(
             "  {:>11} {:>12} {:>10} {:>10}  source",
-            "concurrency", "req/s", "mean ms", "p95 ms"
+            "concurrency",
+            "req/s",
+            "mean ms",
+            "p95 ms"
         );
         for p in &s.points {
-            println!(
+            crate::outln!(
                 "  {:>11.1} {:>12.1} {:>10} {:>10}  {} ({})",
                 p.concurrency,
                 p.throughput_per_s,
@@ -192,14 +208,16 @@ fn print_text(out: &Output<'_>, max_rows: usize) {
             );
         }
         match &s.knee {
-            Some(k) => println!(
+            Some(k) => crate::outln!(
                 "  knee: concurrency {:.1}, throughput {:.1}/s: {}",
-                k.concurrency, k.throughput, k.reason
+                k.concurrency,
+                k.throughput,
+                k.reason
             ),
-            None => println!("  knee: none (throughput kept following load)"),
+            None => crate::outln!("  knee: none (throughput kept following load)"),
         }
         if let Some(u) = &s.usl {
-            println!(
+            crate::outln!(
                 "  USL: sigma {:.4} kappa {:.6} lambda {:.1} r2 {:.3} peak concurrency {} peak throughput {}",
                 u.sigma,
                 u.kappa,
@@ -210,7 +228,7 @@ fn print_text(out: &Output<'_>, max_rows: usize) {
             );
         }
         if let Some(r) = &s.retrograde {
-            println!(
+            crate::outln!(
                 "  retrograde: throughput fell to {:.1}/s at concurrency {:.1} ({:.0}% below the peak at the highest level)",
                 r.throughput,
                 r.concurrency,
@@ -219,7 +237,7 @@ fn print_text(out: &Output<'_>, max_rows: usize) {
         }
     }
     match out.plateau {
-        Some(w) => println!(
+        Some(w) => crate::outln!(
             "analysis window: {:.3} .. {:.3} ({:.1} s), {:.1}/s: {}",
             w.start_unix_s,
             w.end_unix_s,
@@ -227,6 +245,6 @@ fn print_text(out: &Output<'_>, max_rows: usize) {
             w.throughput_per_s,
             w.reason
         ),
-        None => println!("analysis window: none (no per-interval timeline on the wall clock)"),
+        None => crate::outln!("analysis window: none (no per-interval timeline on the wall clock)"),
     }
 }
