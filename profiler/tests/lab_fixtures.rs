@@ -94,3 +94,26 @@ fn the_fixtures_confusion_matrix_is_diagonal() {
         render(&m)
     );
 }
+
+/// Analysis is a pure function of the recording: the same file analysed twice gives the same
+/// JSON and the same text (nothing may depend on hash order).
+#[test]
+fn analysing_a_recording_twice_gives_the_same_result() {
+    for file in fixtures() {
+        let recording = Recording::read(&file).expect("readable");
+        let once = analyze(&recording, &[]);
+        let again = analyze(&recording, &[]);
+        assert_eq!(
+            serde_json::to_string(&once).expect("json"),
+            serde_json::to_string(&again).expect("json"),
+            "{}",
+            file.display()
+        );
+        assert_eq!(
+            chokepoint::report::text::render(&once),
+            chokepoint::report::text::render(&again),
+            "{}",
+            file.display()
+        );
+    }
+}

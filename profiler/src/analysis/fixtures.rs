@@ -223,7 +223,12 @@ pub fn pool(
     let utilisation = in_use / f64::from(size);
     let q = queued(utilisation, inbound, in_use);
     PoolRow {
-        pid: 50,
+        // The processes of the pool tests: pgbouncer 50, pgbench 300, anything else 60.
+        pid: match comm {
+            "pgbouncer" => 50,
+            "pgbench" => 300,
+            _ => 60,
+        },
         comm: comm.into(),
         upstream: upstream.into(),
         endpoint: "127.0.0.1:5432".into(),

@@ -1,10 +1,23 @@
 //! Connection pools over the analysis window: each interval's pool rows grouped by (process
 //! name, upstream, endpoint) and averaged (docs/json.md, `pools[]`).
-use std::collections::BTreeMap;
+//!
+//! A pool is any cap on concurrent upstream work. Where the holder keeps its upstream
+//! connections (a pool of sockets), it is full when its sockets are busy; where it opens a
+//! connection per request (a proxy with `http-server-close`, a client without keep-alive),
+//! closed sockets are no free slots: the cap is the level the requests in flight upstream
+//! hold. Either way the requests queued behind it are the holder's inbound requests in flight
+//! that neither its upstream connections nor its own CPU carry, decided here from the
+//! recorded figures so a changed rule replays over every recording.
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::recording::Interval;
+use crate::recording::{Direction, Interval};
+
+/// The port of `address:port` (or `[v6]:port`).
+fn endpoint_port(endpoint: &str) -> Option<u16> {
+    endpoint.rsplit_once(':')?.1.parse().ok()
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PoolSummary {
@@ -25,7 +38,20 @@ pub struct PoolSummary {
     pub inbound_per_s: f64,
     /// Intervals of the window in which the pool carried or held connections.
     pub intervals: usize,
+    /// Whether the holder opened about one connection per request to the endpoint (at least
+    /// half as many connects as requests): then `size` counts sockets that come and go, and
+    /// `utilisation` is the requests in flight against the highest level they held in an
+    /// interval (`ceiling`).
+    #[serde(default)]
+    pub churned: bool,
+    #[serde(default)]
+    pub opens_per_s: f64,
+    #[serde(default)]
+    pub ceiling: f64,
 }
+
+/// A pool of sockets is full from this share of them busy on.
+pub const POOL_FULL: f64 = 0.90;
 
 /// Pools of the window, most queued first, then busiest.
 pub fn summarize(intervals: &[&Interval]) -> Vec<PoolSummary> {
@@ -37,21 +63,57 @@ pub fn summarize(intervals: &[&Interval]) -> Vec<PoolSummary> {
         requests: f64,
         inbound: f64,
         inbound_rate: f64,
+        opens_per_s: f64,
+        churned_intervals: usize,
+        ceiling: f64,
         intervals: usize,
     }
     let n = intervals.len().max(1) as f64;
     let mut groups: BTreeMap<(String, String, String), Acc> = BTreeMap::new();
     for iv in intervals {
+        let secs = (iv.end_unix_ns.saturating_sub(iv.start_unix_ns) as f64 / 1e9).max(1e-9);
+        // Per holder pid: all its upstream requests in flight, its cores, its connects by port.
+        let mut in_use_of: HashMap<u32, f64> = HashMap::new();
+        for p in &iv.pools {
+            *in_use_of.entry(p.pid).or_default() += p.in_use;
+        }
+        let cores_of: HashMap<u32, f64> = iv
+            .processes
+            .iter()
+            .map(|p| (p.pid, p.oncpu_ns as f64 / 1e9 / secs))
+            .collect();
+        let mut opens_of: HashMap<(u32, u16), u64> = HashMap::new();
+        for c in &iv.connections {
+            if let (Some(pid), Direction::Active) = (c.pid, c.direction) {
+                *opens_of.entry((pid, c.port)).or_default() += c.opens;
+            }
+        }
         let mut seen = Vec::new();
         for p in &iv.pools {
             let key = (p.comm.clone(), p.upstream.clone(), p.endpoint.clone());
+            let port = endpoint_port(&p.endpoint);
+            let opens_per_s = port
+                .and_then(|port| opens_of.get(&(p.pid, port)))
+                .map_or(0.0, |&o| o as f64 / secs);
+            let churned = p.requests_per_s > 0.0 && opens_per_s >= 0.5 * p.requests_per_s;
+            let full = churned || p.utilisation >= POOL_FULL;
+            let carried = in_use_of.get(&p.pid).copied().unwrap_or(p.in_use)
+                + cores_of.get(&p.pid).copied().unwrap_or(0.0);
+            let queued = if full {
+                (p.inbound_concurrency - carried).max(0.0)
+            } else {
+                0.0
+            };
             let a = groups.entry(key.clone()).or_default();
             a.size += f64::from(p.size);
             a.in_use += p.in_use;
-            a.queued += p.queued;
+            a.queued += queued;
             a.requests += p.requests_per_s;
             a.inbound += p.inbound_concurrency;
             a.inbound_rate += p.inbound_per_s;
+            a.opens_per_s += opens_per_s;
+            a.churned_intervals += usize::from(churned);
+            a.ceiling = a.ceiling.max(p.in_use);
             if !seen.contains(&key) {
                 a.intervals += 1;
                 seen.push(key);
@@ -63,19 +125,34 @@ pub fn summarize(intervals: &[&Interval]) -> Vec<PoolSummary> {
         .map(|((process, upstream, endpoint), a)| {
             let (size, in_use, queued) = (a.size / n, a.in_use / n, a.queued / n);
             let inbound_per_s = a.inbound_rate / n;
+            let churned = a.churned_intervals * 2 > a.intervals;
+            let utilisation = if churned {
+                if a.ceiling > 0.0 {
+                    in_use / a.ceiling
+                } else {
+                    0.0
+                }
+            } else if size > 0.0 {
+                in_use / size
+            } else {
+                0.0
+            };
             PoolSummary {
                 process,
                 upstream,
                 endpoint,
                 size,
                 in_use,
-                utilisation: if size > 0.0 { in_use / size } else { 0.0 },
+                utilisation,
                 queued,
                 wait_ms_estimate: crate::session::pools::wait_ms(queued, inbound_per_s),
                 requests_per_s: a.requests / n,
                 inbound_concurrency: a.inbound / n,
                 inbound_per_s,
                 intervals: a.intervals,
+                churned,
+                opens_per_s: a.opens_per_s / n,
+                ceiling: a.ceiling,
             }
         })
         .collect();

@@ -466,7 +466,8 @@ pub fn processes(intervals: &[&Interval], min_cpu_seconds: f64) -> Vec<ProcessSu
                     .collect()
             })
             .unwrap_or_default();
-        out.sort_by_key(|w| std::cmp::Reverse(w.wakes));
+        // Ties broken by thread id: the summary must not depend on hash order.
+        out.sort_by_key(|w| (std::cmp::Reverse(w.wakes), w.tid));
         out.truncate(3);
         out
     };
@@ -488,7 +489,11 @@ pub fn processes(intervals: &[&Interval], min_cpu_seconds: f64) -> Vec<ProcessSu
                     woken_by: Vec::new(),
                 })
                 .collect();
-            threads.sort_by(|a, b| b.cpu_seconds.total_cmp(&a.cpu_seconds));
+            threads.sort_by(|a, b| {
+                b.cpu_seconds
+                    .total_cmp(&a.cpu_seconds)
+                    .then(a.tid.cmp(&b.tid))
+            });
             threads.truncate(5);
             for t in &mut threads {
                 t.woken_by = thread_wakers(t.tid, pid, &a.comm, a.ppid);
@@ -507,7 +512,7 @@ pub fn processes(intervals: &[&Interval], min_cpu_seconds: f64) -> Vec<ProcessSu
                         .collect()
                 })
                 .unwrap_or_default();
-            woken_by.sort_by_key(|w| std::cmp::Reverse(w.wakes));
+            woken_by.sort_by_key(|w| (std::cmp::Reverse(w.wakes), w.pid));
             woken_by.truncate(5);
             ProcessSummary {
                 pid,
@@ -534,7 +539,11 @@ pub fn processes(intervals: &[&Interval], min_cpu_seconds: f64) -> Vec<ProcessSu
             }
         })
         .collect();
-    out.sort_by(|a, b| b.cpu_seconds.total_cmp(&a.cpu_seconds));
+    out.sort_by(|a, b| {
+        b.cpu_seconds
+            .total_cmp(&a.cpu_seconds)
+            .then(a.pid.cmp(&b.pid))
+    });
     out
 }
 

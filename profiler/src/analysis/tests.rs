@@ -590,7 +590,11 @@ fn a_full_pool_with_requests_queued_is_pool_saturated() {
         .iter()
         .find(|e| e.metric == "pool.pgbouncer->postgres.queued")
         .expect("queued evidence");
-    assert!((queued.value - (23.0 - 1.92)).abs() < 1e-6, "{queued:?}");
+    // pgbouncer's 23 requests in flight less the 1.92 its pool carries and the 0.2 on its CPU.
+    assert!(
+        (queued.value - (23.0 - 1.92 - 0.2)).abs() < 1e-6,
+        "{queued:?}"
+    );
     assert!(
         a.verdict
             .ruled_out
@@ -845,6 +849,60 @@ fn threads_without_requests_woken_only_by_each_other_are_a_closed_system_in_cont
     assert_eq!(
         a.verdict.kind,
         VerdictKind::NotSaturated,
+        "{}",
+        a.verdict.summary
+    );
+}
+
+/// haproxy (`maxconn 4`) in front of a slow upstream: 32 requests in flight inbound, 4 upstream,
+/// 5 sockets seen per interval; with `opens` connects a second to the upstream's port.
+fn capped_proxy(opens: u64) -> Recording {
+    steady(6, move |i| {
+        let mut iv = interval(i, 0.2);
+        iv.processes
+            .push(process(60, "haproxy", Role::Server, &[0.1]));
+        iv.processes
+            .push(process(70, "upstream", Role::Server, &[0.05]));
+        iv.processes
+            .push(process(300, "wrk", Role::LoadGenerator, &[0.1]));
+        iv.pools
+            .push(pool("haproxy", "upstream", 5, 4.0, 32.0, 760.0));
+        iv.connections.push(crate::recording::ConnectionRow {
+            pid: Some(60),
+            comm: Some("haproxy".into()),
+            port: 5432,
+            direction: crate::recording::Direction::Active,
+            opens,
+            established: opens,
+            failed: 0,
+            setup_ns: 0,
+        });
+        iv
+    })
+}
+
+#[test]
+fn a_proxy_opening_a_connection_per_request_behind_a_cap_is_pool_saturated() {
+    let a = analyze(&capped_proxy(760), &[]);
+    assert_eq!(
+        a.verdict.kind,
+        VerdictKind::PoolSaturated,
+        "{}",
+        a.verdict.summary
+    );
+    assert!(
+        a.verdict.summary.contains("concurrency cap"),
+        "{}",
+        a.verdict.summary
+    );
+    assert!(a.pools[0].churned);
+    assert!((a.pools[0].queued - (32.0 - 4.0 - 0.1)).abs() < 1e-6);
+    // The same figures with persistent sockets: 4 of 5 busy leaves a free one, so requests
+    // waiting in the proxy are not waiting for a connection.
+    let a = analyze(&capped_proxy(0), &[]);
+    assert_ne!(
+        a.verdict.kind,
+        VerdictKind::PoolSaturated,
         "{}",
         a.verdict.summary
     );

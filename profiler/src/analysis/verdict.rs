@@ -1846,7 +1846,18 @@ fn pool_saturated(w: &WindowFigures) -> Candidate {
             p.utilisation,
             "fraction",
             Some(">= 0.90"),
-            "in use / size",
+            if p.churned {
+                "in flight / their ceiling (a connection per request)"
+            } else {
+                "in use / size"
+            },
+        ),
+        ev(
+            &format!("pool.{name}.opens_per_s"),
+            p.opens_per_s,
+            "1/s",
+            None,
+            "sock:inet_sock_set_state, the holder's connects to the endpoint",
         ),
         ev(
             &format!("pool.{name}.queued"),
@@ -1870,7 +1881,12 @@ fn pool_saturated(w: &WindowFigures) -> Candidate {
             "sched:sched_switch",
         ),
     ];
-    let counter = if !full {
+    let counter = if !full && p.churned {
+        format!(
+            "{} -> {} ({}): a new connection per request, {:.1} requests in flight upstream against a ceiling of {:.1}: the level moves, no cap holds it",
+            p.process, p.upstream, p.endpoint, p.in_use, p.ceiling
+        )
+    } else if !full {
         format!(
             "{} -> {} ({}): {:.1} of {:.1} connections in use ({}), free slots: requests do not wait for a connection",
             p.process,
@@ -1906,20 +1922,37 @@ fn pool_saturated(w: &WindowFigures) -> Candidate {
     Candidate {
         kind,
         fired,
-        strength: (p.queued / (p.queued + p.size).max(1e-9)).clamp(0.0, 1.0),
-        summary: format!(
-            "Pool-saturated: {} holds {:.1} connections to {} ({}), {:.2} in use ({}), with {:.1} requests queued for them (about {:.1} ms each) while {} uses {upstream_cores:.2} cores and the host is {} busy: the pool, not the upstream, sets throughput.",
-            p.process,
-            p.size,
-            p.upstream,
-            p.endpoint,
-            p.in_use,
-            pct(p.utilisation),
-            p.queued,
-            p.wait_ms_estimate,
-            p.upstream,
-            pct(busy)
-        ),
+        strength: (p.queued / (p.queued + p.size.min(p.ceiling.max(1.0))).max(1e-9))
+            .clamp(0.0, 1.0),
+        summary: if p.churned {
+            format!(
+                "Pool-saturated (concurrency cap): {} opens a new connection to {} ({}) per request ({:.0}/s) and keeps {:.2} requests in flight there, flat at its ceiling of {:.1}, with {:.1} requests queued behind that cap (about {:.1} ms each) while {} uses {upstream_cores:.2} cores and the host is {} busy: a limit on concurrent upstream requests, not the upstream, sets throughput.",
+                p.process,
+                p.upstream,
+                p.endpoint,
+                p.opens_per_s,
+                p.in_use,
+                p.ceiling,
+                p.queued,
+                p.wait_ms_estimate,
+                p.upstream,
+                pct(busy)
+            )
+        } else {
+            format!(
+                "Pool-saturated: {} holds {:.1} connections to {} ({}), {:.2} in use ({}), with {:.1} requests queued for them (about {:.1} ms each) while {} uses {upstream_cores:.2} cores and the host is {} busy: the pool, not the upstream, sets throughput.",
+                p.process,
+                p.size,
+                p.upstream,
+                p.endpoint,
+                p.in_use,
+                pct(p.utilisation),
+                p.queued,
+                p.wait_ms_estimate,
+                p.upstream,
+                pct(busy)
+            )
+        },
         evidence,
         counter,
     }

@@ -170,6 +170,26 @@ pub const SCENARIOS: &[Scenario] = &[
         setup: pool_too_small_http,
     },
     Scenario {
+        name: "proxy-cap-haproxy",
+        expected: VerdictKind::PoolSaturated,
+        description: "haproxy in front of an upstream that waits 5 ms per request, `server ... maxconn 4` and `option http-server-close` (a new upstream connection per request), wrk -c32: 4 requests in flight upstream, 28 queued in haproxy",
+        default: false,
+        tools: &["haproxy", "wrk"],
+        servers: &["haproxy", "lab-server"],
+        generator: "wrk",
+        setup: proxy_cap_haproxy,
+    },
+    Scenario {
+        name: "proxy-room-haproxy",
+        expected: VerdictKind::NotSaturated,
+        description: "the control: the same haproxy, upstream and wrk -c32 with `maxconn 64`: every request goes upstream at once (32 in flight there), nothing queues in the proxy",
+        default: false,
+        tools: &["haproxy", "wrk"],
+        servers: &["haproxy", "lab-server"],
+        generator: "wrk",
+        setup: proxy_room_haproxy,
+    },
+    Scenario {
         name: "accept-overflow",
         expected: VerdictKind::ConnectionSetup,
         description: "lab-server with backlog 4 accepting one connection per 2 ms, wrk with a new connection per request: SYNs dropped",
@@ -791,6 +811,52 @@ fn pool_too_small_http(ctx: &Ctx) -> Result<Setup, LabError> {
         command: wrk(ctx, 1, 16, port, &[])?,
         ..Default::default()
     })
+}
+
+/// haproxy in the foreground in front of a lab-server that waits 5 ms per request, opening a
+/// new upstream connection per request, at most `maxconn` requests upstream at once.
+fn haproxy_in_front(ctx: &Ctx, maxconn: u32) -> Result<Setup, LabError> {
+    let (upstream, upstream_port) = lab_server(ctx, &["--workers", "64", "--sleep-us", "5000"])?;
+    let port = free_port()?;
+    let cfg = ctx.dir.join("haproxy.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global\n  maxconn 2000\n  stats socket {dir}/haproxy.sock mode 600 level admin\n\n\
+             defaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  \
+             timeout server 30s\n  timeout queue 30s\n  option http-server-close\n\n\
+             frontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\n\
+             backend be\n  server up 127.0.0.1:{upstream_port} maxconn {maxconn}\n",
+            dir = ctx.dir.display()
+        ),
+    )
+    .map_err(io_err(&cfg))?;
+    let log = log_file(ctx, "haproxy")?;
+    let mut cmd = Command::new(tool("haproxy")?);
+    cmd.arg("-db")
+        .arg("-f")
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(io_err(&cfg))?)
+        .stderr(log);
+    let mut proxy = Service::spawn("haproxy", cmd, Signal::SIGTERM)?;
+    proxy.wait_for_port(port, Duration::from_secs(10))?;
+    Ok(Setup {
+        // The proxy first: it stops before the server it forwards to.
+        services: vec![proxy, upstream],
+        command: wrk(ctx, 1, 32, port, &[])?,
+        ..Default::default()
+    })
+}
+
+/// At most 4 requests upstream: 32 connections' requests queue in haproxy for those 4.
+fn proxy_cap_haproxy(ctx: &Ctx) -> Result<Setup, LabError> {
+    haproxy_in_front(ctx, 4)
+}
+
+/// Room for every request: the upstream's 5 ms and the 32 connections set throughput.
+fn proxy_room_haproxy(ctx: &Ctx) -> Result<Setup, LabError> {
+    haproxy_in_front(ctx, 64)
 }
 
 /// nginx in the foreground with its configuration, logs and files in the scenario's directory.
