@@ -474,6 +474,17 @@ pub struct ProcEvent {
 pub const EVENT_FORK: u32 = 1;
 pub const EVENT_EXIT: u32 = 2;
 
+/// A closed socket's last figures, moved to `RETIRED` when its memory was reused by a new
+/// socket before user space read them: the `struct sock` address and the generation the
+/// figures belong to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RetiredKey {
+    pub sk: u64,
+    pub generation: u32,
+    pub _pad: u32,
+}
+
 /// One TCP socket's use, keyed by its `struct sock` address in `SOCKETS`: who sends and
 /// receives on it, its 4-tuple, and its request/response turns. Both orientations are
 /// accumulated; user space decides which applies (inbound if the local port listens).
@@ -589,6 +600,7 @@ mod user {
     unsafe impl aya::Pod for NetDevCounts {}
     unsafe impl aya::Pod for DropDevKey {}
     unsafe impl aya::Pod for SockUse {}
+    unsafe impl aya::Pod for RetiredKey {}
 }
 
 #[cfg(test)]

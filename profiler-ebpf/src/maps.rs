@@ -6,8 +6,8 @@ use aya_ebpf::{
 };
 use chokepoint_common::{
     COUNTER_SLOTS, ConnCounts, ConnKey, Counter, DROP_REASON_SLOTS, HIST_BUCKETS, HISTOGRAM_KINDS,
-    Histogram, KernelOffsets, ProcEvent, RUN_SLOTS, Running, SockUse, ThreadCpu, TracepointOffsets,
-    WakeCounts, WakeKey, log2_bucket,
+    Histogram, KernelOffsets, ProcEvent, RUN_SLOTS, RetiredKey, Running, SockUse, ThreadCpu,
+    TracepointOffsets, WakeCounts, WakeKey, log2_bucket,
 };
 
 /// Written by user space before load (read-only data): where each tracepoint field lives.
@@ -182,6 +182,13 @@ pub static WAKES: PerCpuHashMap<WakeKey, WakeCounts> = PerCpuHashMap::with_max_e
 /// cannot fill it; evictions are counted in user space (inserts - deletes - live).
 #[map]
 pub static SOCKETS: LruHashMap<u64, SockUse> = LruHashMap::with_max_entries(16384, 0);
+
+/// Closed sockets whose memory a new socket took before user space read their last figures:
+/// kept here, under their own identity, until user space reads and deletes them (a churning
+/// proxy's upstream sockets are freed and reused hundreds of times a second, often by a socket
+/// of another process or direction).
+#[map]
+pub static RETIRED: LruHashMap<RetiredKey, SockUse> = LruHashMap::with_max_entries(8192, 0);
 
 #[map]
 pub static RUNNING: PerCpuArray<Running> = PerCpuArray::with_max_entries(1, 0);

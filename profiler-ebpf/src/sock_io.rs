@@ -9,9 +9,11 @@ use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel},
     programs::{RawTracePointContext, TracePointContext},
 };
-use chokepoint_common::{Counter, SOCK_DIR_RECV, SOCK_DIR_SEND, SockUse, run};
+use chokepoint_common::{Counter, RetiredKey, SOCK_DIR_RECV, SOCK_DIR_SEND, SockUse, run};
 
-use crate::maps::{SOCKETS, count, fast_and_compat, field, kernel_offset, kernel_read, raw};
+use crate::maps::{
+    RETIRED, SOCKETS, count, fast_and_compat, field, kernel_offset, kernel_read, raw,
+};
 
 pub(crate) const IPPROTO_TCP: u16 = 6;
 pub(crate) const AF_INET: u16 = 2;
@@ -128,11 +130,20 @@ pub(crate) fn turn(sk: u64, family: u16, dir: u8, bytes: u64) {
         // SAFETY: a map value; see the module comment on concurrent updates.
         let e = unsafe { &mut *entry };
         if e.closed != 0 {
-            // A closed socket's memory reused by a new socket before user space deleted the
-            // entry: the entry goes on (cumulative counters) with the new socket's identity.
-            e.closed = 0;
-            e.generation += 1;
-            e.last_dir = 0;
+            // A closed socket's memory reused by a new socket before user space read its last
+            // figures: those move to RETIRED under the old identity, and the entry starts
+            // afresh for the new socket (the next generation).
+            let key = RetiredKey {
+                sk,
+                generation: e.generation,
+                _pad: 0,
+            };
+            if RETIRED.insert(&key, &*e, 0).is_err() {
+                count(Counter::MapUpdateFailed);
+            }
+            let generation = e.generation + 1;
+            *e = SockUse::default();
+            e.generation = generation;
             identify(e, sk, family);
         }
         step(e, dir, bytes, now);

@@ -124,3 +124,18 @@ fn a_concurrency_sweep_is_decided_on_k6s_plateau() {
 fn a_fanout_stalled_by_slow_readers_is_network_bound_and_its_control_is_not() {
     lab_passes(&["websocket-fanout", "websocket-fanout-keeping-up"]);
 }
+
+/// Mechanisms on third-party servers, each beside the control that looks like it and is not:
+/// PostgreSQL backends queued on one advisory lock (lock-contention) and the same backends
+/// waiting on timers (not-saturated); haproxy holding requests behind `maxconn 4` with a new
+/// upstream connection per request (pool-saturated, a concurrency cap) and the same proxy with
+/// room (not-saturated).
+#[test]
+fn locks_and_concurrency_caps_on_third_party_servers_and_their_controls() {
+    lab_passes(&[
+        "lock-contention-advisory",
+        "db-timed-waits",
+        "proxy-cap-haproxy",
+        "proxy-room-haproxy",
+    ]);
+}

@@ -1785,12 +1785,20 @@ fn closed_system(s: &super::services::ServiceFigures) -> bool {
 fn pool_saturated(w: &WindowFigures) -> Candidate {
     let kind = VerdictKind::PoolSaturated;
     // The pool with most requests behind it: queued, else inbound work in flight, else busy.
-    let Some(p) = w.pools.iter().max_by(|a, b| {
-        a.queued
-            .total_cmp(&b.queued)
-            .then(a.inbound_concurrency.total_cmp(&b.inbound_concurrency))
-            .then(a.utilisation.total_cmp(&b.utilisation))
-    }) else {
+    // Queued requests belong to the holder process, so its pools tie on them: the one carrying
+    // most requests is the one they wait for. A connection that carried no request is no pool.
+    let Some(p) = w
+        .pools
+        .iter()
+        .filter(|p| p.requests_per_s > 0.0)
+        .max_by(|a, b| {
+            a.queued
+                .total_cmp(&b.queued)
+                .then(a.inbound_concurrency.total_cmp(&b.inbound_concurrency))
+                .then(a.requests_per_s.total_cmp(&b.requests_per_s))
+                .then(a.utilisation.total_cmp(&b.utilisation))
+        })
+    else {
         return Candidate {
             kind,
             fired: false,

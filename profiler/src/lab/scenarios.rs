@@ -172,7 +172,7 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "proxy-cap-haproxy",
         expected: VerdictKind::PoolSaturated,
-        description: "haproxy in front of an upstream that waits 5 ms per request, `server ... maxconn 4` and `option http-server-close` (a new upstream connection per request), wrk -c32: 4 requests in flight upstream, 28 queued in haproxy",
+        description: "haproxy in front of an upstream that waits 10 ms per request, `server ... maxconn 4` and `option http-server-close` (a new upstream connection per request), wrk -c32: 4 requests in flight upstream, 28 queued in haproxy",
         default: false,
         tools: &["haproxy", "wrk"],
         servers: &["haproxy", "lab-server"],
@@ -182,7 +182,7 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "proxy-room-haproxy",
         expected: VerdictKind::NotSaturated,
-        description: "the control: the same haproxy, upstream and wrk -c32 with `maxconn 64`: every request goes upstream at once (32 in flight there), nothing queues in the proxy",
+        description: "the control: the same haproxy and upstream, `maxconn 64`, wrk -c8: every request goes upstream at once (8 in flight there, a new connection each), nothing queues in the proxy",
         default: false,
         tools: &["haproxy", "wrk"],
         servers: &["haproxy", "lab-server"],
@@ -815,8 +815,8 @@ fn pool_too_small_http(ctx: &Ctx) -> Result<Setup, LabError> {
 
 /// haproxy in the foreground in front of a lab-server that waits 5 ms per request, opening a
 /// new upstream connection per request, at most `maxconn` requests upstream at once.
-fn haproxy_in_front(ctx: &Ctx, maxconn: u32) -> Result<Setup, LabError> {
-    let (upstream, upstream_port) = lab_server(ctx, &["--workers", "64", "--sleep-us", "5000"])?;
+fn haproxy_in_front(ctx: &Ctx, maxconn: u32, clients: u32) -> Result<Setup, LabError> {
+    let (upstream, upstream_port) = lab_server(ctx, &["--workers", "64", "--sleep-us", "10000"])?;
     let port = free_port()?;
     let cfg = ctx.dir.join("haproxy.cfg");
     std::fs::write(
@@ -844,19 +844,21 @@ fn haproxy_in_front(ctx: &Ctx, maxconn: u32) -> Result<Setup, LabError> {
     Ok(Setup {
         // The proxy first: it stops before the server it forwards to.
         services: vec![proxy, upstream],
-        command: wrk(ctx, 1, 32, port, &[])?,
+        command: wrk(ctx, 1, clients, port, &[])?,
         ..Default::default()
     })
 }
 
-/// At most 4 requests upstream: 32 connections' requests queue in haproxy for those 4.
+/// At most 4 requests upstream: 32 connections' requests queue in haproxy for those 4
+/// (<= 400 requests/s at 10 ms each).
 fn proxy_cap_haproxy(ctx: &Ctx) -> Result<Setup, LabError> {
-    haproxy_in_front(ctx, 4)
+    haproxy_in_front(ctx, 4, 32)
 }
 
-/// Room for every request: the upstream's 5 ms and the 32 connections set throughput.
+/// Room for every request: 8 connections, all 8 requests upstream at once (~800/s at 10 ms),
+/// nothing queued in the proxy and the host half idle.
 fn proxy_room_haproxy(ctx: &Ctx) -> Result<Setup, LabError> {
-    haproxy_in_front(ctx, 64)
+    haproxy_in_front(ctx, 64, 8)
 }
 
 /// nginx in the foreground with its configuration, logs and files in the scenario's directory.

@@ -8,8 +8,8 @@ use aya::{
 };
 use chokepoint_common::{
     COUNTER_SLOTS, ConnCounts, ConnKey, DROP_REASON_SLOTS, DropDevKey, HIST_BUCKETS,
-    HISTOGRAM_KINDS, NetDevCounts, NetDevKey, Running, SOFTIRQ_VECTORS, SockUse, THREAD_NEW,
-    ThreadCpu, WakeCounts, WakeKey, run,
+    HISTOGRAM_KINDS, NetDevCounts, NetDevKey, RetiredKey, Running, SOFTIRQ_VECTORS, SockUse,
+    THREAD_NEW, ThreadCpu, WakeCounts, WakeKey, run,
 };
 
 use super::tracepoints::TRACEPOINTS;
@@ -48,6 +48,9 @@ pub struct KernelSnapshot {
     pub net_devices: HashMap<NetDevKey, NetDevCounts>,
     /// TCP sockets that sent or received, by `struct sock` address.
     pub sockets: HashMap<u64, SockUse>,
+    /// Closed sockets' last figures, moved aside when their memory was reused before they
+    /// were read (`RETIRED`); deleted by user space once read.
+    pub retired: Vec<(RetiredKey, SockUse)>,
     /// Packets dropped per device and reason (raw `kfree_skb` only).
     pub device_drops: HashMap<DropDevKey, u64>,
     /// CLOCK_MONOTONIC when the sockets were read: the clock their turns are stamped with.
@@ -65,6 +68,8 @@ pub struct MapReader {
     softirqs: PerCpuArray<MapData, u64>,
     net_devices: Option<PerCpuHashMap<MapData, NetDevKey, NetDevCounts>>,
     sockets: BpfHashMap<MapData, u64, SockUse>,
+    /// None for an object built before the map existed.
+    retired: Option<BpfHashMap<MapData, RetiredKey, SockUse>>,
     device_drops: Option<PerCpuHashMap<MapData, DropDevKey, u64>>,
     running: PerCpuArray<MapData, Running>,
     runs: Option<PerCpuArray<MapData, u64>>,
@@ -97,6 +102,7 @@ impl MapReader {
             // An object built before the network-path programs has no such map.
             net_devices: take(ebpf, "NET_DEVICES").ok(),
             sockets: take(ebpf, "SOCKETS")?,
+            retired: take(ebpf, "RETIRED").ok(),
             device_drops: take(ebpf, "DROPS_BY_DEVICE").ok(),
             running: take(ebpf, "RUNNING")?,
             runs: take(ebpf, "RUNS").ok(),
@@ -157,6 +163,11 @@ impl MapReader {
                 })
                 .collect(),
             sockets: self.sockets.iter().flatten().collect(),
+            retired: self
+                .retired
+                .iter()
+                .flat_map(|m| m.iter().flatten())
+                .collect(),
             device_drops: self
                 .device_drops
                 .iter()
@@ -233,6 +244,14 @@ impl MapReader {
 }
 
 impl MapReader {
+    /// Forgets retired sockets (read already); returns how many went.
+    pub fn forget_retired(&mut self, keys: &[RetiredKey]) -> u64 {
+        let Some(map) = self.retired.as_mut() else {
+            return 0;
+        };
+        keys.iter().filter(|k| map.remove(k).is_ok()).count() as u64
+    }
+
     /// Forgets closed sockets (their last figures were already read); returns how many went.
     pub fn forget_sockets(&mut self, keys: &[u64]) -> u64 {
         keys.iter()

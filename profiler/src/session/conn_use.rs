@@ -51,6 +51,19 @@ impl ConnUse {
             }
             deltas.push((d, local_peer));
         }
+        // Closed sockets whose memory was reused before this read: their last figures, under
+        // their own identity, against what the last read saw of them.
+        for (key, s) in &cur.retired {
+            let before = prev
+                .sockets
+                .get(&key.sk)
+                .filter(|p| p.generation == key.generation)
+                .map(|p| (p, prev.monotonic_ns));
+            let d = pools::socket_delta(before, s, cur.monotonic_ns, interval_ns);
+            deltas.push((d, pools::remote_is_local(s)));
+        }
+        let retired: Vec<_> = cur.retired.iter().map(|(k, _)| *k).collect();
+        maps.forget_retired(&retired);
         if !wanted_ports.is_empty() {
             wanted_ports.sort_unstable();
             wanted_ports.dedup();

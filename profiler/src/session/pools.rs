@@ -66,8 +66,11 @@ fn local_ip(s: &SockUse) -> Option<IpAddr> {
 
 /// Whether `cur` continues the entry `prev` was read from (counters only grow while it does;
 /// an entry deleted and inserted again starts from zero).
+/// Whether `cur` is the socket `prev` was: the same generation (a reused entry starts its
+/// counters afresh, its predecessor's last figures going to `RETIRED`) with counters that
+/// only grew.
 fn continues(prev: &SockUse, cur: &SockUse) -> bool {
-    prev.generation <= cur.generation
+    prev.generation == cur.generation
         && prev.send_calls <= cur.send_calls
         && prev.recv_calls <= cur.recv_calls
 }
@@ -122,7 +125,8 @@ pub fn socket_delta(
         in_busy_ns: inb.min(interval_ns),
         out_turns: cur.send_turns.saturating_sub(base.send_turns),
         in_turns: cur.recv_turns.saturating_sub(base.recv_turns),
-        connections: cur.generation.saturating_sub(base.generation) + 1,
+        // One connection per entry: a reused entry's predecessors are counted from RETIRED.
+        connections: 1,
     }
 }
 
@@ -346,19 +350,32 @@ mod tests {
     }
 
     #[test]
-    fn reused_entries_count_every_connection_and_closed_turns_stop() {
+    fn reused_entries_start_afresh_and_closed_turns_stop() {
         let mut prev = sock(7, 40000, 5432);
         prev.send_calls = 50;
         prev.send_to_recv_ns = 5 * SEC;
-        // Three more short connections reused the entry; the last one is still open.
+        // The entry was reused: the kernel moved the old socket's last figures to RETIRED and
+        // started the new socket's counters at zero (generation 1). The old one's delta is
+        // read from RETIRED against `prev`...
+        let mut retired = prev;
+        retired.send_calls = 52;
+        retired.send_turns = 2;
+        retired.send_to_recv_ns = 5 * SEC + 40 * MS;
+        retired.closed = 1;
+        let d = socket_delta(Some((&prev, 10 * SEC)), &retired, 11 * SEC, SEC);
+        assert_eq!(
+            (d.pid, d.out_busy_ns, d.out_turns, d.connections),
+            (7, 40 * MS, 2, 1)
+        );
+        // ...and the new one's counters are its own, whatever the old ones were.
         let mut cur = sock(8, 40001, 5432);
-        cur.generation = 3;
+        cur.generation = 1;
         cur.send_calls = 56;
         cur.send_turns = 6;
-        cur.send_to_recv_ns = 5 * SEC + 300 * MS;
+        cur.send_to_recv_ns = 300 * MS;
         let d = socket_delta(Some((&prev, 10 * SEC)), &cur, 11 * SEC, SEC);
         assert_eq!((d.pid, d.out_busy_ns, d.out_turns), (8, 300 * MS, 6));
-        assert_eq!(d.connections, 4);
+        assert_eq!(d.connections, 1);
         // Deleted and inserted again: counters start from zero.
         let mut cur = sock(8, 40001, 6379);
         cur.send_calls = 3;

@@ -176,6 +176,97 @@ fn stdout_as(tool: &str, stdout: &[u8], format: Option<Format>) -> Result<Timeli
     }
 }
 
+/// Shells whose `-c SCRIPT` may run a generator several times (a sweep typed by hand).
+const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh"];
+
+/// Generators whose text summaries a shell loop may concatenate: the tool, the line that opens
+/// each of its runs' output, and its format.
+const RUN_MARKERS: &[(&str, &str, Format)] = &[
+    ("hey", "Summary:", Format::HeyText),
+    ("wrk", "Running ", Format::WrkText),
+    ("ab", "This is ApacheBench", Format::AbText),
+];
+
+/// `for c in 1 2 4 8; do hey -c $c ...; done`: the loop's values when the generator's
+/// concurrency option is the loop variable.
+fn loop_levels(script: &str, tool: &str) -> Option<Vec<f64>> {
+    let rest = script.split_once("for ")?.1;
+    let (var, rest) = rest.split_once(" in ")?;
+    let var = var.trim();
+    let (values, body) = rest.split_once(';').or_else(|| rest.split_once('\n'))?;
+    let levels: Vec<f64> = values
+        .split_whitespace()
+        .map(|v| v.trim_matches(|c| c == '"' || c == '\''))
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    // hey, wrk and ab all take their concurrency as -c.
+    let flag = "-c";
+    let uses = [
+        format!("{flag} ${var}"),
+        format!("{flag} \"${var}\""),
+        format!("{flag} ${{{var}}}"),
+        format!("{flag}${var}"),
+        format!("{flag}${{{var}}}"),
+    ];
+    (body.contains(tool) && uses.iter().any(|u| body.contains(u.as_str()))).then_some(levels)
+}
+
+/// A shell script's output holding several runs of one generator, one after another: each run
+/// read on its own, its concurrency from the loop that set it (or the run's own output), its
+/// start the command's start plus the runs before it (the summaries carry no clock).
+fn shell_runs(script: &str, stdout: &[u8]) -> Vec<Result<Timeline, TimelineError>> {
+    let text = String::from_utf8_lossy(stdout);
+    let Some((tool, marker, format)) = RUN_MARKERS
+        .iter()
+        .find(|(tool, marker, _)| {
+            script
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .any(|w| w == *tool)
+                && text.matches(marker).count() >= 2
+        })
+        .copied()
+    else {
+        return Vec::new();
+    };
+    let starts: Vec<usize> = text
+        .match_indices(marker)
+        .map(|(i, _)| text[..i].rfind('\n').map_or(0, |n| n + 1))
+        .collect();
+    let levels = loop_levels(script, tool).filter(|l| l.len() == starts.len());
+    // Otherwise a literal concurrency in the script (`hey -c 8 ...` in every run).
+    let words: Vec<String> = script.split_whitespace().map(str::to_string).collect();
+    let literal = opt(&words, &["-c"])
+        .first()
+        .and_then(|v| v.trim_matches(';').parse::<f64>().ok());
+    let mut elapsed = 0.0;
+    let mut out = Vec::new();
+    for (k, &from) in starts.iter().enumerate() {
+        let to = starts.get(k + 1).copied().unwrap_or(text.len());
+        let name = PathBuf::from(format!(
+            "<{tool} output, run {} of {}>",
+            k + 1,
+            starts.len()
+        ));
+        let mut r = read_as(Cursor::new(text[from..to].as_bytes()), &name, format);
+        if let Ok(t) = &mut r {
+            match &levels {
+                Some(levels) => concurrency(t, Some(levels[k]), None),
+                None => concurrency(t, literal, None),
+            }
+            t.shift_clock(elapsed);
+            t.warnings.push(format!(
+                "run {} of {} in one shell command: its start is taken as the command's start plus the {elapsed:.1} s the runs before it took",
+                k + 1,
+                starts.len()
+            ));
+            elapsed += t.duration_seconds;
+        }
+        out.push(r);
+    }
+    out
+}
+
 /// An implied file as its timeline; None when the command wrote nothing there (it failed
 /// before its first metric, or a wrapper such as `env -i` dropped the variable).
 fn read_implied(f: &ImpliedFile) -> Option<Result<Timeline, TimelineError>> {
@@ -216,6 +307,11 @@ pub fn from_command_with(
     let args = &argv[1..];
     let num = |names: &[&str]| opt(args, names).first().and_then(|v| v.parse::<f64>().ok());
     let mut out: Vec<Result<Timeline, TimelineError>> = Vec::new();
+    if SHELLS.contains(&tool)
+        && let Some(script) = opt(args, &["-c"]).first()
+    {
+        out.extend(shell_runs(script, stdout));
+    }
     match tool {
         "hey" => {
             let csv = opt(args, &["-o"]).contains(&"csv");
@@ -350,6 +446,63 @@ mod tests {
         assert_eq!(opt(&a, &["-c"]), vec!["10", "30"]);
         assert_eq!(opt(&a, &["--vus"]), vec!["20"]);
         assert_eq!(opt(&a, &["--out", "-o"]), vec!["json=a.json", "csv=b.csv"]);
+    }
+
+    /// A sweep typed as a shell loop: hey's summaries one after another, read as runs with
+    /// the loop's concurrency and starts one after the other.
+    #[test]
+    fn a_shell_loop_of_runs_is_read_as_sweep_steps() {
+        let one = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/timeline/hey.txt"
+        ))
+        .expect("fixture");
+        let mut out = String::new();
+        for (total, rps) in [
+            ("1.0000", "1000.0"),
+            ("2.0000", "1900.0"),
+            ("3.0000", "2000.0"),
+        ] {
+            out.push_str(
+                &one.replace("0.2250 secs", &format!("{total} secs"))
+                    .replace("8889.4744", rps),
+            );
+        }
+        let script = "for c in 1 2 4; do hey -z 2s -c $c http://127.0.0.1:8080/; done";
+        let argv = vec!["bash".to_string(), "-c".to_string(), script.to_string()];
+        let runs: Vec<Timeline> = from_command(&argv, out.as_bytes(), 1_000_000_000_000)
+            .into_iter()
+            .map(|r| r.expect("each run reads"))
+            .collect();
+        assert_eq!(runs.len(), 3, "{runs:?}");
+        let levels: Vec<Option<f64>> = runs
+            .iter()
+            .map(|t| t.offered.as_ref().and_then(|o| o.concurrency))
+            .collect();
+        assert_eq!(levels, [Some(1.0), Some(2.0), Some(4.0)]);
+        // One after another: each starts where the ones before it ended.
+        let starts: Vec<f64> = runs
+            .iter()
+            .map(|t| t.start_unix_s.expect("anchored"))
+            .collect();
+        assert!((starts[1] - starts[0] - 1.0).abs() < 1e-6, "{starts:?}");
+        assert!((starts[2] - starts[0] - 3.0).abs() < 1e-6, "{starts:?}");
+        // The sweep across them: three levels.
+        let sweep = crate::timeline::sweep(&runs).expect("a sweep");
+        assert_eq!(sweep.points.len(), 3);
+        // A script whose loop is not the concurrency still splits, without levels.
+        let argv = vec![
+            "sh".to_string(),
+            "-c".to_string(),
+            "for u in a b c; do hey -c 8 http://x/$u; done".to_string(),
+        ];
+        let runs = from_command(&argv, out.as_bytes(), 0);
+        assert_eq!(runs.len(), 3);
+        assert!(
+            runs.iter()
+                .flatten()
+                .all(|t| t.offered.as_ref().and_then(|o| o.concurrency) == Some(8.0))
+        );
     }
 
     #[test]

@@ -341,7 +341,7 @@ fn overhead(s: &mut String, a: &Analysis) {
     let per_event = o
         .bpf_ns_per_event
         .map_or("-".into(), |ns| duration(ns / 1e9));
-    let line = format!(
+    let mut line = format!(
         "{} in kernel programs ({} events, {per_event} per event), {} in chokepoint itself: {} of the host; {} events lost",
         duration(o.bpf_cpu_seconds),
         count(o.events),
@@ -349,6 +349,17 @@ fn overhead(s: &mut String, a: &Analysis) {
         percent(o.cpu_share_of_host),
         count(o.lost_events)
     );
+    // Sampled statistics: the programs' time is an estimate, and says from what.
+    if let Some(e) = o.estimate.as_ref().filter(|e| e.windows > 0) {
+        line.push_str(&format!(
+            "; the programs' time is estimated: every run counted, priced at the ns per run of {} sampled statistics window{} ({} measured directly){}",
+            e.windows,
+            if e.windows == 1 { "" } else { "s" },
+            percent(e.measured_share),
+            e.relative_error
+                .map_or(String::new(), |r| format!(", within about ±{}", percent(r)))
+        ));
+    }
     s.push_str(&wrap(&line, COLUMNS, "overhead: ", "  "));
 }
 

@@ -389,3 +389,23 @@ fn a_not_saturated_run_lists_every_figure_checked() {
         "{text}"
     );
 }
+
+#[test]
+fn sampled_overhead_says_it_is_an_estimate_and_how_far_off() {
+    let mut a = saturated();
+    let plain = flat(&render(&a));
+    assert!(!plain.contains("estimated"), "{plain}");
+    a.overhead.estimate = Some(crate::probes::stats::Estimate {
+        windows: 3,
+        sampled_seconds: 3.0,
+        measured_share: 0.095,
+        relative_error: Some(0.106),
+        ..Default::default()
+    });
+    let text = flat(&render(&a));
+    assert!(
+        text.contains("priced at the ns per run of 3 sampled statistics windows"),
+        "{text}"
+    );
+    assert!(text.contains("±11%"), "{text}");
+}
