@@ -21,7 +21,8 @@ use crate::env;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// A/B rounds (each: one wrk run without chokepoint, one with).
+    /// Interleaved rounds (each: wrk without an observer, beside an idle observer, beside
+    /// `chokepoint record`; every observer settled 3 s before its load).
     #[arg(long, default_value_t = 8)]
     pub rounds: u32,
     /// Seconds of wrk per run.
@@ -46,6 +47,11 @@ enum Programs {
     Real,
     Empty,
 }
+
+/// Every observer, the idle one included, is started and left this long before its load: the
+/// steady state beside a real load test, and the same pause on both sides of the comparison
+/// (a pause lets TIME_WAIT drain, which favours whatever runs after one).
+const SETTLE: Duration = Duration::from_secs(3);
 
 /// Goals from the issue: throughput kept, and the profiler's own CPU small.
 const GOAL_RATIO: f64 = 0.97;
@@ -249,25 +255,33 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
 
     let (mut without, mut with, mut ratios, mut costs) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut idles, mut idle_ratios, mut normalised) = (Vec::new(), Vec::new(), Vec::new());
     let mut floor = Floor::default();
     let run = || Ok(wrk.run_with(&wrk_bin).requests_per_sec);
     for round in 1..=args.rounds {
         let recorded =
             |programs| with_recorder(&bin, work.path(), round, wrk.seconds, programs, run);
         // Alternate the order so drift (thermal, TIME_WAIT build-up) hits all sides alike.
-        let (a, (b, cost), empty) = if round % 2 == 1 {
+        let (a, idle, (b, cost), empty) = if round % 2 == 1 {
             let a = run()?;
+            let idle = with_idle(run)?;
             let empty = args.empty.then(|| recorded(Programs::Empty)).transpose()?;
-            (a, recorded(Programs::Real)?, empty)
+            (a, idle, recorded(Programs::Real)?, empty)
         } else {
             let b = recorded(Programs::Real)?;
             let empty = args.empty.then(|| recorded(Programs::Empty)).transpose()?;
-            (run()?, b, empty)
+            let idle = with_idle(run)?;
+            (run()?, idle, b, empty)
         };
         let ratio = b / a;
+        idles.push(idle);
+        idle_ratios.push(idle / a);
+        // Against the idle observer of the same round: the method's own bias cancels.
+        normalised.push(b / idle);
         println!(
-            "round {round:>2}: without {a:>9.0} req/s   with {b:>9.0} req/s   ratio {ratio:.3}   own CPU {:.2}% \
+            "round {round:>2}: without {a:>9.0} req/s   idle observer {idle:>9.0}   with {b:>9.0} req/s   ratio {ratio:.3} (vs idle {:.3})   own CPU {:.2}% \
              (bpf {:.3} s + user {:.3} s over {:.1} s)   {:.0} events, {:.0} lost, {:.0} ns/event in BPF",
+            b / idle,
             cost.cpu_percent(cpus),
             cost.bpf_cpu_seconds,
             cost.user_cpu_seconds,
@@ -301,10 +315,17 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     );
     println!("\n==> bench: medians over {} rounds", args.rounds);
     println!("without chokepoint      {:>9.0} req/s", median(&without));
+    println!("idle observer (sleep)   {:>9.0} req/s", median(&idles));
     println!("with chokepoint record  {:>9.0} req/s", median(&with));
+    let (lo, hi) = spread(&normalised);
+    let normalised = median(&normalised);
     println!(
-        "ratio with/without      {ratio:.3}   (goal >= {GOAL_RATIO}: {})",
-        verdict(ratio >= GOAL_RATIO)
+        "ratio with/without      {ratio:.3}   idle/without {:.3} (the method's own bias)",
+        median(&idle_ratios)
+    );
+    println!(
+        "ratio with/idle         {normalised:.3}   rounds {lo:.3}-{hi:.3}   (goal >= {GOAL_RATIO}: {})",
+        verdict(normalised >= GOAL_RATIO)
     );
     println!(
         "own CPU                 {cpu:.2}% of the host ({cpus} CPUs x duration)   (goal <= {GOAL_CPU_PERCENT}%: {})",
@@ -556,6 +577,14 @@ fn verdict(met: bool) -> &'static str {
 
 /// One run of `workload` (returning its throughput) with `chokepoint record` beside it;
 /// returns the throughput and the recording's cost.
+/// The smallest and largest of a set of figures.
+fn spread(v: &[f64]) -> (f64, f64) {
+    v.iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        })
+}
+
 fn with_recorder(
     bin: &Path,
     dir: &Path,
@@ -609,6 +638,7 @@ fn with_recorder(
         }
         thread::sleep(Duration::from_millis(20));
     }
+    thread::sleep(SETTLE);
     let rps = workload()?;
     let status = recorder.stop()?;
     if !status.success() {
@@ -643,6 +673,23 @@ fn read(path: &PathBuf) -> String {
 }
 
 /// A running `chokepoint record`, interrupted and reaped on every exit path.
+/// The idle observer: a process that does nothing, started and settled like the recorder, so
+/// the method's own bias (the pause, a process more) is measured in the same rounds.
+fn with_idle(workload: impl FnOnce() -> anyhow::Result<f64>) -> anyhow::Result<f64> {
+    let mut idle = Recorder(
+        Command::new("sleep")
+            .arg("3600")
+            .stdin(Stdio::null())
+            .spawn()
+            .context("starting the idle observer (sleep)")?,
+    );
+    thread::sleep(SETTLE);
+    let rps = workload();
+    let _ = idle.0.kill();
+    let _ = idle.0.wait();
+    rps
+}
+
 struct Recorder(Child);
 
 impl Recorder {

@@ -86,6 +86,7 @@ pub fn interval(index: u32, busy: f64) -> Interval {
         wakes: Vec::new(),
         thread_wakes: Vec::new(),
         wake_totals: Vec::new(),
+        described: Vec::new(),
         softirqs: BTreeMap::new(),
         cgroups: Vec::new(),
         devices: Vec::new(),

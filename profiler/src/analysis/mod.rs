@@ -81,6 +81,58 @@ pub struct LoadSummary {
     pub throughput_per_s: f64,
 }
 
+/// Runs split out of one shell command's output (`<hey output, run K of N>`) without a
+/// concurrency of their own get it from the command line of the K-th such generator process
+/// the recording described (`described[]`): each run's own `-c`, whatever the script did to
+/// compute it.
+fn runs_from_their_processes(timelines: &mut [Timeline], recording: &Recording) {
+    let described: Vec<&crate::recording::ProcessFacts> = recording
+        .intervals
+        .iter()
+        .flat_map(|iv| &iv.described)
+        .collect();
+    for t in timelines.iter_mut() {
+        if t.offered.as_ref().is_some_and(|o| o.concurrency.is_some()) {
+            continue;
+        }
+        let name = t.source.display().to_string();
+        let Some(rest) = name.strip_prefix('<') else {
+            continue;
+        };
+        let Some((tool, run)) = rest.split_once(" output, run ") else {
+            continue;
+        };
+        let Some((k, n)) = run
+            .trim_end_matches('>')
+            .split_once(" of ")
+            .and_then(|(k, n)| Some((k.parse::<usize>().ok()?, n.parse::<usize>().ok()?)))
+        else {
+            continue;
+        };
+        let runs: Vec<_> = described.iter().filter(|f| f.comm == tool).collect();
+        if runs.len() != n || k == 0 || k > n {
+            continue;
+        }
+        let args = &runs[k - 1].cmdline;
+        let c = args
+            .iter()
+            .position(|a| a == "-c")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .or_else(|| {
+                args.iter()
+                    .find_map(|a| a.strip_prefix("-c")?.parse::<f64>().ok())
+            });
+        if let Some(c) = c {
+            t.offered = Some(crate::timeline::Offered {
+                concurrency: Some(c),
+                rate_per_s: None,
+                source: "command line".into(),
+            });
+        }
+    }
+}
+
 pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
     let mut timelines: Vec<Timeline> = recording
         .end
@@ -94,6 +146,7 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
         }
     }
 
+    runs_from_their_processes(&mut timelines, recording);
     let mut limitations = recording.header.limitations.clone();
     limitations.extend(recording.warnings.iter().cloned());
     if let Some(end) = &recording.end {

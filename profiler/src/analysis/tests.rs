@@ -907,3 +907,52 @@ fn a_proxy_opening_a_connection_per_request_behind_a_cap_is_pool_saturated() {
         a.verdict.summary
     );
 }
+
+#[test]
+fn runs_of_a_shell_loop_take_their_concurrency_from_their_own_processes() {
+    use crate::{recording::ProcessFacts, timeline::Timeline};
+    let mut r = steady(6, |i| interval(i, 0.3));
+    for (i, c) in [(0usize, "1"), (2, "4"), (4, "16")] {
+        r.intervals[i].described.push(ProcessFacts {
+            pid: 1000 + i as u32,
+            ppid: Some(999),
+            comm: "hey".into(),
+            exe: Some("/usr/bin/hey".into()),
+            cmdline: vec![
+                "hey".into(),
+                "-z".into(),
+                "2s".into(),
+                "-c".into(),
+                c.into(),
+            ],
+            netns: None,
+        });
+    }
+    let run = |k: usize| {
+        let mut t = Timeline::empty(
+            crate::timeline::Format::HeyText,
+            std::path::Path::new(&format!("<hey output, run {k} of 3>")),
+        );
+        t.requests = 100;
+        t.duration_seconds = 1.0;
+        t.throughput_per_s = 100.0;
+        t
+    };
+    let timelines: Vec<Timeline> = (1..=3).map(run).collect();
+    let mut with_load = r.clone();
+    with_load.end = Some(crate::recording::End {
+        ended_unix_ns: 0,
+        reason: "command-exited".into(),
+        exit_code: Some(0),
+        load: timelines,
+        load_errors: Vec::new(),
+        pids_reused: 0,
+    });
+    let mut t: Vec<Timeline> = with_load.end.as_ref().expect("end").load.clone();
+    super::runs_from_their_processes(&mut t, &with_load);
+    let levels: Vec<Option<f64>> = t
+        .iter()
+        .map(|t| t.offered.as_ref().and_then(|o| o.concurrency))
+        .collect();
+    assert_eq!(levels, [Some(1.0), Some(4.0), Some(16.0)]);
+}

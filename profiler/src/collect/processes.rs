@@ -50,6 +50,44 @@ pub fn process_info(pid: u32) -> Option<ProcessInfo> {
     })
 }
 
+/// What a process is, for the recording (`described[]`): None when it is gone.
+pub fn facts(pid: u32) -> Option<crate::recording::ProcessFacts> {
+    let info = process_info(pid)?;
+    let dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+    let exe = std::fs::read_link(dir.join("exe"))
+        .ok()
+        .map(|p| p.display().to_string());
+    let netns = std::fs::read_link(dir.join("ns/net")).ok().and_then(|l| {
+        l.to_str()?
+            .strip_prefix("net:[")?
+            .strip_suffix(']')?
+            .parse()
+            .ok()
+    });
+    Some(crate::recording::ProcessFacts {
+        pid,
+        ppid: (info.ppid != 0).then_some(info.ppid),
+        comm: info.comm,
+        exe,
+        cmdline: info
+            .cmdline
+            .into_iter()
+            .take(32)
+            .map(|mut a| {
+                if a.len() > 256 {
+                    let mut end = 256;
+                    while !a.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    a.truncate(end);
+                }
+                a
+            })
+            .collect(),
+        netns,
+    })
+}
+
 /// Pids of every process now in /proc, ascending.
 fn all_pids() -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -190,6 +228,21 @@ pub fn thread_run_times() -> Vec<(u32, u32, u64)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_process_is_described_by_its_executable_arguments_and_namespace() {
+        let me = std::process::id();
+        let f = facts(me).expect("we exist");
+        let exe = std::env::current_exe().expect("our executable");
+        assert_eq!(f.exe.as_deref(), exe.to_str());
+        assert!(!f.cmdline.is_empty());
+        let ns = std::fs::read_link("/proc/self/ns/net").expect("a network namespace");
+        assert_eq!(
+            f.netns.map(|n| format!("net:[{n}]")),
+            ns.to_str().map(str::to_string)
+        );
+        assert_eq!(facts(u32::MAX - 1), None);
+    }
+
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 

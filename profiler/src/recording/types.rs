@@ -282,6 +282,10 @@ pub struct Interval {
     /// wakers ended adds up to all of it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wake_totals: Vec<WakeTotal>,
+    /// What each process in `processes` is, the first interval it appears in: the facts the
+    /// rules group and name it by (executable, command line, network namespace).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub described: Vec<ProcessFacts>,
     /// Softirq time and runs per vector (`NET_RX`, `NET_TX`, `TIMER`...), non-zero only.
     #[serde(default)]
     pub softirqs: BTreeMap<String, SoftirqFigures>,
@@ -343,6 +347,20 @@ pub struct WakeRow {
     pub wakes: u64,
     /// Off-CPU time these wake-ups ended.
     pub offcpu_ns: u64,
+}
+
+/// One process as /proc shows it when it is first seen.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessFacts {
+    pub pid: u32,
+    pub ppid: Option<u32>,
+    pub comm: String,
+    /// `/proc/<pid>/exe`, where readable (not for kernel threads).
+    pub exe: Option<String>,
+    /// The first arguments (at most 32, each at most 256 bytes).
+    pub cmdline: Vec<String>,
+    /// The inode of its network namespace (`/proc/<pid>/ns/net`).
+    pub netns: Option<u64>,
 }
 
 /// All wake-ups of one process by processes of one name in one interval.

@@ -46,6 +46,8 @@ pub struct Sampler {
     send_limits: SendLimitCollector,
     /// The run-time statistics windows (on 1 s in every 10 s): they price the programs' runs.
     windows: Windows,
+    /// Processes already described in the recording (forgotten when they exit).
+    described: HashSet<u32>,
 }
 
 /// A process busier than this in an interval gets its capacity and cgroup watched.
@@ -82,6 +84,7 @@ impl Sampler {
             conn_use: ConnUse::default(),
             send_limits: SendLimitCollector::default(),
             windows: Windows::new(prev_unix_ns),
+            described: HashSet::new(),
         }
     }
 
@@ -184,6 +187,14 @@ impl Sampler {
         // Without sock_diag the figures are missing, as without this collector.
         let send_limits = self.send_limits.sample(&ports, &owners).unwrap_or_default();
         stages.lap("send_limits");
+        // Facts of the processes seen for the first time (not kernel threads, not us).
+        let described: Vec<_> = processes
+            .iter()
+            .filter(|p| !matches!(p.role, Role::Kernel | Role::Profiler))
+            .filter(|p| self.described.insert(p.pid))
+            .filter_map(|p| collect::processes::facts(p.pid))
+            .collect();
+        stages.lap("processes");
         let mut overhead = k.overhead;
         self.fill_bpf_cost(&mut overhead, measured, runs, tick);
         overhead.sockets_tracked = pools.tracked;
@@ -206,6 +217,7 @@ impl Sampler {
             wakes: k.wakes,
             thread_wakes: k.thread_wakes,
             wake_totals: k.wake_totals,
+            described,
             softirqs: k.softirqs,
             cgroups,
             devices: net.devices,
@@ -227,6 +239,10 @@ impl Sampler {
         // Threads that exited before this read had their last switch-out counted: forget them
         // so the map cannot fill with the dead.
         self.maps.forget_threads(&self.exited);
+        // A process is gone when its main thread exits: a reused pid is described again.
+        for tid in &self.exited {
+            self.described.remove(tid);
+        }
         let exited: HashSet<u32> = self.exited.iter().copied().collect();
         let gone: Vec<_> = cur
             .wakes
