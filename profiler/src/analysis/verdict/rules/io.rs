@@ -1,0 +1,82 @@
+//! Disk: a service blocked uninterruptibly at least as long as it runs.
+use crate::analysis::verdict::*;
+
+pub(in crate::analysis::verdict) fn io(w: &WindowFigures) -> Candidate {
+    let secs = w.seconds.max(1e-9);
+    // The service that waits on storage most: its own blocked time against its own CPU.
+    let worst = services(w)
+        .into_iter()
+        .map(|(name, procs)| {
+            let io: f64 = procs.iter().map(|p| p.offcpu_seconds.io).sum();
+            let oncpu: f64 = procs.iter().map(|p| p.cpu_seconds).sum();
+            (name, io, oncpu)
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    let Some((name, io, oncpu)) = worst.filter(|w| w.1 > 0.0) else {
+        return Candidate {
+            kind: VerdictKind::IoBound,
+            fired: false,
+            strength: 0.0,
+            summary: String::new(),
+            evidence: vec![ev(
+                "host.iowait",
+                w.host_iowait,
+                "fraction",
+                None,
+                "/proc/stat",
+            )],
+            counter: "no workload thread blocked uninterruptibly (disk) in the window".into(),
+        };
+    };
+    let blocked = io / secs;
+    let fired = blocked >= IO_BLOCKED_THREADS && io >= oncpu;
+    Candidate {
+        kind: VerdictKind::IoBound,
+        fired,
+        strength: (blocked - IO_BLOCKED_THREADS).min(1.0),
+        summary: format!(
+            "IO-bound: {name} spent {io:.1}s blocked uninterruptibly (on average {blocked:.2} threads at any time) against {oncpu:.1}s on CPU; host iowait {}.",
+            pct(w.host_iowait)
+        ),
+        evidence: vec![
+            ev(
+                &format!("service.{name}.offcpu_io_threads"),
+                blocked,
+                "threads",
+                Some(">= 0.50 and >= on-CPU"),
+                "sched:sched_switch state D",
+            ),
+            ev(
+                &format!("service.{name}.oncpu_seconds"),
+                oncpu,
+                "s",
+                None,
+                "sched:sched_switch",
+            ),
+            ev("host.iowait", w.host_iowait, "fraction", None, "/proc/stat"),
+        ]
+        .into_iter()
+        .chain(w.pressure.iter().flat_map(|p| {
+            [
+                ev(
+                    "host.pressure.io_some",
+                    p.io_some,
+                    "fraction",
+                    None,
+                    "/proc/pressure/io",
+                ),
+                ev(
+                    "host.pressure.io_full",
+                    p.io_full,
+                    "fraction",
+                    None,
+                    "/proc/pressure/io",
+                ),
+            ]
+        }))
+        .collect(),
+        counter: format!(
+            "{name} blocked in uninterruptible (disk) waits {blocked:.2} threads on average, {io:.1}s vs {oncpu:.1}s on CPU"
+        ),
+    }
+}
