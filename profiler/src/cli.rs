@@ -80,6 +80,21 @@ impl JsonTarget {
     }
 }
 
+/// `--json [FILE]`, the same on every command that has a JSON result (`#[command(flatten)]`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct JsonOut {
+    /// Write the JSON result to FILE; `-` (or `--json` with no value) prints it on stdout and
+    /// moves the human text to stderr.
+    #[arg(
+        long,
+        value_name = "FILE",
+        num_args = 0..=1,
+        default_missing_value = "-",
+        value_parser = JsonTarget::parse
+    )]
+    pub json: Option<JsonTarget>,
+}
+
 impl fmt::Display for JsonTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

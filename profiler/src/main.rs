@@ -105,16 +105,8 @@ chokepoint's, 2 on a usage error. The command keeps the terminal when chokepoint
 
 #[derive(Debug, clap::Args)]
 struct OutputArgs {
-    /// Write the JSON result to FILE; `-` (or `--json` with no value) prints it on stdout and
-    /// moves the human summary to stderr.
-    #[arg(
-        long,
-        value_name = "FILE",
-        num_args = 0..=1,
-        default_missing_value = "-",
-        value_parser = JsonTarget::parse
-    )]
-    json: Option<JsonTarget>,
+    #[command(flatten)]
+    out: cli::JsonOut,
     /// More load-generator output files to line up with the recording.
     #[arg(long = "load", value_name = "FILE")]
     load: Vec<PathBuf>,
@@ -287,7 +279,7 @@ fn conclude(rec: &Path, output: &OutputArgs) -> anyhow::Result<i32> {
     }
     let mut analysis = analysis::analyze(&recording, &load);
     analysis.limitations.extend(failed);
-    if let Some(target) = &output.json {
+    if let Some(target) = &output.out.json {
         target
             .write(&analysis)
             .with_context(|| format!("writing the JSON result to {target}"))?;
@@ -300,7 +292,7 @@ fn conclude(rec: &Path, output: &OutputArgs) -> anyhow::Result<i32> {
         "\n{}\n{rest}",
         cli::verdict_style(analysis.verdict.kind.as_str(), first)
     ));
-    if let Some(JsonTarget::File(path)) = &output.json {
+    if let Some(JsonTarget::File(path)) = &output.out.json {
         outln!("JSON result: {}", path.display());
     }
     outln!("recording: {}", rec.display());
@@ -363,7 +355,7 @@ fn route_human(json: Option<&JsonTarget>) {
 fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(args) => {
-            route_human(args.output.json.as_ref());
+            route_human(args.output.out.json.as_ref());
             let out = recording_path(args.out.as_deref(), args.force)?;
             // Fail on unreadable --load files before attaching anything.
             check_load(&args.output.load)?;
@@ -391,7 +383,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             })
         }
         Command::Record(args) => {
-            route_human(args.output.json.as_ref());
+            route_human(args.output.out.json.as_ref());
             let out = recording_path(Some(&args.out), args.force)?;
             check_load(&args.output.load)?;
             let outcome = runtime()?.block_on(session::record(Options {
@@ -405,19 +397,19 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             conclude(&outcome.recording, &args.output)
         }
         Command::Analyze(args) => {
-            route_human(args.output.json.as_ref());
+            route_human(args.output.out.json.as_ref());
             conclude(&args.recording, &args.output)
         }
         Command::Doctor(args) => {
-            route_human(args.json.as_ref());
+            route_human(args.out.json.as_ref());
             doctor::cli::run(&args)
         }
         Command::Timeline(args) => {
-            route_human(args.json.as_ref());
+            route_human(args.out.json.as_ref());
             timeline::cli::run(&args)
         }
         Command::Lab(args) => {
-            route_human(args.json.as_ref());
+            route_human(args.out.json.as_ref());
             lab::cli::run(&args)
         }
         Command::Completions { shell } => {
@@ -515,7 +507,7 @@ mod tests {
             let mut argv = vec!["chokepoint", "analyze", "x.rec"];
             argv.extend(args);
             match Cli::try_parse_from(argv).expect("parses").command {
-                Command::Analyze(a) => a.output.json,
+                Command::Analyze(a) => a.output.out.json,
                 _ => panic!("analyze"),
             }
         };

@@ -113,16 +113,10 @@ fn runs_from_their_processes(timelines: &mut [Timeline], recording: &Recording) 
         if runs.len() != n || k == 0 || k > n {
             continue;
         }
-        let args = &runs[k - 1].cmdline;
-        let c = args
-            .iter()
-            .position(|a| a == "-c")
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .or_else(|| {
-                args.iter()
-                    .find_map(|a| a.strip_prefix("-c")?.parse::<f64>().ok())
-            });
+        // The generator's own arguments, read as the timeline reads a command's (`-c 8`, `-c8`).
+        let c = crate::timeline::opt(&runs[k - 1].cmdline, &["-c"])
+            .first()
+            .and_then(|v| v.parse::<f64>().ok());
         if let Some(c) = c {
             t.offered = Some(crate::timeline::Offered {
                 concurrency: Some(c),

@@ -5,15 +5,8 @@ use super::{Report, inspect};
 
 #[derive(Debug, clap::Args)]
 pub struct DoctorArgs {
-    /// Write the report as JSON to FILE instead of the text; `-` (or `--json` with no value) prints it on stdout.
-    #[arg(
-        long,
-        value_name = "FILE",
-        num_args = 0..=1,
-        default_missing_value = "-",
-        value_parser = crate::cli::JsonTarget::parse
-    )]
-    pub json: Option<crate::cli::JsonTarget>,
+    #[command(flatten)]
+    pub out: crate::cli::JsonOut,
     /// Do not mount tracefs when it is missing (by default doctor mounts it if allowed).
     #[arg(long)]
     pub no_mount: bool,
@@ -21,7 +14,7 @@ pub struct DoctorArgs {
 
 pub fn run(args: &DoctorArgs) -> anyhow::Result<i32> {
     let report = inspect(!args.no_mount);
-    match &args.json {
+    match &args.out.json {
         Some(target) => target.write(&report).context("writing the report")?,
         None => crate::cli::stdout_write(render(&report).as_bytes()),
     }

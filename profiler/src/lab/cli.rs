@@ -30,15 +30,8 @@ pub struct LabArgs {
     /// Seconds of load per scenario.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(2..=600))]
     pub seconds: u64,
-    /// Write the JSON results (one entry per scenario) to FILE; `-` (or `--json` with no value) prints it on stdout.
-    #[arg(
-        long,
-        value_name = "FILE",
-        num_args = 0..=1,
-        default_missing_value = "-",
-        value_parser = crate::cli::JsonTarget::parse
-    )]
-    pub json: Option<crate::cli::JsonTarget>,
+    #[command(flatten)]
+    pub out: crate::cli::JsonOut,
 }
 
 #[derive(Serialize)]
@@ -151,7 +144,7 @@ fn row(r: &ScenarioResult) -> String {
 
 pub fn run(args: &LabArgs) -> anyhow::Result<i32> {
     if args.list {
-        match &args.json {
+        match &args.out.json {
             Some(target) => {
                 let listed: Vec<Listed> = SCENARIOS
                     .iter()
@@ -231,7 +224,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<i32> {
     if let Some(m) = &matrix {
         crate::outln!("\n{}", matrix::render(m));
     }
-    if let Some(target) = &args.json {
+    if let Some(target) = &args.out.json {
         let report = Report {
             passed,
             failed,

@@ -11,15 +11,8 @@ pub struct TimelineArgs {
     /// Load-generator output files (format detected from content).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Write the JSON result instead of the table to FILE; `-` (or `--json` with no value) prints it on stdout.
-    #[arg(
-        long,
-        value_name = "FILE",
-        num_args = 0..=1,
-        default_missing_value = "-",
-        value_parser = crate::cli::JsonTarget::parse
-    )]
-    pub json: Option<crate::cli::JsonTarget>,
+    #[command(flatten)]
+    pub out: crate::cli::JsonOut,
     /// Seconds to add to the files' clocks (a file written on a host whose clock is off).
     #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
     pub clock_offset: f64,
@@ -82,7 +75,7 @@ pub fn run(args: &TimelineArgs) -> anyhow::Result<i32> {
         plateau: window.as_ref(),
         errors_reading: failures.clone(),
     };
-    if let Some(target) = &args.json {
+    if let Some(target) = &args.out.json {
         target.write(&out)?;
     } else {
         print_text(&out, args.max_rows);

@@ -129,7 +129,7 @@ pub fn implied_output(argv: &[String], in_env: impl Fn(&str) -> bool) -> Option<
 }
 
 /// The value of an option: `-c 50`, `-c50`, `--vus=50`, `--vus 50`.
-fn opt<'a>(args: &'a [String], names: &[&str]) -> Vec<&'a str> {
+pub(crate) fn opt<'a>(args: &'a [String], names: &[&str]) -> Vec<&'a str> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < args.len() {

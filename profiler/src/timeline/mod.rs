@@ -22,6 +22,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use command::opt;
 pub use command::{ImpliedFile, ImpliedOutput, from_command, from_command_with, implied_output};
 pub use detect::detect;
 pub use knee::{Knee, Retrograde, Sweep, SweepPoint, Usl, Window, plateau, sweep};

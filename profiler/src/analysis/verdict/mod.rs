@@ -421,18 +421,6 @@ fn process_ev(p: &ProcessSummary) -> Evidence {
     )
 }
 
-/// Services: workload processes grouped by name (PostgreSQL backends, nginx workers).
-fn services(w: &WindowFigures) -> Vec<(String, Vec<&ProcessSummary>)> {
-    let mut out: Vec<(String, Vec<&ProcessSummary>)> = Vec::new();
-    for p in w.workload() {
-        match out.iter_mut().find(|(n, _)| *n == p.comm) {
-            Some((_, v)) => v.push(p),
-            None => out.push((p.comm.clone(), vec![p])),
-        }
-    }
-    out
-}
-
 /// The lock-contention mechanism on one service: work waits inside it, and waits on its own
 /// threads beyond its idle ones explain at least half of that, more than timed sleeps or
 /// disk waits do, with hand-overs happening. A service that serves no requests (a batch job,

@@ -443,12 +443,17 @@ fn render_pools(s: &mut String, a: &Analysis) {
         "wait",
         "requests/s",
     ]);
+    let churned = busy.iter().any(|p| p.churned);
     for p in busy {
         t.row(vec![
             p.process.clone(),
             p.upstream.clone(),
             p.endpoint.clone(),
-            format!("{:.1}", p.size),
+            if p.churned {
+                format!("{:.1}*", p.ceiling)
+            } else {
+                format!("{:.1}", p.size)
+            },
             format!("{:.2}", p.in_use),
             percent(p.utilisation),
             format!("{:.1}", p.queued),
@@ -457,4 +462,9 @@ fn render_pools(s: &mut String, a: &Analysis) {
         ]);
     }
     s.push_str(&t.render());
+    if churned {
+        s.push_str(
+            "  * a new connection per request: the ceiling of requests in flight, not sockets\n",
+        );
+    }
 }

@@ -409,3 +409,33 @@ fn sampled_overhead_says_it_is_an_estimate_and_how_far_off() {
     );
     assert!(text.contains("±11%"), "{text}");
 }
+
+#[test]
+fn a_churned_pool_shows_its_ceiling_not_its_sockets() {
+    let mut a = saturated();
+    a.pools = vec![crate::analysis::pools::PoolSummary {
+        process: "haproxy".into(),
+        upstream: "lab-server".into(),
+        endpoint: "127.0.0.1:33071".into(),
+        size: 345.0,
+        in_use: 3.61,
+        utilisation: 0.98,
+        queued: 27.0,
+        wait_ms_estimate: 79.4,
+        requests_per_s: 340.0,
+        inbound_concurrency: 31.8,
+        inbound_per_s: 340.0,
+        intervals: 7,
+        churned: true,
+        opens_per_s: 340.0,
+        ceiling: 3.67,
+    }];
+    let text = render(&a);
+    let row = text
+        .lines()
+        .find(|l| l.contains("haproxy") && l.contains("127.0.0.1:33071"))
+        .expect("the pool's row");
+    assert!(row.contains("3.7*"), "{row}");
+    assert!(!row.contains("345"), "{row}");
+    assert!(text.contains("a new connection per request"), "{text}");
+}

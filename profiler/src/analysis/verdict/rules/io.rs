@@ -3,13 +3,17 @@ use crate::analysis::verdict::*;
 
 pub(in crate::analysis::verdict) fn io(w: &WindowFigures) -> Candidate {
     let secs = w.seconds.max(1e-9);
-    // The service that waits on storage most: its own blocked time against its own CPU.
-    let worst = services(w)
-        .into_iter()
-        .map(|(name, procs)| {
-            let io: f64 = procs.iter().map(|p| p.offcpu_seconds.io).sum();
-            let oncpu: f64 = procs.iter().map(|p| p.cpu_seconds).sum();
-            (name, io, oncpu)
+    // The service that waits on storage most: its own blocked time against its own CPU (the
+    // services every rule judges: analysis::services).
+    let worst = w
+        .services
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                s.blocked_uninterruptible * secs,
+                s.cores * secs,
+            )
         })
         .max_by(|a, b| a.1.total_cmp(&b.1));
     let Some((name, io, oncpu)) = worst.filter(|w| w.1 > 0.0) else {
