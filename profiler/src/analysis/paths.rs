@@ -62,6 +62,10 @@ pub struct Hop {
     /// Proxy hops: the proxy's CPU per request it passes on, µs (its cores over the requests
     /// per second: upstream connects when it opens one per request, else requests served).
     pub cpu_us_per_request: Option<f64>,
+    /// Namespace hops: the device the path enters the namespace by (the veth's peer), when
+    /// known; without it every device of the namespace is taken to be on the path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 impl Hop {
@@ -78,6 +82,7 @@ impl Hop {
             detail: None,
             connect_ms: None,
             cpu_us_per_request: None,
+            device: None,
         }
     }
 }
@@ -359,12 +364,32 @@ fn route_link(t: &Topology, ip: IpAddr) -> Option<&Link> {
         .and_then(|r| t.link(r.oif?))
 }
 
+/// The prefix length of the route `ip` leaves `t` by, if it has one with an output link.
+fn route_prefix(t: &Topology, ip: IpAddr) -> Option<u8> {
+    t.routes
+        .iter()
+        .filter(|r| {
+            r.oif.is_some() && r.kind == "unicast" && contains(r.destination, r.prefix_len, ip)
+        })
+        .map(|r| r.prefix_len)
+        .max()
+}
+
+fn is_link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_link_local(),
+        IpAddr::V6(a) => a.segments()[0] & 0xffc0 == 0xfe80,
+    }
+}
+
 struct Context<'a> {
     seconds: f64,
     cpus: f64,
     devices: &'a [DeviceSummary],
     processes: &'a [ProcessSummary],
     ppid: HashMap<u32, u32>,
+    /// Each process's network namespace (inode), from its description.
+    netns_of: HashMap<u32, u64>,
     topologies: Vec<Topology>,
     nat: Vec<NatMapping>,
     flows: Flows,
@@ -392,25 +417,31 @@ impl Context<'_> {
         a == b || self.ppid.get(&a) == Some(&b) || self.ppid.get(&b) == Some(&a)
     }
 
-    /// Hops from this namespace's routing to the namespace that owns `ip`.
+    /// Hops from the observer's own namespace's routing to the namespace that owns `ip`.
     fn route_hops(&self, ip: IpAddr, hops: &mut Vec<Hop>) {
-        let Some(own) = self.topologies.first() else {
+        if let Some(own) = self.topologies.first() {
+            self.route_hops_from(own, ip, hops);
+        }
+    }
+
+    /// Hops from `from`'s routing to the namespace that owns `ip`: the link the route leaves
+    /// by (a bridge and its veth port toward that namespace, or a veth), the namespace entered
+    /// by the veth's peer, and the bridge there when the peer is a bridge port.
+    fn route_hops_from(&self, from: &Topology, ip: IpAddr, hops: &mut Vec<Hop>) {
+        let Some(link) = route_link(from, ip) else {
             return;
         };
-        let Some(link) = route_link(own, ip) else {
-            return;
-        };
-        let own_ns = own.netns.to_string();
+        let own_ns = from.netns.to_string();
         // The namespace that has `ip` as an address of its own.
         let target = self
             .topologies
             .iter()
-            .skip(1)
+            .filter(|t| t.netns.inode != from.netns.inode)
             .find(|t| t.addresses.iter().any(|a| a.address == ip));
         let veth = match link.kind.as_str() {
             "bridge" => {
                 hops.push(self.device_hop(HopKind::Bridge, &own_ns, &link.name));
-                let ports: Vec<&Link> = own
+                let ports: Vec<&Link> = from
                     .links
                     .iter()
                     .filter(|l| l.master == Some(link.index) && l.kind == "veth")
@@ -441,25 +472,54 @@ impl Context<'_> {
         let inner = peer_ns
             .and_then(|ns| self.topologies.iter().find(|t| t.netns.inode == ns.inode))
             .or(target);
-        if let Some(t) = inner {
-            let name = t
-                .netns
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("net:[{}]", t.netns.inode));
-            let mut hop = Hop::new(HopKind::Netns, name);
-            let peer = veth.peer.as_ref().and_then(|p| t.link(p.index));
-            if let Some(p) = peer {
-                let inside = self.device_hop(HopKind::Netns, &t.netns.to_string(), &p.name);
-                hop.packets_per_s = inside.packets_per_s;
-                hop.bytes_per_s = inside.bytes_per_s;
-                hop.drops = inside.drops;
-                hop.cpu_share = inside.cpu_share;
-                hop.detail = Some(format!("via {}", p.name));
-            }
-            hop.netns = Some(t.netns.to_string());
-            hops.push(hop);
+        let Some(t) = inner else { return };
+        let name = t
+            .netns
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("net:[{}]", t.netns.inode));
+        let mut hop = Hop::new(HopKind::Netns, name);
+        let peer = veth.peer.as_ref().and_then(|p| t.link(p.index));
+        let inner_ns = t.netns.to_string();
+        if let Some(p) = peer {
+            let inside = self.device_hop(HopKind::Netns, &inner_ns, &p.name);
+            hop.packets_per_s = inside.packets_per_s;
+            hop.bytes_per_s = inside.bytes_per_s;
+            hop.drops = inside.drops;
+            hop.cpu_share = inside.cpu_share;
+            hop.detail = Some(format!("via {}", p.name));
+            hop.device = Some(p.name.clone());
         }
+        hop.netns = Some(inner_ns.clone());
+        hops.push(hop);
+        // Entered by a bridge port: the bridge forwards (or delivers) what arrives.
+        if let Some(bridge) = peer.and_then(|p| t.link(p.master?)) {
+            hops.push(self.device_hop(HopKind::Bridge, &inner_ns, &bridge.name));
+        }
+    }
+
+    /// The hops between a client and a server in different network namespaces, addressed
+    /// without NAT: from the client's namespace's routes to an address the server's
+    /// namespace owns. `None` when both share a namespace, or either is unknown (loopback).
+    fn between_namespaces(&self, client: Option<u32>, server: Option<u32>) -> Option<Vec<Hop>> {
+        let (a, b) = (*self.netns_of.get(&client?)?, *self.netns_of.get(&server?)?);
+        if a == b {
+            return None;
+        }
+        let from = self.topologies.iter().find(|t| t.netns.inode == a)?;
+        let to = self.topologies.iter().find(|t| t.netns.inode == b)?;
+        // The server's own addresses the client has a route to, most specific route first.
+        let ip = to
+            .addresses
+            .iter()
+            .map(|x| x.address)
+            .filter(|ip| !ip.is_loopback() && !is_link_local(*ip))
+            .filter_map(|ip| Some((route_prefix(from, ip)?, ip)))
+            .max_by_key(|(prefix, _)| *prefix)
+            .map(|(_, ip)| ip)?;
+        let mut hops = Vec::new();
+        self.route_hops_from(from, ip, &mut hops);
+        (!hops.is_empty()).then_some(hops)
     }
 
     fn cores_of(&self, owner: u32, comm: &str) -> f64 {
@@ -471,7 +531,7 @@ impl Context<'_> {
     }
 
     /// Follows one client's connections to `port` through proxies and NAT to the server.
-    fn follow(&self, mut port: u16) -> (Vec<Hop>, String) {
+    fn follow(&self, mut from: Option<u32>, mut port: u16) -> (Vec<Hop>, String) {
         let secs = self.seconds.max(1e-9);
         let mut hops = Vec::new();
         let mut visited = HashSet::new();
@@ -501,13 +561,25 @@ impl Context<'_> {
                 self.route_hops(to.ip(), &mut hops);
                 return (hops, self.server_name(to.port()));
             }
-            let own_ns = self.topologies.first().map(|t| t.netns.to_string());
-            let lo = self
-                .topologies
-                .first()
-                .and_then(|t| t.links.iter().find(|l| l.kind == "loopback"))
-                .map_or("lo".to_string(), |l| l.name.clone());
-            hops.push(self.device_hop(HopKind::Loopback, own_ns.as_deref().unwrap_or(""), &lo));
+            // Without NAT: across namespaces by their routes when the two ends live in
+            // different ones, else over loopback.
+            let server = self.flows.passive.get(&port).and_then(|v| v.0);
+            match self.between_namespaces(from, server) {
+                Some(between) => hops.extend(between),
+                None => {
+                    let own_ns = self.topologies.first().map(|t| t.netns.to_string());
+                    let lo = self
+                        .topologies
+                        .first()
+                        .and_then(|t| t.links.iter().find(|l| l.kind == "loopback"))
+                        .map_or("lo".to_string(), |l| l.name.clone());
+                    hops.push(self.device_hop(
+                        HopKind::Loopback,
+                        own_ns.as_deref().unwrap_or(""),
+                        &lo,
+                    ));
+                }
+            }
             let Some((Some(owner), comm, accepts)) = self.flows.passive.get(&port).cloned() else {
                 break;
             };
@@ -561,6 +633,7 @@ impl Context<'_> {
             hop.detail = Some(detail);
             hops.push(hop);
             port = next_port;
+            from = Some(owner);
         }
         (hops, self.server_name(port))
     }
@@ -636,6 +709,12 @@ pub fn paths(
         devices,
         processes,
         ppid,
+        netns_of: r
+            .intervals
+            .iter()
+            .flat_map(|iv| &iv.described)
+            .filter_map(|f| Some((f.pid, f.netns?)))
+            .collect(),
         topologies: topologies(r),
         nat: nat_mappings(r),
         flows: flows(r),
@@ -668,7 +747,7 @@ pub fn paths(
         .into_iter()
         .take(MAX_PATHS)
         .map(|((pid, comm, port), opens)| {
-            let (hops, server) = cx.follow(*port);
+            let (hops, server) = cx.follow(*pid, *port);
             let client = match pid {
                 Some(p) => format!("{comm}[{p}]"),
                 None => comm.clone(),
@@ -997,5 +1076,105 @@ mod tests {
         let p = &a.paths[0];
         assert_eq!(kinds(p), vec![HopKind::Loopback]);
         assert_eq!(p.server, "nginx[100]");
+    }
+
+    /// wrk and nginx on two sides of br-x/veth-x, no NAT: a host-side client reaches the
+    /// namespace's own address (`client_inside` false), or a client inside reaches the host's
+    /// address on the bridge. Both namespaces' topologies, and each process's namespace.
+    fn direct(client_inside: bool) -> Recording {
+        let mut r = docker_like(0);
+        let (host, app) = (ns(10, None), ns(20, Some("ns-x")));
+        r.header.topology[0].addresses.push(LinkAddress {
+            index: 4,
+            address: "198.18.3.1".parse().expect("ip"),
+            prefix_len: 24,
+            scope: "global".into(),
+        });
+        let inner = &mut r.header.topology[1];
+        inner.links[0].peer = Some(LinkPeer {
+            index: 5,
+            netnsid: Some(0),
+            netns: Some(host),
+        });
+        inner.routes.push(Route {
+            table: 254,
+            kind: "unicast".into(),
+            destination: "0.0.0.0".parse().expect("ip"),
+            prefix_len: 0,
+            gateway: Some("198.18.3.1".parse().expect("ip")),
+            oif: Some(2),
+            preferred_source: None,
+            priority: None,
+        });
+        let (wrk_ns, nginx_ns) = if client_inside {
+            (app.inode, 10)
+        } else {
+            (10, app.inode)
+        };
+        for iv in &mut r.intervals {
+            iv.nat.clear();
+            iv.connections = vec![
+                row(Some(300), "wrk", 80, Direction::Active, 1000),
+                row(Some(100), "nginx", 80, Direction::Passive, 1000),
+            ];
+        }
+        for (pid, comm, inode) in [(300, "wrk", wrk_ns), (100, "nginx", nginx_ns)] {
+            r.intervals[0]
+                .described
+                .push(crate::recording::ProcessFacts {
+                    pid,
+                    comm: comm.into(),
+                    netns: Some(inode),
+                    ..Default::default()
+                });
+        }
+        r
+    }
+
+    #[test]
+    fn a_namespace_reached_by_its_own_address_is_reached_through_the_bridge_and_veth() {
+        use HopKind::*;
+        let a = crate::analysis::analyze(&direct(false), &[]);
+        let p = &a.paths[0];
+        assert_eq!(kinds(p), vec![Bridge, Veth, Netns], "{}", p.text);
+        assert_eq!(p.text, "wrk → br-x → veth-x → netns ns-x → nginx[100]");
+        assert_eq!(p.hops[2].device.as_deref(), Some("eth0"));
+        // From inside the namespace to the host's address on the bridge: the other way.
+        let a = crate::analysis::analyze(&direct(true), &[]);
+        let p = &a.paths[0];
+        assert_eq!(kinds(p), vec![Veth, Netns, Bridge], "{}", p.text);
+        assert_eq!(p.text, "wrk → eth0 → netns net:[10] → br-x → nginx[100]");
+        assert_eq!(p.hops[1].device.as_deref(), Some("veth-x"));
+        // Both in one namespace (or no namespaces recorded): loopback, as before.
+        let mut same = direct(false);
+        for f in &mut same.intervals[0].described {
+            f.netns = Some(10);
+        }
+        assert_eq!(
+            kinds(&crate::analysis::analyze(&same, &[]).paths[0]),
+            vec![Loopback]
+        );
+    }
+
+    #[test]
+    fn a_shaper_on_either_side_of_a_directly_addressed_veth_is_on_the_path() {
+        let verdict = |client_inside: bool, netns: &str, device: &str| {
+            let mut r = direct(client_inside);
+            for iv in &mut r.intervals {
+                let mut q = crate::analysis::fixtures::shaper(device, 125_000, 124_000, 5, 300, 2);
+                q.netns = netns.into();
+                iv.qdiscs.push(q);
+            }
+            crate::analysis::analyze(&r, &[]).verdict
+        };
+        use crate::analysis::VerdictKind::NetworkBandwidth;
+        // Responses leave the namespace by its eth0, or the host by veth-x toward it.
+        let inside = verdict(false, "net:[20] ns-x", "eth0");
+        assert_eq!(inside.kind, NetworkBandwidth, "{}", inside.summary);
+        let host_side = verdict(true, "net:[10]", "veth-x");
+        assert_eq!(host_side.kind, NetworkBandwidth, "{}", host_side.summary);
+        // A shaper in the namespace but on a device the path does not use is beside it.
+        let beside = verdict(false, "net:[20] ns-x", "eth1");
+        assert_ne!(beside.kind, NetworkBandwidth, "{}", beside.summary);
     }
 }

@@ -195,6 +195,14 @@ pub fn run(args: &LabArgs) -> anyhow::Result<i32> {
         }
         let r = runner::run(s, &opts);
         crate::outln!("{}", row(&r));
+        if r.status == Status::Failed {
+            // The table shortens the evidence: a failure shows all of it, and why the
+            // designed kind was ruled out.
+            crate::outln!("    verdict: {}", r.detail);
+            if let Some(why) = &r.why_not {
+                crate::outln!("    why not {}: {why}", r.expected);
+            }
+        }
         if let Some(b) = r.host_busy_before.filter(|b| *b >= runner::QUIET_BUSY) {
             crate::outln!(
                 "    note: the host was already {:.0}% busy before the load started; other work distorts the verdict",

@@ -109,6 +109,20 @@ impl Service {
 
     /// Wait until the service accepts TCP connections on 127.0.0.1:`port`.
     pub fn wait_for_port(&mut self, port: u16, timeout: Duration) -> Result<(), LabError> {
+        self.wait_for(
+            std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)),
+            timeout,
+        )
+    }
+
+    /// Waits until `addr` accepts a connection (a server on a bridge's or a namespace's own
+    /// address).
+    pub fn wait_for(
+        &mut self,
+        addr: std::net::SocketAddr,
+        timeout: Duration,
+    ) -> Result<(), LabError> {
+        let port = addr.port();
         let start = Instant::now();
         while start.elapsed() < timeout {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -117,7 +131,7 @@ impl Service {
                     status: status.to_string(),
                 });
             }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                 return Ok(());
             }
             if stop_requested() {

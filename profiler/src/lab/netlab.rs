@@ -169,6 +169,31 @@ impl LabNet {
 }
 
 impl LabNet {
+    /// The bridge's own address (the host's side of the network, `.1`).
+    pub fn bridge_ip(&self) -> Ipv4Addr {
+        let o = self.ns_ip.octets();
+        Ipv4Addr::new(o[0], o[1], o[2], 1)
+    }
+
+    /// A tbf shaper at `rate` on the host-side veth: what the host sends into the namespace.
+    pub fn shape_host_side(&self, rate: &str) -> Result<(), LabError> {
+        step(&[
+            "tc",
+            "qdisc",
+            "add",
+            "dev",
+            &self.veth_host,
+            "root",
+            "tbf",
+            "rate",
+            rate,
+            "burst",
+            "32kbit",
+            "latency",
+            "50ms",
+        ])
+    }
+
     /// The loopback address clients use: DNAT-ed into the namespace.
     pub fn published(&self) -> SocketAddr {
         SocketAddr::from((Ipv4Addr::LOCALHOST, self.nat_port))

@@ -38,6 +38,9 @@ pub struct ScenarioResult {
     pub got: Option<String>,
     /// The verdict's summary, or why there is no verdict / why the scenario was skipped.
     pub detail: String,
+    /// Failed scenarios: why the analysis ruled the designed kind out (its own words).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why_not: Option<String>,
     pub confidence: Option<f64>,
     /// Cores used by processes that are neither the scenario's servers nor its generator.
     pub bystander_cores: Option<f64>,
@@ -65,6 +68,7 @@ pub fn run(s: &Scenario, opts: &Options) -> ScenarioResult {
         status: Status::Failed,
         got: None,
         detail: String::new(),
+        why_not: None,
         confidence: None,
         host_busy_before: None,
         bystander_cores: None,
@@ -100,6 +104,13 @@ pub fn run(s: &Scenario, opts: &Options) -> ScenarioResult {
                 ),
                 _ => verdict.summary,
             };
+            if result.status == Status::Failed {
+                result.why_not = verdict
+                    .ruled_out
+                    .iter()
+                    .find(|(kind, _)| kind == s.expected.as_str())
+                    .map(|(_, reason)| reason.clone());
+            }
             result.confidence = verdict.confidence;
             result.bystander_cores = Some(verdict.bystander_cores);
         }
@@ -118,6 +129,8 @@ struct Verdict {
     /// `window.source`: where the verdict was decided.
     window: String,
     summary: String,
+    /// (kind, reason) of every kind the analysis ruled out.
+    ruled_out: Vec<(String, String)>,
     confidence: Option<f64>,
     bystander_cores: f64,
 }
@@ -247,6 +260,12 @@ fn read_verdict(path: &Path) -> Result<Verdict, LabError> {
             .ok_or_else(|| bad("no verdict.kind"))?
             .to_string(),
         summary: verdict["summary"].as_str().unwrap_or_default().to_string(),
+        ruled_out: verdict["ruled_out"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| Some((r["kind"].as_str()?.into(), r["reason"].as_str()?.into())))
+            .collect(),
         window: v["window"]["source"]
             .as_str()
             .unwrap_or_default()

@@ -163,8 +163,11 @@ pub const BANDWIDTH_USED: f64 = 0.90;
 /// Served sockets held back (peer window or send buffer) this share of their busy time...
 pub const SEND_LIMITED_SHARE: f64 = 0.50;
 /// ...while the serving process's threads wait blocked in socket writes this many seconds per
-/// second (half a thread or more).
+/// second (half a thread or more)...
 pub const SEND_BLOCKED_PER_S: f64 = 0.50;
+/// ...and some socket is held back: a full send buffer seen, or held-back time of at least
+/// this many socket-seconds per second (one socket through half the window).
+pub const SEND_HELD_SOCKETS: f64 = 0.50;
 /// A pool this busy (in use / size) through the window is full (see `session::pools`).
 pub const POOL_SATURATED_USE: f64 = crate::session::pools::POOL_FULL;
 /// Requests waiting for a pool connection on average, at least.
