@@ -46,6 +46,8 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "iptables",
     "conntrack",
     "haproxy",
+    "nodejs",
+    "curl",
 ];
 
 /// Services those packages start on their own; tests start private instances instead.

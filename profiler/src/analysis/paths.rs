@@ -473,11 +473,14 @@ impl Context<'_> {
             .and_then(|ns| self.topologies.iter().find(|t| t.netns.inode == ns.inode))
             .or(target);
         let Some(t) = inner else { return };
-        let name = t
-            .netns
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("net:[{}]", t.netns.inode));
+        let own = self.topologies.first().map(|o| o.netns.inode);
+        let name = t.netns.name.clone().unwrap_or_else(|| {
+            if own == Some(t.netns.inode) {
+                "host".into()
+            } else {
+                format!("net:[{}]", t.netns.inode)
+            }
+        });
         let mut hop = Hop::new(HopKind::Netns, name);
         let peer = veth.peer.as_ref().and_then(|p| t.link(p.index));
         let inner_ns = t.netns.to_string();
@@ -498,11 +501,23 @@ impl Context<'_> {
         }
     }
 
+    /// A process's network namespace: its own as described, else that of a process of the
+    /// same service (a listening master that never ran while recording has workers that did).
+    fn netns(&self, pid: u32) -> Option<u64> {
+        self.netns_of.get(&pid).copied().or_else(|| {
+            self.netns_of
+                .iter()
+                .filter(|(other, _)| self.related(pid, **other))
+                .map(|(_, ns)| *ns)
+                .min()
+        })
+    }
+
     /// The hops between a client and a server in different network namespaces, addressed
     /// without NAT: from the client's namespace's routes to an address the server's
     /// namespace owns. `None` when both share a namespace, or either is unknown (loopback).
     fn between_namespaces(&self, client: Option<u32>, server: Option<u32>) -> Option<Vec<Hop>> {
-        let (a, b) = (*self.netns_of.get(&client?)?, *self.netns_of.get(&server?)?);
+        let (a, b) = (self.netns(client?)?, self.netns(server?)?);
         if a == b {
             return None;
         }
@@ -1118,7 +1133,8 @@ mod tests {
                 row(Some(100), "nginx", 80, Direction::Passive, 1000),
             ];
         }
-        for (pid, comm, inode) in [(300, "wrk", wrk_ns), (100, "nginx", nginx_ns)] {
+        // The listening master (100) never ran: only its worker (101) is described.
+        for (pid, comm, inode) in [(300, "wrk", wrk_ns), (101, "nginx", nginx_ns)] {
             r.intervals[0]
                 .described
                 .push(crate::recording::ProcessFacts {
@@ -1143,7 +1159,7 @@ mod tests {
         let a = crate::analysis::analyze(&direct(true), &[]);
         let p = &a.paths[0];
         assert_eq!(kinds(p), vec![Veth, Netns, Bridge], "{}", p.text);
-        assert_eq!(p.text, "wrk → eth0 → netns net:[10] → br-x → nginx[100]");
+        assert_eq!(p.text, "wrk → eth0 → netns host → br-x → nginx[100]");
         assert_eq!(p.hops[1].device.as_deref(), Some("veth-x"));
         // Both in one namespace (or no namespaces recorded): loopback, as before.
         let mut same = direct(false);

@@ -17,6 +17,8 @@ use super::{
 };
 use crate::analysis::VerdictKind;
 
+mod direct;
+
 /// What a scenario's set-up gets.
 pub struct Ctx<'a> {
     /// This chokepoint binary (runs the lab-server).
@@ -298,6 +300,36 @@ pub const SCENARIOS: &[Scenario] = &[
         servers: &["nginx"],
         generator: "wrk",
         setup: bandwidth_limited_veth,
+    },
+    Scenario {
+        name: "bandwidth-direct-netns",
+        expected: VerdictKind::NetworkBandwidth,
+        description: "hey -c4 on the host -> bridge -> veth -> nginx at the namespace's own address (no NAT, no published port), 256 KiB responses through a tbf 8 Mbit/s shaper on the namespace's side of the veth",
+        default: false,
+        tools: &["nginx", "hey", "ip", "tc", "iptables"],
+        servers: &["nginx"],
+        generator: "hey",
+        setup: direct::bandwidth_direct_netns,
+    },
+    Scenario {
+        name: "bandwidth-netns-to-host",
+        expected: VerdictKind::NetworkBandwidth,
+        description: "ab -k -c4 inside a namespace -> veth -> bridge -> Node.js on the host at the bridge's own address, 256 KiB responses through a tbf 8 Mbit/s shaper on the host's side of the veth",
+        default: false,
+        tools: &["node", "ab", "ip", "tc", "iptables"],
+        servers: &["node"],
+        generator: "ab",
+        setup: direct::bandwidth_netns_to_host,
+    },
+    Scenario {
+        name: "shaper-beside-the-path",
+        expected: VerdictKind::NotSaturated,
+        description: "hey -c4 -q25 (100 requests/s of 64 KiB) to nginx at one namespace's own address, unshaped, while a curl loop keeps another namespace's tbf 8 Mbit/s shaper full (the control: a shaper at its rate, on no path of the load)",
+        default: false,
+        tools: &["nginx", "hey", "curl", "ip", "tc", "iptables"],
+        servers: &["nginx"],
+        generator: "hey",
+        setup: direct::shaper_beside_the_path,
     },
     Scenario {
         name: "conntrack-full",
