@@ -139,3 +139,15 @@ fn locks_and_concurrency_caps_on_third_party_servers_and_their_controls() {
         "proxy-room-haproxy",
     ]);
 }
+
+/// Servers reached directly across a bridge and a veth, by a namespace's or the bridge's own
+/// address (no NAT): a shaper on the namespace side (nginx, hey), one on the host side in the
+/// other direction (Node.js, ab inside the namespace), and a full shaper beside the path.
+#[test]
+fn shapers_on_paths_into_namespaces_reached_directly_and_one_beside_them() {
+    lab_passes(&[
+        "bandwidth-direct-netns",
+        "bandwidth-netns-to-host",
+        "shaper-beside-the-path",
+    ]);
+}
