@@ -62,6 +62,9 @@ enum Command {
         after_help = "Examples:\n  chokepoint analyze run.rec\n  chokepoint analyze run.rec --load k6.json --json - | jq .verdict\n  chokepoint analyze run.rec --fail-on cpu-saturated || echo \"CPU-bound\""
     )]
     Analyze(AnalyzeArgs),
+    /// Compare two recordings: throughput, latency, verdict and the figures that moved.
+    #[command(after_help = report::cli::DIFF_HELP)]
+    Diff(report::cli::DiffArgs),
     /// Say what this kernel and this user allow.
     Doctor(doctor::cli::DoctorArgs),
     /// Read load-generator output files: per-interval table, knee and USL fit.
@@ -400,6 +403,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             route_human(args.output.out.json.as_ref());
             conclude(&args.recording, &args.output)
         }
+        Command::Diff(args) => report::cli::run_diff(&args),
         Command::Doctor(args) => {
             route_human(args.out.json.as_ref());
             doctor::cli::run(&args)

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use self::{
     paths::{ConntrackSummary, DeviceSummary, Hop, HopKind, NetPath},
     summary::{HostSummary, LatencySummary, Overhead, ProcessSummary, Totals},
-    verdict::{Evidence, Family, Op, RuledOut, Threshold, Verdict, VerdictKind},
+    verdict::{Evidence, Family, Op, RuledOut, Threshold, Verdict, VerdictKind, keys},
     window::Window,
 };
 use crate::{probes::loader::ProbeStatus, recording::Recording, timeline::Timeline};
@@ -79,6 +79,9 @@ pub struct LoadSummary {
     pub errors: u64,
     pub duration_seconds: f64,
     pub throughput_per_s: f64,
+    /// The generator's own latency over its run (ms), as far as its output says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<crate::timeline::Latency>,
 }
 
 /// Runs split out of one shell command's output (`<hey output, run K of N>`) without a
@@ -217,6 +220,7 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
             } else {
                 0.0
             },
+            latency_ms: t.latency_ms.clone(),
         })
         .collect();
     let verdict = verdict::decide(&verdict::Inputs {

@@ -1,6 +1,7 @@
 //! Attribution: each candidate bottleneck's evidence in the analysis window, then a decision.
 //! Every rule and threshold is documented, with its reasoning, in docs/attribution.md.
 mod figures;
+pub mod keys;
 mod rules;
 
 use serde::{Deserialize, Serialize};
