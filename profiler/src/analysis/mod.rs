@@ -49,6 +49,10 @@ pub struct Analysis {
     /// Everything that limits this analysis: probes missing, a truncated recording, a load
     /// file whose clock is far from the recording's.
     pub limitations: Vec<String>,
+    /// Lines of the recording and of the load files that did not read and were left out, one
+    /// entry per file that had any (docs/json.md); `--strict` refuses such files instead.
+    #[serde(default)]
+    pub skipped_lines: Vec<crate::skipped::SkippedLines>,
     /// For each client→server flow group, the hops its connections crossed.
     #[serde(default)]
     pub paths: Vec<NetPath>,
@@ -164,6 +168,13 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
             }
         }
     }
+    let mut skipped_lines: Vec<_> = std::iter::once(&recording.skipped)
+        .chain(timelines.iter().map(|t| &t.skipped_lines))
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .collect();
+    skipped_lines.dedup_by(|a, b| a.file == b.file);
+    limitations.extend(timelines.iter().filter_map(|t| t.skipped_lines.summary()));
     let (start_s, end_s) = window::recording_span(recording);
     for t in &timelines {
         if let Some(w) = t.clock_skew_warning(start_s, end_s) {
@@ -253,6 +264,7 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
         exit_code: recording.end.as_ref().and_then(|e| e.exit_code),
         probes: recording.header.probes.clone(),
         limitations,
+        skipped_lines,
         pools,
         send_limits,
     }
