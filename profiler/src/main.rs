@@ -65,6 +65,9 @@ enum Command {
     /// Compare two recordings: throughput, latency, verdict and the figures that moved.
     #[command(after_help = report::cli::DIFF_HELP)]
     Diff(report::cli::DiffArgs),
+    /// Write a report of a recording for people: a Markdown memo.
+    #[command(after_help = report::cli::REPORT_HELP)]
+    Report(report::cli::ReportArgs),
     /// Say what this kernel and this user allow.
     Doctor(doctor::cli::DoctorArgs),
     /// Read load-generator output files: per-interval table, knee and USL fit.
@@ -410,6 +413,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             conclude(&args.recording, &args.output)
         }
         Command::Diff(args) => report::cli::run_diff(&args),
+        Command::Report(args) => report::cli::run_report(&args),
         Command::Doctor(args) => {
             route_human(args.out.json.as_ref());
             doctor::cli::run(&args)

@@ -7,7 +7,7 @@ use std::{
 
 use anyhow::Context;
 
-use super::diff;
+use super::{diff, memo};
 use crate::{
     analysis::{self, Analysis},
     cli::{self, JsonOut, JsonTarget},
@@ -78,6 +78,41 @@ pub struct DiffArgs {
     /// Write the comparison as Markdown to FILE (`-` for stdout).
     #[arg(long, value_name = "FILE", value_parser = Target::parse)]
     pub md: Option<Target>,
+}
+
+pub const REPORT_HELP: &str = "\
+Examples:
+  chokepoint report run.rec --md memo.md
+  chokepoint report run.rec --load k6.json --md -
+
+The memo asks why throughput stopped where it did and answers with the verdict, its evidence,
+what was ruled out, the command to reproduce the run and what to try next (docs/reports.md).";
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// A recording written by `run` or `record`.
+    pub recording: PathBuf,
+    /// More load-generator output files to line up with the recording.
+    #[arg(long = "load", value_name = "FILE")]
+    pub load: Vec<PathBuf>,
+    /// Write the memo as Markdown to FILE (`-` for stdout).
+    #[arg(long, value_name = "FILE", value_parser = Target::parse, required = true)]
+    pub md: Option<Target>,
+}
+
+pub fn run_report(args: &ReportArgs) -> anyhow::Result<i32> {
+    let a = analyze_file(&args.recording, &args.load)?;
+    let name = args.recording.display().to_string();
+    if let Some(target) = &args.md {
+        if *target == Target::Stdout {
+            cli::human_to_stderr();
+        }
+        target.write(&memo::render(&a, &name))?;
+        if let Target::File(p) = target {
+            outln!("Markdown: {}", p.display());
+        }
+    }
+    Ok(cli::exit::OK)
 }
 
 /// A recording analysed as `chokepoint analyze` does: its own load timelines, the `--load`

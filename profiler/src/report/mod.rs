@@ -4,6 +4,7 @@ pub mod cli;
 pub mod diff;
 pub mod figures;
 pub mod json;
+pub mod memo;
 pub mod text;
 
 /// A recorded lab fixture (profiler/tests/fixtures/lab), analysed.
