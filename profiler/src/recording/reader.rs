@@ -58,11 +58,19 @@ pub struct Recording {
 impl Recording {
     /// Reads what reads: a corrupt line is skipped and noted in `skipped` and `warnings`.
     pub fn read(path: &Path) -> Result<Self, RecordingError> {
+        let file = File::open(path).map_err(|source| RecordingError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::read_from(BufReader::with_capacity(1 << 16, file), path)
+    }
+
+    /// [`Recording::read`] from any buffered reader; `path` names it in errors.
+    pub fn read_from(mut input: impl BufRead, path: &Path) -> Result<Self, RecordingError> {
         let io_err = |source| RecordingError::Io {
             path: path.to_path_buf(),
             source,
         };
-        let mut input = BufReader::new(File::open(path).map_err(io_err)?);
         let mut header = None;
         let mut intervals = Vec::new();
         let mut end = None;
