@@ -141,7 +141,15 @@ pub fn figures(a: &Analysis) -> BTreeMap<String, Figure> {
     c.plain("host.softirq_fraction", a.host.softirq_fraction, "fraction");
     c.plain("host.iowait_fraction", a.host.iowait_fraction, "fraction");
     for e in &a.verdict.evidence {
-        let s = keys::stable(&e.metric);
+        // An analysis written before evidence had names: split its key here.
+        let s = if e.name.is_empty() {
+            keys::stable(&e.metric)
+        } else {
+            keys::Stable {
+                name: e.name.clone(),
+                labels: e.labels.clone(),
+            }
+        };
         let labels = s
             .labels
             .into_iter()

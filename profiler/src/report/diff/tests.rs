@@ -83,9 +83,42 @@ fn pids_do_not_keep_two_runs_apart() {
             .metric
             .replace("[12017]", "[99]")
             .replace("[12019]", "[98]");
+        for id in ["pid", "tid"] {
+            if let Some(v) = e.labels.get_mut(id) {
+                *v = format!("9{v}");
+            }
+        }
     }
     for p in &mut b.paths {
         p.client = p.client.replace("[12019]", "[98]");
     }
     assert!(!diff(&a, &b, ["a", "b"]).changed);
+}
+
+#[test]
+fn evidence_names_carry_no_pid_and_name_with_labels_identify_a_row() {
+    for name in [
+        "nginx-keepalive-cpu",
+        "lock-contention",
+        "cpu-throttled",
+        "bandwidth-limited-veth",
+    ] {
+        let a = fixture(name);
+        let mut seen = std::collections::BTreeSet::new();
+        for e in &a.verdict.evidence {
+            assert!(!e.name.is_empty(), "{name}: {}", e.metric);
+            assert!(
+                !e.name.contains('[') && !e.name.bytes().any(|b| b.is_ascii_digit()),
+                "{name}: {} -> {}",
+                e.metric,
+                e.name
+            );
+            assert!(
+                seen.insert(crate::report::figures::key_of(&e.name, &e.labels)),
+                "{name}: two rows are {} {:?}",
+                e.name,
+                e.labels
+            );
+        }
+    }
 }
