@@ -14,4 +14,5 @@ pub mod probes;
 pub mod recording;
 pub mod report;
 pub mod session;
+pub mod skipped;
 pub mod timeline;

@@ -62,6 +62,12 @@ enum Command {
         after_help = "Examples:\n  chokepoint analyze run.rec\n  chokepoint analyze run.rec --load k6.json --json - | jq .verdict\n  chokepoint analyze run.rec --fail-on cpu-saturated || echo \"CPU-bound\""
     )]
     Analyze(AnalyzeArgs),
+    /// Compare two recordings: throughput, latency, verdict and the figures that moved.
+    #[command(after_help = report::cli::DIFF_HELP)]
+    Diff(report::cli::DiffArgs),
+    /// Write a report of a recording for people: a Markdown memo.
+    #[command(after_help = report::cli::REPORT_HELP)]
+    Report(report::cli::ReportArgs),
     /// Say what this kernel and this user allow.
     Doctor(doctor::cli::DoctorArgs),
     /// Read load-generator output files: per-interval table, knee and USL fit.
@@ -117,6 +123,11 @@ struct OutputArgs {
 }
 
 #[derive(Debug, clap::Args)]
+    /// Refuse a recording or load file with a corrupt line (file:line and why) instead of
+    /// skipping the line and listing it under `skipped_lines`. A last line cut short is
+    /// still only a warning.
+    #[arg(long)]
+    strict: bool,
 struct RunArgs {
     /// Where to write the recording [default: chokepoint.rec, or chokepoint-N.rec when that
     /// exists].
@@ -244,20 +255,21 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Before attaching: a `--load` file that exists must read (a wrong or truncated file fails at
 /// once); a missing one may be what the command is about to write (`k6 run --out json=F`).
-fn check_load(files: &[PathBuf]) -> anyhow::Result<()> {
+fn check_load(files: &[PathBuf], strict: bool) -> anyhow::Result<()> {
     for f in files.iter().filter(|f| f.exists()) {
-        timeline::read_file(f).with_context(|| format!("--load {}", f.display()))?;
+        timeline::read_file_with(f, strict).with_context(|| format!("--load {}", f.display()))?;
     }
     Ok(())
 }
 
 /// After the run: the timelines that read; each one that does not is named (the recording is
 /// analysed without it rather than lost).
-fn read_load(files: &[PathBuf]) -> (Vec<timeline::Timeline>, Vec<String>) {
+fn read_load(files: &[PathBuf], strict: bool) -> (Vec<timeline::Timeline>, Vec<String>) {
     let mut timelines = Vec::new();
     let mut failed = Vec::new();
     for f in files {
-        match timeline::read_file(f).with_context(|| format!("--load {}", f.display())) {
+        match timeline::read_file_with(f, strict).with_context(|| format!("--load {}", f.display()))
+        {
             Ok(t) => timelines.push(t),
             Err(e) => {
                 errln!("chokepoint: {e:#}; analysed without it");
@@ -271,8 +283,8 @@ fn read_load(files: &[PathBuf]) -> (Vec<timeline::Timeline>, Vec<String>) {
 /// Analyse, write the JSON (before any printing, so a reader that closes the pipe early
 /// cannot cost the file), print the summary; the status `--fail-on` asks for.
 fn conclude(rec: &Path, output: &OutputArgs) -> anyhow::Result<i32> {
-    let recording = Recording::read(rec)?;
-    let (mut load, failed) = read_load(&output.load);
+    let recording = Recording::read_with(rec, output.strict)?;
+    let (mut load, failed) = read_load(&output.load, output.strict);
     let anchor = recording.header.started_unix_ns;
     for t in &mut load {
         t.anchor(anchor);
@@ -358,7 +370,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             route_human(args.output.out.json.as_ref());
             let out = recording_path(args.out.as_deref(), args.force)?;
             // Fail on unreadable --load files before attaching anything.
-            check_load(&args.output.load)?;
+            check_load(&args.output.load, args.output.strict)?;
             let outcome = runtime()?.block_on(session::record(Options {
                 out,
                 interval: args.interval,
@@ -385,7 +397,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Record(args) => {
             route_human(args.output.out.json.as_ref());
             let out = recording_path(Some(&args.out), args.force)?;
-            check_load(&args.output.load)?;
+            check_load(&args.output.load, args.output.strict)?;
             let outcome = runtime()?.block_on(session::record(Options {
                 out,
                 interval: args.interval,
@@ -400,6 +412,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             route_human(args.output.out.json.as_ref());
             conclude(&args.recording, &args.output)
         }
+        Command::Diff(args) => report::cli::run_diff(&args),
+        Command::Report(args) => report::cli::run_report(&args),
         Command::Doctor(args) => {
             route_human(args.out.json.as_ref());
             doctor::cli::run(&args)

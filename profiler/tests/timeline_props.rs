@@ -1,6 +1,6 @@
-//! Property tests: no reader panics on arbitrary bytes, on any prefix of a real file, or on
-//! a real file with a span of it overwritten; errors always name the input and a line that
-//! exists in it.
+//! Property tests: no reader panics or takes long on arbitrary bytes, on any prefix of a real
+//! file, or on a real file with a span of it overwritten; errors always name the input and a
+//! line that exists in it, and so do the lines a reader skipped.
 use std::{io::Cursor, path::Path};
 
 use chokepoint::timeline::{Format, TimelineError, read_as, read_from};
@@ -41,8 +41,11 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 fn check(bytes: &[u8], result: Result<chokepoint::timeline::Timeline, TimelineError>) {
+    let lines = bytes.iter().filter(|b| **b == b'\n').count() as u64 + 1;
     match result {
         Ok(t) => {
+            let s = &t.skipped_lines;
+            assert!(s.count <= lines && s.lines.iter().all(|l| (1..=lines).contains(&l.line)));
             assert!(t.errors <= t.requests.max(t.errors));
             assert!(t.duration_seconds.is_finite() && t.duration_seconds >= 0.0);
             for p in &t.points {
@@ -53,7 +56,6 @@ fn check(bytes: &[u8], result: Result<chokepoint::timeline::Timeline, TimelineEr
             let msg = e.to_string();
             assert!(msg.starts_with("input"), "{msg}");
             if let TimelineError::Parse { line, .. } = e {
-                let lines = bytes.iter().filter(|b| **b == b'\n').count() as u64 + 1;
                 assert!(line <= lines, "line {line} of {lines}: {msg}");
             }
         }

@@ -388,8 +388,12 @@ fn err_of(bytes: &[u8]) -> TimelineError {
     }
 }
 
+fn read_bytes(bytes: &[u8]) -> Timeline {
+    read_from(Cursor::new(bytes), Path::new("input.txt")).unwrap_or_else(|e| panic!("{e}"))
+}
+
 #[test]
-fn truncated_files_name_the_file_and_the_line() {
+fn a_truncated_last_line_is_skipped_with_a_warning_even_under_strict() {
     for name in [
         "k6.json",
         "hey-c8.csv",
@@ -409,23 +413,41 @@ fn truncated_files_name_the_file_and_the_line() {
             )
             .collect();
         let cut = starts[9] + ((starts[10] - starts[9]) / 2).min(12);
-        let e = err_of(&raw[..cut]);
-        let msg = e.to_string();
+        let t = read_bytes(&raw[..cut]);
+        let s = &t.skipped_lines;
+        assert_eq!(s.count, 1, "{name}: {s:?}");
         assert!(
-            matches!(e, TimelineError::Parse { line: 10, .. }),
-            "{name}: {msg}"
+            s.lines[0].line == 10 && s.lines[0].truncated,
+            "{name}: {s:?}"
         );
-        assert!(msg.starts_with("input.txt:10:"), "{name}: {msg}");
+        assert!(
+            t.warnings
+                .iter()
+                .any(|w| w.starts_with("input.txt:10: last line is truncated")),
+            "{name}: {:?}",
+            t.warnings
+        );
+        t.strict()
+            .unwrap_or_else(|e| panic!("{name}: strict refused a cut last line: {e}"));
     }
 }
 
 #[test]
-fn a_foreign_line_in_the_middle_is_named() {
+fn a_foreign_line_in_the_middle_costs_that_line_and_strict_names_it() {
     let raw = text("hey-c2.csv");
+    let whole = read_bytes(raw.as_bytes());
     let mut lines: Vec<&str> = raw.lines().collect();
     lines.insert(20, "{\"metric\":\"http_reqs\",\"type\":\"Point\"}");
-    let e = err_of(lines.join("\n").as_bytes());
-    let msg = e.to_string();
+    let t = read_bytes(lines.join("\n").as_bytes());
+    assert_eq!(t.requests, whole.requests);
+    assert_eq!(t.skipped_lines.count, 1);
+    assert_eq!(t.skipped_lines.lines[0].line, 21);
+    assert!(
+        t.warnings.iter().any(|w| w.contains("input.txt:21:")),
+        "{:?}",
+        t.warnings
+    );
+    let msg = t.strict().expect_err("--strict refuses it").to_string();
     assert!(
         msg.contains("input.txt:21:") && msg.contains("hey -o csv"),
         "{msg}"

@@ -152,6 +152,7 @@ pub fn recording(intervals: Vec<Interval>) -> Recording {
         intervals,
         end: None,
         warnings: Vec::new(),
+        skipped: crate::skipped::SkippedLines::new(std::path::Path::new("fixture.rec")),
     }
 }
 

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use self::{
     paths::{ConntrackSummary, DeviceSummary, Hop, HopKind, NetPath},
     summary::{HostSummary, LatencySummary, Overhead, ProcessSummary, Totals},
-    verdict::{Evidence, Family, Op, RuledOut, Threshold, Verdict, VerdictKind},
+    verdict::{Evidence, Family, Op, RuledOut, Threshold, Verdict, VerdictKind, keys},
     window::Window,
 };
 use crate::{probes::loader::ProbeStatus, recording::Recording, timeline::Timeline};
@@ -49,6 +49,10 @@ pub struct Analysis {
     /// Everything that limits this analysis: probes missing, a truncated recording, a load
     /// file whose clock is far from the recording's.
     pub limitations: Vec<String>,
+    /// Lines of the recording and of the load files that did not read and were left out, one
+    /// entry per file that had any (docs/json.md); `--strict` refuses such files instead.
+    #[serde(default)]
+    pub skipped_lines: Vec<crate::skipped::SkippedLines>,
     /// For each client→server flow group, the hops its connections crossed.
     #[serde(default)]
     pub paths: Vec<NetPath>,
@@ -79,6 +83,9 @@ pub struct LoadSummary {
     pub errors: u64,
     pub duration_seconds: f64,
     pub throughput_per_s: f64,
+    /// The generator's own latency over its run (ms), as far as its output says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<crate::timeline::Latency>,
 }
 
 /// Runs split out of one shell command's output (`<hey output, run K of N>`) without a
@@ -161,6 +168,13 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
             }
         }
     }
+    let mut skipped_lines: Vec<_> = std::iter::once(&recording.skipped)
+        .chain(timelines.iter().map(|t| &t.skipped_lines))
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .collect();
+    skipped_lines.dedup_by(|a, b| a.file == b.file);
+    limitations.extend(timelines.iter().filter_map(|t| t.skipped_lines.summary()));
     let (start_s, end_s) = window::recording_span(recording);
     for t in &timelines {
         if let Some(w) = t.clock_skew_warning(start_s, end_s) {
@@ -217,6 +231,7 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
             } else {
                 0.0
             },
+            latency_ms: t.latency_ms.clone(),
         })
         .collect();
     let verdict = verdict::decide(&verdict::Inputs {
@@ -249,6 +264,7 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
         exit_code: recording.end.as_ref().and_then(|e| e.exit_code),
         probes: recording.header.probes.clone(),
         limitations,
+        skipped_lines,
         pools,
         send_limits,
     }

@@ -10,7 +10,7 @@ mod error;
 pub mod host;
 pub mod inventory;
 pub mod listeners;
-pub(crate) mod net;
+pub mod net;
 pub mod processes;
 pub mod procfiles;
 pub mod qdisc;

@@ -173,7 +173,7 @@ pub fn qdiscs_in(netns_path: &Path) -> Result<Vec<Qdisc>, CollectError> {
     in_netns(netns_path, qdiscs)
 }
 
-fn qdisc_from_message(message: &TcMessage, names: &HashMap<u32, String>) -> Qdisc {
+pub(crate) fn qdisc_from_message(message: &TcMessage, names: &HashMap<u32, String>) -> Qdisc {
     let ifindex = u32::try_from(message.header.index).unwrap_or(0);
     let parts = TcParts::of(message);
     let rate = match parts.kind.as_str() {

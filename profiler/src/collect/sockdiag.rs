@@ -17,7 +17,7 @@ use netlink_packet_sock_diag::{
 };
 use netlink_sys::{Socket, protocols::NETLINK_SOCK_DIAG};
 
-use super::CollectError;
+use super::{CollectError, net::Batch};
 
 pub use netlink_packet_sock_diag::inet::StateFlags as TcpStates;
 
@@ -157,67 +157,85 @@ pub fn for_each_tcp_socket_with(
     loop {
         let received = socket.recv(&mut &mut buffer[..], 0).map_err(io_err)?;
         let received = received.min(buffer.len());
-        let mut offset = 0;
-        while offset < received {
-            let decode = |e: netlink_packet_core::DecodeError| CollectError::NetlinkDecode {
-                what,
-                reason: e.to_string(),
-            };
-            let message = NetlinkBuffer::new_checked(&buffer[offset..received]).map_err(decode)?;
-            let length = message.length() as usize;
-            match message.message_type() {
-                // Only the fixed header is decoded unless attributes were asked for, which
-                // matters when the dump holds tens of thousands of sockets.
-                SOCK_DIAG_BY_FAMILY => {
-                    let mut extras = DiagExtras::default();
-                    let header = if bare {
-                        InetResponseHeader::parse(message.payload()).map_err(decode)?
-                    } else {
-                        let full = InetResponse::parse(message.payload()).map_err(decode)?;
-                        for nla in &full.nlas {
-                            match nla {
-                                Nla::TcpInfo(info) => {
-                                    extras.chrono = TcpChrono::from_tcp_info(info);
-                                }
-                                Nla::MemInfo(m) => {
-                                    extras.send_queue = Some((m.send_queue, m.send_queue_max));
-                                }
-                                _ => {}
-                            }
-                        }
-                        full.header
-                    };
-                    extras.cookie = u64::from_ne_bytes(header.socket_id.cookie);
-                    visit(
-                        DiagSocket {
-                            state: header.state,
-                            local: SocketAddr::new(
-                                header.socket_id.source_address,
-                                header.socket_id.source_port,
-                            ),
-                            rqueue: header.recv_queue,
-                            wqueue: header.send_queue,
-                            inode: u64::from(header.inode),
-                        },
-                        &extras,
-                    );
-                }
-                NLMSG_DONE => return Ok(()),
-                NLMSG_ERROR => {
-                    let error = ErrorBuffer::new_checked(message.payload()).map_err(decode)?;
-                    if let Some(code) = error.code() {
-                        return Err(io_err(std::io::Error::from_raw_os_error(-code.get())));
-                    }
-                }
-                _ => {}
-            }
-            if length == 0 {
-                break;
-            }
-            // Netlink messages are 4-byte aligned.
-            offset += (length + 3) & !3;
+        if decode_batch(&buffer[..received], bare, what, &mut visit)? == Batch::Done {
+            return Ok(());
         }
     }
+}
+
+/// Decodes one batch of inet_diag replies as [`for_each_tcp_socket_with`] receives it (with
+/// `bare`, the fixed header only): pure, so captured dumps replay through it. Never reads past
+/// `bytes`.
+pub(crate) fn decode_batch(
+    bytes: &[u8],
+    bare: bool,
+    what: &'static str,
+    visit: &mut impl FnMut(DiagSocket, &DiagExtras),
+) -> Result<Batch, CollectError> {
+    let decode = |e: netlink_packet_core::DecodeError| CollectError::NetlinkDecode {
+        what,
+        reason: e.to_string(),
+    };
+    let mut offset = 0;
+    while offset < bytes.len() {
+        let message = NetlinkBuffer::new_checked(&bytes[offset..]).map_err(decode)?;
+        let length = message.length() as usize;
+        match message.message_type() {
+            // Only the fixed header is decoded unless attributes were asked for, which
+            // matters when the dump holds tens of thousands of sockets.
+            SOCK_DIAG_BY_FAMILY => {
+                let mut extras = DiagExtras::default();
+                let header = if bare {
+                    InetResponseHeader::parse(message.payload()).map_err(decode)?
+                } else {
+                    let full = InetResponse::parse(message.payload()).map_err(decode)?;
+                    for nla in &full.nlas {
+                        match nla {
+                            Nla::TcpInfo(info) => {
+                                extras.chrono = TcpChrono::from_tcp_info(info);
+                            }
+                            Nla::MemInfo(m) => {
+                                extras.send_queue = Some((m.send_queue, m.send_queue_max));
+                            }
+                            _ => {}
+                        }
+                    }
+                    full.header
+                };
+                extras.cookie = u64::from_ne_bytes(header.socket_id.cookie);
+                visit(
+                    DiagSocket {
+                        state: header.state,
+                        local: SocketAddr::new(
+                            header.socket_id.source_address,
+                            header.socket_id.source_port,
+                        ),
+                        rqueue: header.recv_queue,
+                        wqueue: header.send_queue,
+                        inode: u64::from(header.inode),
+                    },
+                    &extras,
+                );
+            }
+            NLMSG_DONE => return Ok(Batch::Done),
+            NLMSG_ERROR => {
+                let error = ErrorBuffer::new_checked(message.payload()).map_err(decode)?;
+                if let Some(code) = error.code() {
+                    return Err(CollectError::Netlink {
+                        what,
+                        source: std::io::Error::from_raw_os_error(-code.get()),
+                    });
+                }
+            }
+            _ => {}
+        }
+        if length == 0 {
+            break;
+        }
+        // Netlink messages are 4-byte aligned.
+        offset += (length + 3) & !3;
+    }
+    Ok(Batch::More)
 }
 
 #[cfg(test)]

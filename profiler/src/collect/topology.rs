@@ -239,7 +239,7 @@ pub(crate) fn dump_links() -> Result<Vec<Link>, CollectError> {
     Ok(links)
 }
 
-fn link_from_message(message: &LinkMessage) -> Link {
+pub(crate) fn link_from_message(message: &LinkMessage) -> Link {
     let header = &message.header;
     let mut name = String::new();
     let mut info_kind = None;
@@ -404,7 +404,7 @@ fn dump_addresses() -> Result<Vec<LinkAddress>, CollectError> {
     Ok(addresses)
 }
 
-fn address_from_message(message: &AddressMessage) -> Option<LinkAddress> {
+pub(crate) fn address_from_message(message: &AddressMessage) -> Option<LinkAddress> {
     // IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer's on point-to-point links
     // and the same as IFA_LOCAL elsewhere (IPv6 sends only IFA_ADDRESS).
     let mut local = None;
@@ -454,7 +454,7 @@ fn dump_routes() -> Result<Vec<Route>, CollectError> {
 }
 
 /// `None` for routes of the `local` table and of families other than IPv4/IPv6.
-fn route_from_message(message: &RouteMessage) -> Option<Route> {
+pub(crate) fn route_from_message(message: &RouteMessage) -> Option<Route> {
     let header = &message.header;
     let mut table = u32::from(header.table);
     let mut destination = None;

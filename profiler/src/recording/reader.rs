@@ -1,5 +1,7 @@
-//! Reads a recording back. A last line cut short by a crash is dropped with a warning; a bad
-//! line anywhere else is an error naming the file and line.
+//! Reads a recording back. A corrupt line costs that line only: it is skipped and named
+//! (`skipped`, file:line and why) and `--strict` refuses the recording there instead
+//! ([`Recording::read_with`]). A last line cut short by a crash is dropped with a warning, even
+//! under `--strict`. The header (line 1) must read: without it nothing else can.
 use std::{
     fs::File,
     io::{self, BufRead, BufReader},
@@ -7,6 +9,7 @@ use std::{
 };
 
 use super::{End, FORMAT_VERSION, Header, Interval, Line};
+use crate::skipped::SkippedLines;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingError {
@@ -16,12 +19,20 @@ pub enum RecordingError {
         #[source]
         source: io::Error,
     },
-    #[error("{path}:{line}: not a chokepoint recording line")]
-    Parse {
+    #[error("{path}:{line}: not a chokepoint recording header")]
+    Header {
         path: PathBuf,
-        line: usize,
+        line: u64,
         #[source]
         source: serde_json::Error,
+    },
+    #[error(
+        "{path}:{line}: unreadable line: {reason} (--strict refuses it; without, it is skipped)"
+    )]
+    Strict {
+        path: PathBuf,
+        line: u64,
+        reason: String,
     },
     #[error("{path}: empty, or its first line is not a chokepoint recording header")]
     NoHeader { path: PathBuf },
@@ -37,53 +48,69 @@ pub struct Recording {
     pub intervals: Vec<Interval>,
     /// None when the recording was cut short (crash, kill -9).
     pub end: Option<End>,
-    /// Problems found while reading that did not stop it (a truncated last line).
+    /// Problems found while reading that did not stop it (a truncated last line, lines
+    /// skipped).
     pub warnings: Vec<String>,
+    /// The lines that did not read and were left out.
+    pub skipped: SkippedLines,
 }
 
 impl Recording {
+    /// Reads what reads: a corrupt line is skipped and noted in `skipped` and `warnings`.
     pub fn read(path: &Path) -> Result<Self, RecordingError> {
+        let file = File::open(path).map_err(|source| RecordingError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::read_from(BufReader::with_capacity(1 << 16, file), path)
+    }
+
+    /// [`Recording::read`] from any buffered reader; `path` names it in errors.
+    pub fn read_from(mut input: impl BufRead, path: &Path) -> Result<Self, RecordingError> {
         let io_err = |source| RecordingError::Io {
             path: path.to_path_buf(),
             source,
         };
-        let file = File::open(path).map_err(io_err)?;
-        let lines: Vec<String> = BufReader::new(file)
-            .lines()
-            .collect::<Result<_, _>>()
-            .map_err(io_err)?;
         let mut header = None;
         let mut intervals = Vec::new();
         let mut end = None;
         let mut warnings = Vec::new();
-        let last = lines
-            .iter()
-            .rposition(|l| !l.trim().is_empty())
-            .unwrap_or(0);
-        for (i, text) in lines.iter().enumerate() {
-            if text.trim().is_empty() {
+        let mut skipped = SkippedLines::new(path);
+        // The last non-empty line, and whether it failed as a cut line would (end of input
+        // inside a value, or no newline).
+        let mut last = (0u64, false);
+        let mut buf = Vec::with_capacity(64 << 10);
+        let mut n = 0u64;
+        loop {
+            buf.clear();
+            if input.read_until(b'\n', &mut buf).map_err(io_err)? == 0 {
+                break;
+            }
+            n += 1;
+            let unterminated = buf.last() != Some(&b'\n');
+            let text = buf.trim_ascii();
+            if text.is_empty() {
                 continue;
             }
-            let line = match serde_json::from_str::<Line>(text) {
-                Ok(line) => line,
-                Err(e) if i == last && i > 0 && e.is_eof() => {
-                    warnings.push(format!(
-                        "{}:{}: last line is truncated (the recorder stopped mid-write); it was skipped",
-                        path.display(),
-                        i + 1
-                    ));
-                    continue;
-                }
-                Err(source) => {
-                    return Err(RecordingError::Parse {
+            let parsed = serde_json::from_slice::<Line>(text);
+            last = (n, false);
+            let line = match (parsed, header.is_some()) {
+                (Ok(line), _) => line,
+                (Err(source), false) => {
+                    return Err(RecordingError::Header {
                         path: path.to_path_buf(),
-                        line: i + 1,
+                        line: n,
                         source,
                     });
                 }
+                (Err(e), true) => {
+                    last.1 = e.is_eof() || unterminated;
+                    skipped.push(n, crate::skipped::json_reason(&e));
+                    continue;
+                }
             };
             match line {
-                Line::Header(h) if i == 0 => {
+                Line::Header(h) if header.is_none() => {
                     if h.format_version > FORMAT_VERSION {
                         return Err(RecordingError::Version {
                             path: path.to_path_buf(),
@@ -92,11 +119,14 @@ impl Recording {
                     }
                     header = Some(h);
                 }
-                Line::Header(_) => warnings.push(format!(
-                    "{}:{}: extra header ignored",
-                    path.display(),
-                    i + 1
-                )),
+                _ if header.is_none() => {
+                    return Err(RecordingError::NoHeader {
+                        path: path.to_path_buf(),
+                    });
+                }
+                Line::Header(_) => {
+                    warnings.push(format!("{}:{n}: extra header ignored", path.display()))
+                }
                 Line::Interval(iv) => intervals.push(iv),
                 Line::End(e) => end = Some(e),
             }
@@ -104,6 +134,15 @@ impl Recording {
         let header = header.ok_or_else(|| RecordingError::NoHeader {
             path: path.to_path_buf(),
         })?;
+        if last.1 && skipped.lines.last().is_some_and(|l| l.line == last.0) {
+            skipped.last_was_truncated(last.0);
+            warnings.push(format!(
+                "{}:{}: last line is truncated (the recorder stopped mid-write); it was skipped",
+                path.display(),
+                last.0
+            ));
+        }
+        warnings.extend(skipped.summary());
         if end.is_none() {
             warnings.push(format!(
                 "{}: no end line: the recording was cut short; analysing the {} intervals it has",
@@ -116,7 +155,28 @@ impl Recording {
             intervals,
             end,
             warnings,
+            skipped,
         })
+    }
+
+    /// [`Recording::read`], and with `strict` the first corrupt line is an error naming the
+    /// file and line (as is a corrupt line in a load timeline the recording carries).
+    pub fn read_with(path: &Path, strict: bool) -> Result<Self, RecordingError> {
+        let r = Self::read(path)?;
+        if !strict {
+            return Ok(r);
+        }
+        let load = r.end.iter().flat_map(|e| &e.load).map(|t| &t.skipped_lines);
+        for s in std::iter::once(&r.skipped).chain(load) {
+            if let Some(l) = s.refused() {
+                return Err(RecordingError::Strict {
+                    path: s.file.clone(),
+                    line: l.line,
+                    reason: l.reason.clone(),
+                });
+            }
+        }
+        Ok(r)
     }
 }
 
@@ -191,16 +251,57 @@ mod tests {
     }
 
     #[test]
-    fn garbage_in_the_middle_names_file_and_line() {
+    fn garbage_in_the_middle_costs_that_line_and_strict_names_it() {
         let file = written(2);
         let text = std::fs::read_to_string(file.path()).expect("read");
         let mut lines: Vec<&str> = text.lines().collect();
         lines.insert(2, "{\"kind\":\"interval\",\"index\":\"x\"}");
-        std::fs::write(file.path(), lines.join("\n")).expect("write");
-        let err = Recording::read(file.path()).expect_err("bad line");
+        lines.insert(3, "\u{1}not json at all");
+        std::fs::write(file.path(), lines.join("\n") + "\n").expect("write");
+        let r = Recording::read(file.path()).expect("reads what is whole");
+        assert_eq!(r.intervals.len(), 2);
+        assert!(r.end.is_some());
+        assert_eq!(r.skipped.count, 2);
+        assert_eq!(r.skipped.lines[0].line, 3);
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("2 unreadable lines skipped")),
+            "{:?}",
+            r.warnings
+        );
+        let err = Recording::read_with(file.path(), true).expect_err("--strict");
         let msg = err.to_string();
         assert!(
-            msg.contains(&format!("{}:3", file.path().display())),
+            msg.contains(&format!("{}:3: unreadable line", file.path().display())),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_cut_last_line_is_not_refused_under_strict() {
+        let file = written(2);
+        let mut text = std::fs::read(file.path()).expect("read");
+        text.truncate(text.len() - 10);
+        std::fs::write(file.path(), &text).expect("write");
+        let r = Recording::read_with(file.path(), true).expect("a cut last line is a warning");
+        assert!(r.end.is_none() && r.skipped.lines[0].truncated);
+    }
+
+    #[test]
+    fn a_corrupt_header_is_fatal_and_names_line_one() {
+        let file = written(1);
+        let mut text = std::fs::read(file.path()).expect("read");
+        text[5] = b'#';
+        std::fs::write(file.path(), &text).expect("write");
+        let msg = Recording::read(file.path())
+            .expect_err("no header")
+            .to_string();
+        assert!(
+            msg.contains(&format!(
+                "{}:1: not a chokepoint recording header",
+                file.path().display()
+            )),
             "{msg}"
         );
     }

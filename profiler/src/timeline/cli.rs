@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{Clock, Latency, Sweep, Timeline, Window, plateau, read_file_with_offset, sweep};
+use super::{Clock, Latency, Sweep, Timeline, Window, plateau, read_file_shifted, sweep};
 
 #[derive(Debug, clap::Args)]
 pub struct TimelineArgs {
@@ -22,6 +22,10 @@ pub struct TimelineArgs {
     /// Per-interval rows to print per file (the JSON always has all).
     #[arg(long, default_value_t = 60)]
     pub max_rows: usize,
+    /// Refuse a file with a corrupt line (file:line and why) instead of skipping the line and
+    /// listing it under `skipped_lines`. A last line cut short is still only a warning.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Serialize)]
@@ -44,7 +48,7 @@ pub fn run(args: &TimelineArgs) -> anyhow::Result<i32> {
     let mut timelines = Vec::new();
     let mut failures = Vec::new();
     for f in &args.files {
-        match read_file_with_offset(f, args.clock_offset) {
+        match read_file_shifted(f, args.clock_offset, args.strict) {
             Ok(mut t) => {
                 if let Some(s) = args.start_unix_s {
                     t.anchor((s * 1e9).max(0.0) as u64);

@@ -1,6 +1,12 @@
 //! Format detection from the first bytes of a file: headers, key names and banners each tool
-//! writes, checked from the most specific to the least.
+//! writes, checked from the most specific to the least. JSON is recognised by its content
+//! (parsed, so spacing and key order do not matter), never by byte patterns.
+use serde_json::{Map, Value};
+
 use super::Format;
+
+/// JSON lines looked at: the first that parses decides (an earlier corrupt one is skipped).
+const JSON_LINES_TRIED: usize = 8;
 
 /// The format of the output starting with `head`, or None when no known tool wrote it.
 pub fn detect(head: &[u8]) -> Option<Format> {
@@ -10,13 +16,8 @@ pub fn detect(head: &[u8]) -> Option<Format> {
     let has = |s: &str| t.contains(s);
 
     if first.starts_with('{') {
-        if first.contains("\"metric\":")
-            && (first.contains("\"type\":\"Point\"") || first.contains("\"type\":\"Metric\""))
-        {
-            return Some(Format::K6Json);
-        }
-        if first.contains("\"attack\"") && first.contains("\"seq\"") && first.contains("\"code\"") {
-            return Some(Format::VegetaJson);
+        if let Some(f) = json_lines(t) {
+            return Some(f);
         }
         if first.contains("\"transactions\"") || has("\"transaction_rate\"") {
             return Some(Format::SiegeText);
@@ -100,6 +101,32 @@ pub fn detect(head: &[u8]) -> Option<Format> {
     }
     if vegeta_csv(first) {
         return Some(Format::VegetaCsv);
+    }
+    None
+}
+
+/// One JSON object per line: k6 `--out json` (`type` Point or Metric, a `metric` name) or
+/// vegeta results (`attack`, `seq`, `code`), whatever the spacing and key order.
+fn json_lines(text: &str) -> Option<Format> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(JSON_LINES_TRIED)
+        .filter(|l| l.starts_with('{'))
+        .find_map(|l| match serde_json::from_str::<Value>(l) {
+            Ok(Value::Object(o)) => Some(json_line_format(&o)),
+            _ => None,
+        })
+        .flatten()
+}
+
+fn json_line_format(o: &Map<String, Value>) -> Option<Format> {
+    let s = |k: &str| o.get(k).and_then(Value::as_str);
+    if matches!(s("type"), Some("Point" | "Metric")) && s("metric").is_some() {
+        return Some(Format::K6Json);
+    }
+    if ["attack", "seq", "code"].iter().all(|k| o.contains_key(*k)) {
+        return Some(Format::VegetaJson);
     }
     None
 }

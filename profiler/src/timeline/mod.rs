@@ -22,6 +22,8 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+use crate::skipped::SkippedLines;
+
 pub(crate) use command::opt;
 pub use command::{ImpliedFile, ImpliedOutput, from_command, from_command_with, implied_output};
 pub use detect::detect;
@@ -253,6 +255,9 @@ pub struct Timeline {
     pub clock_offset_s: f64,
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Lines that did not read and were left out (docs/timeline.md); absent when none.
+    #[serde(default, skip_serializing_if = "SkippedLines::is_empty")]
+    pub skipped_lines: SkippedLines,
 }
 
 impl Timeline {
@@ -273,6 +278,21 @@ impl Timeline {
             points: Vec::new(),
             clock_offset_s: 0.0,
             warnings: Vec::new(),
+            skipped_lines: SkippedLines::new(source),
+        }
+    }
+
+    /// `--strict`: the first corrupt line this timeline left out, as the error reading it
+    /// would have been (a truncated last line is not refused).
+    pub fn strict(&self) -> Result<(), TimelineError> {
+        match self.skipped_lines.refused() {
+            Some(l) => Err(TimelineError::Parse {
+                path: self.source.clone(),
+                line: l.line,
+                format: self.format,
+                reason: format!("{} (--strict)", l.reason),
+            }),
+            None => Ok(()),
         }
     }
 
@@ -386,9 +406,27 @@ pub fn read_file(path: &Path) -> Result<Timeline, TimelineError> {
     read_from(BufReader::with_capacity(1 << 18, file), path)
 }
 
+/// [`read_file`]; with `strict` a corrupt line is the error instead of a skipped line.
+pub fn read_file_with(path: &Path, strict: bool) -> Result<Timeline, TimelineError> {
+    let t = read_file(path)?;
+    if strict {
+        t.strict()?;
+    }
+    Ok(t)
+}
+
 /// [`read_file`] with the file's clock shifted by `clock_offset_s`.
 pub fn read_file_with_offset(path: &Path, clock_offset_s: f64) -> Result<Timeline, TimelineError> {
-    let mut t = read_file(path)?;
+    read_file_shifted(path, clock_offset_s, false)
+}
+
+/// [`read_file_with`] with the file's clock shifted by `clock_offset_s`.
+pub fn read_file_shifted(
+    path: &Path,
+    clock_offset_s: f64,
+    strict: bool,
+) -> Result<Timeline, TimelineError> {
+    let mut t = read_file_with(path, strict)?;
     if clock_offset_s != 0.0 {
         t.shift_clock(clock_offset_s);
     }

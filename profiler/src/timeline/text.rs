@@ -1,17 +1,20 @@
 //! Shared reading helpers: a line reader that counts lines and names the file in errors, and
 //! parsers for the numbers and durations load tools print.
 use std::{
-    io::BufRead,
+    cell::{Cell, RefCell},
+    io::{self, BufRead, Read},
     path::{Path, PathBuf},
 };
 
 use super::{Format, TimelineError};
+use crate::skipped::SkippedLines;
 
-/// Where an error happened: the file and the format being read.
-#[derive(Debug, Clone)]
+/// Where an error happened: the file and the format being read; the lines left out so far.
+#[derive(Debug)]
 pub(crate) struct Ctx {
     pub path: PathBuf,
     pub format: Format,
+    pub skipped: RefCell<SkippedLines>,
 }
 
 impl Ctx {
@@ -19,7 +22,14 @@ impl Ctx {
         Ctx {
             path: path.to_path_buf(),
             format,
+            skipped: RefCell::new(SkippedLines::new(path)),
         }
+    }
+
+    /// A data line that does not read: left out and noted (a corrupt line costs that line
+    /// only; `--strict` refuses the file afterwards, see [`super::Timeline::strict`]).
+    pub fn skip(&self, line: u64, reason: impl Into<String>) {
+        self.skipped.borrow_mut().push(line, reason);
     }
 
     pub fn err(&self, line: u64, reason: impl Into<String>) -> TimelineError {
@@ -87,6 +97,67 @@ pub(crate) struct Line<'a> {
     pub n: u64,
     pub unterminated: bool,
     pub bytes: &'a [u8],
+}
+
+/// The input as a reader sees it, counting its lines and remembering its last byte, so a line
+/// left out can be told to be the file's last one cut short (whichever way the reader reads:
+/// `read` for the CSV readers, `fill_buf`/`consume` for the line readers).
+pub(crate) struct Tracked<'a, R> {
+    inner: R,
+    tail: &'a Tail,
+}
+
+/// What [`Tracked`] saw: newlines and the last byte.
+#[derive(Debug, Default)]
+pub(crate) struct Tail {
+    newlines: Cell<u64>,
+    last: Cell<Option<u8>>,
+}
+
+impl Tail {
+    /// The input's last line when it has no newline (it may be cut short), by number.
+    pub fn unterminated_line(&self) -> Option<u64> {
+        match self.last.get() {
+            Some(b) if b != b'\n' => Some(self.newlines.get() + 1),
+            _ => None,
+        }
+    }
+
+    fn saw(&self, bytes: &[u8]) {
+        if let Some(&b) = bytes.last() {
+            let nl = bytes.iter().filter(|&&c| c == b'\n').count() as u64;
+            self.newlines.set(self.newlines.get() + nl);
+            self.last.set(Some(b));
+        }
+    }
+}
+
+impl<'a, R> Tracked<'a, R> {
+    pub fn new(inner: R, tail: &'a Tail) -> Self {
+        Tracked { inner, tail }
+    }
+}
+
+impl<R: BufRead> Read for Tracked<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.tail.saw(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Tracked<'_, R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        // The bytes are buffered already: this fill_buf does no I/O.
+        if let Ok(b) = self.inner.fill_buf() {
+            self.tail.saw(&b[..amt.min(b.len())]);
+        }
+        self.inner.consume(amt);
+    }
 }
 
 /// Read a whole (small, text) input, capped so garbage cannot exhaust memory.

@@ -1,6 +1,7 @@
 //! Attribution: each candidate bottleneck's evidence in the analysis window, then a decision.
 //! Every rule and threshold is documented, with its reasoning, in docs/attribution.md.
 mod figures;
+pub mod keys;
 mod rules;
 
 use serde::{Deserialize, Serialize};
@@ -107,7 +108,17 @@ impl VerdictKind {
 /// One measured number behind a conclusion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
+    /// The key as it always was (`process.nginx[2902].cores`); kept for one release beside
+    /// `name` and `labels`.
     pub metric: String,
+    /// The key's stable name, without pids, services or devices (`process.cores`;
+    /// `keys::stable`).
+    #[serde(default)]
+    pub name: String,
+    /// What the name is about (`{"process": "nginx", "pid": "2902"}`); `pid` and `tid` are
+    /// the run's own (`keys::RUN_LABELS`), the others compare across runs.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
     pub value: f64,
     pub unit: String,
     /// The rule's threshold, e.g. ">= 0.90".
@@ -240,8 +251,11 @@ impl Threshold {
 }
 
 fn ev(metric: &str, value: f64, unit: &str, threshold: Option<&str>, source: &str) -> Evidence {
+    let keys::Stable { name, labels } = keys::stable(metric);
     Evidence {
         metric: metric.into(),
+        name,
+        labels,
         value,
         unit: unit.into(),
         threshold: threshold.map(Into::into),

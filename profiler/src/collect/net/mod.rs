@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::CollectError;
 
+pub mod replay;
 #[cfg(test)]
 pub(crate) mod testnet;
 
@@ -47,7 +48,7 @@ impl std::fmt::Display for NetnsId {
 /// Whether one request asks for a whole table (`NLM_F_DUMP`, replies end with `NLMSG_DONE`) or
 /// for one object (the first reply ends the exchange).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Exchange {
+pub enum Exchange {
     Dump,
     Single,
 }
@@ -67,7 +68,6 @@ where
     I: NetlinkSerializable + NetlinkDeserializable + Debug,
 {
     let io_err = |source| CollectError::Netlink { what, source };
-    let decode = |reason: String| CollectError::NetlinkDecode { what, reason };
     let mut socket = Socket::new(protocol).map_err(io_err)?;
     socket.bind_auto().map_err(io_err)?;
     socket
@@ -90,39 +90,66 @@ where
     loop {
         let received = socket.recv(&mut &mut buffer[..], 0).map_err(io_err)?;
         let received = received.min(buffer.len());
-        let mut offset = 0;
-        while offset < received {
-            let bytes = &buffer[offset..received];
-            let reply =
-                NetlinkMessage::<I>::deserialize(bytes).map_err(|e| decode(e.to_string()))?;
-            let length = reply.header.length as usize;
-            match reply.payload {
-                NetlinkPayload::InnerMessage(inner) => {
-                    visit(inner)?;
-                    if exchange == Exchange::Single {
-                        return Ok(());
-                    }
-                }
-                NetlinkPayload::Done(_) => return Ok(()),
-                NetlinkPayload::Error(error) => {
-                    if error.code.is_some() {
-                        return Err(io_err(error.to_io()));
-                    }
-                    // An acknowledgement (error code 0) ends a single request.
-                    if exchange == Exchange::Single {
-                        return Ok(());
-                    }
-                }
-                NetlinkPayload::Noop | NetlinkPayload::Overrun(_) => {}
-                _ => {}
-            }
-            if length == 0 {
-                break;
-            }
-            // Netlink messages are 4-byte aligned.
-            offset += (length + 3) & !3;
+        if decode_batch(&buffer[..received], exchange, what, &mut visit)? == Batch::Done {
+            return Ok(());
         }
     }
+}
+
+/// Whether a batch of replies ended the exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batch {
+    More,
+    Done,
+}
+
+/// Decodes one batch of replies as [`request`] receives it, calling `visit` for every message:
+/// pure, so captured dumps replay through it ([`replay`]). Never reads past `bytes`.
+pub fn decode_batch<I>(
+    bytes: &[u8],
+    exchange: Exchange,
+    what: &'static str,
+    visit: &mut impl FnMut(I) -> Result<(), CollectError>,
+) -> Result<Batch, CollectError>
+where
+    I: NetlinkDeserializable + Debug,
+{
+    let decode = |reason: String| CollectError::NetlinkDecode { what, reason };
+    let mut offset = 0;
+    while offset < bytes.len() {
+        let reply = NetlinkMessage::<I>::deserialize(&bytes[offset..])
+            .map_err(|e| decode(e.to_string()))?;
+        let length = reply.header.length as usize;
+        match reply.payload {
+            NetlinkPayload::InnerMessage(inner) => {
+                visit(inner)?;
+                if exchange == Exchange::Single {
+                    return Ok(Batch::Done);
+                }
+            }
+            NetlinkPayload::Done(_) => return Ok(Batch::Done),
+            NetlinkPayload::Error(error) => {
+                if error.code.is_some() {
+                    return Err(CollectError::Netlink {
+                        what,
+                        source: error.to_io(),
+                    });
+                }
+                // An acknowledgement (error code 0) ends a single request.
+                if exchange == Exchange::Single {
+                    return Ok(Batch::Done);
+                }
+            }
+            NetlinkPayload::Noop | NetlinkPayload::Overrun(_) => {}
+            _ => {}
+        }
+        if length == 0 {
+            break;
+        }
+        // Netlink messages are 4-byte aligned.
+        offset += (length + 3) & !3;
+    }
+    Ok(Batch::More)
 }
 
 /// Runs `work` on a thread of its own that has entered the network namespace at `netns_path`

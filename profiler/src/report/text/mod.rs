@@ -10,8 +10,8 @@ use self::{
 use crate::analysis::{Analysis, HopKind, LatencySummary};
 
 mod table;
-mod units;
-mod verdict;
+pub(crate) mod units;
+pub(crate) mod verdict;
 
 #[cfg(test)]
 mod tests;

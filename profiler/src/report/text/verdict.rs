@@ -29,7 +29,7 @@ pub fn family(f: Family) -> &'static str {
 /// The load-generator timeline whose throughput the headline quotes: the one the window's
 /// plateau was found in, else the one with most requests. Timelines without a duration (a
 /// summary without timing) have no meaningful rate and are skipped.
-fn quoted_load(a: &Analysis) -> Option<&LoadSummary> {
+pub(crate) fn quoted_load(a: &Analysis) -> Option<&LoadSummary> {
     let usable = || {
         a.load
             .iter()

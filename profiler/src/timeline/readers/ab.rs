@@ -28,7 +28,7 @@ pub(crate) fn tsv<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineE
         }
         let (nf, fields) = split::<6>(line, b'\t');
         if nf != 6 {
-            return Err(ctx.err(
+            ctx.skip(
                 n,
                 format!(
                     "{} fields, expected 6{}",
@@ -39,10 +39,12 @@ pub(crate) fn tsv<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineE
                         ""
                     }
                 ),
-            ));
+            );
+            continue;
         }
         let (Some(start), Some(total_ms)) = (parse_f64(fields[1]), parse_f64(fields[4])) else {
-            return Err(ctx.err(n, "bad seconds or ttime"));
+            ctx.skip(n, "bad seconds or ttime");
+            continue;
         };
         let done = start + total_ms / 1000.0;
         series.request(done, Outcome::Ok, 1);
@@ -68,12 +70,16 @@ pub(crate) fn csv<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineE
         if n == 1 || line.is_empty() {
             continue;
         }
-        let s = std::str::from_utf8(line).map_err(|_| ctx.err(n, "not UTF-8"))?;
+        let Ok(s) = std::str::from_utf8(line) else {
+            ctx.skip(n, "not UTF-8");
+            continue;
+        };
         let (Some(p), Some(ms)) = s
             .split_once(',')
             .map_or((None, None), |(p, ms)| (num(p), num(ms)))
         else {
-            return Err(ctx.err(n, "expected `percent,milliseconds`"));
+            ctx.skip(n, "expected `percent,milliseconds`");
+            continue;
         };
         rows += 1;
         match p as u32 {

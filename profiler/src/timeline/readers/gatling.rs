@@ -52,13 +52,17 @@ pub(crate) fn log<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineE
         };
         match f[0] {
             b"REQUEST" => {
-                let k = f
+                let Some(k) = f
                     .iter()
                     .position(|x| matches!(*x, b"OK" | b"KO"))
                     .filter(|&k| k >= 3)
-                    .ok_or_else(|| ctx.err(n, format!("REQUEST without OK/KO{trunc}")))?;
+                else {
+                    ctx.skip(n, format!("REQUEST without OK/KO{trunc}"));
+                    continue;
+                };
                 let (Some(start), Some(end)) = (parse_u64(f[k - 2]), parse_u64(f[k - 1])) else {
-                    return Err(ctx.err(n, format!("bad start/end timestamps{trunc}")));
+                    ctx.skip(n, format!("bad start/end timestamps{trunc}"));
+                    continue;
                 };
                 let done = end as f64 / 1000.0;
                 let o = if f[k] == b"OK" {
@@ -70,26 +74,27 @@ pub(crate) fn log<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineE
                 series.latency(done, end.saturating_sub(start) as f64 / 1000.0);
             }
             b"USER" => {
-                let k = f
-                    .iter()
-                    .position(|x| matches!(*x, b"START" | b"END"))
-                    .ok_or_else(|| ctx.err(n, format!("USER without START/END{trunc}")))?;
-                let ts = f[k + 1..]
-                    .iter()
-                    .find_map(|x| parse_u64(x))
-                    .ok_or_else(|| ctx.err(n, format!("USER without a timestamp{trunc}")))?;
+                let Some(k) = f.iter().position(|x| matches!(*x, b"START" | b"END")) else {
+                    ctx.skip(n, format!("USER without START/END{trunc}"));
+                    continue;
+                };
+                let Some(ts) = f[k + 1..].iter().find_map(|x| parse_u64(x)) else {
+                    ctx.skip(n, format!("USER without a timestamp{trunc}"));
+                    continue;
+                };
                 users += if f[k] == b"START" { 1 } else { -1 };
                 series.offered(ts as f64 / 1000.0, users.max(0) as f64);
             }
             b"RUN" | b"GROUP" | b"ERROR" | b"ASSERTION" => {}
             other => {
-                return Err(ctx.err(
+                ctx.skip(
                     n,
                     format!(
                         "unknown record {:?}{trunc}",
                         String::from_utf8_lossy(&other[..other.len().min(20)])
                     ),
-                ));
+                );
+                continue;
             }
         }
     }

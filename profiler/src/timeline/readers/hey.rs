@@ -30,7 +30,7 @@ pub(crate) fn csv<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineE
         }
         let (nf, fields) = split::<8>(line, b',');
         if nf != 8 {
-            return Err(ctx.err(
+            ctx.skip(
                 n,
                 format!(
                     "{} fields, expected 8{}",
@@ -41,14 +41,16 @@ pub(crate) fn csv<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineE
                         ""
                     }
                 ),
-            ));
+            );
+            continue;
         }
         let (Some(rt), Some(status), Some(offset)) = (
             parse_f64(fields[0]),
             parse_u64(fields[6]),
             parse_f64(fields[7]),
         ) else {
-            return Err(ctx.err(n, "bad response-time, status-code or offset"));
+            ctx.skip(n, "bad response-time, status-code or offset");
+            continue;
         };
         let done = offset + rt;
         series.request(done, Outcome::http(u16::try_from(status).unwrap_or(0)), 1);

@@ -10,7 +10,7 @@ use super::{
         series::{Outcome, Series},
         text::{Ctx, num},
     },
-    k6::csv_err,
+    k6::{csv_err, next_record},
 };
 
 /// A sample's outcome: `success=false` with a numeric code is that status; JMeter's
@@ -56,10 +56,7 @@ pub(crate) fn csv<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineE
     let (ok_i, rc_i, threads_i) = (col("success"), col("responseCode"), col("allThreads"));
     let mut series = Series::new(1.0);
     let mut rec = ::csv::ByteRecord::new();
-    while rdr
-        .read_byte_record(&mut rec)
-        .map_err(|e| csv_err(ctx, &e))?
-    {
+    while next_record(&mut rdr, &mut rec, ctx)? {
         let n = rec.position().map_or(0, |p| p.line());
         let s = |i: Option<usize>| {
             i.and_then(|i| rec.get(i))
@@ -67,10 +64,11 @@ pub(crate) fn csv<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineE
                 .unwrap_or("")
         };
         let (Some(ts), Some(el)) = (num(s(Some(ts_i))), num(s(Some(el_i)))) else {
-            return Err(ctx.err(
+            ctx.skip(
                 n,
                 "bad timeStamp or elapsed (timestamps must be ms since the epoch)",
-            ));
+            );
+            continue;
         };
         let success = ok_i.is_none() || s(ok_i) == "true";
         add(

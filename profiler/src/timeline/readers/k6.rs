@@ -5,6 +5,8 @@ use std::{borrow::Cow, io::BufRead};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::skipped::json_reason;
+
 use super::super::{
     Clock, Latency, Offered, Timeline, TimelineError,
     series::{Outcome, Series},
@@ -130,10 +132,7 @@ impl Both {
     }
 
     /// A `Metric` line: remembers a script's time trend so its points are read.
-    fn declare(&mut self, line: &[u8]) {
-        let Ok(v) = serde_json::from_slice::<Value>(line) else {
-            return;
-        };
+    fn declare(&mut self, v: &Value) {
         let data = v.get("data");
         let field = |k: &str| data.and_then(|d| d.get(k)).and_then(Value::as_str);
         if let (Some(name), Some("trend"), Some("time")) =
@@ -246,81 +245,71 @@ impl Both {
 }
 
 const POINT_PREFIX: &[u8] = b"{\"metric\":\"";
+const POINT_TYPE: &[u8] = b"\",\"type\":\"Point\"";
 
+/// One JSON object per line. A line that does not read is left out and noted (`--strict`
+/// refuses the file afterwards).
 pub(crate) fn json<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineError> {
     let mut lines = Lines::new(input);
     let mut both = Both::new();
     while let Some(l) = lines.next_line(ctx)? {
-        let (n, line) = (l.n, l.bytes);
+        let line = super::trim(l.bytes);
         if line.is_empty() {
             continue;
         }
-        if line.last() != Some(&b'}') {
-            return Err(ctx.err(
-                n,
-                if l.unterminated {
-                    "truncated line"
-                } else {
-                    "not a JSON object"
-                },
-            ));
+        if let Err(reason) = json_line(&mut both, line) {
+            ctx.skip(l.n, reason);
         }
-        // Fast path: k6 writes `{"metric":"NAME","type":"Point",...`; skip unneeded metrics
-        // without parsing them.
-        let m = if let Some(rest) = line.strip_prefix(POINT_PREFIX) {
-            let end = rest
-                .iter()
-                .position(|&b| b == b'"')
-                .ok_or_else(|| ctx.err(n, "unterminated metric name"))?;
-            let after_name = &rest[end..];
-            if !after_name.starts_with(b"\",\"type\":\"Point\"") {
-                if after_name.starts_with(b"\",\"type\":\"Metric\"") {
-                    both.declare(line);
-                    continue;
-                }
-                return Err(ctx.err(n, "expected a Point or Metric line"));
-            }
-            match both.metric(&rest[..end]) {
-                Some(m) => m,
-                None => continue,
-            }
-        } else if line.starts_with(b"{\"type\":\"Metric\"") {
-            both.declare(line);
-            continue;
-        } else {
-            // Another writer's key order: parse fully.
-            let v: Value =
-                serde_json::from_slice(line).map_err(|e| ctx.err(n, format!("bad JSON: {e}")))?;
+    }
+    both.finish(ctx, 1)
+}
+
+/// One line of `--out json`: a Point fed to its series, a Metric declared, or why not.
+fn json_line(both: &mut Both, line: &[u8]) -> Result<(), String> {
+    // Fast path: k6 itself writes `{"metric":"NAME","type":"Point",...`; points of metrics
+    // not read are passed over without parsing them (a cut or corrupt one costs nothing).
+    let fast = line.strip_prefix(POINT_PREFIX).and_then(|rest| {
+        let end = rest.iter().position(|&b| b == b'"')?;
+        rest[end..]
+            .starts_with(POINT_TYPE)
+            .then(|| both.metric(&rest[..end]))
+    });
+    let m = match fast {
+        Some(None) => return Ok(()),
+        Some(Some(m)) => m,
+        // Anything else (another writer's key order or spacing, a Metric line): parsed.
+        None => {
+            let v: Value = serde_json::from_slice(line)
+                .map_err(|e| format!("bad JSON: {}", json_reason(&e)))?;
             match (
                 v.get("type").and_then(Value::as_str),
                 v.get("metric").and_then(Value::as_str),
             ) {
                 (Some("Metric"), _) => {
-                    both.declare(line);
-                    continue;
+                    both.declare(&v);
+                    return Ok(());
                 }
                 (Some("Point"), Some(name)) => match both.metric(name.as_bytes()) {
                     Some(m) => m,
-                    None => continue,
+                    None => return Ok(()),
                 },
-                _ => return Err(ctx.err(n, "neither a k6 Point nor a Metric line")),
+                _ => return Err("neither a k6 Point nor a Metric line".into()),
             }
-        };
-        let p: PointLine<'_> =
-            serde_json::from_slice(line).map_err(|e| ctx.err(n, format!("bad point: {e}")))?;
-        let t = rfc3339_s(&p.data.time)
-            .ok_or_else(|| ctx.err(n, format!("bad time {:?}", p.data.time)))?;
-        if !p.data.value.is_finite() {
-            return Err(ctx.err(n, "value is not a finite number"));
         }
-        both.feed(
-            m,
-            t,
-            p.data.value,
-            p.data.tags.as_ref().unwrap_or(&Tags::default()),
-        );
+    };
+    let p: PointLine<'_> =
+        serde_json::from_slice(line).map_err(|e| format!("bad point: {}", json_reason(&e)))?;
+    let t = rfc3339_s(&p.data.time).ok_or_else(|| format!("bad time {:?}", p.data.time))?;
+    if !p.data.value.is_finite() {
+        return Err("value is not a finite number".into());
     }
-    both.finish(ctx, 1)
+    both.feed(
+        m,
+        t,
+        p.data.value,
+        p.data.tags.as_ref().unwrap_or(&Tags::default()),
+    );
+    Ok(())
 }
 
 pub(crate) fn csv<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineError> {
@@ -344,9 +333,7 @@ pub(crate) fn csv<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineE
     // The line an empty result is blamed on: the first data row, or the header when none.
     let mut blame = 1;
     loop {
-        let more = rdr
-            .read_byte_record(&mut rec)
-            .map_err(|e| csv_err(ctx, &e))?;
+        let more = next_record(&mut rdr, &mut rec, ctx)?;
         if !more {
             break;
         }
@@ -360,13 +347,18 @@ pub(crate) fn csv<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineE
                 .and_then(|b| std::str::from_utf8(b).ok())
                 .filter(|s| !s.is_empty())
         };
-        let ts = field(Some(time_i)).ok_or_else(|| ctx.err(n, "missing timestamp"))?;
-        let t = num(ts)
-            .or_else(|| rfc3339_s(ts))
-            .ok_or_else(|| ctx.err(n, format!("bad timestamp {ts:?}")))?;
-        let value = field(Some(value_i))
-            .and_then(num)
-            .ok_or_else(|| ctx.err(n, "bad metric_value"))?;
+        let Some(ts) = field(Some(time_i)) else {
+            ctx.skip(n, "missing timestamp");
+            continue;
+        };
+        let Some(t) = num(ts).or_else(|| rfc3339_s(ts)) else {
+            ctx.skip(n, format!("bad timestamp {ts:?}"));
+            continue;
+        };
+        let Some(value) = field(Some(value_i)).and_then(num) else {
+            ctx.skip(n, "bad metric_value");
+            continue;
+        };
         let tags = Tags {
             status: field(status_i).map(Cow::Borrowed),
             expected_response: field(expected_i).map(Cow::Borrowed),
@@ -382,11 +374,35 @@ pub(crate) fn csv_err(ctx: &Ctx, e: &::csv::Error) -> TimelineError {
     match e.kind() {
         ::csv::ErrorKind::UnequalLengths {
             expected_len, len, ..
-        } => ctx.err(
-            line,
-            format!("{len} fields where the header has {expected_len} (truncated or mixed file?)"),
-        ),
+        } => ctx.err(line, unequal(*expected_len, *len)),
         _ => ctx.err(line, e.to_string()),
+    }
+}
+
+fn unequal(expected_len: u64, len: u64) -> String {
+    format!("{len} fields where the header has {expected_len} (truncated or mixed file?)")
+}
+
+/// The next CSV record (false at the end); a row with another number of fields than the
+/// header is left out and noted, and reading goes on with the next.
+pub(crate) fn next_record<R: std::io::Read>(
+    rdr: &mut ::csv::Reader<R>,
+    rec: &mut ::csv::ByteRecord,
+    ctx: &Ctx,
+) -> Result<bool, TimelineError> {
+    loop {
+        match rdr.read_byte_record(rec) {
+            Ok(more) => return Ok(more),
+            Err(e) => match e.kind() {
+                ::csv::ErrorKind::UnequalLengths {
+                    expected_len, len, ..
+                } => ctx.skip(
+                    e.position().map_or(0, |p| p.line()),
+                    unequal(*expected_len, *len),
+                ),
+                _ => return Err(csv_err(ctx, &e)),
+            },
+        }
     }
 }
 
@@ -550,13 +566,17 @@ pub(crate) fn text<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, Timeline
 mod tests {
     use super::*;
 
+    fn value(line: &[u8]) -> Value {
+        serde_json::from_slice(line).expect("JSON")
+    }
+
     #[test]
     fn a_scripts_own_time_trends_are_declared_and_builtin_ones_are_not() {
         let mut both = Both::new();
-        both.declare(br#"{"type":"Metric","data":{"name":"delivery_ms","type":"trend","contains":"time","thresholds":[],"submetrics":null},"metric":"delivery_ms"}"#);
-        both.declare(br#"{"type":"Metric","data":{"name":"ws_connecting","type":"trend","contains":"time"},"metric":"ws_connecting"}"#);
-        both.declare(br#"{"type":"Metric","data":{"name":"bytes_seen","type":"trend","contains":"default"},"metric":"bytes_seen"}"#);
-        both.declare(br#"{"type":"Metric","data":{"name":"delivery_ms","type":"trend","contains":"time"},"metric":"delivery_ms"}"#);
+        both.declare(&value(br#"{"type":"Metric","data":{"name":"delivery_ms","type":"trend","contains":"time","thresholds":[],"submetrics":null},"metric":"delivery_ms"}"#));
+        both.declare(&value(br#"{"type":"Metric","data":{"name":"ws_connecting","type":"trend","contains":"time"},"metric":"ws_connecting"}"#));
+        both.declare(&value(br#"{"type":"Metric","data":{"name":"bytes_seen","type":"trend","contains":"default"},"metric":"bytes_seen"}"#));
+        both.declare(&value(br#"{"type":"Metric","data":{"name":"delivery_ms","type":"trend","contains":"time"},"metric":"delivery_ms"}"#));
         assert_eq!(
             both.custom
                 .iter()

@@ -7,7 +7,7 @@ use super::{
         Clock, Latency, Offered, Point, Timeline, TimelineError,
         text::{Ctx, num},
     },
-    k6::csv_err,
+    k6::{csv_err, next_record},
 };
 
 fn columns<R: BufRead>(
@@ -63,26 +63,22 @@ pub(crate) fn history<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, Timel
     let mut rec = ::csv::ByteRecord::new();
     let (mut prev_t, mut prev_req, mut prev_fail): (Option<f64>, u64, u64) = (None, 0, 0);
     let (mut max_users, mut last_mean) = (0.0f64, None);
-    while rdr
-        .read_byte_record(&mut rec)
-        .map_err(|e| csv_err(ctx, &e))?
-    {
+    while next_record(&mut rdr, &mut rec, ctx)? {
         let n = rec.position().map_or(0, |p| p.line());
         if field(&rec, c[2]) != Some("Aggregated") {
             continue;
         }
-        let ts = field(&rec, c[0])
-            .and_then(num)
-            .ok_or_else(|| ctx.err(n, "bad Timestamp"))?;
-        let users = field(&rec, c[1])
-            .and_then(num)
-            .ok_or_else(|| ctx.err(n, "bad User Count"))?;
-        let total = field(&rec, c[3])
-            .and_then(num)
-            .ok_or_else(|| ctx.err(n, "bad Total Request Count"))? as u64;
-        let failed = field(&rec, c[4])
-            .and_then(num)
-            .ok_or_else(|| ctx.err(n, "bad Total Failure Count"))? as u64;
+        let num_at = |i: Option<usize>| field(&rec, i).and_then(num);
+        let (Some(ts), Some(users), Some(total), Some(failed)) =
+            (num_at(c[0]), num_at(c[1]), num_at(c[3]), num_at(c[4]))
+        else {
+            ctx.skip(
+                n,
+                "bad Timestamp, User Count, Total Request Count or Total Failure Count",
+            );
+            continue;
+        };
+        let (total, failed) = (total as u64, failed as u64);
         max_users = max_users.max(users);
         last_mean = ms(&rec, c[10]).or(last_mean);
         let start = prev_t.unwrap_or(ts - 1.0);
@@ -168,10 +164,7 @@ pub(crate) fn stats<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, Timelin
         ],
     )?;
     let mut rec = ::csv::ByteRecord::new();
-    while rdr
-        .read_byte_record(&mut rec)
-        .map_err(|e| csv_err(ctx, &e))?
-    {
+    while next_record(&mut rdr, &mut rec, ctx)? {
         let n = rec.position().map_or(0, |p| p.line());
         if field(&rec, c[0]) != Some("Aggregated") {
             continue;

@@ -1,7 +1,10 @@
 //! One reader per tool; each takes the input positioned at its start.
 use std::{io::BufRead, path::Path};
 
-use super::{Format, Timeline, TimelineError, text::Ctx};
+use super::{
+    Format, Timeline, TimelineError,
+    text::{Ctx, Tail, Tracked},
+};
 
 mod ab;
 mod gatling;
@@ -21,6 +24,8 @@ pub(crate) fn read<R: BufRead>(
     format: Format,
 ) -> Result<Timeline, TimelineError> {
     let ctx = Ctx::new(source, format);
+    let tail = Tail::default();
+    let input = Tracked::new(input, &tail);
     let t = match format {
         Format::K6Json => k6::json(input, &ctx),
         Format::K6Csv => k6::csv(input, &ctx),
@@ -46,7 +51,47 @@ pub(crate) fn read<R: BufRead>(
         Format::PgbenchText => pgbench::text(input, &ctx),
         Format::SiegeLog => siege::log(input, &ctx),
         Format::SiegeText => siege::text(input, &ctx),
-    }?;
+    };
+    let mut skipped = ctx.skipped.into_inner();
+    if let Some(last) = tail.unterminated_line() {
+        skipped.last_was_truncated(last);
+    }
+    let mut t = match t {
+        Ok(t) => t,
+        // Nothing read: say what was left out, it is probably why.
+        Err(TimelineError::Parse {
+            path,
+            line,
+            format,
+            mut reason,
+        }) if !skipped.is_empty() => {
+            if let Some(first) = skipped.lines.first() {
+                reason.push_str(&format!(
+                    " ({} lines skipped, the first {}:{}: {})",
+                    skipped.count,
+                    path.display(),
+                    first.line,
+                    first.reason
+                ));
+            }
+            return Err(TimelineError::Parse {
+                path,
+                line,
+                format,
+                reason,
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(last) = skipped.lines.last().filter(|l| l.truncated) {
+        t.warnings.push(format!(
+            "{}:{}: last line is truncated (the tool stopped mid-write); it was skipped",
+            source.display(),
+            last.line
+        ));
+    }
+    t.warnings.extend(skipped.summary());
+    t.skipped_lines = skipped;
     Ok(t)
 }
 

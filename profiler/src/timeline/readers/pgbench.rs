@@ -24,7 +24,7 @@ pub(crate) fn log<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineE
         }
         let (nf, f) = split::<8>(line, b' ');
         if !(6..=8).contains(&nf) {
-            return Err(ctx.err(
+            ctx.skip(
                 n,
                 format!(
                     "{} fields, expected 6 to 8{}",
@@ -35,11 +35,13 @@ pub(crate) fn log<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineE
                         ""
                     }
                 ),
-            ));
+            );
+            continue;
         }
         let (Some(_), Some(epoch), Some(us)) = (parse_u64(f[0]), parse_u64(f[4]), parse_u64(f[5]))
         else {
-            return Err(ctx.err(n, "bad client_id, time_epoch or time_us"));
+            ctx.skip(n, "bad client_id, time_epoch or time_us");
+            continue;
         };
         let done = epoch as f64 + us as f64 / 1e6;
         match f[2] {
@@ -48,7 +50,10 @@ pub(crate) fn log<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineE
             b"serialization" => series.request(done, Outcome::Named("serialization"), 1),
             b"deadlock" => series.request(done, Outcome::Named("deadlock"), 1),
             latency => {
-                let lat = parse_u64(latency).ok_or_else(|| ctx.err(n, "bad latency field"))?;
+                let Some(lat) = parse_u64(latency) else {
+                    ctx.skip(n, "bad latency field");
+                    continue;
+                };
                 series.request(done, Outcome::Ok, 1);
                 series.latency(done, lat as f64 / 1e6);
             }
@@ -80,7 +85,7 @@ pub(crate) fn aggregate<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, Tim
         let (nf, f) = split::<16>(line, b' ');
         let v: Option<Vec<u64>> = f[..nf.min(16)].iter().map(|b| parse_u64(b)).collect();
         let Some(v) = v.filter(|v| (6..=16).contains(&v.len())) else {
-            return Err(ctx.err(
+            ctx.skip(
                 n,
                 format!(
                     "expected 6 to 16 integers{}",
@@ -90,7 +95,8 @@ pub(crate) fn aggregate<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, Tim
                         ""
                     }
                 ),
-            ));
+            );
+            continue;
         };
         let (start, count, sum, max) = (v[0], v[1], v[2], v[5]);
         let failures = v.get(6).copied().unwrap_or(0);
@@ -169,13 +175,15 @@ pub(crate) fn text<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, Timeline
         let at = parts
             .first()
             .and_then(|p| p.strip_suffix(" s"))
-            .and_then(num)
-            .ok_or_else(|| ctx.err(n, "bad progress time"))?;
+            .and_then(num);
         let tps = parts
             .get(1)
             .and_then(|p| p.strip_suffix(" tps"))
-            .and_then(num)
-            .ok_or_else(|| ctx.err(n, "bad progress tps"))?;
+            .and_then(num);
+        let (Some(at), Some(tps)) = (at, tps) else {
+            ctx.skip(n, "bad progress time or tps");
+            continue;
+        };
         let lat = parts
             .get(2)
             .and_then(|p| p.strip_prefix("lat "))

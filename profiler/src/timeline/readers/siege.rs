@@ -18,13 +18,16 @@ pub(crate) fn log<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineE
     let (mut lat_sum, mut max_c) = (0.0, 0.0f64);
     while let Some(l) = lines.next_line(ctx)? {
         let (n, line) = (l.n, l.bytes);
-        let s = std::str::from_utf8(line).map_err(|_| ctx.err(n, "not UTF-8"))?;
+        let Ok(s) = std::str::from_utf8(line) else {
+            ctx.skip(n, "not UTF-8");
+            continue;
+        };
         if s.trim().is_empty() || s.contains("Date & Time") {
             continue;
         }
         let f: Vec<&str> = s.split(',').map(str::trim).collect();
         if f.len() != 10 {
-            return Err(ctx.err(
+            ctx.skip(
                 n,
                 format!(
                     "{} fields, expected 10{}",
@@ -35,11 +38,18 @@ pub(crate) fn log<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineE
                         ""
                     }
                 ),
-            ));
+            );
+            continue;
         }
-        let end = datetime_s(f[0]).ok_or_else(|| ctx.err(n, format!("bad date {:?}", f[0])))?;
+        let Some(end) = datetime_s(f[0]) else {
+            ctx.skip(n, format!("bad date {:?}", f[0]));
+            continue;
+        };
         let v: Option<Vec<f64>> = f[1..].iter().map(|x| num(x)).collect();
-        let v = v.ok_or_else(|| ctx.err(n, "bad number"))?;
+        let Some(v) = v else {
+            ctx.skip(n, "bad number");
+            continue;
+        };
         let (elapsed, resp_s, rate, conc, ok, failed) =
             (v[1], v[3], v[4], v[6], v[7] as u64, v[8] as u64);
         let mut kinds = BTreeMap::new();

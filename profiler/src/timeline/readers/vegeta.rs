@@ -11,7 +11,7 @@ use super::{
         series::{Outcome, Series},
         text::{Ctx, Lines, read_text, rfc3339_s},
     },
-    k6::csv_err,
+    k6::next_record,
 };
 
 /// An error string from Go's net/http: timeouts, refused or reset connections, the rest.
@@ -60,21 +60,20 @@ pub(crate) fn json<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, Timeline
         if line.is_empty() {
             continue;
         }
-        let hit: Hit<'_> = serde_json::from_slice(line).map_err(|e| {
-            ctx.err(
-                n,
-                format!(
-                    "bad result{}: {e}",
-                    if l.unterminated {
-                        " (truncated line)"
-                    } else {
-                        ""
-                    }
-                ),
-            )
-        })?;
-        let start = rfc3339_s(&hit.timestamp)
-            .ok_or_else(|| ctx.err(n, format!("bad timestamp {:?}", hit.timestamp)))?;
+        let hit: Hit<'_> = match serde_json::from_slice(line) {
+            Ok(hit) => hit,
+            Err(e) => {
+                ctx.skip(
+                    n,
+                    format!("bad result: {}", crate::skipped::json_reason(&e)),
+                );
+                continue;
+            }
+        };
+        let Some(start) = rfc3339_s(&hit.timestamp) else {
+            ctx.skip(n, format!("bad timestamp {:?}", hit.timestamp));
+            continue;
+        };
         add(&mut series, start, hit.latency, hit.code, &hit.error);
     }
     if series.requests() == 0 {
@@ -91,23 +90,22 @@ pub(crate) fn csv<R: BufRead>(input: R, ctx: &Ctx) -> Result<Timeline, TimelineE
         .from_reader(input);
     let mut series = Series::new(1.0);
     let mut rec = ::csv::ByteRecord::new();
-    while rdr
-        .read_byte_record(&mut rec)
-        .map_err(|e| csv_err(ctx, &e))?
-    {
+    while next_record(&mut rdr, &mut rec, ctx)? {
         let n = rec.position().map_or(0, |p| p.line());
         if rec.len() < 6 {
-            return Err(ctx.err(
+            ctx.skip(
                 n,
                 format!(
                     "{} fields, expected at least 6 (truncated line?)",
                     rec.len()
                 ),
-            ));
+            );
+            continue;
         }
         let int = |i: usize| rec.get(i).and_then(super::parse_u64);
         let (Some(ts), Some(code), Some(lat)) = (int(0), int(1), int(2)) else {
-            return Err(ctx.err(n, "bad timestamp, code or latency"));
+            ctx.skip(n, "bad timestamp, code or latency");
+            continue;
         };
         let err = std::str::from_utf8(rec.get(5).unwrap_or_default()).unwrap_or("error");
         add(
