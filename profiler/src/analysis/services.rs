@@ -85,6 +85,12 @@ pub struct ServiceFigures {
     pub blocked_on_siblings: f64,
     pub sibling_wakes_per_s: f64,
     pub sibling_wake_share: f64,
+    /// Of the off-CPU time its threads' wake-ups of each other ended, the share one thread
+    /// ended (the one that ended most, from waker -> wakee thread pairs), and that thread:
+    /// near 1 when one thread hands work out (a dispatcher, an event loop posting tasks to
+    /// helpers), about 1/k when k holders pass a lock along. `None` without thread pairs.
+    pub top_waker_share: Option<f64>,
+    pub top_waker_tid: Option<u32>,
 }
 
 impl ServiceFigures {
@@ -121,6 +127,8 @@ struct Acc {
     capacity: Option<f64>,
     thread_ns: BTreeMap<u32, u64>,
     inflight: f64,
+    /// Off-CPU time ended by wake-ups from another thread of the service, per waker thread.
+    ended_by_waker: BTreeMap<u32, u64>,
     inbound_per_s: f64,
     upstream: f64,
     reason_ns: BTreeMap<String, u64>,
@@ -254,6 +262,19 @@ pub fn services(intervals: &[&Interval]) -> Vec<ServiceFigures> {
                 }
             }
         }
+        // Thread pairs within the service: who ended its threads' waits.
+        for w in &iv.thread_wakes {
+            if w.waker_tid == w.wakee_tid || w.waker_pid == 0 {
+                continue;
+            }
+            let wakee = key_of(w.wakee_pid);
+            if key_of(w.waker_pid) != wakee {
+                continue;
+            }
+            if let Some(a) = accs.get_mut(&wakee) {
+                *a.ended_by_waker.entry(w.waker_tid).or_default() += w.offcpu_ns;
+            }
+        }
         // Every wake-up, by waker name: a waker of the service's own name is one of its own.
         for w in &iv.wake_totals {
             let wakee = key_of(w.wakee_pid);
@@ -303,6 +324,17 @@ pub fn services(intervals: &[&Interval]) -> Vec<ServiceFigures> {
                 0.0
             },
             sibling_wake_share: a.sibling_wakes as f64 / a.wakes.max(1) as f64,
+            top_waker_share: {
+                let all: u64 = a.ended_by_waker.values().sum();
+                (all > 0).then(|| {
+                    a.ended_by_waker.values().copied().max().unwrap_or(0) as f64 / all as f64
+                })
+            },
+            top_waker_tid: a
+                .ended_by_waker
+                .iter()
+                .max_by_key(|(_, ns)| **ns)
+                .map(|(tid, _)| *tid),
         })
         .collect();
     out.sort_by(|a, b| b.cores.total_cmp(&a.cores));

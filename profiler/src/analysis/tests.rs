@@ -210,6 +210,61 @@ fn sibling_wakes_of_idle_workers_or_timed_waits_are_not_lock_contention() {
     );
 }
 
+/// `backends` with the waits on siblings ended by `wakers` of the service's threads (tids 100..)
+/// in the given shares, from thread pairs.
+fn backends_woken_by(shares: &[f64]) -> Recording {
+    let mut r = backends(17, 16.0, 14.0, 0.0);
+    for iv in &mut r.intervals {
+        for (n, share) in shares.iter().enumerate() {
+            let waker = 100 + n as u32;
+            iv.thread_wakes.push(crate::recording::ThreadWakeRow {
+                waker_pid: waker,
+                waker_tid: waker,
+                wakee_pid: 116,
+                wakee_tid: 116,
+                wakes: 100,
+                offcpu_ns: (share * 14e9) as u64,
+            });
+        }
+    }
+    r
+}
+
+#[test]
+fn waits_on_one_thread_handing_out_work_are_not_lock_contention() {
+    // The same waiting work and waits on its own threads, ended by four holders in turn: a
+    // lock passed along.
+    let chain = analyze(&backends_woken_by(&[0.25, 0.25, 0.25, 0.25]), &[]);
+    assert_eq!(
+        chain.verdict.kind,
+        VerdictKind::LockContention,
+        "{}",
+        chain.verdict.summary
+    );
+    // Two holders alternating still pass it along.
+    let pair = analyze(&backends_woken_by(&[0.5, 0.5]), &[]);
+    assert_eq!(pair.verdict.kind, VerdictKind::LockContention);
+    // One thread ending 97% of them: an event loop posting tasks, a dispatcher's queue.
+    let one = analyze(&backends_woken_by(&[0.97, 0.03]), &[]);
+    assert_ne!(
+        one.verdict.kind,
+        VerdictKind::LockContention,
+        "{}",
+        one.verdict.summary
+    );
+    let why = one
+        .verdict
+        .ruled_out
+        .iter()
+        .find(|r| r.kind == VerdictKind::LockContention)
+        .expect("ruled out");
+    assert!(
+        why.reason.contains("one thread (100) ends 97%"),
+        "{}",
+        why.reason
+    );
+}
+
 #[test]
 fn uninterruptible_waits_dominating_are_io_bound() {
     let r = steady(6, |i| {

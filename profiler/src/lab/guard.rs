@@ -93,8 +93,11 @@ impl Service {
         std::fs::write(&period, "100000").map_err(io(&period))?;
         let quota = dir.join("cpu.cfs_quota_us");
         std::fs::write(&quota, format!("{}", (cores * 100_000.0) as u64)).map_err(io(&quota))?;
+        // Every process of the service's group: a master's workers forked before this.
         let procs = dir.join("cgroup.procs");
-        std::fs::write(&procs, self.pid().to_string()).map_err(io(&procs))?;
+        for pid in group_members(self.pid()) {
+            std::fs::write(&procs, pid.to_string()).map_err(io(&procs))?;
+        }
         Ok(())
     }
 
@@ -144,6 +147,25 @@ impl Service {
             port,
         })
     }
+}
+
+/// The processes of process group `pgid` (the leader first), from /proc.
+fn group_members(pgid: u32) -> Vec<u32> {
+    let mut pids = vec![pgid];
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        // Field 5 of stat, after the parenthesised name (which may hold spaces).
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let group = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(2)?.parse::<u32>().ok());
+        if group == Some(pgid) && pid != pgid {
+            pids.push(pid);
+        }
+    }
+    pids
 }
 
 impl Drop for Service {

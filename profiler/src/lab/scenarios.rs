@@ -18,6 +18,7 @@ use super::{
 use crate::analysis::VerdictKind;
 
 mod direct;
+mod stacks;
 
 /// What a scenario's set-up gets.
 pub struct Ctx<'a> {
@@ -300,6 +301,76 @@ pub const SCENARIOS: &[Scenario] = &[
         servers: &["nginx"],
         generator: "wrk",
         setup: bandwidth_limited_veth,
+    },
+    Scenario {
+        name: "pgbench-select-cpu",
+        expected: VerdictKind::CpuSaturated,
+        description: "pgbench -S -c8 -j2 (select-only) against PostgreSQL: the backends and pgbench together use both cores, nobody waits on anybody",
+        default: false,
+        tools: &["postgres:initdb", "postgres:postgres", "psql", "pgbench"],
+        servers: &["postgresql"],
+        generator: "pgbench",
+        setup: stacks::pgbench_select_cpu,
+    },
+    Scenario {
+        name: "db-idle-connections",
+        expected: VerdictKind::NotSaturated,
+        description: "PostgreSQL with 30 idle client sessions (psql waiting for input) and pgbench -S -c4 at a fixed 100 transactions/s (-R 100): many connections, none busy, nothing queued (the control for pool-saturated and lock-contention)",
+        default: false,
+        tools: &["postgres:initdb", "postgres:postgres", "psql", "pgbench"],
+        servers: &["postgresql"],
+        generator: "pgbench",
+        setup: stacks::db_idle_connections,
+    },
+    Scenario {
+        name: "generator-bound-ab",
+        expected: VerdictKind::LoadGeneratorBound,
+        description: "ab -k -c32 (one thread) against nginx (2 workers, 512 bytes): ab uses its core while nginx has room",
+        default: false,
+        tools: &["nginx", "ab"],
+        servers: &["nginx"],
+        generator: "ab",
+        setup: stacks::generator_bound_ab,
+    },
+    Scenario {
+        name: "nginx-throttled-k6",
+        expected: VerdictKind::CpuThrottled,
+        description: "nginx (master and 2 workers) in a cgroup with a 0.3-core CFS quota gzipping 64 KiB responses, k6 with 8 VUs: the workers run out of quota in most periods while the host idles",
+        default: false,
+        tools: &["nginx", "k6"],
+        servers: &["nginx"],
+        generator: "k6",
+        setup: stacks::nginx_throttled_k6,
+    },
+    Scenario {
+        name: "node-single-thread",
+        expected: VerdictKind::SingleThreadSaturated,
+        description: "Node.js spinning 300 us per request on its one event-loop thread, wrk -c16: that thread holds a core while the other has room",
+        default: false,
+        tools: &["node", "wrk"],
+        servers: &["node"],
+        generator: "wrk",
+        setup: stacks::node_single_thread,
+    },
+    Scenario {
+        name: "proxy-cap-haproxy-node",
+        expected: VerdictKind::PoolSaturated,
+        description: "haproxy (maxconn 4, a new upstream connection per request) in front of Node.js answering after a 10 ms timer, hey -c32: 28 requests wait in haproxy's queue while both cores idle",
+        default: false,
+        tools: &["haproxy", "node", "hey"],
+        servers: &["haproxy", "node"],
+        generator: "hey",
+        setup: stacks::proxy_cap_haproxy_node,
+    },
+    Scenario {
+        name: "redis-single-thread",
+        expected: VerdictKind::SingleThreadSaturated,
+        description: "redis-benchmark (2 threads, 50 clients, pipelines of 16, GET) under timeout against Redis: its one command thread holds a core",
+        default: false,
+        tools: &["redis-server", "redis-benchmark", "timeout"],
+        servers: &["redis"],
+        generator: "redis-benchmark",
+        setup: stacks::redis_single_thread,
     },
     Scenario {
         name: "bandwidth-direct-netns",
@@ -845,10 +916,23 @@ fn pool_too_small_http(ctx: &Ctx) -> Result<Setup, LabError> {
     })
 }
 
-/// haproxy in the foreground in front of a lab-server that waits 5 ms per request, opening a
+/// haproxy in the foreground in front of a lab-server that waits 10 ms per request, opening a
 /// new upstream connection per request, at most `maxconn` requests upstream at once.
 fn haproxy_in_front(ctx: &Ctx, maxconn: u32, clients: u32) -> Result<Setup, LabError> {
     let (upstream, upstream_port) = lab_server(ctx, &["--workers", "64", "--sleep-us", "10000"])?;
+    let (proxy, port) = haproxy_at(ctx, maxconn, upstream_port)?;
+    Ok(Setup {
+        // The proxy first: it stops before the server it forwards to.
+        services: vec![proxy, upstream],
+        command: wrk(ctx, 1, clients, port, &[])?,
+        ..Default::default()
+    })
+}
+
+/// haproxy in the foreground on a free loopback port, in front of 127.0.0.1:`upstream_port`
+/// with a new upstream connection per request and at most `maxconn` requests upstream; its
+/// stats socket is `haproxy.sock` in the scenario's directory.
+fn haproxy_at(ctx: &Ctx, maxconn: u32, upstream_port: u16) -> Result<(Service, u16), LabError> {
     let port = free_port()?;
     let cfg = ctx.dir.join("haproxy.cfg");
     std::fs::write(
@@ -873,12 +957,7 @@ fn haproxy_in_front(ctx: &Ctx, maxconn: u32, clients: u32) -> Result<Setup, LabE
         .stderr(log);
     let mut proxy = Service::spawn("haproxy", cmd, Signal::SIGTERM)?;
     proxy.wait_for_port(port, Duration::from_secs(10))?;
-    Ok(Setup {
-        // The proxy first: it stops before the server it forwards to.
-        services: vec![proxy, upstream],
-        command: wrk(ctx, 1, clients, port, &[])?,
-        ..Default::default()
-    })
+    Ok((proxy, port))
 }
 
 /// At most 4 requests upstream: 32 connections' requests queue in haproxy for those 4

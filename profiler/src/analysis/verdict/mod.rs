@@ -166,6 +166,9 @@ pub const LOCK_HANDOVERS_MIN_PER_S: f64 = 10.0;
 /// A service with no requests is a closed system when its own threads end this much of its
 /// off-CPU time.
 pub const LOCK_SELF_DRIVEN: f64 = 0.9;
+/// One thread ending this share of the waits on a service's own threads makes them hand-outs
+/// from that thread, not lock hand-overs (two holders passing a lock each end about half).
+pub const LOCK_ONE_WAKER_SHARE: f64 = 0.67;
 pub const IO_BLOCKED_THREADS: f64 = 0.50;
 pub const THROTTLED_PERIODS: f64 = 0.20;
 pub const THROTTLED_TIME: f64 = 0.05;
@@ -446,7 +449,7 @@ fn process_ev(p: &ProcessSummary) -> Evidence {
 /// so every such wait is a hand-over.
 fn serialised_by_own_threads(s: &crate::analysis::services::ServiceFigures) -> bool {
     let rival = s.blocked_in("sleep").max(s.blocked_uninterruptible);
-    if s.sibling_wakes_per_s < LOCK_HANDOVERS_MIN_PER_S {
+    if s.sibling_wakes_per_s < LOCK_HANDOVERS_MIN_PER_S || handed_out(s) {
         return false;
     }
     if s.inflight > 0.0 {
@@ -458,6 +461,13 @@ fn serialised_by_own_threads(s: &crate::analysis::services::ServiceFigures) -> b
             && s.blocked_on_siblings >= LOCK_WAITING_MIN
             && s.blocked_on_siblings > rival
     }
+}
+
+/// One thread ends most of the waits on the service's own threads: they wait for what it hands
+/// out (a dispatcher's queue, an event loop's tasks), not for a lock passed from holder to
+/// holder, where each release wakes the next waiter and the wakers are the waiters.
+fn handed_out(s: &crate::analysis::services::ServiceFigures) -> bool {
+    s.top_waker_share.is_some_and(|x| x >= LOCK_ONE_WAKER_SHARE)
 }
 
 /// No requests measured at the service and its off-CPU time ended by its own threads.

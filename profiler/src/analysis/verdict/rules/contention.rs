@@ -73,6 +73,12 @@ pub(in crate::analysis::verdict) fn lock_contention(w: &WindowFigures) -> Candid
             "{name}: {:.1} requests in flight against {:.2} cores busy and {:.1} at upstreams: no work waits inside it",
             s.inflight, s.cores, s.upstream_inflight
         )
+    } else if let Some(share) = s.top_waker_share.filter(|x| *x >= LOCK_ONE_WAKER_SHARE) {
+        format!(
+            "{name}: {waiting:.1} requests wait and {held:.1} threads are blocked on its own threads, but one thread{} ends {} of those waits: they wait for what it hands out (a dispatcher, an event loop), not for a lock passed between holders",
+            s.top_waker_tid.map_or(String::new(), |t| format!(" ({t})")),
+            pct(share)
+        )
     } else if held <= rival {
         format!(
             "{name}: {waiting:.1} requests wait, but timed sleeps ({timed:.1} threads) or disk waits ({disk:.1} threads) explain at least as much as waits on its own threads ({held:.1} beyond idle workers)"
@@ -112,7 +118,7 @@ pub(in crate::analysis::verdict) fn lock_contention(w: &WindowFigures) -> Candid
                 pct(busy)
             )
         },
-        evidence: vec![
+        evidence: [
             ev(
                 &format!("service.{name}.requests_waiting"),
                 waiting,
@@ -183,7 +189,18 @@ pub(in crate::analysis::verdict) fn lock_contention(w: &WindowFigures) -> Candid
                 None,
                 "sched:sched_switch",
             ),
-        ],
+        ]
+        .into_iter()
+        .chain(s.top_waker_share.map(|share| {
+            ev(
+                &format!("service.{name}.top_waker_share"),
+                share,
+                "fraction",
+                Some("< 0.67 (hand-overs between holders, not hand-outs by one thread)"),
+                "sched:sched_waking waker -> wakee thread pairs, off-CPU time ended",
+            )
+        }))
+        .collect(),
         counter,
     }
 }
