@@ -73,24 +73,36 @@ pub(super) fn db_idle_connections(ctx: &Ctx) -> Result<Setup, LabError> {
     })
 }
 
-/// ab is one thread: with keep-alive against nginx (two workers, 512 bytes) it uses its
-/// core while nginx has room.
-pub(super) fn generator_bound_ab(ctx: &Ctx) -> Result<Setup, LabError> {
-    let (server, port) = nginx(ctx, "", &[b'x'; 512])?;
+/// k6 pinned to one core (`taskset -c 0`), 16 VUs with a script that parses each response as
+/// JSON, against nginx (2 workers, a 2 KiB JSON document): k6 uses all of its core while
+/// nginx has room.
+pub(super) fn generator_pinned_k6(ctx: &Ctx) -> Result<Setup, LabError> {
+    let items: Vec<String> = (0..40)
+        .map(|i| format!("{{\"id\":{i},\"name\":\"item-{i}\",\"tags\":[\"a\",\"b\"]}}"))
+        .collect();
+    let body = format!("[{}]", items.join(","));
+    let (server, port) = nginx(ctx, "", body.as_bytes())?;
+    let script = ctx.dir.join("pinned.js");
+    let text = format!(
+        "import http from 'k6/http';\n\
+         export const options = {{ vus: 16, duration: '{}s' }};\n\
+         export default function () {{\n  \
+           const r = http.get('{}');\n  \
+           let n = 0;\n  \
+           for (let i = 0; i < 20; i++) {{ n += JSON.parse(r.body).length; }}\n  \
+           if (n === 0) {{ throw new Error('empty'); }}\n\
+         }}\n",
+        ctx.seconds,
+        url(port)
+    );
+    std::fs::write(&script, text).map_err(io_err(&script))?;
+    let out = ctx.dir.join("k6.json");
+    let mut command = vec![tool("taskset")?, "-c".into(), "0".into()];
+    command.extend(k6_run(&script, &out)?);
     Ok(Setup {
         services: vec![server],
-        command: vec![
-            tool("ab")?,
-            "-q".into(),
-            "-k".into(),
-            "-c".into(),
-            "32".into(),
-            "-t".into(),
-            ctx.seconds.to_string(),
-            "-n".into(),
-            "100000000".into(),
-            url(port),
-        ],
+        command,
+        load: vec![out],
         ..Default::default()
     })
 }
@@ -176,13 +188,15 @@ pub(super) fn proxy_cap_haproxy_node(ctx: &Ctx) -> Result<Setup, LabError> {
     })
 }
 
-/// Redis serves every command on one thread: redis-benchmark (2 threads, 50 clients,
-/// pipelines of 16) keeps that thread at a core.
+/// Redis serves every command on one thread: `SINTERCARD` of two 4,000-member sets costs the
+/// server thousands of lookups and the client one integer, so redis-benchmark (one thread, 8
+/// clients, under `timeout`) keeps the command thread at a core with the other core spare.
 pub(super) fn redis_single_thread(ctx: &Ctx) -> Result<Setup, LabError> {
     let port = free_port()?;
+    let port_s = port.to_string();
     let log = log_file(ctx, "redis")?;
     let mut cmd = Command::new(tool("redis-server")?);
-    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+    cmd.args(["--port", &port_s, "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no", "--io-threads", "1"])
         .arg("--dir")
         .arg(ctx.dir)
@@ -191,29 +205,43 @@ pub(super) fn redis_single_thread(ctx: &Ctx) -> Result<Setup, LabError> {
         .stderr(log);
     let mut server = Service::spawn("redis-server", cmd, Signal::SIGTERM)?;
     server.wait_for_port(port, Duration::from_secs(10))?;
+    step(
+        "redis-cli",
+        Command::new(tool("redis-cli")?)
+            .args(["-p", &port_s])
+            .args([
+                "EVAL",
+                "for i = 1, 4000 do redis.call('SADD', 'a', i); redis.call('SADD', 'b', i * 2) end",
+                "0",
+            ]),
+    )?;
     // redis-benchmark has no duration flag: `timeout` ends it (a wrapper, never a candidate).
+    let mut command: Vec<String> = vec![
+        tool("timeout")?,
+        "-s".into(),
+        "INT".into(),
+        ctx.seconds.to_string(),
+        tool("redis-benchmark")?,
+    ];
+    command.extend(
+        [
+            "-p",
+            &port_s,
+            "-c",
+            "8",
+            "-n",
+            "1000000000",
+            "-q",
+            "SINTERCARD",
+            "2",
+            "a",
+            "b",
+        ]
+        .map(String::from),
+    );
     Ok(Setup {
         services: vec![server],
-        command: vec![
-            tool("timeout")?,
-            "-s".into(),
-            "INT".into(),
-            ctx.seconds.to_string(),
-            tool("redis-benchmark")?,
-            "-p".into(),
-            port.to_string(),
-            "-c".into(),
-            "50".into(),
-            "-P".into(),
-            "16".into(),
-            "--threads".into(),
-            "2".into(),
-            "-n".into(),
-            "1000000000".into(),
-            "-t".into(),
-            "get".into(),
-            "-q".into(),
-        ],
+        command,
         ..Default::default()
     })
 }
