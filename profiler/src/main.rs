@@ -120,14 +120,14 @@ struct OutputArgs {
     /// `cpu-saturated,pool-saturated`, for CI jobs that fail on a bottleneck.
     #[arg(long, value_name = "KIND[,KIND...]", value_delimiter = ',', value_parser = parse_kind)]
     fail_on: Vec<VerdictKind>,
-}
-
-#[derive(Debug, clap::Args)]
     /// Refuse a recording or load file with a corrupt line (file:line and why) instead of
     /// skipping the line and listing it under `skipped_lines`. A last line cut short is
     /// still only a warning.
     #[arg(long)]
     strict: bool,
+}
+
+#[derive(Debug, clap::Args)]
 struct RunArgs {
     /// Where to write the recording [default: chokepoint.rec, or chokepoint-N.rec when that
     /// exists].
