@@ -48,6 +48,8 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "iptables",
     "conntrack",
     "haproxy",
+    // Headless: the HTML report's screenshot test (profiler/src/report/html/tests.rs).
+    "chromium",
 ];
 
 /// Services those packages start on their own; tests start private instances instead.
