@@ -281,9 +281,14 @@ fn read_load(files: &[PathBuf], strict: bool) -> (Vec<timeline::Timeline>, Vec<S
 }
 
 /// Analyse, write the JSON (before any printing, so a reader that closes the pipe early
-/// cannot cost the file), print the summary; the status `--fail-on` asks for.
-fn conclude(rec: &Path, output: &OutputArgs) -> anyhow::Result<i32> {
-    let recording = Recording::read_with(rec, output.strict)?;
+/// cannot cost the file), print the summary; the status `--fail-on` asks for. `in_memory`: a
+/// session whose recording could not be written whole (a full disk) hands it over as it is.
+/// A JSON file that cannot be written is an error after the summary is printed.
+fn conclude(rec: &Path, output: &OutputArgs, in_memory: Option<Recording>) -> anyhow::Result<i32> {
+    let recording = match in_memory {
+        Some(r) => r,
+        None => Recording::read_with(rec, output.strict)?,
+    };
     let (mut load, failed) = read_load(&output.load, output.strict);
     let anchor = recording.header.started_unix_ns;
     for t in &mut load {
@@ -291,11 +296,12 @@ fn conclude(rec: &Path, output: &OutputArgs) -> anyhow::Result<i32> {
     }
     let mut analysis = analysis::analyze(&recording, &load);
     analysis.limitations.extend(failed);
-    if let Some(target) = &output.out.json {
-        target
+    let json = match &output.out.json {
+        Some(target) => target
             .write(&analysis)
-            .with_context(|| format!("writing the JSON result to {target}"))?;
-    }
+            .with_context(|| format!("writing the JSON result to {target}")),
+        None => Ok(()),
+    };
     // A blank line apart from the command's own output; the verdict sentence in its colour
     // (removed where colour is not wanted).
     let text = report::text::render(&analysis);
@@ -304,11 +310,37 @@ fn conclude(rec: &Path, output: &OutputArgs) -> anyhow::Result<i32> {
         "\n{}\n{rest}",
         cli::verdict_style(analysis.verdict.kind.as_str(), first)
     ));
-    if let Some(JsonTarget::File(path)) = &output.out.json {
+    if let (Some(JsonTarget::File(path)), Ok(())) = (&output.out.json, &json) {
         outln!("JSON result: {}", path.display());
     }
     outln!("recording: {}", rec.display());
+    json?;
     Ok(fail_on_status(&analysis, &output.fail_on))
+}
+
+/// The recording a session kept in memory when writing it failed, and what to say after the
+/// summary (the run's status is then 1).
+fn unwritten(finished: chokepoint::recording::Finished) -> (Option<Recording>, Option<String>) {
+    match finished {
+        chokepoint::recording::Finished::Written => (None, None),
+        chokepoint::recording::Finished::InMemory {
+            error,
+            written,
+            recording,
+        } => {
+            let said = format!(
+                "chokepoint: the recording {} is incomplete ({error}): it holds the first {written} of {} intervals; the verdict above covers them all",
+                recording.skipped.file.display(),
+                recording.intervals.len()
+            );
+            (Some(*recording), Some(said))
+        }
+    }
+}
+
+/// After the summary: a recording that could not be written whole is said again (status 1).
+fn said_unwritten(said: Option<String>) -> bool {
+    said.inspect(|s| errln!("{s}")).is_some()
 }
 
 /// 3 when the verdict is one of the `--fail-on` kinds, else 0.
@@ -379,8 +411,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 skip_families: args.probes.skip(),
                 exact_overhead: args.probes.exact_overhead,
             }))?;
-            let fail_on = conclude(&outcome.recording, &args.output)?;
+            let (in_memory, said) = unwritten(outcome.finished);
+            let fail_on = conclude(&outcome.recording, &args.output, in_memory)?;
+            let unwritten = said_unwritten(said);
             Ok(match outcome.exit_code {
+                Some(0) if unwritten => exit::ERROR,
                 Some(0) => fail_on,
                 Some(code) => {
                     errln!(
@@ -406,11 +441,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 skip_families: args.probes.skip(),
                 exact_overhead: args.probes.exact_overhead,
             }))?;
-            conclude(&outcome.recording, &args.output)
+            let (in_memory, said) = unwritten(outcome.finished);
+            let status = conclude(&outcome.recording, &args.output, in_memory)?;
+            Ok(if said_unwritten(said) {
+                exit::ERROR
+            } else {
+                status
+            })
         }
         Command::Analyze(args) => {
             route_human(args.output.out.json.as_ref());
-            conclude(&args.recording, &args.output)
+            conclude(&args.recording, &args.output, None)
         }
         Command::Diff(args) => report::cli::run_diff(&args),
         Command::Report(args) => report::cli::run_report(&args),

@@ -1,8 +1,9 @@
-//! `cargo xtask <setup|test|demo|bench|fixtures>`: the project's developer commands.
+//! `cargo xtask <setup|test|demo|bench|fixtures|fuzz>`: the project's developer commands.
 mod bench;
 mod demo;
 mod env;
 mod fixtures;
+mod fuzz;
 mod setup;
 mod suite;
 
@@ -29,6 +30,8 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Re-record the lab recordings the attribution tests replay (root, a quiet machine).
     Fixtures(fixtures::FixturesArgs),
+    /// Run every cargo-fuzz target (fuzz/) for --seconds each with the pinned nightly.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Cmd::Demo => demo::demo(),
         Cmd::Bench(args) => bench::bench(args),
         Cmd::Fixtures(args) => fixtures::fixtures(args),
+        Cmd::Fuzz(args) => fuzz::fuzz(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

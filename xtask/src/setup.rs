@@ -15,6 +15,8 @@ use anyhow::bail;
 use crate::env;
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
+/// `cargo xtask fuzz` runs the fuzz targets with it (on the pinned nightly).
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 /// The nightly toolchain the kernel programs build with, from the one place that names it
 /// (`profiler-ebpf/rust-toolchain.toml`, which the profiler's build script reads too).
@@ -50,6 +52,8 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "curl",
     "redis-server",
     "redis-tools",
+    // Headless: the HTML report's screenshot test (profiler/src/report/html/tests.rs).
+    "chromium",
 ];
 
 /// Services those packages start on their own; tests start private instances instead.
@@ -184,6 +188,7 @@ pub fn setup() -> anyhow::Result<()> {
     if have_nightly {
         report.line("rust-src (nightly)", rust_src());
         report.line("bpf-linker", bpf_linker());
+        report.line("cargo-fuzz", cargo_fuzz());
     } else {
         report.line(
             "rust-src (nightly)",
@@ -264,6 +269,32 @@ fn rust_src() -> Status {
         Status::Installed(String::new())
     } else {
         Status::Failed(format!("rustup component add rust-src: {}", r.why()))
+    }
+}
+
+fn cargo_fuzz() -> Status {
+    let version = || {
+        let r = run(Command::new("cargo-fuzz").arg("--version"));
+        r.ok.then(|| r.stdout.trim().to_string())
+    };
+    if let Some(v) = version() {
+        return Status::Present(v);
+    }
+    println!("setup: cargo-fuzz               installing (about 1 minute)");
+    let installed = run_logged(
+        env::cargo().args([
+            "install",
+            "--locked",
+            "cargo-fuzz",
+            "--version",
+            CARGO_FUZZ_VERSION,
+        ]),
+        "cargo-fuzz-install.log",
+    );
+    match (installed, version()) {
+        (Ok(()), Some(v)) => Status::Installed(v),
+        (Ok(()), None) => Status::Failed("installed but `cargo-fuzz --version` fails".into()),
+        (Err(why), _) => Status::Failed(why),
     }
 }
 

@@ -197,6 +197,19 @@ pub fn test(args: &TestArgs) -> anyhow::Result<()> {
             ],
             &[("AYA_BUILD_SKIP", "1".to_string())],
         );
+        // The fuzz targets (their own workspace and target dir) type-check against today's
+        // readers; without libFuzzer, so stable suffices. `cargo xtask fuzz` runs them.
+        r.cargo(
+            "fuzz targets (check)",
+            &[
+                "check",
+                "--manifest-path",
+                "fuzz/Cargo.toml",
+                "--no-default-features",
+                "--bins",
+            ],
+            &[("AYA_BUILD_SKIP", "1".to_string())],
+        );
     }
     if !e2e {
         r.skip("e2e", "--quick");

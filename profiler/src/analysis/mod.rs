@@ -2,6 +2,7 @@
 //! touches the kernel or the clock, so every verdict can be replayed offline and unit-tested.
 mod paths;
 pub mod pools;
+pub mod series;
 pub mod services;
 mod summary;
 mod verdict;
@@ -72,6 +73,10 @@ pub struct Analysis {
     /// back first.
     #[serde(default)]
     pub send_limits: Vec<summary::SendLimitSummary>,
+    /// Per-interval series for charts (docs/json.md): host CPU, CPU per service, run-queue
+    /// latency, off-CPU time by reason, connections, the load's own points.
+    #[serde(default)]
+    pub series: series::Series,
 }
 
 /// A load generator's own figures, as read from its output.
@@ -245,7 +250,9 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
     let conntrack = paths::conntrack(recording);
     let pools = pools::summarize(&window.intervals(recording).collect::<Vec<_>>());
     let send_limits = summary::send_limits(&window.intervals(recording).collect::<Vec<_>>());
+    let series = series::series(recording, &window, &timelines);
     Analysis {
+        series,
         schema_version: SCHEMA_VERSION,
         chokepoint_version: env!("CARGO_PKG_VERSION").to_string(),
         paths,

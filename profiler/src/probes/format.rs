@@ -83,8 +83,13 @@ impl Format {
 /// `skaddr`); `__data_loc char[] parent_comm` -> (`__data_loc char[]`, `parent_comm`).
 fn split_decl(decl: &str) -> Option<(String, String)> {
     let decl = decl.trim();
-    let split = decl.rfind(|c: char| c.is_whitespace() || c == '*')?;
-    let (head, last) = (decl[..=split].trim(), decl[split + 1..].trim());
+    // The split character may be several bytes long (U+0085 and U+2028 are whitespace too).
+    let (split, c) = decl
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| c.is_whitespace() || c == '*')?;
+    let end = split + c.len_utf8();
+    let (head, last) = (decl[..end].trim(), decl[end..].trim());
     let (name, array) = match last.find('[') {
         Some(i) => (&last[..i], &last[i..]),
         None => (last, ""),
@@ -123,6 +128,14 @@ mod tests {
         assert_eq!(f.fields["saddr"].ctype, "__u8[4]");
         assert_eq!(f.fields["parent_comm"].ctype, "__data_loc char[]");
         assert_eq!(f.fields["common_type"].size, 2);
+    }
+
+    /// Found by the tracefs_format fuzz target: a multi-byte whitespace before the name.
+    #[test]
+    fn a_name_after_a_multi_byte_space_splits_on_a_char_boundary() {
+        let f = Format::parse("\tfield:int\u{85}x;\toffset:4;\tsize:4;\n").expect("parses");
+        assert_eq!(f.fields["x"].ctype, "int");
+        assert_eq!(split_decl("int\u{2028}*\u{85}"), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ mod writer;
 pub use histogram::LogHistogram;
 pub use reader::{Recording, RecordingError};
 pub use types::*;
-pub use writer::RecordingWriter;
+pub use writer::{Finished, RecordingWriter};
 
 /// Bumped when a change would make older readers misread a recording.
 pub const FORMAT_VERSION: u32 = 1;

@@ -1,4 +1,4 @@
-//! `chokepoint diff` (and `chokepoint report`): the arguments, the recordings analysed as
+//! `chokepoint diff` and `chokepoint report`: the arguments, the recordings analysed as
 //! `analyze` analyses them, and the renderers' output written where the flags say.
 use std::{
     fmt,
@@ -7,7 +7,7 @@ use std::{
 
 use anyhow::Context;
 
-use super::{diff, memo};
+use super::{diff, html, memo};
 use crate::{
     analysis::{self, Analysis},
     cli::{self, JsonOut, JsonTarget},
@@ -84,11 +84,13 @@ pub const REPORT_HELP: &str = "\
 Examples:
   chokepoint report run.rec --md memo.md
   chokepoint report run.rec --load k6.json --md -
+  chokepoint report run.rec --html report.html --md memo.md
 
 The memo asks why throughput stopped where it did and answers with the verdict, its evidence,
 what was ruled out, the command to reproduce the run and what to try next (docs/reports.md).";
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("format").required(true).multiple(true).args(["md", "html"])))]
 pub struct ReportArgs {
     /// A recording written by `run` or `record`.
     pub recording: PathBuf,
@@ -96,20 +98,40 @@ pub struct ReportArgs {
     #[arg(long = "load", value_name = "FILE")]
     pub load: Vec<PathBuf>,
     /// Write the memo as Markdown to FILE (`-` for stdout).
-    #[arg(long, value_name = "FILE", value_parser = Target::parse, required = true)]
+    #[arg(long, value_name = "FILE", value_parser = Target::parse)]
     pub md: Option<Target>,
+    /// Write a self-contained HTML page with charts to FILE (`-` for stdout): inline SVG and
+    /// CSS, no script, no external URL.
+    #[arg(long, value_name = "FILE", value_parser = Target::parse)]
+    pub html: Option<Target>,
 }
 
 pub fn run_report(args: &ReportArgs) -> anyhow::Result<i32> {
+    let targets = [args.md.as_ref(), args.html.as_ref()];
+    if targets
+        .iter()
+        .filter(|t| **t == Some(&Target::Stdout))
+        .count()
+        > 1
+    {
+        crate::errln!("chokepoint: --md - and --html - cannot both take stdout");
+        return Ok(cli::exit::USAGE);
+    }
+    if targets.contains(&Some(&Target::Stdout)) {
+        cli::human_to_stderr();
+    }
     let a = analyze_file(&args.recording, &args.load)?;
     let name = args.recording.display().to_string();
     if let Some(target) = &args.md {
-        if *target == Target::Stdout {
-            cli::human_to_stderr();
-        }
         target.write(&memo::render(&a, &name))?;
         if let Target::File(p) = target {
             outln!("Markdown: {}", p.display());
+        }
+    }
+    if let Some(target) = &args.html {
+        target.write(&html::render(&a, &name))?;
+        if let Target::File(p) = target {
+            outln!("HTML: {}", p.display());
         }
     }
     Ok(cli::exit::OK)

@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod diff;
 pub mod figures;
+pub mod html;
 pub mod json;
 pub mod memo;
 pub mod text;

@@ -35,7 +35,7 @@ use crate::{
         stats::StatsGuard,
         tracepoints,
     },
-    recording::{End, FORMAT_VERSION, Header, RecordingWriter},
+    recording::{End, FORMAT_VERSION, Finished, Header, RecordingWriter},
     timeline,
 };
 
@@ -76,6 +76,9 @@ pub struct Options {
 
 pub struct Outcome {
     pub recording: PathBuf,
+    /// Whether every line reached the file; when a write failed (a full disk), the whole
+    /// recording in memory, to be analysed as it is.
+    pub finished: Finished,
     /// The command's exit code (None for `record`, or when it died of a signal).
     pub exit_code: Option<i32>,
     /// Set when the command was killed by a signal (e.g. forwarded Ctrl-C).
@@ -105,6 +108,14 @@ fn self_cpu_ns() -> u64 {
             tv(u.user_time()) + tv(u.system_time())
         })
         .unwrap_or(0)
+}
+
+/// Said once, when the first write of the recording fails: the session goes on in memory.
+fn write_failed(path: &std::path::Path, e: &io::Error) {
+    crate::errln!(
+        "\nchokepoint: cannot write recording {}: {e}; carrying on in memory: the verdict covers the whole run",
+        path.display()
+    );
 }
 
 /// Checks privileges and tracefs before anything is attached.
@@ -254,13 +265,17 @@ pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
 
     let mut exit_code = None;
     let mut signalled = false;
+    let mut said_write_failed = false;
     let reason;
 
     loop {
         tokio::select! {
             _ = ticker.tick() => {
                 let iv = sampler.take(&probes.ebpf, &mut table);
-                writer.interval(&iv).map_err(write_err)?;
+                if let Some(e) = writer.interval(&iv) {
+                    write_failed(&opts.out, e);
+                    said_write_failed = true;
+                }
                 live.show(&iv, started.elapsed());
             }
             guard = events.readable_mut() => {
@@ -307,9 +322,10 @@ pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
 
     // The last, partial interval, then detach before anything else can fail.
     live.finish();
-    writer
-        .interval(&sampler.take(&probes.ebpf, &mut table))
-        .map_err(write_err)?;
+    if let Some(e) = writer.interval(&sampler.take(&probes.ebpf, &mut table)) {
+        write_failed(&opts.out, e);
+        said_write_failed = true;
+    }
     drop(events);
     drop(sampler);
     drop(probes);
@@ -325,18 +341,22 @@ pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
             }
         }
     }
-    writer
-        .end(&End {
-            ended_unix_ns: unix_ns(),
-            reason: reason.to_string(),
-            exit_code,
-            load: load_timelines,
-            load_errors,
-            pids_reused: table.reused(),
-        })
-        .map_err(write_err)?;
+    let finished = writer.end(&End {
+        ended_unix_ns: unix_ns(),
+        reason: reason.to_string(),
+        exit_code,
+        load: load_timelines,
+        load_errors,
+        pids_reused: table.reused(),
+    });
+    if let Finished::InMemory { error, .. } = &finished
+        && !said_write_failed
+    {
+        write_failed(&opts.out, error);
+    }
     Ok(Outcome {
         recording: opts.out,
+        finished,
         exit_code,
         signalled,
     })

@@ -192,35 +192,50 @@ pub fn render(a: &Analysis, recording: &str) -> String {
     s
 }
 
-/// The exact commands: the recorded one under `chokepoint run` into a new recording, then
-/// `diff` of the two (a rerun shows the run-to-run spread too).
-fn reproduce(s: &mut String, a: &Analysis, recording: &str) {
-    let _ = writeln!(s, "## How to reproduce\n");
+/// The exact commands to reproduce a run: the recorded one under `chokepoint run` into a new
+/// recording, then `diff` of the two (a rerun shows the run-to-run spread too); a sentence
+/// to introduce them.
+pub fn reproduce_commands(a: &Analysis, recording: &str) -> (&'static str, Vec<String>) {
     let rec = shell_quote(recording);
-    let loads: Vec<String> = a
-        .load
-        .iter()
-        .filter(|l| !l.source.starts_with('<'))
-        .map(|l| format!(" --load-a {}", shell_quote(&l.source)))
-        .collect();
     match &a.command {
         // The command's own output files are read again by `run` (the analysis cannot tell
         // them from `--load` files), so only a recording without a command names them.
         Some(cmd) if !cmd.is_empty() => {
             let words: Vec<String> = cmd.iter().map(|w| shell_quote(w)).collect();
-            let _ = writeln!(
-                s,
-                "The recorded command again under chokepoint, then the two runs compared:\n\n```\nchokepoint run --out again.rec -- {}\nchokepoint diff {rec} again.rec\n```\n",
-                words.join(" "),
-            );
+            (
+                "The recorded command again under chokepoint, then the two runs compared:",
+                vec![
+                    format!("chokepoint run --out again.rec -- {}", words.join(" ")),
+                    format!("chokepoint diff {rec} again.rec"),
+                ],
+            )
         }
         _ => {
-            let _ = writeln!(
-                s,
-                "The recording ran without a command (`chokepoint record`): start the same load, then record it and compare the two runs:\n\n```\nchokepoint record --out again.rec --duration {}s\nchokepoint diff {rec} again.rec{}\n```\n",
-                a.duration_seconds.round().max(1.0),
-                loads.join("")
-            );
+            let loads: String = a
+                .load
+                .iter()
+                .filter(|l| !l.source.starts_with('<'))
+                .map(|l| format!(" --load-a {}", shell_quote(&l.source)))
+                .collect();
+            (
+                "The recording ran without a command (`chokepoint record`): start the same load, then record it and compare the two runs:",
+                vec![
+                    format!(
+                        "chokepoint record --out again.rec --duration {}s",
+                        a.duration_seconds.round().max(1.0)
+                    ),
+                    format!("chokepoint diff {rec} again.rec{loads}"),
+                ],
+            )
         }
     }
+}
+
+fn reproduce(s: &mut String, a: &Analysis, recording: &str) {
+    let (intro, commands) = reproduce_commands(a, recording);
+    let _ = writeln!(
+        s,
+        "## How to reproduce\n\n{intro}\n\n```\n{}\n```\n",
+        commands.join("\n")
+    );
 }

@@ -1,0 +1,7 @@
+//! rtnetlink dump replies (links, addresses, routes, qdiscs) through the collectors' decoding.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = chokepoint::collect::net::replay::rtnetlink(data);
+});

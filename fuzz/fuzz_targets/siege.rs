@@ -1,0 +1,16 @@
+//! The siege readers (SiegeLog, SiegeText), given their format (no detection).
+#![no_main]
+use std::{io::Cursor, path::Path};
+
+use chokepoint::timeline::{Format, read_as};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    // The first byte picks the format (the seeds carry it), the rest is the file.
+    let Some((&pick, file)) = data.split_first() else {
+        return;
+    };
+    const FORMATS: [Format; 2] = [Format::SiegeLog, Format::SiegeText];
+    let format = FORMATS[usize::from(pick) % FORMATS.len()];
+    let _ = read_as(Cursor::new(file), Path::new("fuzz"), format);
+});
