@@ -56,6 +56,11 @@ pub struct Series {
     /// `resets_sent`, `skb_drops`.
     pub connections_per_s: Vec<Named>,
     pub load: Vec<LoadSeries>,
+    /// Throughput against concurrency when the load was a sweep (several runs at rising
+    /// concurrency, or one run ramping), with its knee and Universal Scalability Law fit
+    /// (`timeline::sweep`, as `chokepoint timeline` prints it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<crate::timeline::Sweep>,
 }
 
 fn secs(iv: &Interval) -> f64 {
@@ -220,5 +225,6 @@ pub fn series(recording: &Recording, window: &Window, timelines: &[Timeline]) ->
             }
         })
         .collect();
+    s.sweep = crate::timeline::sweep(timelines).filter(|w| w.points.len() >= 2);
     s
 }

@@ -223,7 +223,7 @@ pub(crate) fn decode_batch(
                 if let Some(code) = error.code() {
                     return Err(CollectError::Netlink {
                         what,
-                        source: std::io::Error::from_raw_os_error(-code.get()),
+                        source: super::net::errno(code),
                     });
                 }
             }

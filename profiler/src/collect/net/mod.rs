@@ -129,10 +129,10 @@ where
             }
             NetlinkPayload::Done(_) => return Ok(Batch::Done),
             NetlinkPayload::Error(error) => {
-                if error.code.is_some() {
+                if let Some(code) = error.code {
                     return Err(CollectError::Netlink {
                         what,
-                        source: error.to_io(),
+                        source: errno(code),
                     });
                 }
                 // An acknowledgement (error code 0) ends a single request.
@@ -150,6 +150,12 @@ where
         offset += (length + 3) & !3;
     }
     Ok(Batch::More)
+}
+
+/// The errno of a netlink error reply (the kernel sends it negated). Not `ErrorMessage::to_io`:
+/// its `abs()` overflows on `i32::MIN`, which a corrupt reply can carry (found by fuzzing).
+pub(crate) fn errno(code: std::num::NonZeroI32) -> std::io::Error {
+    std::io::Error::from_raw_os_error(code.get().saturating_neg())
 }
 
 /// Runs `work` on a thread of its own that has entered the network namespace at `netns_path`

@@ -10,6 +10,8 @@ use crate::{
     report::text::units::num,
 };
 
+const SECONDS: &str = "seconds from the start";
+
 /// A chart ready to place, or why there is none.
 pub struct Figure<'a> {
     pub id: String,
@@ -91,6 +93,7 @@ pub fn charts(a: &Analysis) -> Vec<Figure<'_>> {
             band,
             reference: None,
             x_range,
+            x_label: SECONDS,
         },
         missing: no_timeline.clone(),
     });
@@ -104,9 +107,13 @@ pub fn charts(a: &Analysis) -> Vec<Figure<'_>> {
             band,
             reference: None,
             x_range,
+            x_label: SECONDS,
         },
         missing: no_timeline,
     });
+    if let Some(w) = &s.sweep {
+        out.push(sweep(w));
+    }
     out.push(Figure {
         id: "host-cpu".into(),
         chart: Chart {
@@ -121,6 +128,7 @@ pub fn charts(a: &Analysis) -> Vec<Figure<'_>> {
             band,
             reference: Some((100.0, "all CPUs".into())),
             x_range,
+            x_label: SECONDS,
         },
         missing: "No host CPU readings (/proc/stat) in the recording.".into(),
     });
@@ -134,6 +142,7 @@ pub fn charts(a: &Analysis) -> Vec<Figure<'_>> {
             band,
             reference: Some((s.cpus as f64, format!("{} cores", s.cpus))),
             x_range,
+            x_label: SECONDS,
         },
         missing: "No process ran on a CPU in the recording.".into(),
     });
@@ -147,6 +156,7 @@ pub fn charts(a: &Analysis) -> Vec<Figure<'_>> {
             band,
             reference: None,
             x_range,
+            x_label: SECONDS,
         },
         missing: "No run-queue waits recorded (the sched_switch probe was not attached).".into(),
     });
@@ -160,6 +170,7 @@ pub fn charts(a: &Analysis) -> Vec<Figure<'_>> {
             band,
             reference: None,
             x_range,
+            x_label: SECONDS,
         },
         missing: "No off-CPU time recorded for the workload (the scheduler probes were not attached, or nothing blocked).".into(),
     });
@@ -176,6 +187,7 @@ pub fn charts(a: &Analysis) -> Vec<Figure<'_>> {
             band,
             reference: None,
             x_range,
+            x_label: SECONDS,
         },
         missing: "No TCP connection opened, failed or dropped in the recording (a keep-alive load whose connections were open before it started).".into(),
     });
@@ -240,4 +252,54 @@ pub fn table(c: &Chart) -> String {
     }
     s.push_str("</tbody></table>");
     s
+}
+
+/// Throughput against concurrency, measured and as the USL fit predicts it.
+fn sweep(w: &crate::timeline::Sweep) -> Figure<'static> {
+    let mut pts: Vec<(f64, Option<f64>)> = w
+        .points
+        .iter()
+        .map(|p| (p.concurrency, Some(p.throughput_per_s)))
+        .collect();
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut lines = vec![Line {
+        name: "measured requests/s".into(),
+        points: pts.clone(),
+    }];
+    if let Some(u) = &w.usl {
+        let top = pts.last().map_or(1.0, |p| p.0).max(1.0);
+        let model = |n: f64| u.lambda * n / (1.0 + u.sigma * (n - 1.0) + u.kappa * n * (n - 1.0));
+        lines.push(Line {
+            name: format!(
+                "USL fit (σ {:.3}, κ {:.4}, R² {:.2})",
+                u.sigma, u.kappa, u.r2
+            ),
+            points: (0..=40)
+                .map(|i| {
+                    let n = 1.0 + (top - 1.0) * i as f64 / 40.0;
+                    (n, Some(model(n)))
+                })
+                .collect(),
+        });
+    }
+    if let Some(k) = &w.knee {
+        lines.push(Line {
+            name: format!("knee at concurrency {}", num(k.concurrency)),
+            points: vec![(k.concurrency, Some(k.throughput))],
+        });
+    }
+    Figure {
+        id: "sweep".into(),
+        chart: Chart {
+            title: "Throughput against concurrency (the sweep), with the USL fit",
+            unit: "requests/s",
+            lines,
+            stacked: false,
+            band: None,
+            reference: None,
+            x_range: Some((0.0, 1.0)),
+            x_label: "concurrency",
+        },
+        missing: String::new(),
+    }
 }

@@ -41,6 +41,8 @@ pub struct Chart<'a> {
     pub reference: Option<(f64, String)>,
     /// The x axis's span, the same for every chart of a page (else the data's own).
     pub x_range: Option<(f64, f64)>,
+    /// What x is (`seconds from the start`).
+    pub x_label: &'a str,
 }
 
 /// Escapes text for XML and HTML.
@@ -171,9 +173,10 @@ impl Chart<'_> {
         }
         let _ = write!(
             s,
-            r##"<text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle">seconds from the start</text><text x="12" y="{:.1}" font-size="10" transform="rotate(-90 12 {:.1})" text-anchor="middle">{}</text><rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>"##,
+            r##"<text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle">{}</text><text x="12" y="{:.1}" font-size="10" transform="rotate(-90 12 {:.1})" text-anchor="middle">{}</text><rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>"##,
             LEFT + pw / 2.0,
             H - 4.0,
+            esc(self.x_label),
             TOP + ph / 2.0,
             TOP + ph / 2.0,
             esc(self.unit)
@@ -288,6 +291,7 @@ mod tests {
             band: Some((1.0, 2.0, "window")),
             reference: Some((4.0, "capacity".into())),
             x_range: None,
+            x_label: "s",
         };
         assert!(c.has_data());
         let svg = c.render("c1", "desc & more");

@@ -69,7 +69,15 @@ fn every_fixture_renders_a_self_contained_page_with_data_in_every_chart() {
         }
         // Every chart drawn has data; one without says why instead.
         let figs = figures(&html);
-        assert_eq!(figs.len(), 7, "{}", ctx());
+        let sweep = a.series.sweep.is_some();
+        assert_eq!(figs.len(), 7 + usize::from(sweep), "{}", ctx());
+        assert_eq!(
+            figs.iter()
+                .any(|f| f.starts_with("id=\"chart-sweep\"") && f.contains("<svg")),
+            sweep,
+            "{}",
+            ctx()
+        );
         for f in &figs {
             if f.contains("<svg") {
                 assert!(
@@ -115,6 +123,47 @@ fn the_load_chart_marks_the_window_the_verdict_was_decided_in() {
         "{fig}"
     );
     assert!(fig.contains("requests/s (k6.json)"), "{fig}");
+    // A sweep (runs at rising concurrency) is drawn as throughput against concurrency with
+    // its USL fit.
+    let mut a = a;
+    let points: Vec<crate::timeline::SweepPoint> = [
+        (1.0, 100.0),
+        (2.0, 190.0),
+        (4.0, 330.0),
+        (8.0, 420.0),
+        (16.0, 430.0),
+    ]
+    .into_iter()
+    .map(|(c, x)| crate::timeline::SweepPoint {
+        concurrency: c,
+        throughput_per_s: x,
+        latency_mean_ms: None,
+        latency_p95_ms: None,
+        concurrency_source: "configured".into(),
+        source: format!("run-{c}.json"),
+        start_unix_s: None,
+        end_unix_s: None,
+    })
+    .collect();
+    let usl = crate::timeline::knee::fit_usl(&points);
+    assert!(usl.is_some());
+    let (knee, retrograde) = crate::timeline::knee::knee_of(&points);
+    a.series.sweep = Some(crate::timeline::Sweep {
+        points,
+        usl,
+        knee,
+        retrograde,
+    });
+    let html = render(&a, "sweep.rec");
+    let fig = figures(&html)
+        .into_iter()
+        .find(|f| f.starts_with("id=\"chart-sweep\""))
+        .expect("sweep chart");
+    assert!(
+        fig.contains("USL fit (σ") && fig.contains(">concurrency</text>"),
+        "{fig}"
+    );
+    assert!(fig.matches("<polyline").count() >= 2, "{fig}");
 }
 
 /// `chromium` on PATH, if any.
