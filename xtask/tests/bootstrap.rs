@@ -9,8 +9,20 @@ use std::{
 /// Package id -> the ids it depends on (every kind: normal, build and dev), from cargo's own
 /// resolved graph.
 fn resolve_graph() -> (BTreeMap<String, Vec<String>>, BTreeMap<String, String>) {
+    // This machine's platform only: offline, cargo has only its packages (a fresh machine's
+    // cache holds no Windows-only crate to read the manifest of).
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let version = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .expect("rustc -vV runs");
+    let host = String::from_utf8_lossy(&version.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .expect("rustc -vV names the host");
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["--filter-platform", &host])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()
         .expect("cargo metadata runs");

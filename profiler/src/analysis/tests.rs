@@ -278,6 +278,39 @@ fn uninterruptible_waits_dominating_are_io_bound() {
 }
 
 #[test]
+fn one_synchronous_writer_half_in_disk_waits_is_io_bound_when_the_host_stalls_on_io() {
+    // dd with O_DSYNC on a fast disk: 0.45 threads in D against 0.35 on CPU.
+    let writer = |io_full_us: Option<u64>| {
+        steady(6, move |i| {
+            let mut iv = interval(i, 0.3);
+            let mut p = process(100, "dd", Role::Other, &[0.35]);
+            p.offcpu_io_ns = 450_000_000;
+            iv.processes.push(p);
+            if let (Some(us), Some(h)) = (io_full_us, iv.host.as_mut()) {
+                let stall = |stall_us| crate::collect::host::PressureStall {
+                    avg10_percent: 0.0,
+                    stall_us,
+                };
+                h.pressure = Some(crate::collect::host::PressureInterval {
+                    cpu: None,
+                    io: Some(crate::collect::host::PressureResource {
+                        some: stall(us + 100_000),
+                        full: Some(stall(us)),
+                    }),
+                    memory: None,
+                });
+            }
+            iv
+        })
+    };
+    // Every runnable task stalled on I/O 30% of the time: the disk holds the host's work.
+    assert_eq!(kind(&writer(Some(300_000))), VerdictKind::IoBound);
+    // Without the stall accounting, or with the host rarely stalled, half a thread is short.
+    assert_ne!(kind(&writer(None)), VerdictKind::IoBound);
+    assert_ne!(kind(&writer(Some(50_000))), VerdictKind::IoBound);
+}
+
+#[test]
 fn no_intervals_or_no_probes_is_inconclusive_with_what_is_missing() {
     let a = analyze(&recording(Vec::new()), &[]);
     assert_eq!(a.verdict.kind, VerdictKind::Inconclusive);

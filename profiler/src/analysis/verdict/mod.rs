@@ -170,6 +170,10 @@ pub const LOCK_SELF_DRIVEN: f64 = 0.9;
 /// from that thread, not lock hand-overs (two holders passing a lock each end about half).
 pub const LOCK_ONE_WAKER_SHARE: f64 = 0.67;
 pub const IO_BLOCKED_THREADS: f64 = 0.50;
+/// ...or this many, while the host's PSI says every runnable task stalled on I/O together at
+/// least this share of the time (`/proc/pressure/io` full).
+pub const IO_BLOCKED_THREADS_WITH_STALLS: f64 = 0.25;
+pub const IO_FULL_STALLS: f64 = 0.10;
 pub const THROTTLED_PERIODS: f64 = 0.20;
 pub const THROTTLED_TIME: f64 = 0.05;
 pub const CONNTRACK_FULL: f64 = 0.90;

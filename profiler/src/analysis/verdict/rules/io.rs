@@ -33,7 +33,12 @@ pub(in crate::analysis::verdict) fn io(w: &WindowFigures) -> Candidate {
         };
     };
     let blocked = io / secs;
-    let fired = blocked >= IO_BLOCKED_THREADS && io >= oncpu;
+    // The kernel's own stall accounting: the share of time every runnable task of the host
+    // waited on I/O at once (PSI io "full"). With it, a smaller service (one synchronous
+    // writer, half its time in D) shows the disk holding all of the host's work back.
+    let io_full = w.pressure.as_ref().map_or(0.0, |p| p.io_full);
+    let stalled = blocked >= IO_BLOCKED_THREADS_WITH_STALLS && io_full >= IO_FULL_STALLS;
+    let fired = (blocked >= IO_BLOCKED_THREADS || stalled) && io >= oncpu;
     Candidate {
         kind: VerdictKind::IoBound,
         fired,
@@ -47,7 +52,7 @@ pub(in crate::analysis::verdict) fn io(w: &WindowFigures) -> Candidate {
                 &format!("service.{name}.offcpu_io_threads"),
                 blocked,
                 "threads",
-                Some(">= 0.50 and >= on-CPU"),
+                Some(">= 0.50 (>= 0.25 with PSI io full >= 0.10) and >= on-CPU"),
                 "sched:sched_switch state D",
             ),
             ev(
