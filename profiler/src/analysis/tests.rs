@@ -278,6 +278,34 @@ fn uninterruptible_waits_dominating_are_io_bound() {
 }
 
 #[test]
+fn a_confined_generator_that_waits_for_its_cpu_is_generator_bound() {
+    // hey pinned to one CPU it shares with nginx: 0.84 of it used, and runnable but waiting
+    // `runq` threads more on average.
+    let pinned = |runq: f64| {
+        steady(6, move |i| {
+            let mut iv = interval(i, 0.85);
+            let mut hey = process(300, "hey", Role::LoadGenerator, &[0.84]);
+            hey.capacity_cores = Some(1.0);
+            hey.runq_ns = (runq * 1e9) as u64;
+            iv.processes.push(hey);
+            iv.processes
+                .push(process(100, "nginx", Role::Server, &[0.4, 0.4]));
+            iv
+        })
+    };
+    let v = analyze(&pinned(0.3), &[]).verdict;
+    assert_eq!(v.kind, VerdictKind::LoadGeneratorBound, "{}", v.summary);
+    assert!(
+        v.summary.contains("waits runnable 0.30 threads"),
+        "{}",
+        v.summary
+    );
+    // Not waiting for its CPU: it has what it wants, 84% is not the generator's limit.
+    let v = analyze(&pinned(0.0), &[]).verdict;
+    assert_ne!(v.kind, VerdictKind::LoadGeneratorBound, "{}", v.summary);
+}
+
+#[test]
 fn one_synchronous_writer_half_in_disk_waits_is_io_bound_when_the_host_stalls_on_io() {
     // dd with O_DSYNC on a fast disk: 0.45 threads in D against 0.35 on CPU.
     let writer = |io_full_us: Option<u64>| {

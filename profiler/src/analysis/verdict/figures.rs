@@ -35,6 +35,9 @@ pub(in crate::analysis::verdict) struct WindowFigures {
     /// capacities summed per interval, at most the host's, the largest such sum).
     pub(in crate::analysis::verdict) generator_cores: f64,
     pub(in crate::analysis::verdict) generator_capacity: Option<f64>,
+    /// The generator's threads runnable but waiting for a CPU, on average over the same
+    /// intervals (run-queue time over wall time): the CPU it wanted and did not get.
+    pub(in crate::analysis::verdict) generator_runq: f64,
 }
 
 /// The conntrack table over the window: its fullest reading and the failures counted.
@@ -167,6 +170,7 @@ impl WindowFigures {
         }
         let send_limits = summary::send_limits(intervals);
         let (mut gen_ns, mut gen_secs, mut generator_capacity) = (0u64, 0.0, None::<f64>);
+        let mut gen_runq_ns = 0u64;
         for iv in intervals {
             let gens: Vec<_> = iv
                 .processes
@@ -177,6 +181,7 @@ impl WindowFigures {
                 continue;
             }
             gen_ns += gens.iter().map(|p| p.oncpu_ns).sum::<u64>();
+            gen_runq_ns += gens.iter().map(|p| p.runq_ns).sum::<u64>();
             gen_secs += iv.end_unix_ns.saturating_sub(iv.start_unix_ns) as f64 / 1e9;
             // Busy processes only: a wrapper idling beside the generator adds no capacity.
             let busy: Vec<_> = gens
@@ -197,6 +202,11 @@ impl WindowFigures {
         }
         let generator_cores = if gen_secs > 0.0 {
             gen_ns as f64 / 1e9 / gen_secs
+        } else {
+            0.0
+        };
+        let generator_runq = if gen_secs > 0.0 {
+            gen_runq_ns as f64 / 1e9 / gen_secs
         } else {
             0.0
         };
@@ -238,6 +248,7 @@ impl WindowFigures {
             services: crate::analysis::services::services(intervals),
             generator_cores,
             generator_capacity,
+            generator_runq,
         }
     }
 

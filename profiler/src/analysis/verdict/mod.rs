@@ -156,6 +156,9 @@ pub const SETUP_FAILURE_RATIO: f64 = 0.01;
 pub const SETUP_FAILURE_MIN: u64 = 5;
 pub const HOT_THREAD_SHARE: f64 = 0.90;
 pub const GENERATOR_SATURATED: f64 = 0.90;
+/// A generator confined to fewer CPUs than the host's that uses this share of them, and whose
+/// on-CPU plus run-queue time reaches `GENERATOR_SATURATED` of them, is starved of CPU.
+pub const GENERATOR_CONFINED_SHARE: f64 = 0.60;
 /// Lock contention: at least one request waiting inside the service on average...
 pub const LOCK_WAITING_MIN: f64 = 1.0;
 /// ...at least half of it explained by threads blocked on their own service's threads beyond

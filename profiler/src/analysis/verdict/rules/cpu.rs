@@ -219,8 +219,16 @@ pub(in crate::analysis::verdict) fn generator(w: &WindowFigures) -> Candidate {
     });
     // Saturated against its capacity, or eating most of a saturated host.
     let eats_host = busy >= CPU_SATURATED_BUSY && gen_cores >= 0.5 * busy * capacity;
+    // Confined to fewer CPUs than the host has (affinity, a quota) and sharing them: what it
+    // ran plus what it waited runnable for reaches its capacity, so it wants more CPU than
+    // its CPUs give it (others' threads take part of them).
+    let confined = capacity < w.cpus as f64;
+    let demand = gen_cores + w.generator_runq;
+    let starved = confined
+        && share_of_capacity >= GENERATOR_CONFINED_SHARE
+        && demand >= GENERATOR_SATURATED * capacity;
     let fired = !gens.is_empty()
-        && (share_of_capacity >= GENERATOR_SATURATED || eats_host || pegged_single);
+        && (share_of_capacity >= GENERATOR_SATURATED || eats_host || pegged_single || starved);
     let workload_cores: f64 = w.workload().map(|p| p.cores_used).sum();
     let mut evidence = vec![
         ev(
@@ -243,6 +251,13 @@ pub(in crate::analysis::verdict) fn generator(w: &WindowFigures) -> Candidate {
             "fraction",
             Some(">= 0.90"),
             "cores / capacity",
+        ),
+        ev(
+            "generator.runqueue_threads",
+            w.generator_runq,
+            "threads",
+            Some("confined: cores + this >= 0.90 of capacity, with >= 0.60 used"),
+            "sched:sched_wakeup/sched_switch run-queue time of its processes",
         ),
         ev(
             "workload.cores",
@@ -280,11 +295,19 @@ pub(in crate::analysis::verdict) fn generator(w: &WindowFigures) -> Candidate {
         }) - 0.5)
             * 2.0,
         summary: format!(
-            "Load-generator-bound: the load generator ({}) uses {:.2} of {} cores ({}) while the workload uses {:.2}; the test measures the generator, not the system under test.",
+            "Load-generator-bound: the load generator ({}) uses {:.2} of {} cores ({}){} while the workload uses {:.2}; the test measures the generator, not the system under test.",
             names.join(", "),
             gen_cores,
             capacity,
             pct(share_of_capacity),
+            if starved && share_of_capacity < GENERATOR_SATURATED {
+                format!(
+                    " and waits runnable {:.2} threads more for the CPUs it may use",
+                    w.generator_runq
+                )
+            } else {
+                String::new()
+            },
             workload_cores
         ),
         evidence,
@@ -292,8 +315,9 @@ pub(in crate::analysis::verdict) fn generator(w: &WindowFigures) -> Candidate {
             "no load-generator process seen (no command, and no known load tool running)".into()
         } else {
             format!(
-                "the generator uses {gen_cores:.2} of {capacity} cores ({}), no thread of it pegged alone",
-                pct(share_of_capacity)
+                "the generator uses {gen_cores:.2} of {capacity} cores ({}) and waits runnable {:.2} threads more, no thread of it pegged alone",
+                pct(share_of_capacity),
+                w.generator_runq
             )
         },
     }
