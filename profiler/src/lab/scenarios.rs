@@ -643,6 +643,11 @@ fn accept_overflow(ctx: &Ctx) -> Result<Setup, LabError> {
 }
 
 fn hey(ctx: &Ctx, conns: u32, port: u16, extra: &[&str]) -> Result<Vec<String>, LabError> {
+    hey_at(ctx, conns, &url(port), extra)
+}
+
+/// `hey -z <seconds>s -c <conns> [extra...] <url>`.
+fn hey_at(ctx: &Ctx, conns: u32, url: &str, extra: &[&str]) -> Result<Vec<String>, LabError> {
     let mut argv = vec![
         tool("hey")?,
         "-z".into(),
@@ -651,7 +656,7 @@ fn hey(ctx: &Ctx, conns: u32, port: u16, extra: &[&str]) -> Result<Vec<String>, 
         conns.to_string(),
     ];
     argv.extend(extra.iter().map(|s| s.to_string()));
-    argv.push(url(port));
+    argv.push(url.into());
     Ok(argv)
 }
 

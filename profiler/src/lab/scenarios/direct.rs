@@ -5,7 +5,7 @@ use std::{net::SocketAddr, process::Command, time::Duration};
 
 use nix::sys::signal::Signal;
 
-use super::{Ctx, LabError, Setup, io_err, log_file, nginx_at, tool};
+use super::{Ctx, LabError, Setup, hey_at, io_err, log_file, nginx_at, tool};
 use crate::lab::{guard::Service, netlab::LabNet};
 
 /// 256 KiB responses: a few requests a second fill an 8 Mbit/s (1 MB/s) shaper.
@@ -25,19 +25,6 @@ fn nginx_in_own_netns(
     service.on_stop(move || drop(net));
     service.wait_for(addr, Duration::from_secs(10))?;
     Ok((service, addr))
-}
-
-fn hey_at(ctx: &Ctx, conns: u32, url: &str, extra: &[&str]) -> Result<Vec<String>, LabError> {
-    let mut argv = vec![
-        tool("hey")?,
-        "-z".into(),
-        format!("{}s", ctx.seconds),
-        "-c".into(),
-        conns.to_string(),
-    ];
-    argv.extend(extra.iter().map(|s| s.to_string()));
-    argv.push(url.into());
-    Ok(argv)
 }
 
 /// hey on the host -> br -> veth -> nginx at the namespace's own address; a tbf shaper at
