@@ -52,6 +52,9 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "curl",
     "redis-server",
     "redis-tools",
+    // Servers whose runtimes schedule the work themselves (lab scenarios go-*, gunicorn-*).
+    "golang-go",
+    "gunicorn",
     // Headless: the HTML report's screenshot test (profiler/src/report/html/tests.rs).
     "chromium",
 ];

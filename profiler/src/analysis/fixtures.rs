@@ -233,7 +233,13 @@ pub fn pool(
         },
         comm: comm.into(),
         upstream: upstream.into(),
-        endpoint: "127.0.0.1:5432".into(),
+        // Each upstream at its own port (PostgreSQL's, PgBouncer's, an HTTP one).
+        endpoint: match upstream {
+            "postgres" => "127.0.0.1:5432",
+            "pgbouncer" => "127.0.0.1:6432",
+            _ => "127.0.0.1:8080",
+        }
+        .into(),
         size,
         in_use,
         utilisation,

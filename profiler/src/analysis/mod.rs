@@ -12,6 +12,8 @@ mod window;
 pub(crate) mod fixtures;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_user_space;
 
 use serde::{Deserialize, Serialize};
 

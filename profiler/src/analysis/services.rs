@@ -67,9 +67,12 @@ pub struct ServiceFigures {
     pub capacity_cores: Option<f64>,
     /// The hottest thread's share of one core.
     pub max_thread_share: f64,
-    /// Inbound requests in flight on average (from a request's arrival to its response) and
-    /// their rate, over every port the service serves.
+    /// Inbound requests in flight on average and their rate, over every port the service
+    /// serves: `inflight_read` from the service's reading of a request to its response,
+    /// `inflight` the larger of that and what its local clients have in flight to it (from
+    /// their send: requests waiting unread in its sockets are in flight at the service too).
     pub inflight: f64,
+    pub inflight_read: f64,
     pub inbound_per_s: f64,
     /// Requests in flight on average on the service's own outbound connections (waiting for
     /// an upstream).
@@ -79,6 +82,8 @@ pub struct ServiceFigures {
     pub blocked_by_reason: BTreeMap<String, f64>,
     pub blocked: f64,
     pub blocked_uninterruptible: f64,
+    /// Threads runnable but waiting for a CPU on average (run-queue time over window time).
+    pub runnable: f64,
     /// Threads blocked on average until another thread of the same service woke them (the
     /// off-CPU time that sibling and own-thread wake-ups ended, over window seconds), and the
     /// rate and share of those wake-ups among all of the service's wake-ups.
@@ -112,6 +117,16 @@ impl ServiceFigures {
         (self.blocked_on_siblings - self.idle_threads()).max(0.0)
     }
 
+    /// The hottest thread's share of the service's CPU: near 1 when one thread does the work
+    /// (an event loop), lower when the work moves between threads.
+    pub fn hottest_thread_share_of_cpu(&self) -> f64 {
+        if self.cores > 0.0 {
+            (self.max_thread_share / self.cores).min(1.0)
+        } else {
+            0.0
+        }
+    }
+
     pub fn blocked_in(&self, reason: &str) -> f64 {
         self.blocked_by_reason.get(reason).copied().unwrap_or(0.0)
     }
@@ -124,9 +139,11 @@ struct Acc {
     pids: BTreeSet<u32>,
     tids: BTreeSet<u32>,
     oncpu_ns: u64,
+    runq_ns: u64,
     capacity: Option<f64>,
     thread_ns: BTreeMap<u32, u64>,
     inflight: f64,
+    inflight_at_clients: f64,
     /// Off-CPU time ended by wake-ups from another thread of the service, per waker thread.
     ended_by_waker: BTreeMap<u32, u64>,
     inbound_per_s: f64,
@@ -137,6 +154,11 @@ struct Acc {
     sibling_ns: u64,
     sibling_wakes: u64,
     wakes: u64,
+}
+
+/// The port of an `address:port` endpoint (`[::]:port` too).
+fn endpoint_port(endpoint: &str) -> Option<u16> {
+    endpoint.rsplit_once(':')?.1.parse().ok()
 }
 
 /// Which service each pid of the window belongs to: `(name, anchor)`. A process joins its
@@ -221,6 +243,7 @@ pub fn services(intervals: &[&Interval]) -> Vec<ServiceFigures> {
             }
             a.pids.insert(p.pid);
             a.oncpu_ns += p.oncpu_ns;
+            a.runq_ns += p.runq_ns;
             a.capacity = match (a.capacity, p.capacity_cores) {
                 (Some(x), Some(y)) => Some(x.max(y)),
                 (x, y) => x.or(y),
@@ -236,11 +259,43 @@ pub fn services(intervals: &[&Interval]) -> Vec<ServiceFigures> {
             a.io_ns += p.offcpu_io_ns;
         }
     }
+    // Which service serves each port (only ports one service serves: two namespaces may each
+    // have a server on port 80).
+    let mut port_owner: BTreeMap<u16, Option<(String, u32)>> = BTreeMap::new();
+    for iv in intervals {
+        for r in &iv.inbound {
+            let key = key_of(r.pid);
+            port_owner
+                .entry(r.port)
+                .and_modify(|k| {
+                    if k.as_ref() != Some(&key) {
+                        *k = None;
+                    }
+                })
+                .or_insert(Some(key));
+        }
+    }
     for iv in intervals {
         for r in &iv.inbound {
             if let Some(a) = accs.get_mut(&key_of(r.pid)) {
                 a.inflight += r.concurrency / n;
                 a.inbound_per_s += r.requests_per_s / n;
+            }
+        }
+        // The same requests as the service's local clients see them: from their send to the
+        // response, so requests that arrived and wait unread in the service's sockets count.
+        for p in &iv.pools {
+            let Some(port) = endpoint_port(&p.endpoint) else {
+                continue;
+            };
+            let Some(Some(owner)) = port_owner.get(&port) else {
+                continue;
+            };
+            if *owner == key_of(p.pid) {
+                continue;
+            }
+            if let Some(a) = accs.get_mut(owner) {
+                a.inflight_at_clients += p.in_use / n;
             }
         }
         for p in &iv.pools {
@@ -307,7 +362,8 @@ pub fn services(intervals: &[&Interval]) -> Vec<ServiceFigures> {
             cores: per_s(a.oncpu_ns),
             capacity_cores: a.capacity,
             max_thread_share: per_s(a.thread_ns.values().copied().max().unwrap_or(0)),
-            inflight: a.inflight,
+            inflight: a.inflight.max(a.inflight_at_clients),
+            inflight_read: a.inflight,
             inbound_per_s: a.inbound_per_s,
             upstream_inflight: a.upstream,
             blocked_by_reason: a
@@ -317,6 +373,7 @@ pub fn services(intervals: &[&Interval]) -> Vec<ServiceFigures> {
                 .collect(),
             blocked: per_s(a.sleep_ns + a.io_ns),
             blocked_uninterruptible: per_s(a.io_ns),
+            runnable: per_s(a.runq_ns),
             blocked_on_siblings: per_s(a.sibling_ns),
             sibling_wakes_per_s: if secs > 0.0 {
                 a.sibling_wakes as f64 / secs

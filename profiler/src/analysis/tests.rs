@@ -1008,7 +1008,7 @@ fn capped_proxy(opens: u64) -> Recording {
         iv.connections.push(crate::recording::ConnectionRow {
             pid: Some(60),
             comm: Some("haproxy".into()),
-            port: 5432,
+            port: 8080,
             direction: crate::recording::Direction::Active,
             opens,
             established: opens,

@@ -18,6 +18,7 @@ use super::{
 use crate::analysis::VerdictKind;
 
 mod direct;
+mod runtimes;
 mod stacks;
 
 /// What a scenario's set-up gets.
@@ -371,6 +372,56 @@ pub const SCENARIOS: &[Scenario] = &[
         servers: &["redis"],
         generator: "redis-benchmark",
         setup: stacks::redis_single_thread,
+    },
+    Scenario {
+        name: "go-mutex",
+        expected: VerdictKind::LockContention,
+        description: "Go net/http, every request computing 2 ms while holding one sync.Mutex, hey -c16: waiters are goroutines parked in Go's runtime, not threads in the kernel; one holder at a time, a core to spare",
+        default: false,
+        tools: &["go", "hey"],
+        servers: &["go-net-http"],
+        generator: "hey",
+        setup: runtimes::go_mutex,
+    },
+    Scenario {
+        name: "go-cpu",
+        expected: VerdictKind::CpuSaturated,
+        description: "the control: the same Go server and 2 ms of work per request without the mutex, wrk -c16: both cores compute",
+        default: false,
+        tools: &["go", "wrk"],
+        servers: &["go-net-http"],
+        generator: "wrk",
+        setup: runtimes::go_cpu,
+    },
+    Scenario {
+        name: "gunicorn-sync-cpu",
+        expected: VerdictKind::CpuSaturated,
+        description: "gunicorn, 2 pre-forked sync workers, 3 ms of Python per request, ab -c8 started by a bash -c script: two worker processes share both cores (one service, not two single threads; bash is a wrapper)",
+        default: false,
+        tools: &["gunicorn", "ab", "bash"],
+        servers: &["gunicorn"],
+        generator: "ab",
+        setup: runtimes::gunicorn_sync_cpu,
+    },
+    Scenario {
+        name: "gunicorn-gthread-sleep",
+        expected: VerdictKind::NotSaturated,
+        description: "gunicorn's threaded worker (16 threads), every request sleeping 20 ms, wrk -c8: idle threads parked on the worker's queue and the interpreter lock passed around, nothing contended",
+        default: false,
+        tools: &["gunicorn", "wrk"],
+        servers: &["gunicorn"],
+        generator: "wrk",
+        setup: runtimes::gunicorn_gthread_sleep,
+    },
+    Scenario {
+        name: "gunicorn-gthread-gil",
+        expected: VerdictKind::LockContention,
+        description: "gunicorn's threaded worker (8 threads), 3 ms of Python per request, wrk -c16: Python's interpreter lock lets one thread compute at a time, the other core idles",
+        default: false,
+        tools: &["gunicorn", "wrk"],
+        servers: &["gunicorn"],
+        generator: "wrk",
+        setup: runtimes::gunicorn_gthread_gil,
     },
     Scenario {
         name: "bandwidth-direct-netns",

@@ -172,6 +172,15 @@ pub const LOCK_SELF_DRIVEN: f64 = 0.9;
 /// One thread ending this share of the waits on a service's own threads makes them hand-outs
 /// from that thread, not lock hand-overs (two holders passing a lock each end about half).
 pub const LOCK_ONE_WAKER_SHARE: f64 = 0.67;
+/// A lock whose waiters park in user space (goroutines on a Go `sync.Mutex`, tasks of an
+/// async runtime): at least this many cores busy in the service (the holder computing: one
+/// holder at a time keeps about one core's worth of work running)...
+pub const USER_LOCK_CORES_MIN: f64 = 0.8;
+/// ...with at least this much of its CPU capacity unused (the waiting work could run)...
+pub const USER_LOCK_ROOM_CORES: f64 = 0.5;
+/// ...and the work spread over threads: the hottest thread does less than this share of the
+/// service's CPU (one thread doing it all is a thread model, judged as a single thread).
+pub const USER_LOCK_SPREAD: f64 = 0.8;
 pub const IO_BLOCKED_THREADS: f64 = 0.50;
 /// ...or this many, while the host's PSI says every runnable task stalled on I/O together at
 /// least this share of the time (`/proc/pressure/io` full).
@@ -468,6 +477,51 @@ fn serialised_by_own_threads(s: &crate::analysis::services::ServiceFigures) -> b
             && s.blocked_on_siblings >= LOCK_WAITING_MIN
             && s.blocked_on_siblings > rival
     }
+}
+
+/// Requests waiting inside a service that no kernel wait accounts for: not threads blocked on
+/// its own threads (beyond idle ones), not timed sleeps, not disk waits, not threads waiting
+/// for a CPU. Work parked in the runtime itself (goroutines, async tasks, a user-space queue).
+fn waiting_in_user_space(s: &crate::analysis::services::ServiceFigures) -> f64 {
+    (s.waiting()
+        - s.blocked_on_siblings_with_work()
+        - s.blocked_in("sleep")
+        - s.blocked_uninterruptible
+        - s.runnable)
+        .max(0.0)
+}
+
+/// The lock-contention mechanism when the waiters are not (all) threads in the kernel: work
+/// waits inside the service, neither timed sleeps nor disk waits nor the run queue explain
+/// most of it (waiters parked in user space, or threads blocked on their own siblings), and
+/// the service keeps
+/// about one core's worth busy, spread over its threads, with CPU to spare for it and on the
+/// host. One holder at a time computing, the rest parked by the runtime: a user-space lock
+/// (or any one-at-a-time section). A timed wait in user space (a timer wheel) keeps no core
+/// busy, and one thread doing all the work is a single-thread limit, not a lock.
+fn serialised_in_user_space(
+    s: &crate::analysis::services::ServiceFigures,
+    host_busy: f64,
+    cpus: u32,
+) -> bool {
+    let waiting = s.waiting();
+    let room = room_cores(s, cpus);
+    let rivals = s.blocked_in("sleep") + s.blocked_uninterruptible + s.runnable;
+    s.inflight > 0.0
+        && waiting >= LOCK_WAITING_MIN
+        && waiting - rivals >= LOCK_EXPLAINS * waiting
+        && s.cores >= USER_LOCK_CORES_MIN
+        && room >= USER_LOCK_ROOM_CORES
+        && s.hottest_thread_share_of_cpu() < USER_LOCK_SPREAD
+        && host_busy < CPU_SATURATED_BUSY
+}
+
+/// The cores a service may use and does not (its capacity, else the host's CPUs, less its use).
+fn room_cores(s: &crate::analysis::services::ServiceFigures, cpus: u32) -> f64 {
+    s.capacity_cores
+        .unwrap_or(f64::from(cpus))
+        .min(f64::from(cpus))
+        - s.cores
 }
 
 /// One thread ends most of the waits on the service's own threads: they wait for what it hands

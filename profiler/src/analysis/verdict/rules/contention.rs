@@ -20,6 +20,8 @@ pub(in crate::analysis::verdict) fn lock_contention(w: &WindowFigures) -> Candid
             let score = |s: &crate::analysis::services::ServiceFigures| {
                 if closed_system(s) {
                     s.blocked_on_siblings
+                } else if serialised_in_user_space(s, busy, w.cpus) {
+                    waiting_in_user_space(s)
                 } else {
                     s.blocked_on_siblings_with_work().min(s.waiting())
                 }
@@ -47,7 +49,13 @@ pub(in crate::analysis::verdict) fn lock_contention(w: &WindowFigures) -> Candid
     let disk = s.blocked_uninterruptible;
     let rival = timed.max(disk);
     let measured_inflight = s.inflight > 0.0;
-    let fired = serialised_by_own_threads(s) && busy < CPU_SATURATED_BUSY;
+    let in_kernel = serialised_by_own_threads(s) && busy < CPU_SATURATED_BUSY;
+    let user_space = serialised_in_user_space(s, busy, w.cpus);
+    let in_user_space = !in_kernel && user_space;
+    let fired = in_kernel || in_user_space;
+    let parked = waiting_in_user_space(s);
+    let runnable = s.runnable;
+    let unexplained = (waiting - timed - disk - runnable).max(0.0);
     let mut by_reason: Vec<(&String, &f64)> = s.blocked_by_reason.iter().collect();
     by_reason.sort_by(|a, b| b.1.total_cmp(a.1));
     let blocked_in = by_reason
@@ -79,6 +87,15 @@ pub(in crate::analysis::verdict) fn lock_contention(w: &WindowFigures) -> Candid
             s.top_waker_tid.map_or(String::new(), |t| format!(" ({t})")),
             pct(share)
         )
+    } else if held < LOCK_EXPLAINS * waiting && unexplained >= LOCK_EXPLAINS * waiting {
+        let room = room_cores(s, w.cpus);
+        format!(
+            "{name}: {waiting:.1} requests wait and no timer, disk or CPU wait explains most of them ({held:.1} threads blocked on its own threads, {parked:.1} requests parked in user space), but a lock taken in user space keeps one holder computing: {:.2} cores busy (needs >= {USER_LOCK_CORES_MIN}), {room:.2} cores of room (needs >= {USER_LOCK_ROOM_CORES}), its hottest thread {} of its CPU (needs < {}), host {} busy",
+            s.cores,
+            pct(s.hottest_thread_share_of_cpu()),
+            pct(USER_LOCK_SPREAD),
+            pct(busy)
+        )
     } else if held <= rival {
         format!(
             "{name}: {waiting:.1} requests wait, but timed sleeps ({timed:.1} threads) or disk waits ({disk:.1} threads) explain at least as much as waits on its own threads ({held:.1} beyond idle workers)"
@@ -92,13 +109,28 @@ pub(in crate::analysis::verdict) fn lock_contention(w: &WindowFigures) -> Candid
     Candidate {
         kind,
         fired,
-        strength: if closed {
+        strength: if in_user_space {
+            ((unexplained / waiting.max(1e-9)) - LOCK_EXPLAINS) / (1.0 - LOCK_EXPLAINS)
+        } else if closed {
             (s.blocked_on_siblings / s.blocked.max(1e-9) - LOCK_SELF_DRIVEN)
                 / (1.0 - LOCK_SELF_DRIVEN)
         } else {
-            ((held / waiting.max(1e-9)) - LOCK_EXPLAINS) / (1.0 - LOCK_EXPLAINS)
+            // Both mechanisms can hold at once (threads blocked on the holder and requests
+            // parked unread): the waiting work either explains counts.
+            let by = if user_space { held.max(unexplained) } else { held };
+            ((by / waiting.max(1e-9)) - LOCK_EXPLAINS) / (1.0 - LOCK_EXPLAINS)
         },
-        summary: if closed {
+        summary: if in_user_space {
+            format!(
+                "Lock-contention: {name} has {:.1} requests in flight but {:.2} cores busy, spread over its {} threads (the hottest does {} of it) with {:.2} cores of room and the host {} busy; {unexplained:.1} requests wait for no timer, disk or CPU ({held:.1} threads blocked on its own threads beyond idle ones, {parked:.1} requests parked in user space): one holder at a time computes while the rest wait for it: a lock (or one-at-a-time section) in the runtime or the application.",
+                s.inflight,
+                s.cores,
+                s.threads,
+                pct(s.hottest_thread_share_of_cpu()),
+                room_cores(s, w.cpus),
+                pct(busy)
+            )
+        } else if closed {
             format!(
                 "Lock-contention: {name} serves no requests and its {} threads are woken only by each other ({} of their off-CPU time, {:.0} hand-overs/s): {:.1} of them wait at any time for another to let go while {:.2} cores run, blocked in {blocked_in} threads on average, with the host {} busy: the work is serialised, handed from one holder to the next.",
                 s.threads,
@@ -132,6 +164,27 @@ pub(in crate::analysis::verdict) fn lock_contention(w: &WindowFigures) -> Candid
                 "threads",
                 Some(">= 0.50 of requests waiting"),
                 "sched:sched_waking waker -> wakee, off-CPU time ended, beyond idle threads",
+            ),
+            ev(
+                &format!("service.{name}.requests_parked_in_user_space"),
+                parked,
+                "requests",
+                Some(">= 0.50 of requests waiting, with >= 0.8 cores busy spread over threads"),
+                "waiting - threads blocked on own threads, in timed sleeps, in disk waits, runnable",
+            ),
+            ev(
+                &format!("service.{name}.threads_runnable"),
+                runnable,
+                "threads",
+                None,
+                "sched:sched_switch/sched_wakeup run-queue time",
+            ),
+            ev(
+                &format!("service.{name}.hottest_thread_share_of_cpu"),
+                s.hottest_thread_share_of_cpu(),
+                "fraction",
+                Some("< 0.80 (user-space lock: work moves between threads)"),
+                "sched:sched_switch per-thread on-CPU time",
             ),
             ev(
                 &format!("service.{name}.threads_in_timed_sleep"),
