@@ -126,3 +126,67 @@ fn requests_the_server_has_not_read_yet_are_in_flight_at_it() {
         a.verdict.summary
     );
 }
+
+/// Three proxy processes sharing the host `busy`, with runnable tasks waiting for a CPU
+/// `some` of each 1 s interval (PSI).
+fn proxies(busy: f64, some: f64) -> Recording {
+    use crate::collect::host::{PressureInterval, PressureResource, PressureStall};
+    steady(6, move |i| {
+        let mut iv = interval(i, busy);
+        for (pid, cores) in [(100, 0.7), (101, 0.5), (102, 0.3)] {
+            iv.processes
+                .push(process(pid, "nginx", Role::Server, &[cores]));
+        }
+        iv.processes
+            .push(process(300, "wrk", Role::LoadGenerator, &[0.2]));
+        let stall = |us: u64| PressureStall {
+            avg10_percent: 0.0,
+            stall_us: us,
+        };
+        if let Some(h) = iv.host.as_mut() {
+            h.pressure = Some(PressureInterval {
+                cpu: Some(PressureResource {
+                    some: stall((some * 1e6) as u64),
+                    full: None,
+                }),
+                io: None,
+                memory: None,
+            });
+        }
+        iv
+    })
+}
+
+#[test]
+fn a_host_short_of_the_busy_bar_with_tasks_queueing_for_cpu_is_cpu_saturated() {
+    // Measured in two-hop-proxy: 85-90% busy, tasks waiting for a CPU 42-44% of the time.
+    let a = analyze(&proxies(0.86, 0.43), &[]);
+    assert_eq!(
+        a.verdict.kind,
+        VerdictKind::CpuSaturated,
+        "{}",
+        a.verdict.summary
+    );
+    assert!(
+        a.verdict.summary.contains("waiting for a CPU"),
+        "{}",
+        a.verdict.summary
+    );
+    assert!(a.verdict.confidence < 0.9, "{}", a.verdict.confidence);
+    // As busy, with little queueing: the gaps are room.
+    let a = analyze(&proxies(0.86, 0.15), &[]);
+    assert_eq!(
+        a.verdict.kind,
+        VerdictKind::NotSaturated,
+        "{}",
+        a.verdict.summary
+    );
+    // Queueing on a host with room (a cgroup quota, a burst): not the host's CPU.
+    let a = analyze(&proxies(0.6, 0.5), &[]);
+    assert_eq!(
+        a.verdict.kind,
+        VerdictKind::NotSaturated,
+        "{}",
+        a.verdict.summary
+    );
+}

@@ -152,6 +152,10 @@ pub struct Verdict {
 
 /// Thresholds (docs/attribution.md explains each).
 pub const CPU_SATURATED_BUSY: f64 = 0.90;
+/// ...or at least this busy while runnable tasks waited for a CPU at least this share of the
+/// window (PSI `cpu some`).
+pub const CPU_CONTENDED_BUSY: f64 = 0.80;
+pub const CPU_CONTENDED_SOME: f64 = 0.40;
 pub const SETUP_FAILURE_RATIO: f64 = 0.01;
 pub const SETUP_FAILURE_MIN: u64 = 5;
 pub const HOT_THREAD_SHARE: f64 = 0.90;

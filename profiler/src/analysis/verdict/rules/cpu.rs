@@ -38,7 +38,14 @@ pub(in crate::analysis::verdict) fn cpu(w: &WindowFigures) -> Candidate {
             counter: String::new(),
         };
     }
-    let fired = busy.is_some_and(|b| b >= CPU_SATURATED_BUSY);
+    // The kernel's own account of CPU contention: the share of the window in which some
+    // runnable task waited for a CPU. A host that busy with tasks queueing that often is out
+    // of CPU even when its busy share dips under the bar (work handed from process to process
+    // through a chain of proxies leaves gaps in which everyone waits on everyone).
+    let queueing = w.pressure.as_ref().map(|p| p.cpu_some);
+    let contended = busy.is_some_and(|b| b >= CPU_CONTENDED_BUSY)
+        && queueing.is_some_and(|q| q >= CPU_CONTENDED_SOME);
+    let fired = busy.is_some_and(|b| b >= CPU_SATURATED_BUSY) || contended;
     let mut evidence = Vec::new();
     if let Some(b) = busy {
         evidence.push(ev(
@@ -54,7 +61,7 @@ pub(in crate::analysis::verdict) fn cpu(w: &WindowFigures) -> Candidate {
             "host.pressure.cpu_some",
             p.cpu_some,
             "fraction",
-            None,
+            Some(">= 0.40 with the host >= 0.80 busy"),
             "/proc/pressure/cpu",
         ));
     }
@@ -66,6 +73,13 @@ pub(in crate::analysis::verdict) fn cpu(w: &WindowFigures) -> Candidate {
             .map(process_ev),
     );
     let text = match busy {
+        Some(b) if contended && b < CPU_SATURATED_BUSY => format!(
+            "host CPU {} busy on {} CPUs with tasks waiting for a CPU {} of the time ({})",
+            pct(b),
+            w.cpus,
+            pct(queueing.unwrap_or(0.0)),
+            w.top_text()
+        ),
         Some(b) => format!(
             "host CPU {} busy on {} CPUs ({})",
             pct(b),
@@ -78,7 +92,14 @@ pub(in crate::analysis::verdict) fn cpu(w: &WindowFigures) -> Candidate {
         kind: VerdictKind::CpuSaturated,
         fired,
         strength: busy.map_or(0.0, |b| {
-            (b - CPU_SATURATED_BUSY) / (1.0 - CPU_SATURATED_BUSY)
+            if b >= CPU_SATURATED_BUSY {
+                (b - CPU_SATURATED_BUSY) / (1.0 - CPU_SATURATED_BUSY)
+            } else if contended {
+                // Under the busy bar: no stronger than a host just at it.
+                0.3 * queueing.unwrap_or(0.0)
+            } else {
+                0.0
+            }
         }),
         // A keep-alive load opens no connections in the window: no "at 0 connections/s" (the
         // text report quotes the load generator's own rate).
@@ -96,7 +117,16 @@ pub(in crate::analysis::verdict) fn cpu(w: &WindowFigures) -> Candidate {
             }
         },
         evidence,
-        counter: format!("{text}: below the 90% threshold"),
+        counter: format!(
+            "{text}: below the 90% threshold{}",
+            match queueing {
+                Some(q) => format!(
+                    ", and tasks waited for a CPU {} of the time (PSI cpu some; >= 40% counts from 80% busy)",
+                    pct(q)
+                ),
+                None => String::new(),
+            }
+        ),
     }
 }
 
