@@ -396,6 +396,13 @@ fn route_human(json: Option<&JsonTarget>) {
     }
 }
 
+/// `SIGKILL` for 9: the name a signal number goes by here.
+fn signal_name(signal: i32) -> String {
+    nix::sys::signal::Signal::try_from(signal)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
 fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(args) => {
@@ -425,8 +432,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                     code
                 }
                 // Killed by a signal (e.g. the Ctrl-C we forwarded): 128 + signal, as shells do.
-                None if outcome.signalled => 130,
-                None => exit::ERROR,
+                None => match outcome.exit_signal {
+                    Some(signal) => {
+                        errln!(
+                            "chokepoint: `{}` was killed by signal {signal} ({})",
+                            args.command[0],
+                            signal_name(signal)
+                        );
+                        128 + signal
+                    }
+                    None => exit::ERROR,
+                },
             })
         }
         Command::Record(args) => {

@@ -149,6 +149,30 @@ fn an_error_reply_with_the_most_negative_code_is_an_error_not_a_panic() {
     assert!(replay::ctnetlink(&reply).is_err());
 }
 
+/// Found by the ctnetlink fuzz target's first long run: an nftables NEWSET message (nfnetlink
+/// subsystem 10, not conntrack) whose NFTA_SET_EXPR holds a nested attribute claiming more bytes
+/// than it has. netlink-packet-netfilter 0.4.0 sliced past its buffer on it; the ctnetlink
+/// decoder now steps over every message that is not conntrack's, and counts it.
+#[test]
+fn a_message_of_another_netfilter_subsystem_is_skipped_and_counted() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/netlink/found/ctnetlink-nftables-set.bin");
+    let set = std::fs::read(&path).expect("found input");
+    assert_eq!(u16::from_ne_bytes([set[4], set[5]]) >> 8, 10, "nftables");
+    let r = replay::ctnetlink(&set).expect("skipped, not an error");
+    assert_eq!((r.objects, r.skipped, r.done), (0, 1, false));
+
+    // Inside a real dump, the conntrack entries around it still decode and NLMSG_DONE ends it.
+    let capture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/netlink/ctnetlink.bin");
+    let dump = std::fs::read(&capture).expect("capture");
+    let whole = replay::ctnetlink(&dump).expect("capture");
+    let mut mixed = set.clone();
+    mixed.extend_from_slice(&dump);
+    let r = replay::ctnetlink(&mixed).expect("mixed");
+    assert_eq!((r.objects, r.skipped, r.done), (whole.objects, 1, true));
+}
+
 /// What the fuzz targets found (fixtures/*/found/), kept as they were: each must now decode
 /// or fail without a panic.
 #[test]

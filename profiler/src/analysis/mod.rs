@@ -48,6 +48,9 @@ pub struct Analysis {
     pub load: Vec<LoadSummary>,
     pub command: Option<Vec<String>>,
     pub exit_code: Option<i32>,
+    /// The signal that killed the command, when one did (then `exit_code` is null).
+    #[serde(default)]
+    pub exit_signal: Option<i32>,
     pub probes: ProbeStatus,
     /// Everything that limits this analysis: probes missing, a truncated recording, a load
     /// file whose clock is far from the recording's.
@@ -271,6 +274,7 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
         load,
         command: recording.header.command.clone(),
         exit_code: recording.end.as_ref().and_then(|e| e.exit_code),
+        exit_signal: recording.end.as_ref().and_then(|e| e.exit_signal),
         probes: recording.header.probes.clone(),
         limitations,
         skipped_lines,

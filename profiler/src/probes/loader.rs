@@ -62,6 +62,23 @@ pub const CLASSIC_ENV: &str = "CHOKEPOINT_CLASSIC_TRACEPOINTS";
 /// floor a benchmark compares against (`cargo xtask bench --empty`). Nothing is measured.
 pub const EMPTY_ENV: &str = "CHOKEPOINT_EMPTY_PROGRAMS";
 
+/// Tests only: the size in bytes of the fork/exit ring buffer (`EVENTS`, 256 KiB built in),
+/// rounded up to a power of two of at least a page. A small one overflows under a fork storm,
+/// so the end-to-end test of lost events can force what a real storm would need a bigger host
+/// for. Not a tuning knob: not in the help or the docs beyond docs/benchmarks.md.
+pub const RING_BYTES_ENV: &str = "CHOKEPOINT_TEST_RING_BYTES";
+
+/// `RING_BYTES_ENV`, when set to a number.
+fn ring_bytes() -> Option<u32> {
+    let bytes: u32 = std::env::var(RING_BYTES_ENV).ok()?.trim().parse().ok()?;
+    Some(
+        bytes
+            .max(4096)
+            .checked_next_power_of_two()
+            .unwrap_or(1 << 30),
+    )
+}
+
 pub struct Probes {
     pub ebpf: Ebpf,
     pub status: ProbeStatus,
@@ -114,11 +131,14 @@ impl Probes {
                 ));
                 KernelOffsets::default()
             });
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        loader
             .override_global("OFFSETS", &offsets, true)
-            .override_global("KERNEL_OFFSETS", &kernel, true)
-            .load(OBJECT)
-            .map_err(LoadError::Load)?;
+            .override_global("KERNEL_OFFSETS", &kernel, true);
+        if let Some(bytes) = ring_bytes() {
+            loader.map_max_entries("EVENTS", bytes);
+        }
+        let mut ebpf = loader.load(OBJECT).map_err(LoadError::Load)?;
 
         let use_raw = std::env::var_os(CLASSIC_ENV).is_none();
         if std::env::var_os(EMPTY_ENV).is_some() {

@@ -200,6 +200,7 @@ mod tests {
             ended_unix_ns: 1,
             reason: "duration".into(),
             exit_code: None,
+            exit_signal: None,
             load: Vec::new(),
             load_errors: Vec::new(),
             pids_reused: 0,

@@ -398,6 +398,10 @@ pub struct End {
     /// `command-exited`, `signal`, `duration`.
     pub reason: String,
     pub exit_code: Option<i32>,
+    /// The signal that killed the command (`exit_code` is then None). Absent in recordings
+    /// made before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_signal: Option<i32>,
     /// Timelines read from the load generator's own output when `run` recognised it.
     pub load: Vec<Timeline>,
     pub load_errors: Vec<String>,

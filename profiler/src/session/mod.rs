@@ -81,8 +81,8 @@ pub struct Outcome {
     pub finished: Finished,
     /// The command's exit code (None for `record`, or when it died of a signal).
     pub exit_code: Option<i32>,
-    /// Set when the command was killed by a signal (e.g. forwarded Ctrl-C).
-    pub signalled: bool,
+    /// The signal that killed the command (e.g. a forwarded Ctrl-C, or a `kill -9`).
+    pub exit_signal: Option<i32>,
 }
 
 fn unix_ns() -> u64 {
@@ -264,7 +264,7 @@ pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
     tokio::pin!(deadline);
 
     let mut exit_code = None;
-    let mut signalled = false;
+    let mut exit_signal = None;
     let mut said_write_failed = false;
     let reason;
 
@@ -303,7 +303,7 @@ pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
                     Ok(s) => {
                         use std::os::unix::process::ExitStatusExt;
                         exit_code = s.code();
-                        signalled = s.signal().is_some();
+                        exit_signal = s.signal();
                     }
                     Err(_) => exit_code = None,
                 }
@@ -345,6 +345,7 @@ pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
         ended_unix_ns: unix_ns(),
         reason: reason.to_string(),
         exit_code,
+        exit_signal,
         load: load_timelines,
         load_errors,
         pids_reused: table.reused(),
@@ -358,6 +359,6 @@ pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
         recording: opts.out,
         finished,
         exit_code,
-        signalled,
+        exit_signal,
     })
 }

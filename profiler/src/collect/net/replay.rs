@@ -19,6 +19,8 @@ use crate::collect::{conntrack, qdisc, sockdiag, topology};
 pub struct Replayed {
     /// Messages turned into a link, address, route, qdisc, socket or conntrack entry.
     pub objects: usize,
+    /// Messages of a kind the collector does not decode, stepped over unread.
+    pub skipped: usize,
     /// The capture ended with NLMSG_DONE.
     pub done: bool,
 }
@@ -26,11 +28,13 @@ pub struct Replayed {
 /// An rtnetlink dump (links, addresses, routes or qdiscs, as `topology` and `qdisc` read them).
 pub fn rtnetlink(bytes: &[u8]) -> Result<Replayed, CollectError> {
     let mut objects = 0;
+    let mut skipped = 0;
     let names = HashMap::new();
     let batch = decode_batch(
         bytes,
         Exchange::Dump,
         "rtnetlink dump (replayed)",
+        &mut skipped,
         &mut |reply: RouteNetlinkMessage| {
             let understood = match &reply {
                 RouteNetlinkMessage::NewLink(m) => {
@@ -51,6 +55,7 @@ pub fn rtnetlink(bytes: &[u8]) -> Result<Replayed, CollectError> {
     )?;
     Ok(Replayed {
         objects,
+        skipped,
         done: batch == Batch::Done,
     })
 }
@@ -64,6 +69,7 @@ pub fn sock_diag(bytes: &[u8]) -> Result<Replayed, CollectError> {
     bare?;
     Ok(Replayed {
         objects,
+        skipped: 0,
         done: batch? == Batch::Done,
     })
 }
@@ -71,10 +77,12 @@ pub fn sock_diag(bytes: &[u8]) -> Result<Replayed, CollectError> {
 /// A ctnetlink conntrack dump, as `conntrack::entries_for_ports` reads it.
 pub fn ctnetlink(bytes: &[u8]) -> Result<Replayed, CollectError> {
     let mut objects = 0;
+    let mut skipped = 0;
     let batch = decode_batch(
         bytes,
         Exchange::Dump,
         "ctnetlink dump (replayed)",
+        &mut skipped,
         &mut |reply: NetfilterMessage| {
             if let NetfilterMessageInner::Conntrack(ConntrackMessage::New(attributes)) = reply.inner
             {
@@ -86,6 +94,7 @@ pub fn ctnetlink(bytes: &[u8]) -> Result<Replayed, CollectError> {
     )?;
     Ok(Replayed {
         objects,
+        skipped,
         done: batch == Batch::Done,
     })
 }
