@@ -100,6 +100,7 @@ pub fn interval(index: u32, busy: f64) -> Interval {
         pools: Vec::new(),
         inbound: Vec::new(),
         send_limits: Vec::new(),
+        marks: Vec::new(),
     }
 }
 

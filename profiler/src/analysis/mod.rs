@@ -82,6 +82,17 @@ pub struct Analysis {
     /// latency, off-CPU time by reason, connections, the load's own points.
     #[serde(default)]
     pub series: series::Series,
+    /// Phase marks in the recording (`chokepoint mark`), in time order.
+    #[serde(default)]
+    pub marks: Vec<PhaseMark>,
+}
+
+/// A phase mark, at its time since the recording started.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PhaseMark {
+    pub at_seconds: f64,
+    pub unix_ns: u64,
+    pub text: String,
 }
 
 /// A load generator's own figures, as read from its output.
@@ -280,5 +291,15 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
         skipped_lines,
         pools,
         send_limits,
+        marks: recording
+            .intervals
+            .iter()
+            .flat_map(|iv| &iv.marks)
+            .map(|m| PhaseMark {
+                at_seconds: m.unix_ns.saturating_sub(recording.header.started_unix_ns) as f64 / 1e9,
+                unix_ns: m.unix_ns,
+                text: m.text.clone(),
+            })
+            .collect(),
     }
 }

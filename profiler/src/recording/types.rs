@@ -328,6 +328,17 @@ pub struct Interval {
     /// What held back the served sockets' sends, per listening port (tcp_info over sock_diag).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub send_limits: Vec<crate::collect::send_limits::SendLimit>,
+    /// Phase marks made during the interval (`chokepoint mark "stage 3: 1000 VUs"`), in the
+    /// order they were made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marks: Vec<Mark>,
+}
+
+/// A phase mark: a load tool's (or a person's) note of what changed, at a wall-clock time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    pub unix_ns: u64,
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,6 +1,7 @@
-//! The recording session behind `run` and `record`: attach the probes, start the load
-//! generator, read every source once per interval, append to the recording, and detach on
-//! every exit path (dropping `Probes` detaches; nothing is pinned).
+//! The recording session behind `run`, `record` and `daemon`: [`Session::open`] attaches the
+//! probes (and starts the load generator), [`Session::run`] reads every source once per
+//! interval and hands each interval to its [`Sink`]s (the recording file is one), and it
+//! detaches on every exit path (dropping `Probes` detaches; nothing is pinned).
 mod assemble;
 mod child;
 mod conn_use;
@@ -8,6 +9,7 @@ mod network;
 pub mod pools;
 pub mod processes;
 mod sampler;
+pub mod sink;
 pub mod status;
 
 use std::{
@@ -26,6 +28,7 @@ use tokio::{
 };
 
 pub use self::child::SpawnError;
+pub use self::sink::{RecordingSink, Sink, StatusSink};
 use self::{child::LoadCommand, processes::ProcessTable, sampler::Sampler};
 use crate::{
     collect, doctor,
@@ -35,7 +38,7 @@ use crate::{
         stats::StatsGuard,
         tracepoints,
     },
-    recording::{End, FORMAT_VERSION, Finished, Header, RecordingWriter},
+    recording::{End, FORMAT_VERSION, Finished, Header, Interval, Mark},
     timeline,
 };
 
@@ -110,14 +113,6 @@ fn self_cpu_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// Said once, when the first write of the recording fails: the session goes on in memory.
-fn write_failed(path: &std::path::Path, e: &io::Error) {
-    crate::errln!(
-        "\nchokepoint: cannot write recording {}: {e}; carrying on in memory: the verdict covers the whole run",
-        path.display()
-    );
-}
-
 /// Checks privileges and tracefs before anything is attached.
 fn preflight() -> Result<doctor::Report, SessionError> {
     let report = doctor::inspect(true);
@@ -136,229 +131,353 @@ fn preflight() -> Result<doctor::Report, SessionError> {
     Ok(report)
 }
 
-pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
-    let report = preflight()?;
-    let tracefs = PathBuf::from(tracepoints::TRACEFS);
-    let mut limitations: Vec<String> = report
-        .checks
-        .iter()
-        .filter(|c| !c.ok && c.id.starts_with("tracepoint."))
-        .map(|c| format!("{}: {}", c.id, c.detail))
-        .collect();
+/// What [`Session::open`] needs (a subset of [`Options`]: no file, no duration).
+pub struct OpenOptions {
+    pub interval: Duration,
+    pub command: Option<Vec<String>>,
+    pub skip_families: Vec<tracepoints::Family>,
+    pub exact_overhead: bool,
+}
 
-    // Run-time statistics on throughout only with --exact-overhead; otherwise the sampler
-    // turns them on in short windows (probes::stats).
-    let (stats, bpf_stats) = StatsGuard::for_recording(opts.exact_overhead, &mut limitations);
+/// How a session's run ended.
+pub struct Ended {
+    pub end: End,
+    /// The signal that killed the command (e.g. a forwarded Ctrl-C, or a `kill -9`).
+    pub exit_signal: Option<i32>,
+}
 
-    let mut probes = Probes::load_except(&tracefs, &opts.skip_families)?;
-    for f in probes.status.failed.iter().filter(|f| f.reason != LEFT_OUT) {
-        limitations.push(format!("{} not attached: {}", f.id, f.reason));
+/// Marks waiting for the next interval: at most this many between two intervals.
+pub const MARKS_PER_INTERVAL: usize = 64;
+
+/// Hands marks to a running session; each lands in the next interval it reads.
+#[derive(Clone)]
+pub struct MarkSender(tokio::sync::mpsc::Sender<Mark>);
+
+impl MarkSender {
+    /// False when too many marks are already waiting for the next interval.
+    pub fn mark(&self, text: String) -> bool {
+        self.0
+            .try_send(Mark {
+                unix_ns: unix_ns(),
+                text,
+            })
+            .is_ok()
     }
-    let mut maps = MapReader::new(&mut probes.ebpf)?;
-    // After attaching: threads already running get their run-time totals so far.
-    maps.seed_threads(&collect::processes::thread_run_times());
-    let events = probes
-        .ebpf
-        .take_map("EVENTS")
-        .ok_or(ReadError::MissingMap("EVENTS"))?;
-    let events = RingBuf::try_from(events).map_err(|e| SessionError::RingBuffer(e.to_string()))?;
-    // SAFETY: the ring buffer owns its fd and moves into the AsyncFd, so the fd stays open for
-    // as long as it is registered.
-    let mut events = unsafe { AsyncFd::register(events) }
-        .map_err(|e| SessionError::RingBuffer(e.to_string()))?;
+}
 
-    let host = match collect::host::HostCollector::new() {
-        Ok(h) => Some(h),
-        Err(e) => {
-            limitations.push(format!("host counters unavailable: {e}"));
-            None
+/// An attached session: probes loaded, collectors started, the header written down. Fields
+/// drop in order: the ring buffer and the readers before the probes, the statistics last.
+pub struct Session {
+    events: AsyncFd<RingBuf<aya::maps::MapData>>,
+    sampler: Sampler,
+    probes: Probes,
+    stats: Option<StatsGuard>,
+    table: ProcessTable,
+    header: Header,
+    interval: Duration,
+    load: Option<LoadCommand>,
+    marks: tokio::sync::mpsc::Receiver<Mark>,
+    mark_sender: MarkSender,
+}
+
+impl Session {
+    /// Checks privileges, attaches the probes, takes the baselines and starts the command (if
+    /// any). Must be called inside the tokio runtime (the ring buffer registers with it).
+    pub fn open(opts: &OpenOptions) -> Result<Self, SessionError> {
+        let report = preflight()?;
+        let tracefs = PathBuf::from(tracepoints::TRACEFS);
+        let mut limitations: Vec<String> = report
+            .checks
+            .iter()
+            .filter(|c| !c.ok && c.id.starts_with("tracepoint."))
+            .map(|c| format!("{}: {}", c.id, c.detail))
+            .collect();
+
+        // Run-time statistics on throughout only with --exact-overhead; otherwise the sampler
+        // turns them on in short windows (probes::stats).
+        let (stats, bpf_stats) = StatsGuard::for_recording(opts.exact_overhead, &mut limitations);
+
+        let mut probes = Probes::load_except(&tracefs, &opts.skip_families)?;
+        for f in probes.status.failed.iter().filter(|f| f.reason != LEFT_OUT) {
+            limitations.push(format!("{} not attached: {}", f.id, f.reason));
         }
-    };
+        let mut maps = MapReader::new(&mut probes.ebpf)?;
+        // After attaching: threads already running get their run-time totals so far.
+        maps.seed_threads(&collect::processes::thread_run_times());
+        let events = probes
+            .ebpf
+            .take_map("EVENTS")
+            .ok_or(ReadError::MissingMap("EVENTS"))?;
+        let events =
+            RingBuf::try_from(events).map_err(|e| SessionError::RingBuffer(e.to_string()))?;
+        // SAFETY: the ring buffer owns its fd and moves into the AsyncFd, so the fd stays open
+        // for as long as it is registered.
+        let events = unsafe { AsyncFd::register(events) }
+            .map_err(|e| SessionError::RingBuffer(e.to_string()))?;
 
-    let drop_reasons: BTreeMap<u32, String> = tracepoints::drop_reason_names(&tracefs)
-        .into_iter()
-        .collect();
-    let profiler_pid = std::process::id();
-    let mut table = ProcessTable::new(profiler_pid, None);
-    let started_unix_ns = unix_ns();
-    let started_monotonic_ns = monotonic_ns();
-    // Baselines are taken after attaching, before the command starts.
-    let softirq_names = tracepoints::softirq_names(&tracefs).into_iter().collect();
-    let mut sampler = Sampler::new(
-        &probes.ebpf,
-        maps,
-        host,
-        drop_reasons.clone(),
-        softirq_names,
-    );
+        let host = match collect::host::HostCollector::new() {
+            Ok(h) => Some(h),
+            Err(e) => {
+                limitations.push(format!("host counters unavailable: {e}"));
+                None
+            }
+        };
 
-    let (net, topology, net_limitations) = network::NetSampler::new();
-    limitations.extend(net_limitations);
-    sampler.set_network(net);
+        let drop_reasons: BTreeMap<u32, String> = tracepoints::drop_reason_names(&tracefs)
+            .into_iter()
+            .collect();
+        let profiler_pid = std::process::id();
+        let mut table = ProcessTable::new(profiler_pid, None);
+        let started_unix_ns = unix_ns();
+        let started_monotonic_ns = monotonic_ns();
+        // Baselines are taken after attaching, before the command starts.
+        let softirq_names = tracepoints::softirq_names(&tracefs).into_iter().collect();
+        let mut sampler = Sampler::new(
+            &probes.ebpf,
+            maps,
+            host,
+            drop_reasons.clone(),
+            softirq_names,
+        );
 
-    let mut load = match &opts.command {
-        Some(argv) => {
-            let cmd = LoadCommand::spawn(argv)?;
-            table.set_load_root(cmd.pid);
-            Some(cmd)
+        let (net, topology, net_limitations) = network::NetSampler::new();
+        limitations.extend(net_limitations);
+        sampler.set_network(net);
+
+        let load = match &opts.command {
+            Some(argv) => {
+                let cmd = LoadCommand::spawn(argv)?;
+                table.set_load_root(cmd.pid);
+                Some(cmd)
+            }
+            None => None,
+        };
+
+        let header = Header {
+            format_version: FORMAT_VERSION,
+            chokepoint_version: env!("CARGO_PKG_VERSION").to_string(),
+            hostname: nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            kernel: nix::sys::utsname::uname()
+                .map(|u| u.release().to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1),
+            started_unix_ns,
+            started_monotonic_ns,
+            interval_seconds: opts.interval.as_secs_f64(),
+            command: opts.command.clone(),
+            command_pid: load.as_ref().map(|l| l.pid),
+            profiler_pid,
+            probes: probes.status.clone(),
+            bpf_stats,
+            drop_reasons: drop_reasons.iter().map(|(k, v)| (*k, v.clone())).collect(),
+            limitations,
+            topology,
+            inventory: Some(collect::inventory::read()),
+        };
+        let (tx, marks) = tokio::sync::mpsc::channel(MARKS_PER_INTERVAL);
+        Ok(Self {
+            events,
+            sampler,
+            probes,
+            stats,
+            table,
+            header,
+            interval: opts.interval,
+            load,
+            marks,
+            mark_sender: MarkSender(tx),
+        })
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The load generator's pid (`run`).
+    pub fn load_pid(&self) -> Option<u32> {
+        self.load.as_ref().map(|l| l.pid)
+    }
+
+    pub fn marks(&self) -> MarkSender {
+        self.mark_sender.clone()
+    }
+
+    /// Reads an interval every `interval` and hands it to every sink until the command exits
+    /// or `stop` resolves (to the end's reason: `signal`, `duration`...); then the last,
+    /// partial interval, detaches, reads the command's output and ends every sink.
+    pub async fn run(
+        mut self,
+        sinks: &mut [&mut dyn Sink],
+        stop: impl std::future::Future<Output = &'static str>,
+    ) -> Ended {
+        let mut ticker =
+            tokio::time::interval_at(tokio::time::Instant::now() + self.interval, self.interval);
+        tokio::pin!(stop);
+        let mut exit_code = None;
+        let mut exit_signal = None;
+        let reason;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    let iv = self.take();
+                    for s in sinks.iter_mut() { s.interval(&iv); }
+                }
+                guard = self.events.readable_mut() => {
+                    let Ok(mut guard) = guard else { continue };
+                    let ring = guard.get_inner_mut();
+                    while let Some(item) = ring.next() {
+                        if item.len() < std::mem::size_of::<ProcEvent>() { continue; }
+                        // SAFETY: the kernel wrote a ProcEvent (repr(C), Pod) of at least this size.
+                        let ev: ProcEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+                        match ev.kind {
+                            EVENT_FORK => {
+                                if self.table.forked(ev.pid, ev.tgid) {
+                                    self.sampler.pid_reused(ev.pid);
+                                }
+                            }
+                            EVENT_EXIT => self.sampler.thread_exited(ev.pid),
+                            _ => {}
+                        }
+                    }
+                    guard.clear_ready();
+                }
+                status = async { match self.load.as_mut() { Some(l) => l.child.wait().await, None => std::future::pending().await } } => {
+                    match status {
+                        Ok(s) => {
+                            use std::os::unix::process::ExitStatusExt;
+                            exit_code = s.code();
+                            exit_signal = s.signal();
+                        }
+                        Err(_) => exit_code = None,
+                    }
+                    reason = "command-exited";
+                    break;
+                }
+                r = &mut stop => { reason = r; break; }
+            }
         }
-        None => None,
-    };
 
-    let header = Header {
-        format_version: FORMAT_VERSION,
-        chokepoint_version: env!("CARGO_PKG_VERSION").to_string(),
-        hostname: nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        kernel: nix::sys::utsname::uname()
-            .map(|u| u.release().to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        cpus: std::thread::available_parallelism()
-            .map(|n| n.get() as u32)
-            .unwrap_or(1),
-        started_unix_ns,
-        started_monotonic_ns,
-        interval_seconds: opts.interval.as_secs_f64(),
+        // The last, partial interval, then detach before anything else can fail.
+        for s in sinks.iter_mut() {
+            s.stopping();
+        }
+        let last = self.take();
+        for s in sinks.iter_mut() {
+            s.interval(&last);
+        }
+        let Session {
+            events,
+            sampler,
+            probes,
+            stats,
+            table,
+            header,
+            mut load,
+            ..
+        } = self;
+        drop(events);
+        drop(sampler);
+        drop(probes);
+        drop(stats);
+
+        let (mut load_timelines, mut load_errors) = (Vec::new(), Vec::new());
+        if let (Some(l), Some(argv)) = (load.as_mut(), header.command.as_ref()) {
+            let output = l.finish_output().await;
+            for t in timeline::from_command_with(argv, &output, &l.implied, header.started_unix_ns)
+            {
+                match t {
+                    Ok(t) => load_timelines.push(t),
+                    Err(e) => load_errors.push(e.to_string()),
+                }
+            }
+        }
+        let end = End {
+            ended_unix_ns: unix_ns(),
+            reason: reason.to_string(),
+            exit_code,
+            exit_signal,
+            load: load_timelines,
+            load_errors,
+            pids_reused: table.reused(),
+        };
+        for s in sinks.iter_mut() {
+            s.end(&end);
+        }
+        Ended { end, exit_signal }
+    }
+
+    /// One interval, with the marks made since the last one.
+    fn take(&mut self) -> Interval {
+        let mut iv = self.sampler.take(&self.probes.ebpf, &mut self.table);
+        while let Ok(m) = self.marks.try_recv() {
+            iv.marks.push(m);
+        }
+        iv
+    }
+}
+
+/// `run` and `record`: one session, its recording file and the status line.
+pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
+    let session = Session::open(&OpenOptions {
+        interval: opts.interval,
         command: opts.command.clone(),
-        command_pid: load.as_ref().map(|l| l.pid),
-        profiler_pid,
-        probes: probes.status.clone(),
-        bpf_stats,
-        drop_reasons: drop_reasons.iter().map(|(k, v)| (*k, v.clone())).collect(),
-        limitations,
-        topology,
-        inventory: Some(collect::inventory::read()),
-    };
-    let load_pid = load.as_ref().map(|l| l.pid);
-    let write_err = |source| SessionError::Write {
-        path: opts.out.clone(),
-        source,
-    };
-    let mut writer = match RecordingWriter::create(&opts.out, &header) {
+        skip_families: opts.skip_families.clone(),
+        exact_overhead: opts.exact_overhead,
+    })?;
+    let load_pid = session.load_pid();
+    let mut file = match RecordingSink::create(opts.out.clone(), session.header()) {
         Ok(w) => w,
-        Err(e) => {
+        Err(source) => {
             // Don't leave the load generator running without us.
             if let Some(pid) = load_pid {
                 child::signal_group(pid, Signal::SIGTERM);
             }
-            return Err(write_err(e));
+            return Err(SessionError::Write {
+                path: opts.out.clone(),
+                source,
+            });
         }
     };
-
     crate::cli::stderr_write(
         format!(
             "{}\n",
-            status::first_line(&probes.status, &opts.out, opts.command.is_some())
+            status::first_line(&session.header().probes, &opts.out, opts.command.is_some())
         )
         .as_bytes(),
     );
-    let mut live = status::LiveStatus::new(opts.command.is_some());
-    let started = std::time::Instant::now();
+    let mut live = StatusSink::new(opts.command.is_some());
 
     let mut sigint = signal(SignalKind::interrupt()).map_err(SessionError::Signal)?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(SessionError::Signal)?;
-    let mut ticker =
-        tokio::time::interval_at(tokio::time::Instant::now() + opts.interval, opts.interval);
-    let deadline = tokio::time::sleep(opts.duration.unwrap_or(Duration::from_secs(u64::MAX / 4)));
-    tokio::pin!(deadline);
-
-    let mut exit_code = None;
-    let mut exit_signal = None;
-    let mut said_write_failed = false;
-    let reason;
-
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {
-                let iv = sampler.take(&probes.ebpf, &mut table);
-                if let Some(e) = writer.interval(&iv) {
-                    write_failed(&opts.out, e);
-                    said_write_failed = true;
-                }
-                live.show(&iv, started.elapsed());
-            }
-            guard = events.readable_mut() => {
-                let Ok(mut guard) = guard else { continue };
-                let ring = guard.get_inner_mut();
-                while let Some(item) = ring.next() {
-                    if item.len() < std::mem::size_of::<ProcEvent>() { continue; }
-                    // SAFETY: the kernel wrote a ProcEvent (repr(C), Pod) of at least this size.
-                    let ev: ProcEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
-                    match ev.kind {
-                        EVENT_FORK => {
-                            let reused = table.forked(ev.pid, ev.tgid);
-                            if reused {
-                                sampler.pid_reused(ev.pid);
-                            }
-                        }
-                        EVENT_EXIT => sampler.thread_exited(ev.pid),
-                        _ => {}
-                    }
-                }
-                guard.clear_ready();
-            }
-            status = async { match load.as_mut() { Some(l) => l.child.wait().await, None => std::future::pending().await } } => {
-                match status {
-                    Ok(s) => {
-                        use std::os::unix::process::ExitStatusExt;
-                        exit_code = s.code();
-                        exit_signal = s.signal();
-                    }
-                    Err(_) => exit_code = None,
-                }
-                reason = "command-exited";
-                break;
-            }
-            _ = sigint.recv() => {
-                match load_pid { Some(pid) => child::signal_group(pid, Signal::SIGINT), None => { reason = "signal"; break; } }
-            }
-            _ = sigterm.recv() => {
-                match load_pid { Some(pid) => child::signal_group(pid, Signal::SIGTERM), None => { reason = "signal"; break; } }
-            }
-            _ = &mut deadline, if load.is_none() => { reason = "duration"; break; }
-        }
-    }
-
-    // The last, partial interval, then detach before anything else can fail.
-    live.finish();
-    if let Some(e) = writer.interval(&sampler.take(&probes.ebpf, &mut table)) {
-        write_failed(&opts.out, e);
-        said_write_failed = true;
-    }
-    drop(events);
-    drop(sampler);
-    drop(probes);
-    drop(stats);
-
-    let (mut load_timelines, mut load_errors) = (Vec::new(), Vec::new());
-    if let (Some(l), Some(argv)) = (load.as_mut(), opts.command.as_ref()) {
-        let output = l.finish_output().await;
-        for t in timeline::from_command_with(argv, &output, &l.implied, started_unix_ns) {
-            match t {
-                Ok(t) => load_timelines.push(t),
-                Err(e) => load_errors.push(e.to_string()),
+    let duration = opts.duration;
+    // Ctrl-C and SIGTERM go to the command when there is one (its exit ends the session),
+    // else they stop the recording.
+    let stop = async move {
+        let deadline = tokio::time::sleep(duration.unwrap_or(Duration::from_secs(u64::MAX / 4)));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = sigint.recv() => match load_pid {
+                    Some(pid) => child::signal_group(pid, Signal::SIGINT),
+                    None => return "signal",
+                },
+                _ = sigterm.recv() => match load_pid {
+                    Some(pid) => child::signal_group(pid, Signal::SIGTERM),
+                    None => return "signal",
+                },
+                _ = &mut deadline, if load_pid.is_none() => return "duration",
             }
         }
-    }
-    let finished = writer.end(&End {
-        ended_unix_ns: unix_ns(),
-        reason: reason.to_string(),
-        exit_code,
-        exit_signal,
-        load: load_timelines,
-        load_errors,
-        pids_reused: table.reused(),
-    });
-    if let Finished::InMemory { error, .. } = &finished
-        && !said_write_failed
-    {
-        write_failed(&opts.out, error);
-    }
+    };
+    let ended = session.run(&mut [&mut file, &mut live], stop).await;
     Ok(Outcome {
         recording: opts.out,
-        finished,
-        exit_code,
-        exit_signal,
+        finished: file.finished(),
+        exit_code: ended.end.exit_code,
+        exit_signal: ended.exit_signal,
     })
 }

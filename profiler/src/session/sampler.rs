@@ -235,6 +235,7 @@ impl Sampler {
             pools: pools.pools,
             inbound: pools.inbound,
             send_limits,
+            marks: Vec::new(),
         };
         // Threads that exited before this read had their last switch-out counted: forget them
         // so the map cannot fill with the dead.

@@ -29,6 +29,7 @@ pub fn render(a: &Analysis) -> String {
     cpu(&mut s, a);
     processes(&mut s, a);
     load(&mut s, a);
+    marks(&mut s, a);
     network(&mut s, a);
     overhead(&mut s, a);
     if !a.limitations.is_empty() {
@@ -38,6 +39,22 @@ pub fn render(a: &Analysis) -> String {
         }
     }
     s
+}
+
+/// Phase marks (`chokepoint mark`), at their time since the recording started.
+fn marks(s: &mut String, a: &Analysis) {
+    if a.marks.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "marks:");
+    for m in &a.marks {
+        s.push_str(&wrap(
+            &format!("{:>7.1}s  {}", m.at_seconds, m.text),
+            COLUMNS,
+            "  ",
+            "            ",
+        ));
+    }
 }
 
 /// A log2-bucketed latency: its quantiles as the bucket bounds they are.
