@@ -8,6 +8,7 @@
 pub mod analysis;
 pub mod cli;
 pub mod collect;
+pub mod daemon;
 pub mod doctor;
 pub mod lab;
 pub mod probes;

@@ -10,7 +10,7 @@ use std::{
 use anyhow::Context;
 use chokepoint::{
     analysis::{self, VerdictKind},
-    cli::{self, JsonTarget, exit},
+    cli::{self, JsonTarget, exit, parse_duration},
     doctor, errln, lab, outln,
     recording::Recording,
     report,
@@ -230,27 +230,6 @@ fn recording_path(asked: Option<&Path>, force: bool) -> Result<PathBuf, UsageErr
             .find(|p| !p.exists())
             .unwrap_or_else(|| PathBuf::from("chokepoint.rec"))),
     }
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s.split_at(
-        s.find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(s.len()),
-    );
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration like 1s, 500ms, 2m"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1e3,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s, m, h)")),
-    };
-    if !(secs > 0.0 && secs.is_finite()) {
-        return Err(format!("`{s}` must be a positive duration"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 /// Before attaching: a `--load` file that exists must read (a wrong or truncated file fails at

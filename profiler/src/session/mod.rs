@@ -88,6 +88,11 @@ pub struct Outcome {
     pub exit_signal: Option<i32>,
 }
 
+/// The wall clock, ns since the epoch.
+pub fn now_unix_ns() -> u64 {
+    unix_ns()
+}
+
 fn unix_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
