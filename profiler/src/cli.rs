@@ -6,6 +6,7 @@ use std::{
     io::{self, IsTerminal, Write},
     path::{Path, PathBuf},
     sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
 };
 
 use serde::Serialize;
@@ -298,4 +299,30 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("`{s}` must be a positive duration"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Which programs to attach (`run`, `record`, `daemon`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProbeArgs {
+    /// Also attach the per-packet programs on net:net_dev_xmit and net:netif_receive_skb
+    /// (about 200 ns per packet, several packets per request and device). Off by default: the
+    /// kernel's link statistics give the same per-device counts at no cost on the packet path.
+    #[arg(long)]
+    pub packet_probes: bool,
+    /// Keep the kernel's run-time statistics on for the whole recording: the programs' time
+    /// measured, not estimated. They cost two clock reads per program run (several percent of
+    /// throughput under connection churn); by default they are on 1 s in every 10 s and the
+    /// programs' own run counts are priced at what those windows measured.
+    #[arg(long)]
+    pub exact_overhead: bool,
+}
+
+impl ProbeArgs {
+    pub fn skip(&self) -> Vec<crate::probes::tracepoints::Family> {
+        let mut skip = Vec::new();
+        if !self.packet_probes {
+            skip.push(crate::probes::tracepoints::Family::NetworkPath);
+        }
+        skip
+    }
 }

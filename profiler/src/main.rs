@@ -10,8 +10,8 @@ use std::{
 use anyhow::Context;
 use chokepoint::{
     analysis::{self, VerdictKind},
-    cli::{self, JsonTarget, exit, parse_duration},
-    doctor, errln, lab, outln,
+    cli::{self, JsonTarget, ProbeArgs, exit, parse_duration},
+    daemon, doctor, errln, lab, outln,
     recording::Recording,
     report,
     session::{self, Options},
@@ -68,6 +68,19 @@ enum Command {
     /// Write a report of a recording for people: a Markdown memo.
     #[command(after_help = report::cli::REPORT_HELP)]
     Report(report::cli::ReportArgs),
+    /// Stay attached: named recordings, marks, metrics and a rolling verdict over a control socket.
+    #[command(after_help = DAEMON_HELP)]
+    Daemon(daemon::DaemonArgs),
+    /// Add a phase mark ("stage 3: 1000 VUs") to the running daemon's recordings.
+    #[command(
+        after_help = "Example:\n  chokepoint mark \"stage 3: 1000 VUs\"\n\nThe same over HTTP (daemon started with --http 127.0.0.1:9465):\n  curl -s -XPOST -d '{\"text\":\"stage 3\"}' http://127.0.0.1:9465/v1/marks"
+    )]
+    Mark(daemon::client::MarkArgs),
+    /// Control the running daemon: start and stop named recordings, read figures and the verdict.
+    #[command(
+        after_help = "Examples:\n  chokepoint ctl start nightly\n  chokepoint ctl stop nightly     # prints the recording's path\n  chokepoint ctl verdict | jq .verdict.kind"
+    )]
+    Ctl(daemon::client::CtlArgs),
     /// Say what this kernel and this user allow.
     Doctor(doctor::cli::DoctorArgs),
     /// Read load-generator output files: per-interval table, knee and USL fit.
@@ -98,6 +111,15 @@ enum Command {
     #[command(hide = true)]
     LabWsReader(lab::fanout::ReaderArgs),
 }
+
+const DAEMON_HELP: &str = "\
+Examples:
+  chokepoint daemon --metrics-listen :9464
+  chokepoint daemon --http 127.0.0.1:9465 --dir /var/lib/chokepoint
+
+Then `chokepoint ctl start NAME`, `chokepoint mark TEXT`, `chokepoint ctl stop NAME`;
+`chokepoint analyze /var/lib/chokepoint/NAME.rec` reads the recording. docs/daemon.md lists
+the API and the metrics.";
 
 const RUN_HELP: &str = "\
 Examples:
@@ -167,31 +189,6 @@ struct RecordArgs {
     #[command(flatten)]
     probes: ProbeArgs,
 }
-#[derive(Debug, clap::Args)]
-struct ProbeArgs {
-    /// Also attach the per-packet programs on net:net_dev_xmit and net:netif_receive_skb
-    /// (about 200 ns per packet, several packets per request and device). Off by default: the
-    /// kernel's link statistics give the same per-device counts at no cost on the packet path.
-    #[arg(long)]
-    packet_probes: bool,
-    /// Keep the kernel's run-time statistics on for the whole recording: the programs' time
-    /// measured, not estimated. They cost two clock reads per program run (several percent of
-    /// throughput under connection churn); by default they are on 1 s in every 10 s and the
-    /// programs' own run counts are priced at what those windows measured.
-    #[arg(long)]
-    exact_overhead: bool,
-}
-
-impl ProbeArgs {
-    fn skip(&self) -> Vec<chokepoint::probes::tracepoints::Family> {
-        let mut skip = Vec::new();
-        if !self.packet_probes {
-            skip.push(chokepoint::probes::tracepoints::Family::NetworkPath);
-        }
-        skip
-    }
-}
-
 #[derive(Debug, clap::Args)]
 struct AnalyzeArgs {
     /// A recording written by `run` or `record`.
@@ -450,6 +447,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Diff(args) => report::cli::run_diff(&args),
         Command::Report(args) => report::cli::run_report(&args),
+        Command::Daemon(args) => daemon::run(&args),
+        Command::Mark(args) => daemon::client::run_mark(&args),
+        Command::Ctl(args) => daemon::client::run_ctl(&args),
         Command::Doctor(args) => {
             route_human(args.out.json.as_ref());
             doctor::cli::run(&args)

@@ -309,6 +309,7 @@ impl Hub {
             ended_unix_ns: crate::session::now_unix_ns(),
             reason: reason.to_string(),
             exit_code: None,
+            exit_signal: None,
             load: Vec::new(),
             load_errors: Vec::new(),
             pids_reused: 0,

@@ -6,7 +6,7 @@ use std::{
     collections::BTreeSet,
     sync::{
         Arc, RwLock,
-        atomic::{AtomicU64, Ordering},
+        atomic::AtomicU64,
     },
 };
 
@@ -119,7 +119,7 @@ impl Metrics {
         registry.register_with_unit(
             "host_cpu_busy",
             "Share of the host's CPU time busy in the last interval",
-            Unit::Ratio,
+            Unit::Ratios,
             host_cpu_busy.clone(),
         );
         let service_cpu = Family::<Labels, SecondsCounter>::default();

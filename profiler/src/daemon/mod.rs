@@ -12,7 +12,7 @@ use std::{
     fs::{File, OpenOptions},
     io::{Read, Seek, Write},
     net::{IpAddr, Ipv4Addr, SocketAddr},
-    os::unix::fs::{OpenOptionsExt, PermissionsExt},
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
     time::Duration,
@@ -22,7 +22,6 @@ use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    probes::tracepoints,
     session::{OpenOptions as SessionOptions, Session},
 };
 
@@ -52,12 +51,8 @@ pub struct DaemonArgs {
     /// The rolling verdict covers the last N intervals.
     #[arg(long, value_name = "N", default_value_t = 60)]
     pub window: usize,
-    /// Also attach the per-packet programs (see `chokepoint run --help`).
-    #[arg(long)]
-    pub packet_probes: bool,
-    /// Keep the kernel's run-time statistics on throughout (see `chokepoint run --help`).
-    #[arg(long)]
-    pub exact_overhead: bool,
+    #[command(flatten)]
+    pub probes: crate::cli::ProbeArgs,
 }
 
 /// `:9464` → 127.0.0.1:9464; `HOST:PORT` as given.
@@ -210,15 +205,11 @@ async fn serve(args: &DaemonArgs) -> anyhow::Result<()> {
         Some(a) => Some(bind_tcp(a, "--metrics-listen").await?),
         None => None,
     };
-    let mut skip = Vec::new();
-    if !args.packet_probes {
-        skip.push(tracepoints::Family::NetworkPath);
-    }
     let session = Session::open(&SessionOptions {
         interval: args.interval,
         command: None,
-        skip_families: skip,
-        exact_overhead: args.exact_overhead,
+        skip_families: args.probes.skip(),
+        exact_overhead: args.probes.exact_overhead,
     })?;
     let hub = Arc::new(Mutex::new(hub::Hub::new(
         session.header().clone(),
