@@ -143,9 +143,9 @@ async fn verdict(State(api): State<Api>) -> Result<Json<serde_json::Value>, ApiE
             "no verdict yet: ask again after the first interval".into(),
         )
     })?;
-    serde_json::to_value(rolling).map(Json).map_err(|e| {
-        ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-    })
+    serde_json::to_value(rolling)
+        .map(Json)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -203,14 +203,20 @@ async fn mark(
             ),
         ));
     }
-    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "text": text }))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "text": text })),
+    ))
 }
 
 /// A mark is one line of at most [`MAX_MARK`] bytes, not blank.
 pub fn check_mark(text: &str) -> Result<String, ApiError> {
     let text = text.trim();
     if text.is_empty() {
-        return Err(ApiError(StatusCode::BAD_REQUEST, "a mark needs a text".into()));
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "a mark needs a text".into(),
+        ));
     }
     if text.len() > MAX_MARK {
         return Err(ApiError(

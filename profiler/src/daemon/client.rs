@@ -51,12 +51,14 @@ pub async fn call(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> anyhow::Result<serde_json::Value> {
-    let stream = tokio::net::UnixStream::connect(socket).await.with_context(|| {
-        format!(
-            "no chokepoint daemon answers at {} (start one with `chokepoint daemon`)",
-            socket.display()
-        )
-    })?;
+    let stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .with_context(|| {
+            format!(
+                "no chokepoint daemon answers at {} (start one with `chokepoint daemon`)",
+                socket.display()
+            )
+        })?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .context("talking to the daemon")?;
@@ -102,7 +104,8 @@ fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyho
 }
 
 pub fn run_mark(args: &MarkArgs) -> anyhow::Result<i32> {
-    let text = super::api::check_mark(&args.text).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    let text =
+        super::api::check_mark(&args.text).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
     block_on(call(
         &args.socket,
         Method::POST,

@@ -26,7 +26,9 @@ pub const MAX_NAME: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
-    #[error("a recording name is 1 to {MAX_NAME} letters, digits, `.`, `_` or `-`, not starting with `.`: `{0}`")]
+    #[error(
+        "a recording name is 1 to {MAX_NAME} letters, digits, `.`, `_` or `-`, not starting with `.`: `{0}`"
+    )]
     BadName(String),
     #[error("a recording named `{0}` is already open")]
     Open(String),
@@ -131,10 +133,11 @@ impl Hub {
             header.started_unix_ns = last.end_unix_ns;
             header.started_monotonic_ns += offset;
         }
-        let writer = RecordingWriter::create(&path, &header).map_err(|source| HubError::Create {
-            path: path.clone(),
-            source,
-        })?;
+        let writer =
+            RecordingWriter::create(&path, &header).map_err(|source| HubError::Create {
+                path: path.clone(),
+                source,
+            })?;
         self.open.insert(
             name.to_string(),
             Open {
@@ -282,8 +285,7 @@ impl Hub {
                 .filter_map(|p| self.facts.get(&p.pid).map(|(f, _)| f.clone()))
                 .collect();
             row.described.extend(missing);
-            open.described
-                .extend(row.processes.iter().map(|p| p.pid));
+            open.described.extend(row.processes.iter().map(|p| p.pid));
             let failed = open.writer.interval(&row).map(|e| e.to_string());
             if failed.is_none() {
                 open.intervals += 1;
@@ -408,7 +410,16 @@ mod tests {
             assert!(valid_name(good), "{good}");
         }
         let long = "x".repeat(MAX_NAME + 1);
-        for bad in ["", ".hidden", "../etc/passwd", "a/b", "a b", "ü", long.as_str(), "a\0b"] {
+        for bad in [
+            "",
+            ".hidden",
+            "../etc/passwd",
+            "a/b",
+            "a b",
+            "ü",
+            long.as_str(),
+            "a\0b",
+        ] {
             assert!(!valid_name(bad), "{bad:?}");
         }
     }

@@ -4,17 +4,12 @@
 //! `other`), reasons come from the kernel's fixed lists; never a pid or a socket tuple.
 use std::{
     collections::BTreeSet,
-    sync::{
-        Arc, RwLock,
-        atomic::AtomicU64,
-    },
+    sync::{Arc, RwLock, atomic::AtomicU64},
 };
 
 use prometheus_client::{
     encoding::{EncodeMetric, MetricEncoder, NoLabelSet},
-    metrics::{
-        MetricType, TypedMetric, counter::Counter, family::Family, gauge::Gauge,
-    },
+    metrics::{MetricType, TypedMetric, counter::Counter, family::Family, gauge::Gauge},
     registry::{Registry, Unit},
 };
 
@@ -72,7 +67,11 @@ impl Metrics {
             r.register(name, help, c.clone());
             c
         };
-        let intervals = counter(&mut registry, "intervals", "Intervals read since the daemon started");
+        let intervals = counter(
+            &mut registry,
+            "intervals",
+            "Intervals read since the daemon started",
+        );
         let tcp_active_opens = counter(
             &mut registry,
             "tcp_active_opens",
@@ -90,8 +89,11 @@ impl Metrics {
         );
         let tcp_syn_retransmits =
             counter(&mut registry, "tcp_syn_retransmits", "SYN retransmissions");
-        let tcp_synack_retransmits =
-            counter(&mut registry, "tcp_synack_retransmits", "SYN-ACK retransmissions");
+        let tcp_synack_retransmits = counter(
+            &mut registry,
+            "tcp_synack_retransmits",
+            "SYN-ACK retransmissions",
+        );
         let tcp_resets_sent = counter(&mut registry, "tcp_resets_sent", "TCP resets sent");
         let tcp_resets_received =
             counter(&mut registry, "tcp_resets_received", "TCP resets received");
@@ -212,7 +214,9 @@ impl Metrics {
         self.tcp_resets_sent.inc_by(t.resets_sent);
         self.tcp_resets_received.inc_by(t.resets_received);
         for (reason, n) in &iv.drops {
-            self.drops.get_or_create(&label("reason", reason)).inc_by(*n);
+            self.drops
+                .get_or_create(&label("reason", reason))
+                .inc_by(*n);
         }
         let mut runq = LogHistogram::default();
         let mut runq_ns = 0;
@@ -252,10 +256,8 @@ impl Metrics {
         busiest.sort_by_key(|p| std::cmp::Reverse(p.oncpu_ns));
         let mut capacity: Vec<(String, f64)> = Vec::new();
         for (rank, p) in busiest.iter().enumerate() {
-            let named = matches!(
-                p.role,
-                Role::Server | Role::LoadGenerator | Role::Profiler
-            ) || rank < TOP_PROCESSES;
+            let named = matches!(p.role, Role::Server | Role::LoadGenerator | Role::Profiler)
+                || rank < TOP_PROCESSES;
             if !named {
                 continue;
             }

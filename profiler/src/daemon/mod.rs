@@ -21,9 +21,7 @@ use std::{
 use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::{
-    session::{OpenOptions as SessionOptions, Session},
-};
+use crate::session::{OpenOptions as SessionOptions, Session};
 
 pub const DEFAULT_SOCKET: &str = "/run/chokepoint/control.sock";
 pub const DEFAULT_DIR: &str = "/var/lib/chokepoint";
@@ -80,7 +78,9 @@ pub fn parse_loopback(s: &str) -> Result<SocketAddr, String> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("a chokepoint daemon is already running{pid} (lock {lock}); stop it first, or give this one another --socket")]
+    #[error(
+        "a chokepoint daemon is already running{pid} (lock {lock}); stop it first, or give this one another --socket"
+    )]
     Running { pid: String, lock: PathBuf },
     #[error("cannot lock {path}")]
     Lock {

@@ -159,6 +159,12 @@ pub const MARKS_PER_INTERVAL: usize = 64;
 pub struct MarkSender(tokio::sync::mpsc::Sender<Mark>);
 
 impl MarkSender {
+    /// A sender and the receiver a session (or a test) drains.
+    pub fn channel() -> (Self, tokio::sync::mpsc::Receiver<Mark>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(MARKS_PER_INTERVAL);
+        (Self(tx), rx)
+    }
+
     /// False when too many marks are already waiting for the next interval.
     pub fn mark(&self, text: String) -> bool {
         self.0
@@ -283,7 +289,7 @@ impl Session {
             topology,
             inventory: Some(collect::inventory::read()),
         };
-        let (tx, marks) = tokio::sync::mpsc::channel(MARKS_PER_INTERVAL);
+        let (mark_sender, marks) = MarkSender::channel();
         Ok(Self {
             events,
             sampler,
@@ -294,7 +300,7 @@ impl Session {
             interval: opts.interval,
             load,
             marks,
-            mark_sender: MarkSender(tx),
+            mark_sender,
         })
     }
 
