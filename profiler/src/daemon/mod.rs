@@ -183,6 +183,9 @@ async fn bind_tcp(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::Tc
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(args: &DaemonArgs) -> anyhow::Result<i32> {
+    if let Some(parent) = args.socket.parent() {
+        private_dir(parent)?;
+    }
     let _lock = InstanceLock::take(&args.socket)?;
     private_dir(&args.dir)?;
     let rt = tokio::runtime::Builder::new_current_thread()

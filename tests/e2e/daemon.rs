@@ -1,0 +1,262 @@
+//! `chokepoint daemon` end to end, with the real probes: a real Prometheus (Debian's
+//! `prometheus`) scrapes `--metrics-listen` and its HTTP API is asked for the connections the
+//! test made; a named recording started and stopped over the control socket holds a mark and
+//! reads with `analyze`; the socket is 0600; a second daemon is refused; malformed requests
+//! get a 4xx; SIGTERM ends the daemon within seconds with no program left in the kernel.
+//! Needs root; run through `cargo xtask test`.
+use std::{
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
+    os::unix::fs::{MetadataExt, PermissionsExt},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use chokepoint_tests::{chokepoint_bin, left_behind, output_within, program_ids, tool};
+use serde_json::Value;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "{what}: not within {secs} s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// GET (or POST with a body) through curl: the status and the body.
+fn curl(url: &str, body: Option<&str>) -> (u16, String) {
+    let mut cmd = Command::new(tool("curl"));
+    cmd.args(["-s", "-m", "10", "-o", "-", "-w", "\n%{http_code}"]);
+    if let Some(b) = body {
+        cmd.args([
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            b,
+        ]);
+    }
+    let out = output_within(cmd.arg(url), Duration::from_secs(15));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+fn ctl(socket: &Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(chokepoint_bin());
+    cmd.args(args).arg("--socket").arg(socket);
+    output_within(&mut cmd, Duration::from_secs(30))
+}
+
+/// `n` real TCP connections to a listener of the test's own, each sending and reading a byte.
+fn connect_many(n: usize) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        for _ in 0..n {
+            let (mut s, _) = listener.accept().expect("accept");
+            let mut b = [0u8; 1];
+            let _ = s.read_exact(&mut b);
+            let _ = s.write_all(&b);
+        }
+    });
+    for _ in 0..n {
+        let mut c = TcpStream::connect(addr).expect("connect");
+        c.write_all(b"x").unwrap();
+        let mut b = [0u8; 1];
+        c.read_exact(&mut b).unwrap();
+    }
+    server.join().unwrap();
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn prometheus(dir: &Path, scrape: u16, web: u16) -> Killed {
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: chokepoint\n    static_configs:\n      - targets: ['127.0.0.1:{scrape}']\n"
+        ),
+    )
+    .unwrap();
+    let child = Command::new(tool("prometheus"))
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{web}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus");
+    Killed(child)
+}
+
+/// The value of an instant query's first series, if there is one.
+fn query(web: u16, q: &str) -> Option<f64> {
+    let (code, body) = curl(
+        &format!("http://127.0.0.1:{web}/api/v1/query?query={q}"),
+        None,
+    );
+    if code != 200 {
+        return None;
+    }
+    let v: Value = serde_json::from_str(&body).ok()?;
+    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
+#[test]
+fn a_daemon_scraped_by_prometheus_records_marks_and_detaches_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket: PathBuf = dir.path().join("run/control.sock");
+    let recordings = dir.path().join("rec");
+    let (metrics_port, http_port, web_port) = (free_port(), free_port(), free_port());
+    let before = program_ids();
+    let mut daemon = Command::new(chokepoint_bin())
+        .arg("daemon")
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--dir")
+        .arg(&recordings)
+        .args(["--metrics-listen", &format!(":{metrics_port}")])
+        .args(["--http", &format!("127.0.0.1:{http_port}")])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("chokepoint daemon");
+    wait_until("the control socket", 30, || socket.exists());
+
+    // Root only: the socket 0600, its directory 0700.
+    let meta = std::fs::metadata(&socket).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600, "socket mode");
+    assert_eq!(meta.uid(), 0);
+    let parent = std::fs::metadata(socket.parent().unwrap()).unwrap();
+    assert_eq!(
+        parent.permissions().mode() & 0o077,
+        0,
+        "socket directory mode"
+    );
+
+    // One daemon per socket.
+    let second = ctl(&socket, &["daemon", "--dir", recordings.to_str().unwrap()]);
+    assert!(!second.status.success());
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(said.contains("already running"), "{said}");
+
+    let _prom = prometheus(dir.path(), metrics_port, web_port);
+    let started = ctl(&socket, &["ctl", "start", "e2e"]);
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    wait_until("an interval in the recording", 10, || {
+        std::fs::read_to_string(recordings.join("e2e.rec")).is_ok_and(|t| t.lines().count() >= 2)
+    });
+    connect_many(150);
+    let marked = ctl(&socket, &["mark", "stage 2: 150 more"]);
+    assert!(
+        marked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&marked.stderr)
+    );
+    connect_many(150);
+
+    // Malformed requests over --http: a 4xx with a message, and the daemon goes on.
+    let api = format!("http://127.0.0.1:{http_port}/v1");
+    let (code, body) = curl(&format!("{api}/recordings"), Some("{\"name\":"));
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("error"), "{body}");
+    let (code, _) = curl(&format!("{api}/marks"), Some("{\"text\":\"\"}"));
+    assert_eq!(code, 400);
+    let (code, _) = curl(&format!("{api}/marks"), Some("{\"text\":\"via http\"}"));
+    assert_eq!(code, 202);
+
+    // Prometheus scraped the connections the test made (its own counter, no chokepoint in the
+    // way of the reading).
+    let mut seen = None;
+    wait_until("Prometheus to see 300 passive opens", 60, || {
+        seen = query(web_port, "chokepoint_tcp_passive_opens_total");
+        seen.is_some_and(|v| v >= 300.0)
+    });
+    let (code, metrics) = curl(&format!("http://127.0.0.1:{metrics_port}/metrics"), None);
+    assert_eq!(code, 200);
+    assert!(metrics.contains("# TYPE chokepoint_runqueue_wait_seconds histogram"));
+    assert!(
+        metrics.contains("chokepoint_bottleneck_info{"),
+        "the rolling verdict"
+    );
+
+    // The named recording: its marks and connections, read by analyze.
+    let stopped = ctl(&socket, &["ctl", "stop", "e2e"]);
+    assert!(
+        stopped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
+    let stopped: Value = serde_json::from_slice(&stopped.stdout).expect("stop answers JSON");
+    assert_eq!(stopped["complete"], true);
+    let path = stopped["path"].as_str().unwrap().to_string();
+    let mut analyze = Command::new(chokepoint_bin());
+    analyze.args(["analyze", &path, "--json", "-"]);
+    let out = output_within(&mut analyze, Duration::from_secs(30));
+    let a: Value = serde_json::from_slice(&out.stdout).expect("analysis JSON");
+    let marks: Vec<&str> = a["marks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert!(marks.contains(&"stage 2: 150 more"), "{marks:?}");
+    assert!(marks.contains(&"via http"), "{marks:?}");
+
+    // SIGTERM: flushed, detached, gone within seconds.
+    let t = Instant::now();
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let status = loop {
+        if let Some(s) = daemon.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the daemon did not end on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    daemon
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert!(stderr.contains("detached"), "{stderr}");
+    assert!(!socket.exists(), "the socket is removed");
+    assert_eq!(
+        left_behind(&before),
+        Vec::<u64>::new(),
+        "programs left in the kernel"
+    );
+    eprintln!(
+        "daemon e2e: Prometheus saw {seen:?} passive opens; ended {:.1} s after SIGTERM",
+        t.elapsed().as_secs_f64()
+    );
+}
