@@ -1,6 +1,8 @@
 //! The daemon's parts without the kernel: the hub fed synthetic intervals, the metrics text,
 //! and the control API answering malformed requests. The live daemon (real probes, a real
 //! Prometheus scraping it) is tested in tests/e2e/daemon.rs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::{Arc, Mutex};
 
 use axum::{

@@ -345,11 +345,7 @@ impl Session {
                         // SAFETY: the kernel wrote a ProcEvent (repr(C), Pod) of at least this size.
                         let ev: ProcEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
                         match ev.kind {
-                            EVENT_FORK => {
-                                if self.table.forked(ev.pid, ev.tgid) {
-                                    self.sampler.pid_reused(ev.pid);
-                                }
-                            }
+                            EVENT_FORK if self.table.forked(ev.pid, ev.tgid) => self.sampler.pid_reused(ev.pid),
                             EVENT_EXIT => self.sampler.thread_exited(ev.pid),
                             _ => {}
                         }
