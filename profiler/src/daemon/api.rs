@@ -64,6 +64,12 @@ fn bad_json(e: JsonRejection) -> ApiError {
     ApiError(e.status(), format!("malformed request: {}", e.body_text()))
 }
 
+fn to_json(value: &impl serde::Serialize) -> Result<Json<serde_json::Value>, ApiError> {
+    serde_json::to_value(value)
+        .map(Json)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
 fn locked(api: &Api) -> Result<std::sync::MutexGuard<'_, super::hub::Hub>, ApiError> {
     api.hub.lock().map_err(|_| {
         ApiError(
@@ -143,9 +149,7 @@ async fn verdict(State(api): State<Api>) -> Result<Json<serde_json::Value>, ApiE
             "no verdict yet: ask again after the first interval".into(),
         )
     })?;
-    serde_json::to_value(rolling)
-        .map(Json)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    to_json(rolling)
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,9 +176,7 @@ async fn stop(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let rx = locked(&api)?.stop(&name)?;
     match tokio::time::timeout(api.stop_wait, rx).await {
-        Ok(Ok(stopped)) => serde_json::to_value(stopped)
-            .map(Json)
-            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+        Ok(Ok(stopped)) => to_json(&stopped),
         _ => Err(ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
             "the recording did not end in time: the daemon is stopping or stalled".into(),

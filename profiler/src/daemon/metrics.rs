@@ -14,7 +14,7 @@ use prometheus_client::{
 };
 
 use crate::{
-    analysis::Verdict,
+    analysis::{Family as VerdictFamily, Verdict},
     recording::{Interval, LogHistogram, Role},
 };
 
@@ -121,7 +121,7 @@ impl Metrics {
         registry.register_with_unit(
             "host_cpu_busy",
             "Share of the host's CPU time busy in the last interval",
-            Unit::Ratios,
+            Unit::Other("ratio".into()),
             host_cpu_busy.clone(),
         );
         let service_cpu = Family::<Labels, SecondsCounter>::default();
@@ -308,10 +308,14 @@ impl Metrics {
                     .unwrap_or_default(),
             ),
         ];
-        if let Some(service) = v
-            .evidence
-            .iter()
-            .find_map(|e| e.labels.get("process").cloned())
+        // A verdict that names no bottleneck names no service either.
+        if let Some(service) = (v.family != VerdictFamily::None)
+            .then(|| {
+                v.evidence
+                    .iter()
+                    .find_map(|e| e.labels.get("process").cloned())
+            })
+            .flatten()
             .map(|p| self.service_name(&p))
         {
             labels.push(("service".to_string(), service));
