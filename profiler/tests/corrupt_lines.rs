@@ -263,3 +263,46 @@ fn every_json_fixture_reformatted_reads_to_the_same_timeline() {
         }
     }
 }
+
+#[test]
+fn diff_and_report_skip_a_corrupt_line_and_refuse_it_under_strict() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lab/cpu-saturated.rec");
+    let raw = std::fs::read(&file).expect("fixture");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("cpu-saturated.rec");
+    let line = lines_of(&raw) / 2 + 1;
+    std::fs::write(&bad, flip_in_line(&raw, line)).expect("write");
+    let said = format!("{}:{line}: unreadable line", bad.display());
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_chokepoint"))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (bad_s, good_s) = (bad.to_str().expect("utf-8"), file.to_str().expect("utf-8"));
+
+    let (code, stdout, stderr) = run(&["diff", good_s, bad_s, "--json", "-"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let d: serde_json::Value = serde_json::from_str(&stdout).expect("the diff's JSON");
+    assert!(d.get("changed").is_some(), "{stdout}");
+    let (code, _, stderr) = run(&["diff", good_s, bad_s, "--json", "-", "--strict"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(&said), "{stderr}");
+
+    let (code, stdout, stderr) = run(&["report", bad_s, "--md", "-"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains(&format!("{}:{line}", bad.display())),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = run(&["report", bad_s, "--md", "-", "--strict"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(&said), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+}

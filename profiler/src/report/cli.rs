@@ -78,6 +78,10 @@ pub struct DiffArgs {
     /// Write the comparison as Markdown to FILE (`-` for stdout).
     #[arg(long, value_name = "FILE", value_parser = Target::parse)]
     pub md: Option<Target>,
+    /// Refuse a recording or load file with a corrupt line (file:line and why) instead of
+    /// skipping the line and listing it under `skipped_lines`, as `analyze --strict` does.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 pub const REPORT_HELP: &str = "\
@@ -104,6 +108,10 @@ pub struct ReportArgs {
     /// CSS, no script, no external URL.
     #[arg(long, value_name = "FILE", value_parser = Target::parse)]
     pub html: Option<Target>,
+    /// Refuse a recording or load file with a corrupt line (file:line and why) instead of
+    /// skipping the line and listing it under `skipped_lines`, as `analyze --strict` does.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 pub fn run_report(args: &ReportArgs) -> anyhow::Result<i32> {
@@ -120,7 +128,7 @@ pub fn run_report(args: &ReportArgs) -> anyhow::Result<i32> {
     if targets.contains(&Some(&Target::Stdout)) {
         cli::human_to_stderr();
     }
-    let a = analyze_file(&args.recording, &args.load)?;
+    let a = analyze_file(&args.recording, &args.load, args.strict)?;
     let name = args.recording.display().to_string();
     if let Some(target) = &args.md {
         target.write(&memo::render(&a, &name))?;
@@ -138,13 +146,17 @@ pub fn run_report(args: &ReportArgs) -> anyhow::Result<i32> {
 }
 
 /// A recording analysed as `chokepoint analyze` does: its own load timelines, the `--load`
-/// files anchored to its clock, a file that does not read named in the limitations.
-pub fn analyze_file(rec: &Path, load: &[PathBuf]) -> anyhow::Result<Analysis> {
-    let recording = Recording::read(rec).with_context(|| format!("reading {}", rec.display()))?;
+/// files anchored to its clock, a file that does not read named in the limitations. With
+/// `strict` a corrupt line of the recording is the error (file:line and why), and a load file
+/// with one is left out and named, as under `analyze --strict`.
+pub fn analyze_file(rec: &Path, load: &[PathBuf], strict: bool) -> anyhow::Result<Analysis> {
+    let recording =
+        Recording::read_with(rec, strict).with_context(|| format!("reading {}", rec.display()))?;
     let mut timelines = Vec::new();
     let mut failed = Vec::new();
     for f in load {
-        match timeline::read_file(f).with_context(|| format!("--load {}", f.display())) {
+        match timeline::read_file_with(f, strict).with_context(|| format!("--load {}", f.display()))
+        {
             Ok(mut t) => {
                 t.anchor(recording.header.started_unix_ns);
                 timelines.push(t);
@@ -170,8 +182,8 @@ pub fn run_diff(args: &DiffArgs) -> anyhow::Result<i32> {
     if json_stdout || md_stdout {
         cli::human_to_stderr();
     }
-    let before = analyze_file(&args.before, &args.load_a)?;
-    let after = analyze_file(&args.after, &args.load_b)?;
+    let before = analyze_file(&args.before, &args.load_a, args.strict)?;
+    let after = analyze_file(&args.after, &args.load_b, args.strict)?;
     let names = [
         args.before.display().to_string(),
         args.after.display().to_string(),
