@@ -53,6 +53,79 @@ pub struct PoolSummary {
 /// A pool of sockets is full from this share of them busy on.
 pub const POOL_FULL: f64 = 0.90;
 
+/// A pool's figures in one interval, before averaging.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IntervalPool {
+    pub size: f64,
+    pub in_use: f64,
+    pub queued: f64,
+    pub requests_per_s: f64,
+    pub inbound_concurrency: f64,
+    pub inbound_per_s: f64,
+    pub opens_per_s: f64,
+    /// Whether the holder opened about one connection per request to the endpoint.
+    pub churned: bool,
+}
+
+/// (process name, upstream, endpoint): what a pool is named by across intervals and runs.
+pub type PoolKey = (String, String, String);
+
+/// `holder->upstream`, as reports and diffs name a pool.
+pub fn pool_name(key: &PoolKey) -> String {
+    format!("{}->{}", key.0, key.1)
+}
+
+/// The pools of one interval, one row per pool row recorded (a holder's processes each have
+/// one): the single pass both the window's averages and the per-interval series read.
+pub fn of_interval(iv: &Interval) -> Vec<(PoolKey, IntervalPool)> {
+    let secs = (iv.end_unix_ns.saturating_sub(iv.start_unix_ns) as f64 / 1e9).max(1e-9);
+    // Per holder pid: all its upstream requests in flight, its cores, its connects by port.
+    let mut in_use_of: HashMap<u32, f64> = HashMap::new();
+    for p in &iv.pools {
+        *in_use_of.entry(p.pid).or_default() += p.in_use;
+    }
+    let cores_of: HashMap<u32, f64> = iv
+        .processes
+        .iter()
+        .map(|p| (p.pid, p.oncpu_ns as f64 / 1e9 / secs))
+        .collect();
+    let mut opens_of: HashMap<(u32, u16), u64> = HashMap::new();
+    for c in &iv.connections {
+        if let (Some(pid), Direction::Active) = (c.pid, c.direction) {
+            *opens_of.entry((pid, c.port)).or_default() += c.opens;
+        }
+    }
+    iv.pools
+        .iter()
+        .map(|p| {
+            let key = (p.comm.clone(), p.upstream.clone(), p.endpoint.clone());
+            let opens_per_s = endpoint_port(&p.endpoint)
+                .and_then(|port| opens_of.get(&(p.pid, port)))
+                .map_or(0.0, |&o| o as f64 / secs);
+            let churned = p.requests_per_s > 0.0 && opens_per_s >= 0.5 * p.requests_per_s;
+            let full = churned || p.utilisation >= POOL_FULL;
+            let carried = in_use_of.get(&p.pid).copied().unwrap_or(p.in_use)
+                + cores_of.get(&p.pid).copied().unwrap_or(0.0);
+            let queued = if full {
+                (p.inbound_concurrency - carried).max(0.0)
+            } else {
+                0.0
+            };
+            let row = IntervalPool {
+                size: f64::from(p.size),
+                in_use: p.in_use,
+                queued,
+                requests_per_s: p.requests_per_s,
+                inbound_concurrency: p.inbound_concurrency,
+                inbound_per_s: p.inbound_per_s,
+                opens_per_s,
+                churned,
+            };
+            (key, row)
+        })
+        .collect()
+}
+
 /// Pools of the window, most queued first, then busiest.
 pub fn summarize(intervals: &[&Interval]) -> Vec<PoolSummary> {
     #[derive(Default)]
@@ -69,50 +142,19 @@ pub fn summarize(intervals: &[&Interval]) -> Vec<PoolSummary> {
         intervals: usize,
     }
     let n = intervals.len().max(1) as f64;
-    let mut groups: BTreeMap<(String, String, String), Acc> = BTreeMap::new();
+    let mut groups: BTreeMap<PoolKey, Acc> = BTreeMap::new();
     for iv in intervals {
-        let secs = (iv.end_unix_ns.saturating_sub(iv.start_unix_ns) as f64 / 1e9).max(1e-9);
-        // Per holder pid: all its upstream requests in flight, its cores, its connects by port.
-        let mut in_use_of: HashMap<u32, f64> = HashMap::new();
-        for p in &iv.pools {
-            *in_use_of.entry(p.pid).or_default() += p.in_use;
-        }
-        let cores_of: HashMap<u32, f64> = iv
-            .processes
-            .iter()
-            .map(|p| (p.pid, p.oncpu_ns as f64 / 1e9 / secs))
-            .collect();
-        let mut opens_of: HashMap<(u32, u16), u64> = HashMap::new();
-        for c in &iv.connections {
-            if let (Some(pid), Direction::Active) = (c.pid, c.direction) {
-                *opens_of.entry((pid, c.port)).or_default() += c.opens;
-            }
-        }
         let mut seen = Vec::new();
-        for p in &iv.pools {
-            let key = (p.comm.clone(), p.upstream.clone(), p.endpoint.clone());
-            let port = endpoint_port(&p.endpoint);
-            let opens_per_s = port
-                .and_then(|port| opens_of.get(&(p.pid, port)))
-                .map_or(0.0, |&o| o as f64 / secs);
-            let churned = p.requests_per_s > 0.0 && opens_per_s >= 0.5 * p.requests_per_s;
-            let full = churned || p.utilisation >= POOL_FULL;
-            let carried = in_use_of.get(&p.pid).copied().unwrap_or(p.in_use)
-                + cores_of.get(&p.pid).copied().unwrap_or(0.0);
-            let queued = if full {
-                (p.inbound_concurrency - carried).max(0.0)
-            } else {
-                0.0
-            };
+        for (key, p) in of_interval(iv) {
             let a = groups.entry(key.clone()).or_default();
-            a.size += f64::from(p.size);
+            a.size += p.size;
             a.in_use += p.in_use;
-            a.queued += queued;
+            a.queued += p.queued;
             a.requests += p.requests_per_s;
             a.inbound += p.inbound_concurrency;
             a.inbound_rate += p.inbound_per_s;
-            a.opens_per_s += opens_per_s;
-            a.churned_intervals += usize::from(churned);
+            a.opens_per_s += p.opens_per_s;
+            a.churned_intervals += usize::from(p.churned);
             a.ceiling = a.ceiling.max(p.in_use);
             if !seen.contains(&key) {
                 a.intervals += 1;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{services::service_keys, window::Window};
+use super::{pools, services::service_keys, window::Window};
 use crate::{
     recording::{Interval, LogHistogram, Recording, Role},
     timeline::{Clock, Timeline},
@@ -35,6 +35,21 @@ pub struct LoadSeries {
     pub latency_ms: Vec<Named>,
 }
 
+/// One pool's use over time: its holder's connections (or its cap's level), those in use,
+/// and the requests queued behind it, per interval (0 in an interval without the pool).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PoolSeries {
+    /// `holder->upstream`, as `pools[]` and the diff name it.
+    pub pool: String,
+    pub endpoint: String,
+    pub size: Vec<Option<f64>>,
+    pub in_use: Vec<Option<f64>>,
+    pub queued: Vec<Option<f64>>,
+}
+
+/// How many pools get a series.
+pub const POOLS_SHOWN: usize = 4;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Series {
     /// Each interval's start and length (s), from the first interval's start.
@@ -56,6 +71,10 @@ pub struct Series {
     /// `resets_sent`, `skb_drops`.
     pub connections_per_s: Vec<Named>,
     pub load: Vec<LoadSeries>,
+    /// Pools and concurrency limits per interval, the busiest few (most queued, then most in
+    /// use; `POOLS_SHOWN`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<PoolSeries>,
     /// Throughput against concurrency when the load was a sweep (several runs at rising
     /// concurrency, or one run ramping), with its knee and Universal Scalability Law fit
     /// (`timeline::sweep`, as `chokepoint timeline` prints it).
@@ -226,5 +245,56 @@ pub fn series(recording: &Recording, window: &Window, timelines: &[Timeline]) ->
         })
         .collect();
     s.sweep = crate::timeline::sweep(timelines).filter(|w| w.points.len() >= 2);
+    s.pools = pool_series(ivs);
     s
+}
+
+/// Each pool's rows of an interval summed (a holder's processes together), the busiest
+/// `POOLS_SHOWN` kept.
+fn pool_series(ivs: &[Interval]) -> Vec<PoolSeries> {
+    let per: Vec<BTreeMap<pools::PoolKey, [f64; 3]>> = ivs
+        .iter()
+        .map(|iv| {
+            let mut m: BTreeMap<pools::PoolKey, [f64; 3]> = BTreeMap::new();
+            for (key, p) in pools::of_interval(iv) {
+                let e = m.entry(key).or_default();
+                e[0] += p.size;
+                e[1] += p.in_use;
+                e[2] += p.queued;
+            }
+            m
+        })
+        .collect();
+    let mut total: BTreeMap<&pools::PoolKey, (f64, f64)> = BTreeMap::new();
+    for m in &per {
+        for (k, v) in m {
+            let t = total.entry(k).or_default();
+            t.0 += v[2];
+            t.1 += v[1];
+        }
+    }
+    let mut keys: Vec<(&pools::PoolKey, (f64, f64))> = total.into_iter().collect();
+    keys.sort_by(|a, b| {
+        (b.1.0)
+            .total_cmp(&a.1.0)
+            .then((b.1.1).total_cmp(&a.1.1))
+            .then(a.0.cmp(b.0))
+    });
+    keys.into_iter()
+        .take(POOLS_SHOWN)
+        .map(|(key, _)| {
+            let col = |i: usize| -> Vec<Option<f64>> {
+                per.iter()
+                    .map(|m| Some(m.get(key).map_or(0.0, |v| v[i])))
+                    .collect()
+            };
+            PoolSeries {
+                pool: pools::pool_name(key),
+                endpoint: key.2.clone(),
+                size: col(0),
+                in_use: col(1),
+                queued: col(2),
+            }
+        })
+        .collect()
 }

@@ -7,7 +7,10 @@ use serde::Serialize;
 
 use super::Change;
 use crate::{
-    analysis::{Analysis, Hop, NetPath, pools::PoolSummary},
+    analysis::{
+        Analysis, Hop, NetPath,
+        pools::{self, PoolSummary},
+    },
     report::figures::{Figure, without_pid},
 };
 
@@ -172,7 +175,7 @@ fn pool_figures(p: Option<&PoolSummary>) -> Vec<Option<Figure>> {
 }
 
 fn pool_name(p: &PoolSummary) -> String {
-    format!("{}->{}", p.process, p.upstream)
+    pools::pool_name(&(p.process.clone(), p.upstream.clone(), p.endpoint.clone()))
 }
 
 /// The pools that moved, appeared or went away.

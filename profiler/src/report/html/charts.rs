@@ -1,6 +1,6 @@
 //! The HTML report's charts, built from the analysis's per-interval series: the load's own
 //! throughput and latency over time, host CPU, CPU per service against the host's cores,
-//! run-queue latency, off-CPU time by reason, and connections. Each with the analysis window
+//! run-queue latency, off-CPU time by reason, connections, and pools (when there are any). Each with the analysis window
 //! shaded, a sentence for screen readers and its numbers as a table.
 use std::fmt::Write;
 
@@ -191,6 +191,42 @@ pub fn charts(a: &Analysis) -> Vec<Figure<'_>> {
         },
         missing: "No TCP connection opened, failed or dropped in the recording (a keep-alive load whose connections were open before it started).".into(),
     });
+    if !s.pools.is_empty() {
+        let mut lines = Vec::new();
+        for p in &s.pools {
+            lines.push(line(
+                &format!("{} connections", p.pool),
+                &xs,
+                p.size.iter().copied(),
+            ));
+            lines.push(line(
+                &format!("{} in use", p.pool),
+                &xs,
+                p.in_use.iter().copied(),
+            ));
+            if p.queued.iter().any(|q| q.is_some_and(|q| q > 0.0)) {
+                lines.push(line(
+                    &format!("{} queued", p.pool),
+                    &xs,
+                    p.queued.iter().copied(),
+                ));
+            }
+        }
+        out.push(Figure {
+            id: "pools".into(),
+            chart: Chart {
+                title: "Pools and concurrency limits: connections, in use and queued behind",
+                unit: "connections or requests",
+                lines,
+                stacked: false,
+                band,
+                reference: None,
+                x_range,
+                x_label: SECONDS,
+            },
+            missing: "No pool had connections in the recording.".into(),
+        });
+    }
     out
 }
 

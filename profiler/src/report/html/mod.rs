@@ -1,9 +1,11 @@
 //! The HTML report (`chokepoint report REC --html FILE`): one self-contained file, inline CSS
 //! and SVG, no script and no external URL, so it opens offline, prints, and can be mailed.
 //! The verdict with its evidence and what was ruled out first, then the charts
-//! (`charts.rs`, drawn by `svg.rs`), the pools and request paths, how to reproduce, the host
+//! (`charts.rs`, drawn by `svg.rs`), the pools and request paths (each path drawn by
+//! `diagram.rs`), how to reproduce, the host
 //! inventory and chokepoint's own cost. Rendered from the analysis alone.
 mod charts;
+mod diagram;
 pub mod svg;
 
 #[cfg(test)]
@@ -33,6 +35,7 @@ table{border-collapse:collapse;margin:.4rem 0;font-size:.9rem}th,td{border:1px s
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 code,pre{font-family:ui-monospace,monospace;font-size:.85rem}pre{background:#f4f4f4;padding:.5rem;overflow-x:auto;white-space:pre-wrap}
 svg.chart{width:100%;height:auto;font-family:system-ui,sans-serif}
+svg.path{width:100%;max-width:50rem;height:auto;font-family:system-ui,sans-serif}.path-diagram{margin:.5rem 0 1rem;break-inside:avoid}
 ul.legend{list-style:none;padding:0;margin:.2rem 0;display:flex;flex-wrap:wrap;gap:.3rem 1.2rem;font-size:.85rem}
 .muted{color:#555}figure{margin:0 0 1rem 0}details{margin:.3rem 0}
 @media print{body{max-width:none;font-size:11pt}details{display:none}.chart{break-inside:avoid}h2{break-after:avoid}}
@@ -240,16 +243,7 @@ fn pools_and_paths(s: &mut String, a: &Analysis) {
                 .hops
                 .iter()
                 .filter_map(|h| {
-                    let mut c = Vec::new();
-                    if let Some(us) = h.cpu_us_per_request {
-                        c.push(format!("{us:.0} µs CPU per request"));
-                    }
-                    if let Some(ms) = h.connect_ms {
-                        c.push(format!("connect {ms:.2} ms"));
-                    }
-                    if let Some(d) = h.drops.filter(|d| *d > 0) {
-                        c.push(format!("{d} drops"));
-                    }
+                    let c = diagram::costs(h);
                     (!c.is_empty()).then(|| format!("{}: {}", h.name, c.join(", ")))
                 })
                 .collect();
@@ -259,8 +253,19 @@ fn pools_and_paths(s: &mut String, a: &Analysis) {
             s.push_str("</li>");
         }
         s.push_str("</ul>");
+        for (i, p) in a.paths.iter().take(PATHS_DRAWN).enumerate() {
+            let _ = write!(
+                s,
+                "<div class=\"path-diagram\" id=\"path-{}\">{}</div>",
+                i + 1,
+                diagram::render(p, &format!("path-{}", i + 1))
+            );
+        }
     }
 }
+
+/// How many request paths are drawn (the list names them all).
+const PATHS_DRAWN: usize = 4;
 
 fn inventory(s: &mut String, a: &Analysis) {
     let h = &a.host;

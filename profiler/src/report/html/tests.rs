@@ -70,7 +70,13 @@ fn every_fixture_renders_a_self_contained_page_with_data_in_every_chart() {
         // Every chart drawn has data; one without says why instead.
         let figs = figures(&html);
         let sweep = a.series.sweep.is_some();
-        assert_eq!(figs.len(), 7 + usize::from(sweep), "{}", ctx());
+        let pools = !a.series.pools.is_empty();
+        assert_eq!(
+            figs.len(),
+            7 + usize::from(sweep) + usize::from(pools),
+            "{}",
+            ctx()
+        );
         assert_eq!(
             figs.iter()
                 .any(|f| f.starts_with("id=\"chart-sweep\"") && f.contains("<svg")),
@@ -250,4 +256,26 @@ fn chromium_shows_the_verdict_and_draws_the_charts() {
         ours.len(),
         empty.len()
     );
+}
+
+#[test]
+fn a_pool_is_charted_with_its_connections_in_use_and_queue() {
+    let a = fixture("pool-too-small");
+    let p = a.series.pools.first().expect("a pool series");
+    assert_eq!(p.in_use.len(), a.series.start_s.len());
+    assert!(p.queued.iter().any(|q| q.is_some_and(|q| q > 0.0)), "{p:?}");
+    let summary = a
+        .pools
+        .iter()
+        .find(|s| format!("{}->{}", s.process, s.upstream) == p.pool)
+        .expect("the series names a pool of pools[]");
+    assert!(summary.queued > 0.0);
+    let html = render(&a, "pool.rec");
+    let fig = figures(&html)
+        .into_iter()
+        .find(|f| f.starts_with("id=\"chart-pools\""))
+        .expect("pool chart");
+    assert!(fig.contains("<polyline"), "{fig}");
+    assert!(fig.contains(&format!("{} queued", esc(&p.pool))), "{fig}");
+    assert!(fig.contains(&format!("{} in use", esc(&p.pool))), "{fig}");
 }
