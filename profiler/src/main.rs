@@ -509,6 +509,9 @@ fn write_man_pages(dir: &Path) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
+mod deploy_cli_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

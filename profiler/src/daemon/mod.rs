@@ -270,4 +270,6 @@ async fn serve_on(f: impl std::future::IntoFuture<Output = std::io::Result<()>>)
 }
 
 #[cfg(test)]
+mod deploy_tests;
+#[cfg(test)]
 mod tests;
