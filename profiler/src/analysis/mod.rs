@@ -1,6 +1,7 @@
 //! Analysis: pure functions over a recording plus load-generator timelines. Nothing here
 //! touches the kernel or the clock, so every verdict can be replayed offline and unit-tested.
 mod paths;
+pub mod phases;
 pub mod pools;
 pub mod series;
 pub mod services;
@@ -85,6 +86,10 @@ pub struct Analysis {
     /// Phase marks in the recording (`chokepoint mark`), in time order.
     #[serde(default)]
     pub marks: Vec<PhaseMark>,
+    /// The recording split at its marks, each span with its own verdict (`phases.rs`); empty
+    /// without marks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<phases::Phase>,
 }
 
 /// A phase mark, at its time since the recording started.
@@ -267,7 +272,20 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
     let pools = pools::summarize(&window.intervals(recording).collect::<Vec<_>>());
     let send_limits = summary::send_limits(&window.intervals(recording).collect::<Vec<_>>());
     let series = series::series(recording, &window, &timelines);
+    let marks: Vec<PhaseMark> = recording
+        .intervals
+        .iter()
+        .flat_map(|iv| &iv.marks)
+        .map(|m| PhaseMark {
+            at_seconds: m.unix_ns.saturating_sub(recording.header.started_unix_ns) as f64 / 1e9,
+            unix_ns: m.unix_ns,
+            text: m.text.clone(),
+        })
+        .collect();
+    let phases = phases::phases(recording, &timelines, &marks, &series);
     Analysis {
+        phases,
+        marks,
         series,
         schema_version: SCHEMA_VERSION,
         chokepoint_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -291,15 +309,5 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
         skipped_lines,
         pools,
         send_limits,
-        marks: recording
-            .intervals
-            .iter()
-            .flat_map(|iv| &iv.marks)
-            .map(|m| PhaseMark {
-                at_seconds: m.unix_ns.saturating_sub(recording.header.started_unix_ns) as f64 / 1e9,
-                unix_ns: m.unix_ns,
-                text: m.text.clone(),
-            })
-            .collect(),
     }
 }

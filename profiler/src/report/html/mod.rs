@@ -97,6 +97,8 @@ pub fn render(a: &Analysis, recording: &str) -> String {
     }
     s.push_str("</section>");
 
+    phases(&mut s, a);
+
     let all: Vec<&Evidence> = v.evidence.iter().collect();
     let fired = !matches!(
         v.kind,
@@ -208,6 +210,30 @@ fn code_spans(text: &str) -> String {
         }
     }
     out
+}
+
+/// The recording split at its marks, each phase with its own verdict.
+fn phases(s: &mut String, a: &Analysis) {
+    if a.phases.is_empty() {
+        return;
+    }
+    s.push_str("<h2>Phases</h2><p>The recording split at its marks, each phase analysed on its own.</p><table id=\"phases\"><thead><tr><th scope=\"col\">phase</th><th scope=\"col\">from</th><th scope=\"col\">to</th><th scope=\"col\">verdict</th><th scope=\"col\">confidence</th><th scope=\"col\">host busy</th><th scope=\"col\">new connections/s</th><th scope=\"col\">requests/s</th></tr></thead><tbody>");
+    for p in &a.phases {
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td class=\"num\">{:.1} s</td><td class=\"num\">{:.1} s</td><td><code>{}</code></td><td class=\"num\">{:.0}%</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            esc(&p.label),
+            p.start_s,
+            p.end_s,
+            p.verdict.as_str(),
+            p.confidence * 100.0,
+            percent(p.host_busy),
+            esc(&crate::report::text::units::num(p.connections_per_s)),
+            p.throughput_per_s
+                .map_or("–".to_string(), crate::report::text::units::num)
+        );
+    }
+    s.push_str("</tbody></table>");
 }
 
 fn pools_and_paths(s: &mut String, a: &Analysis) {

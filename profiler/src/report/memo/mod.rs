@@ -119,6 +119,38 @@ pub fn render(a: &Analysis, recording: &str) -> String {
         s.push('\n');
     }
 
+    if !a.phases.is_empty() {
+        let _ = writeln!(
+            s,
+            "## Phases
+"
+        );
+        let _ = writeln!(
+            s,
+            "The recording split at its marks, each phase analysed on its own:\n"
+        );
+        let _ = writeln!(
+            s,
+            "| phase | from | to | verdict | confidence | host busy | new connections/s | requests/s |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
+        );
+        for p in &a.phases {
+            let _ = writeln!(
+                s,
+                "| {} | {:.1} s | {:.1} s | `{}` | {:.0}% | {} | {} | {} |",
+                p.label.replace('|', "\\|"),
+                p.start_s,
+                p.end_s,
+                p.verdict.as_str(),
+                p.confidence * 100.0,
+                crate::report::text::units::percent(p.host_busy),
+                crate::report::text::units::num(p.connections_per_s),
+                p.throughput_per_s
+                    .map_or("–".to_string(), crate::report::text::units::num)
+            );
+        }
+        s.push('\n');
+    }
+
     let all: Vec<&Evidence> = v.evidence.iter().collect();
     let fired = !matches!(
         v.kind,

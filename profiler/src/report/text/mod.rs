@@ -30,6 +30,7 @@ pub fn render(a: &Analysis) -> String {
     processes(&mut s, a);
     load(&mut s, a);
     marks(&mut s, a);
+    phases(&mut s, a);
     network(&mut s, a);
     overhead(&mut s, a);
     if !a.limitations.is_empty() {
@@ -55,6 +56,36 @@ fn marks(s: &mut String, a: &Analysis) {
             "            ",
         ));
     }
+}
+
+/// The recording split at its marks, each phase with its own verdict.
+fn phases(s: &mut String, a: &Analysis) {
+    if a.phases.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "phases (split at the marks, each analysed alone):");
+    use Align::{Left as L, Right as R};
+    let mut t = Table::new(2, &[L, R, R, L, R, R, R]).header(&[
+        "phase",
+        "from",
+        "to",
+        "verdict",
+        "conf",
+        "host busy",
+        "conns/s",
+    ]);
+    for p in &a.phases {
+        t.row(vec![
+            p.label.clone(),
+            format!("{:.1}s", p.start_s),
+            format!("{:.1}s", p.end_s),
+            p.verdict.as_str().to_string(),
+            format!("{:.0}%", p.confidence * 100.0),
+            percent(p.host_busy),
+            num(p.connections_per_s),
+        ]);
+    }
+    s.push_str(&t.render());
 }
 
 /// A log2-bucketed latency: its quantiles as the bucket bounds they are.
