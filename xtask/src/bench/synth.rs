@@ -10,7 +10,8 @@ use serde_json::Value;
 /// A recording of `intervals` intervals made from `text` (a recording: header, intervals, an
 /// optional end line): its intervals repeated in order, every `*_unix_ns` value of the n-th
 /// copy moved on by n times the original's span, indexes renumbered, the end line as long
-/// after the last one as it was in the original. The header is kept as it is.
+/// after the last one as it was in the original. A last interval cut short (less than half
+/// the longest) is left out. The header is kept as it is.
 pub fn repeat_recording(text: &str, intervals: usize) -> anyhow::Result<String> {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let header = lines.next().context("an empty recording")?;
@@ -26,6 +27,16 @@ pub fn repeat_recording(text: &str, intervals: usize) -> anyhow::Result<String> 
         }
     }
     let ns = |v: &Value, key: &str| v.get(key).and_then(Value::as_u64);
+    // A last interval cut short by the end of the run would be repeated as a gap.
+    let length = |v: &Value| {
+        ns(v, "end_unix_ns")
+            .unwrap_or(0)
+            .saturating_sub(ns(v, "start_unix_ns").unwrap_or(0))
+    };
+    let longest = source.iter().map(length).max().unwrap_or(0);
+    if source.len() > 1 && source.last().is_some_and(|v| 2 * length(v) < longest) {
+        source.pop();
+    }
     let (Some(first), Some(last)) = (source.first(), source.last()) else {
         bail!("the recording has no intervals");
     };
