@@ -405,7 +405,8 @@ fn churn(bin: &Path, dir: &Path, seconds: u32) -> anyhow::Result<()> {
     let mut next = start;
     loop {
         let finished = load.is_finished();
-        if Instant::now() >= next || finished {
+        let last_t = rss_r.last().map_or(-1.0, |s: &(f64, f64)| s.0);
+        if Instant::now() >= next || (finished && start.elapsed().as_secs_f64() - last_t > 1.0) {
             let t = start.elapsed().as_secs_f64();
             let (r, d) = (status_bytes(rpid, "VmRSS:"), status_bytes(dpid, "VmRSS:"));
             println!(
@@ -477,11 +478,14 @@ fn churn(bin: &Path, dir: &Path, seconds: u32) -> anyhow::Result<()> {
         })
         .unwrap_or_default();
     println!("as the report shows it:");
-    for line in text
-        .lines()
-        .filter(|l| l.contains("events lost") || l.contains("evicted"))
-    {
-        println!("    {}", line.trim());
+    let mut in_overhead = false;
+    for line in text.lines() {
+        in_overhead = line.starts_with("overhead: ")
+            || (in_overhead && line.starts_with("  "))
+            || line.contains("evicted");
+        if in_overhead {
+            println!("    {}", line.trim());
+        }
     }
     for l in limitations {
         println!("    limitation: {l}");
