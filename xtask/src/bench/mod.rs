@@ -19,6 +19,9 @@ use nix::{
 
 use crate::env;
 
+mod limits;
+mod synth;
+
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// Interleaved rounds (each: wrk without an observer, beside an idle observer, beside
@@ -39,6 +42,14 @@ pub struct BenchArgs {
     /// (`CHOKEPOINT_EMPTY_PROGRAMS`), the floor the hooks alone cost.
     #[arg(long, conflicts_with = "timeline")]
     pub empty: bool,
+    /// Measure the limits docs/benchmarks.md publishes instead: analysis time of a 10-minute
+    /// recording, timeline ingest MB/s per load-tool format, and `record`/`daemon` memory and
+    /// lost events under connection churn (that part as root).
+    #[arg(long, conflicts_with_all = ["timeline", "sched", "empty"])]
+    pub limits: bool,
+    /// Seconds of connection churn for the memory figures of `--limits` (0: none).
+    #[arg(long, default_value_t = 600, requires = "limits")]
+    pub limits_duration: u32,
 }
 
 /// The recorder variants a round runs beside the workload.
@@ -196,30 +207,20 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if args.limits {
+        build(&[&["-p", "chokepoint"]])?;
+        return limits::limits(args, &env::chokepoint_release_bin()?);
+    }
     if !env::is_root() {
         bail!("the benchmark loads eBPF programs: run `cargo xtask bench` as root");
     }
     if args.rounds == 0 || args.seconds == 0 {
         bail!("--rounds and --seconds must be at least 1");
     }
-    println!("==> bench: cargo build --release");
-    for targets in [
-        &["-p", "chokepoint"][..],
+    build(&[
+        &["-p", "chokepoint"],
         &["-p", "chokepoint-tests", "--bin", "ping-pong"],
-    ] {
-        let status = env::cargo()
-            .args(["build", "--release"])
-            .args(targets)
-            .stdin(Stdio::null())
-            .status()
-            .context("running cargo build")?;
-        if !status.success() {
-            bail!(
-                "cargo build --release {} failed ({status})",
-                targets.join(" ")
-            );
-        }
-    }
+    ])?;
     let bin = env::chokepoint_release_bin()?;
     if args.sched {
         return sched_bench(args, &bin);
@@ -350,6 +351,26 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     floor.print(cpus);
     print_programs(&costs, "request", &with);
     print_stages(&costs);
+    Ok(())
+}
+
+/// `cargo build --release` of each set of targets (the binaries the benchmark runs).
+fn build(targets: &[&[&str]]) -> anyhow::Result<()> {
+    println!("==> bench: cargo build --release");
+    for targets in targets {
+        let status = env::cargo()
+            .args(["build", "--release"])
+            .args(*targets)
+            .stdin(Stdio::null())
+            .status()
+            .context("running cargo build")?;
+        if !status.success() {
+            bail!(
+                "cargo build --release {} failed ({status})",
+                targets.join(" ")
+            );
+        }
+    }
     Ok(())
 }
 
