@@ -88,6 +88,8 @@ pub struct Hub {
     marks: VecDeque<Mark>,
     mark_sender: MarkSender,
     pub metrics: Metrics,
+    /// The OTLP exporter's counts, when `--otlp-endpoint` is given.
+    pub otlp: Option<super::otlp::SharedStatus>,
     rolling: Option<Rolling>,
     analysing: bool,
     seen: u64,
@@ -108,6 +110,7 @@ impl Hub {
             marks: VecDeque::new(),
             mark_sender: marks,
             metrics: Metrics::new(),
+            otlp: None,
             rolling: None,
             analysing: false,
             seen: 0,
@@ -185,6 +188,7 @@ impl Hub {
                 "attached": self.header.probes.attached.len(),
                 "failed": self.header.probes.failed.len(),
             },
+            "otlp": self.otlp.as_ref().and_then(|s| s.lock().ok().map(|s| s.clone())),
         })
     }
 

@@ -7,6 +7,7 @@ pub mod api;
 pub mod client;
 pub mod hub;
 pub mod metrics;
+pub mod otlp;
 
 use std::{
     fs::{File, OpenOptions},
@@ -40,6 +41,14 @@ pub struct DaemonArgs {
     /// give a host such as 0.0.0.0:9464 to be scraped from elsewhere).
     #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     pub metrics_listen: Option<SocketAddr>,
+    /// Push the same metrics as OTLP/HTTP protobuf to this collector (http://HOST:4318; the
+    /// path defaults to /v1/metrics). Failures are counted and retried with backoff; they
+    /// never hold up recording.
+    #[arg(long, value_name = "URL", env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_parser = otlp::parse_endpoint)]
+    pub otlp_endpoint: Option<otlp::Endpoint>,
+    /// How often to push to --otlp-endpoint.
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = crate::cli::parse_duration)]
+    pub otlp_interval: Duration,
     /// Where named recordings are written (NAME.rec).
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DIR)]
     pub dir: PathBuf,
@@ -222,6 +231,28 @@ async fn serve(args: &DaemonArgs) -> anyhow::Result<()> {
     )));
     let control = api::router(hub.clone(), args.interval);
     let mut servers = tokio::task::JoinSet::new();
+    if let Some(endpoint) = args.otlp_endpoint.clone() {
+        let status = otlp::SharedStatus::new(Mutex::new(otlp::OtlpStatus {
+            endpoint: endpoint.to_string(),
+            ..Default::default()
+        }));
+        if let Ok(mut h) = hub.lock() {
+            h.otlp = Some(status.clone());
+        }
+        let snapshot = {
+            let hub = hub.clone();
+            move || hub.lock().map(|h| h.metrics.encode()).unwrap_or_default()
+        };
+        let header = session.header();
+        servers.spawn(otlp::run(
+            endpoint,
+            args.otlp_interval,
+            header.hostname.clone(),
+            header.started_unix_ns,
+            snapshot,
+            status,
+        ));
+    }
     servers.spawn(serve_on(axum::serve(unix, control.clone()).into_future()));
     if let Some(l) = http {
         servers.spawn(serve_on(axum::serve(l, control).into_future()));
@@ -242,6 +273,9 @@ async fn serve(args: &DaemonArgs) -> anyhow::Result<()> {
     }
     if let Some(a) = args.metrics_listen {
         line.push_str(&format!("; metrics on http://{a}/metrics"));
+    }
+    if let Some(e) = &args.otlp_endpoint {
+        line.push_str(&format!("; OTLP to {e} every {:?}", args.otlp_interval));
     }
     line.push_str(&format!(
         "; recordings in {}; SIGTERM stops\n",

@@ -287,23 +287,77 @@ fn status_bytes(pid: u32, key: &str) -> Option<f64> {
     Some(kib * 1024.0)
 }
 
-/// `GET /metrics` of the daemon: the sum of its lost-events counters and its intervals.
-fn daemon_metrics(port: u16) -> anyhow::Result<(f64, f64)> {
+/// `GET /metrics` of the daemon: its body and the wall time the answer took.
+fn scrape(port: u16) -> anyhow::Result<(String, f64)> {
+    let t = Instant::now();
     let mut s = TcpStream::connect(("127.0.0.1", port)).context("connecting to /metrics")?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
     let mut text = String::new();
     s.read_to_string(&mut text)?;
-    let sum = |name: &str| -> f64 {
-        text.lines()
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    };
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or(text.as_str(), |(_, b)| b)
+        .to_string();
+    Ok((body, t.elapsed().as_secs_f64()))
+}
+
+/// The sum of the samples of one metric in a /metrics body.
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// `GET /metrics` of the daemon: the sum of its lost-events counters and its intervals.
+fn daemon_metrics(port: u16) -> anyhow::Result<(f64, f64)> {
+    let (text, _) = scrape(port)?;
     Ok((
-        sum("chokepoint_profiler_lost_events_total"),
-        sum("chokepoint_intervals_total"),
+        metric_sum(&text, "chokepoint_profiler_lost_events_total"),
+        metric_sum(&text, "chokepoint_intervals_total"),
     ))
+}
+
+/// CPU time of every thread of a process, seconds (`/proc/PID/task/*/schedstat`: ns, exact,
+/// where `/proc/PID/stat` counts in 10-ms ticks).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let mut ns = 0u64;
+    for task in fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        let text = fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        ns += text
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(ns as f64 / 1e9)
+}
+
+/// What one `/metrics` scrape costs the daemon: its CPU over `n` back-to-back scrapes, less
+/// what it spends in the same time without them (its interval sampling), per scrape.
+fn scrape_cost(pid: u32, port: u16, n: usize) -> anyhow::Result<()> {
+    let quiet = Duration::from_secs(5);
+    let c0 = cpu_seconds(pid).unwrap_or(0.0);
+    thread::sleep(quiet);
+    let base_rate = (cpu_seconds(pid).unwrap_or(0.0) - c0) / quiet.as_secs_f64();
+    let c1 = cpu_seconds(pid).unwrap_or(0.0);
+    let t = Instant::now();
+    let (mut walls, mut bytes): (Vec<f64>, usize) = (Vec::new(), 0usize);
+    for _ in 0..n {
+        let (body, wall) = scrape(port)?;
+        walls.push(wall);
+        bytes = body.len();
+    }
+    let elapsed = t.elapsed().as_secs_f64();
+    let cpu = (cpu_seconds(pid).unwrap_or(0.0) - c1 - base_rate * elapsed).max(0.0);
+    println!(
+        "scrape cost of /metrics             {:.2} ms of daemon CPU per scrape, {:.2} ms wall (median of {n}), {:.1} KiB per answer",
+        cpu / n as f64 * 1e3,
+        median(&walls) * 1e3,
+        bytes as f64 / 1024.0
+    );
+    Ok(())
 }
 
 /// Waits until `path` exists (the observer has attached its probes).
@@ -401,6 +455,9 @@ fn churn(bin: &Path, dir: &Path, seconds: u32) -> anyhow::Result<()> {
     };
     let (rpid, dpid) = (recorder.0.id(), daemon.0.id());
     let (mut rss_r, mut rss_d) = (Vec::new(), Vec::new());
+    // A scrape every sample, as Prometheus would: the encoder runs all along.
+    let mut scrape_walls = Vec::new();
+    let cpu0 = (cpu_seconds(rpid), cpu_seconds(dpid));
     let start = Instant::now();
     let mut next = start;
     loop {
@@ -416,6 +473,9 @@ fn churn(bin: &Path, dir: &Path, seconds: u32) -> anyhow::Result<()> {
             );
             rss_r.extend(r.map(|r| (t, r)));
             rss_d.extend(d.map(|d| (t, d)));
+            if let Ok((_, wall)) = scrape(port) {
+                scrape_walls.push(wall);
+            }
             next += SAMPLE_EVERY;
         }
         if finished {
@@ -424,10 +484,13 @@ fn churn(bin: &Path, dir: &Path, seconds: u32) -> anyhow::Result<()> {
         thread::sleep(Duration::from_millis(200));
     }
     let peaks = (status_bytes(rpid, "VmHWM:"), status_bytes(dpid, "VmHWM:"));
+    let load_secs = start.elapsed().as_secs_f64();
+    let cpu1 = (cpu_seconds(rpid), cpu_seconds(dpid));
     let report = load
         .join()
         .map_err(|_| anyhow::anyhow!("wrk failed (see its panic above)"))?;
     let (daemon_lost, daemon_intervals) = daemon_metrics(port)?;
+    scrape_cost(dpid, port, 200)?;
     let daemon_status = daemon.stop()?;
     let record_status = recorder.stop()?;
     drop(nginx);
@@ -440,6 +503,22 @@ fn churn(bin: &Path, dir: &Path, seconds: u32) -> anyhow::Result<()> {
     );
     for (name, samples, peak) in [("record", &rss_r, peaks.0), ("daemon", &rss_d, peaks.1)] {
         print_memory(name, samples, peak);
+    }
+    for (name, before, after) in [("record", cpu0.0, cpu1.0), ("daemon", cpu0.1, cpu1.1)] {
+        if let (Some(a), Some(b)) = (before, after) {
+            let cores = (b - a) / load_secs.max(1e-9);
+            println!(
+                "CPU of chokepoint {name:<7}          {cores:.3} cores over {load_secs:.0} s ({:.1} % of the host), user space only (its kernel programs are in the recording's overhead)",
+                cores / cpus as f64 * 100.0
+            );
+        }
+    }
+    if !scrape_walls.is_empty() {
+        println!(
+            "scrapes during the load             {} (one per sample), median {:.2} ms wall",
+            scrape_walls.len(),
+            median(&scrape_walls) * 1e3
+        );
     }
 
     let size = fs::metadata(&rec)?.len() as f64;
