@@ -1,6 +1,7 @@
 //! `chokepoint daemon` end to end, with the real probes: a real Prometheus (Debian's
 //! `prometheus`) scrapes `--metrics-listen` and its HTTP API is asked for the connections the
-//! test made; a named recording started and stopped over the control socket holds a mark and
+//! test made, and `--otlp-endpoint` pushes the same counter to an OTLP/HTTP receiver that
+//! decodes OpenTelemetry's own protobuf; a named recording started and stopped over the control socket holds a mark and
 //! reads with `analyze`; the socket is 0600; a second daemon is refused; malformed requests
 //! get a 4xx; SIGTERM ends the daemon within seconds with no program left in the kernel.
 //! Needs root; run through `cargo xtask test`.
@@ -12,6 +13,7 @@ use std::{
     os::unix::fs::{MetadataExt, PermissionsExt},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -124,6 +126,91 @@ fn query(web: u16, q: &str) -> Option<f64> {
     v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
 }
 
+/// A stand-in for an OpenTelemetry collector's OTLP/HTTP receiver (none installs here): it
+/// answers every POST with 200 and decodes the body as OpenTelemetry's own
+/// `ExportMetricsServiceRequest`; the largest `chokepoint.tcp_passive_opens` seen so far and
+/// the requests decoded are shared.
+fn otlp_receiver() -> (u16, Arc<Mutex<(f64, usize, String)>>) {
+    use opentelemetry_proto::tonic::{
+        collector::metrics::v1::ExportMetricsServiceRequest,
+        metrics::v1::{metric, number_data_point},
+    };
+    use prost::Message;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new((0.0f64, 0usize, String::new())));
+    let shared = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            let (head_end, length) = loop {
+                let Ok(n) = stream.read(&mut chunk) else {
+                    break (0, 0);
+                };
+                if n == 0 {
+                    break (0, 0);
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..at]).to_lowercase();
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    break (at + 4, length);
+                }
+            };
+            while head_end > 0 && buf.len() < head_end + length {
+                let Ok(n) = stream.read(&mut chunk) else {
+                    break;
+                };
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            if head_end == 0 || buf.len() < head_end + length {
+                continue;
+            }
+            let path = String::from_utf8_lossy(&buf[..head_end])
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("")
+                .to_string();
+            let Ok(req) = ExportMetricsServiceRequest::decode(&buf[head_end..head_end + length])
+            else {
+                continue;
+            };
+            let opens = req
+                .resource_metrics
+                .iter()
+                .flat_map(|r| &r.scope_metrics)
+                .flat_map(|s| &s.metrics)
+                .filter(|m| m.name == "chokepoint.tcp_passive_opens")
+                .filter_map(|m| match &m.data {
+                    Some(metric::Data::Sum(s)) if s.is_monotonic => s.data_points.first(),
+                    _ => None,
+                })
+                .filter_map(|p| match p.value {
+                    Some(number_data_point::Value::AsInt(i)) => Some(i as f64),
+                    Some(number_data_point::Value::AsDouble(d)) => Some(d),
+                    None => None,
+                })
+                .fold(0.0, f64::max);
+            let mut s = shared.lock().unwrap();
+            s.0 = s.0.max(opens);
+            s.1 += 1;
+            s.2 = path;
+        }
+    });
+    (port, seen)
+}
+
 #[test]
 fn a_daemon_scraped_by_prometheus_records_marks_and_detaches_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -131,6 +218,7 @@ fn a_daemon_scraped_by_prometheus_records_marks_and_detaches_on_sigterm() {
     let recordings = dir.path().join("rec");
     let (metrics_port, http_port, web_port) = (free_port(), free_port(), free_port());
     let before = program_ids();
+    let (otlp_port, otlp_seen) = otlp_receiver();
     let mut daemon = Command::new(chokepoint_bin())
         .arg("daemon")
         .arg("--socket")
@@ -139,6 +227,8 @@ fn a_daemon_scraped_by_prometheus_records_marks_and_detaches_on_sigterm() {
         .arg(&recordings)
         .args(["--metrics-listen", &format!(":{metrics_port}")])
         .args(["--http", &format!("127.0.0.1:{http_port}")])
+        .args(["--otlp-endpoint", &format!("http://127.0.0.1:{otlp_port}")])
+        .args(["--otlp-interval", "1s"])
         .stderr(Stdio::piped())
         .spawn()
         .expect("chokepoint daemon");
@@ -205,6 +295,19 @@ fn a_daemon_scraped_by_prometheus_records_marks_and_detaches_on_sigterm() {
         "the rolling verdict"
     );
 
+    // The same counter reached the OTLP receiver, decoded from OpenTelemetry's protobuf.
+    wait_until("the OTLP receiver to see 300 passive opens", 30, || {
+        otlp_seen.lock().unwrap().0 >= 300.0
+    });
+    let (otlp_opens, otlp_requests, otlp_path) = otlp_seen.lock().unwrap().clone();
+    assert_eq!(otlp_path, "/v1/metrics");
+    let status = ctl(&socket, &["ctl", "status"]);
+    let status: Value = serde_json::from_slice(&status.stdout).expect("status answers JSON");
+    assert!(
+        status["otlp"]["exported"].as_u64().unwrap_or(0) >= 1,
+        "{status}"
+    );
+
     // The named recording: its marks and connections, read by analyze.
     let stopped = ctl(&socket, &["ctl", "stop", "e2e"]);
     assert!(
@@ -258,7 +361,7 @@ fn a_daemon_scraped_by_prometheus_records_marks_and_detaches_on_sigterm() {
         "programs left in the kernel"
     );
     eprintln!(
-        "daemon e2e: Prometheus saw {seen:?} passive opens; ended {:.1} s after SIGTERM",
+        "daemon e2e: Prometheus saw {seen:?} passive opens, the OTLP receiver {otlp_opens} in {otlp_requests} requests; ended {:.1} s after SIGTERM",
         t.elapsed().as_secs_f64()
     );
 }
