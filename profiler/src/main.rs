@@ -57,9 +57,9 @@ enum Command {
         after_help = "Example:\n  chokepoint record --out idle.rec --duration 30s --json idle.json"
     )]
     Record(RecordArgs),
-    /// Analyse a recording offline.
+    /// Analyse a recording offline; several hosts' recordings of one test give one verdict.
     #[command(
-        after_help = "Examples:\n  chokepoint analyze run.rec\n  chokepoint analyze run.rec --load k6.json --json - | jq .verdict\n  chokepoint analyze run.rec --fail-on cpu-saturated || echo \"CPU-bound\""
+        after_help = "Examples:\n  chokepoint analyze run.rec\n  chokepoint analyze run.rec --load k6.json --json - | jq .verdict\n  chokepoint analyze run.rec --fail-on cpu-saturated || echo \"CPU-bound\"\n  chokepoint analyze gen.rec api.rec db.rec --json - | jq '.hosts[] | {host, clock}'"
     )]
     Analyze(AnalyzeArgs),
     /// Compare two recordings: throughput, latency, verdict and the figures that moved.
@@ -191,8 +191,10 @@ struct RecordArgs {
 }
 #[derive(Debug, clap::Args)]
 struct AnalyzeArgs {
-    /// A recording written by `run` or `record`.
-    recording: PathBuf,
+    /// A recording written by `run`, `record` or the daemon; more than one are the hosts of
+    /// one test (the first one's clock is the reference; docs/cli.md).
+    #[arg(required = true, num_args = 1..)]
+    recording: Vec<PathBuf>,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -291,7 +293,40 @@ fn conclude(rec: &Path, output: &OutputArgs, in_memory: Option<Recording>) -> an
     }
     outln!("recording: {}", rec.display());
     json?;
-    Ok(fail_on_status(&analysis, &output.fail_on))
+    Ok(fail_on_status(analysis.verdict.kind, &output.fail_on))
+}
+
+/// `analyze A.rec B.rec ...`: several hosts' recordings of one test, one verdict.
+fn conclude_hosts(recs: &[PathBuf], output: &OutputArgs) -> anyhow::Result<i32> {
+    let mut recordings = Vec::new();
+    for rec in recs {
+        recordings.push((rec.clone(), Recording::read_with(rec, output.strict)?));
+    }
+    let (mut load, failed) = read_load(&output.load, output.strict);
+    let anchor = recordings[0].1.header.started_unix_ns;
+    for t in &mut load {
+        t.anchor(anchor);
+    }
+    let mut multi =
+        analysis::hosts::analyze_hosts(recordings, &load).map_err(|e| anyhow::anyhow!(e))?;
+    multi.limitations.extend(failed);
+    let json = match &output.out.json {
+        Some(target) => target
+            .write(&multi)
+            .with_context(|| format!("writing the JSON result to {target}")),
+        None => Ok(()),
+    };
+    let text = analysis::hosts::render(&multi);
+    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+    cli::human(&format!(
+        "\n{}\n{rest}",
+        cli::verdict_style(multi.verdict.kind.as_str(), first)
+    ));
+    if let (Some(JsonTarget::File(path)), Ok(())) = (&output.out.json, &json) {
+        outln!("JSON result: {}", path.display());
+    }
+    json?;
+    Ok(fail_on_status(multi.verdict.kind, &output.fail_on))
 }
 
 /// The recording a session kept in memory when writing it failed, and what to say after the
@@ -320,8 +355,7 @@ fn said_unwritten(said: Option<String>) -> bool {
 }
 
 /// 3 when the verdict is one of the `--fail-on` kinds, else 0.
-fn fail_on_status(analysis: &analysis::Analysis, fail_on: &[VerdictKind]) -> i32 {
-    let kind = analysis.verdict.kind;
+fn fail_on_status(kind: VerdictKind, fail_on: &[VerdictKind]) -> i32 {
     if fail_on.contains(&kind) {
         errln!(
             "chokepoint: the verdict is {} (--fail-on): exit status {}",
@@ -443,7 +477,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Analyze(args) => {
             route_human(args.output.out.json.as_ref());
-            conclude(&args.recording, &args.output, None)
+            match args.recording.as_slice() {
+                [one] => conclude(one, &args.output, None),
+                several => conclude_hosts(several, &args.output),
+            }
         }
         Command::Diff(args) => report::cli::run_diff(&args),
         Command::Report(args) => report::cli::run_report(&args),

@@ -1,5 +1,6 @@
 //! Analysis: pure functions over a recording plus load-generator timelines. Nothing here
 //! touches the kernel or the clock, so every verdict can be replayed offline and unit-tested.
+pub mod hosts;
 mod paths;
 pub mod phases;
 pub mod pools;
