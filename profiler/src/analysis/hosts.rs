@@ -27,10 +27,16 @@ use crate::{recording::Recording, timeline::Timeline};
 
 /// The largest clock offset looked for, seconds.
 pub const MAX_OFFSET_S: i64 = 30;
-/// At least this many seconds of both signals must overlap at a lag for it to count.
-const MIN_PAIRS: usize = 5;
-/// A lag is believed when its correlation is at least this.
-pub const MIN_CORRELATION: f64 = 0.6;
+/// At least this many seconds of both signals must overlap at a lag, both non-zero, for it
+/// to count: the rise and fall of any two short load tests correlate somewhat, so a lag is
+/// only believed over a stretch long enough to hold several changes of rate.
+const MIN_PAIRS: usize = 10;
+/// A lag is believed when its correlation is at least this...
+pub const MIN_CORRELATION: f64 = 0.8;
+/// ...and, when the recorded clocks also overlap, beats lag 0 by this much (NTP keeps hosts'
+/// clocks within milliseconds: the recorded clocks are believed unless the signal clearly
+/// says otherwise).
+const BEAT_ZERO_BY: f64 = 0.1;
 /// Lag 0 is kept unless another lag correlates better by more than this (the recorded clocks
 /// win ties).
 const ZERO_LAG_TOLERANCE: f64 = 0.02;
@@ -48,8 +54,8 @@ pub struct ClockOffset {
     pub method: String,
     /// The correlation at the chosen lag (None when assumed).
     pub correlation: Option<f64>,
-    /// How far off the offset may be: half an interval when estimated.
-    pub uncertainty_seconds: f64,
+    /// How far off the offset may be: half an interval when estimated; None when assumed.
+    pub uncertainty_seconds: Option<f64>,
     /// Why, in a sentence.
     pub reason: String,
 }
@@ -108,7 +114,10 @@ pub fn correlation(a: &BTreeMap<i64, f64>, b: &BTreeMap<i64, f64>, lag: i64) -> 
         .iter()
         .filter_map(|(t, x)| b.get(&(t + lag)).map(|y| (*x, *y)))
         .collect();
-    if pairs.len() < MIN_PAIRS {
+    // Both signals active in enough of the same seconds: a single burst at each start (the
+    // connections of a keep-alive load) lines up with any other burst and proves nothing.
+    let active = pairs.iter().filter(|(x, y)| *x > 0.0 && *y > 0.0).count();
+    if pairs.len() < MIN_PAIRS || active < MIN_PAIRS {
         return None;
     }
     let n = pairs.len() as f64;
@@ -155,13 +164,17 @@ pub fn estimate_offset(reference: &Recording, other: &Recording) -> ClockOffset 
         ("device bytes", device_bytes),
     ] {
         let (a, b) = (per_second(reference, f), per_second(other, f));
+        let zero = correlation(&a, &b, 0);
         match best_lag(&a, &b) {
-            Some((lag, r)) if r >= MIN_CORRELATION => {
+            Some((lag, r))
+                if r >= MIN_CORRELATION
+                    && (lag == 0 || zero.is_none_or(|r0| r >= r0 + BEAT_ZERO_BY)) =>
+            {
                 return ClockOffset {
                     seconds: lag as f64,
                     method: format!("cross-correlation of {what} per second"),
                     correlation: Some(r),
-                    uncertainty_seconds: step / 2.0,
+                    uncertainty_seconds: Some(step / 2.0),
                     reason: format!(
                         "the {what} per second of both recordings correlate best (r = {r:.2}) with this one {} by {lag} s",
                         if lag >= 0 { "ahead" } else { "behind" }
@@ -176,7 +189,7 @@ pub fn estimate_offset(reference: &Recording, other: &Recording) -> ClockOffset 
         seconds: 0.0,
         method: "assumed".into(),
         correlation: None,
-        uncertainty_seconds: f64::NAN,
+        uncertainty_seconds: None,
         reason: format!(
             "no signal both hosts see correlates above {MIN_CORRELATION} ({}): the recorded wall clocks are taken as they are (NTP keeps them within milliseconds; check when they may be off)",
             tried.join("; ")
@@ -354,7 +367,7 @@ pub fn analyze_hosts(
         seconds: 0.0,
         method: "reference".into(),
         correlation: None,
-        uncertainty_seconds: 0.0,
+        uncertainty_seconds: Some(0.0),
         reason: "the first recording's clock is the one the others are placed on".into(),
     }];
     for i in 1..recordings.len() {
@@ -441,7 +454,7 @@ pub fn render(m: &MultiHost) -> String {
             method => format!(
                 "clock {:+.0} s ± {:.1} s ({method}, r = {:.2})",
                 h.clock.seconds,
-                h.clock.uncertainty_seconds,
+                h.clock.uncertainty_seconds.unwrap_or(f64::NAN),
                 h.clock.correlation.unwrap_or(f64::NAN)
             ),
         };
