@@ -365,3 +365,117 @@ fn a_daemon_scraped_by_prometheus_records_marks_and_detaches_on_sigterm() {
         t.elapsed().as_secs_f64()
     );
 }
+
+/// A daemon started in a network namespace (`nsenter --net`, which leaves the mounts alone:
+/// tracefs and cgroups stay visible), on its own socket and directory.
+fn daemon_in(netns: Option<&str>, dir: &Path) -> Killed {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new(tool("nsenter"));
+            c.arg(format!("--net=/run/netns/{ns}"))
+                .arg(chokepoint_bin());
+            c
+        }
+        None => Command::new(chokepoint_bin()),
+    };
+    let socket = dir.join("run/control.sock");
+    let child = cmd
+        .arg("daemon")
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--dir")
+        .arg(dir.join("rec"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chokepoint daemon");
+    wait_until("the control socket", 30, || socket.exists());
+    Killed(child)
+}
+
+/// Several hosts, each with its own daemon: the load generator's host (the root network
+/// namespace) and a server host (nginx in its own namespace behind a bridge and a veth).
+/// Each daemon records the same test under a name; `analyze gen.rec srv.rec` puts both on one
+/// clock (estimated from the connections both count; the truth here is 0: one kernel's
+/// clock), cuts them to the span they share and gives one verdict with each host's.
+#[test]
+fn hosts_each_with_a_daemon_give_one_verdict_on_one_clock() {
+    if let Some(why) = chokepoint_tests::netns_unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let net = chokepoint::lab::netlab::LabNet::build(None).expect("namespace network");
+    let _nginx = chokepoint_tests::NsNginx::start(&net, 512).expect("nginx in the namespace");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (gen_dir, srv_dir) = (dir.path().join("gen"), dir.path().join("srv"));
+    let before = program_ids();
+    let gen_daemon = daemon_in(None, &gen_dir);
+    let srv_daemon = daemon_in(Some(&net.netns), &srv_dir);
+    for d in [&gen_dir, &srv_dir] {
+        let started = ctl(&d.join("run/control.sock"), &["ctl", "start", "test"]);
+        assert!(
+            started.status.success(),
+            "{}",
+            String::from_utf8_lossy(&started.stderr)
+        );
+    }
+    // A load whose connection rate changes every few seconds: the shared signal.
+    let url = format!("http://{}:80/", net.ns_ip);
+    for (conns, secs) in [(1, 3), (8, 3), (2, 3), (16, 3), (4, 3)] {
+        let out = Command::new(tool("wrk"))
+            .args(["-t1", &format!("-c{conns}"), &format!("-d{secs}s")])
+            .args(["-H", "Connection: close", &url])
+            .output()
+            .expect("wrk");
+        assert!(out.status.success(), "wrk: {out:?}");
+    }
+    let mut recs = Vec::new();
+    for d in [&gen_dir, &srv_dir] {
+        let stopped = ctl(&d.join("run/control.sock"), &["ctl", "stop", "test"]);
+        let stopped: Value = serde_json::from_slice(&stopped.stdout).expect("stop answers JSON");
+        assert_eq!(stopped["complete"], true, "{stopped}");
+        recs.push(stopped["path"].as_str().unwrap().to_string());
+    }
+    drop((gen_daemon, srv_daemon));
+    let mut analyze = Command::new(chokepoint_bin());
+    analyze.args(["analyze", &recs[0], &recs[1], "--json", "-"]);
+    let out = output_within(&mut analyze, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: Value = serde_json::from_slice(&out.stdout).expect("analysis JSON");
+    let hosts = m["hosts"].as_array().expect("hosts[]");
+    assert_eq!(hosts.len(), 2, "{m:#}");
+    assert_ne!(hosts[0]["host"], hosts[1]["host"]);
+    assert_eq!(hosts[0]["clock"]["method"], "reference");
+    let clock = &hosts[1]["clock"];
+    assert!(
+        clock["method"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("cross-correlation")),
+        "the varying load is a shared signal: {clock}"
+    );
+    assert_eq!(clock["seconds"].as_f64(), Some(0.0), "{clock}");
+    assert!(m["duration_seconds"].as_f64().unwrap() >= 10.0, "{m:#}");
+    assert!(m["verdict"]["kind"].is_string());
+    for h in hosts {
+        let opens = h["analysis"]["totals"]["tcp_passive_opens_per_s"]
+            .as_f64()
+            .unwrap_or(0.0);
+        assert!(opens > 10.0, "{}: {opens} passive opens/s", h["host"]);
+    }
+    assert_eq!(
+        left_behind(&before),
+        Vec::<u64>::new(),
+        "programs left in the kernel"
+    );
+    eprintln!(
+        "hosts e2e: {} over {:.0} s; clock of the second host {} ({}, r = {})",
+        m["verdict"]["kind"],
+        m["duration_seconds"],
+        clock["seconds"],
+        clock["method"],
+        clock["correlation"]
+    );
+}

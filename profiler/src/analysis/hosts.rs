@@ -329,27 +329,40 @@ pub fn merge_verdicts(hosts: &[(String, Verdict)]) -> Verdict {
     }
 }
 
-/// Names for the hosts: the hostname, with the file's stem when two share it.
+/// Names for the hosts: the hostname; the file's stem added when two share a hostname; the
+/// position on the command line when that is still not enough (daemons in network namespaces
+/// of one machine, each writing `test.rec`).
 fn host_names(recordings: &[(PathBuf, Recording)]) -> Vec<String> {
-    recordings
+    let unique = |names: &[String]| {
+        names
+            .iter()
+            .enumerate()
+            .all(|(i, n)| !names[..i].contains(n))
+    };
+    let hostnames: Vec<String> = recordings
+        .iter()
+        .map(|(_, r)| r.header.hostname.clone())
+        .collect();
+    if unique(&hostnames) {
+        return hostnames;
+    }
+    let with_stem: Vec<String> = recordings
         .iter()
         .map(|(path, r)| {
-            let name = &r.header.hostname;
-            let shared = recordings
-                .iter()
-                .filter(|(_, o)| &o.header.hostname == name)
-                .count()
-                > 1;
-            if shared {
-                let stem = Path::new(path)
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                format!("{name}/{stem}")
-            } else {
-                name.clone()
-            }
+            let stem = Path::new(path)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            format!("{}/{stem}", r.header.hostname)
         })
+        .collect();
+    if unique(&with_stem) {
+        return with_stem;
+    }
+    hostnames
+        .iter()
+        .enumerate()
+        .map(|(i, h)| format!("{h}#{}", i + 1))
         .collect()
 }
 

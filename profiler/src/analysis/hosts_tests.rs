@@ -239,6 +239,16 @@ fn hosts_sharing_a_hostname_are_told_apart_by_file() {
         (PathBuf::from("/x/ns2.rec"), varying(3, "box")),
         (PathBuf::from("/x/gen.rec"), varying(3, "gen")),
     ]);
-    assert_eq!(names, vec!["box/ns1", "box/ns2", "gen"]);
+    assert_eq!(names, vec!["box/ns1", "box/ns2", "gen/gen"]);
+    let names = host_names(&[
+        (PathBuf::from("/a/test.rec"), varying(3, "box")),
+        (PathBuf::from("/b/test.rec"), varying(3, "box")),
+    ]);
+    assert_eq!(names, vec!["box#1", "box#2"]);
+    let names = host_names(&[
+        (PathBuf::from("/a/test.rec"), varying(3, "gen")),
+        (PathBuf::from("/b/test.rec"), varying(3, "db")),
+    ]);
+    assert_eq!(names, vec!["gen", "db"]);
     let _ = SEC;
 }
