@@ -529,6 +529,15 @@ impl ThrottleCollector {
         }
     }
 
+    /// Processes that exited: no longer watched, and a cgroup none of whose watched processes
+    /// is left is dropped (the set stays as large as what runs, not what ever ran).
+    pub fn unwatch(&mut self, exited: &std::collections::HashSet<u32>) {
+        for w in self.watched.values_mut() {
+            w.pids.retain(|p| !exited.contains(p));
+        }
+        self.watched.retain(|_, w| !w.pids.is_empty());
+    }
+
     /// Cgroup paths being watched.
     pub fn cgroups(&self) -> Vec<String> {
         self.watched
@@ -897,6 +906,22 @@ pub(crate) mod tests {
                  nr_throttled {throttled}\nthrottled_usec {throttled_us}\nnr_bursts 0\nburst_usec 0\n"
             ),
         );
+    }
+
+    #[test]
+    fn exited_processes_are_unwatched_and_their_cgroup_dropped_with_the_last() {
+        let (_root, cgroup) = fake_tree(CgroupVersion::V2);
+        write(&cgroup.dir.join("cpu.max"), "20000 100000\n");
+        v2_stat(&cgroup.dir, 5_000, 10, 4, 300);
+        let mut collector = ThrottleCollector::new();
+        let (me, parent) = (std::process::id(), std::os::unix::process::parent_id());
+        collector.watch_cgroup(cgroup.clone(), me);
+        collector.watch_cgroup(cgroup.clone(), parent);
+        collector.unwatch(&std::collections::HashSet::from([parent]));
+        assert_eq!(collector.sample()[0].pids, vec![me]);
+        collector.unwatch(&std::collections::HashSet::from([me]));
+        assert!(collector.cgroups().is_empty());
+        assert!(collector.sample().is_empty());
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub struct ProcessTable {
     /// From fork events: new task id -> the process that forked it. Thread ids land here too;
     /// they are never looked up as processes, so they do no harm.
     forked_by: HashMap<u32, u32>,
+    /// Tasks forked by the load root or its descendants while recording: the load tree without
+    /// walking parents that may have exited (and been forgotten) since.
+    load_members: HashSet<u32>,
     load_root: Option<u32>,
     profiler_pid: u32,
     reused: u64,
@@ -59,9 +62,33 @@ impl ProcessTable {
     /// kernel reused the number, so what was learnt about it (name, parent, role) is dropped.
     pub fn forked(&mut self, child: u32, parent_tgid: u32) -> bool {
         self.forked_by.insert(child, parent_tgid);
+        if Some(parent_tgid) == self.load_root || self.load_members.contains(&parent_tgid) {
+            self.load_members.insert(child);
+        } else {
+            self.load_members.remove(&child);
+        }
         let reused = self.entries.remove(&child).is_some();
         self.reused += u64::from(reused);
         reused
+    }
+
+    /// Tasks that exited and whose last figures were read: what was kept about them goes, so
+    /// the table holds live tasks only, however many come and go (a daemon runs for weeks).
+    pub fn forget(&mut self, tids: &[u32]) {
+        for tid in tids {
+            self.forked_by.remove(tid);
+            self.entries.remove(tid);
+            self.load_members.remove(tid);
+        }
+    }
+
+    /// How many tasks the table holds (entries, fork parents, load-tree members).
+    pub fn len(&self) -> (usize, usize, usize) {
+        (
+            self.entries.len(),
+            self.forked_by.len(),
+            self.load_members.len(),
+        )
     }
 
     /// Process ids reused by a new task during the recording.
@@ -111,6 +138,10 @@ impl ProcessTable {
         let Some(root) = self.load_root else {
             return false;
         };
+        if pid == root || self.load_members.contains(&pid) {
+            return true;
+        }
+        // Processes that predate the recording: their parents as /proc or forks gave them.
         let mut cur = pid;
         for _ in 0..64 {
             if cur == root {
@@ -196,6 +227,30 @@ mod tests {
             Role::Server,
             "a worker of the owner"
         );
+    }
+
+    /// A fork storm under a daemon for weeks: what exited is forgotten, and a grandchild
+    /// whose parent exited (and was forgotten) is still in the load tree.
+    #[test]
+    fn exited_tasks_are_forgotten_and_the_load_tree_survives_them() {
+        let mut t = ProcessTable::new(1, Some(100));
+        for i in 0..10_000u32 {
+            let child = 1000 + i;
+            t.forked(child, 100);
+            t.learn(4_000_000_000 - i, "gone");
+            t.forget(&[child, 4_000_000_000 - i]);
+        }
+        assert_eq!(t.len(), (0, 0, 0), "nothing of the dead is kept");
+        t.forked(200, 100);
+        t.forked(300, 200);
+        t.forget(&[200]);
+        assert!(t.in_load_tree(300), "its parent exited first");
+        t.forked(400, 300);
+        assert!(t.in_load_tree(400));
+        // A reused id outside the tree is not a member any more.
+        t.forget(&[300, 400]);
+        t.forked(300, 999);
+        assert!(!t.in_load_tree(300));
     }
 
     #[test]

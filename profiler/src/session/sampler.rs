@@ -255,6 +255,11 @@ impl Sampler {
         for key in &gone {
             cur.wakes.remove(key);
         }
+        // The process table, listening-port owners and capacities keep live tasks only.
+        table.forget(&self.exited);
+        self.owners.retain(|_, (pid, _)| !exited.contains(pid));
+        self.capacities.retain(|pid, _| !exited.contains(pid));
+        self.throttle.unwatch(&exited);
         for tid in self.exited.drain(..) {
             cur.threads.remove(&tid);
         }
