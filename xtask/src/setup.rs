@@ -59,6 +59,8 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "chromium",
     // Scrapes the daemon's --metrics-listen in tests/e2e/daemon.rs.
     "prometheus",
+    // The reference observer of `cargo xtask bench` (counting at the same tracepoints).
+    "bpftrace",
 ];
 
 /// Services those packages start on their own; tests start private instances instead.

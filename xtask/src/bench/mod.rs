@@ -19,7 +19,9 @@ use nix::{
 
 use crate::env;
 
+mod fixed;
 mod limits;
+mod reference;
 mod synth;
 
 #[derive(Debug, clap::Args)]
@@ -47,6 +49,10 @@ pub struct BenchArgs {
     /// lost events under connection churn (that part as root).
     #[arg(long, conflicts_with_all = ["timeline", "sched", "empty"])]
     pub limits: bool,
+    /// After the saturated rounds, the fixed-rate method at this many requests/s (well below
+    /// saturation; 0: skip it): the extra host CPU with each observer.
+    #[arg(long, default_value_t = 3000, value_name = "RPS")]
+    pub fixed_rate: u32,
     /// Seconds of connection churn for the memory figures of `--limits` (0: none).
     #[arg(long, default_value_t = 600, requires = "limits")]
     pub limits_duration: u32,
@@ -259,21 +265,40 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let (mut idles, mut idle_ratios, mut normalised) = (Vec::new(), Vec::new(), Vec::new());
     let mut floor = Floor::default();
     let run = || Ok(wrk.run_with(&wrk_bin).requests_per_sec);
+    // The reference: bpftrace counting at the same hooks, in the same rounds.
+    let bpftrace = reference::bpftrace();
+    let mut traced: Vec<f64> = Vec::new();
+    let trace = |round| {
+        bpftrace
+            .as_ref()
+            .map(|b| reference::with_bpftrace(b, work.path(), round, run))
+            .transpose()
+    };
     for round in 1..=args.rounds {
         let recorded =
             |programs| with_recorder(&bin, work.path(), round, wrk.seconds, programs, run);
         // Alternate the order so drift (thermal, TIME_WAIT build-up) hits all sides alike.
-        let (a, idle, (b, cost), empty) = if round % 2 == 1 {
+        let (a, idle, (b, cost), empty, tr) = if round % 2 == 1 {
             let a = run()?;
             let idle = with_idle(run)?;
             let empty = args.empty.then(|| recorded(Programs::Empty)).transpose()?;
-            (a, idle, recorded(Programs::Real)?, empty)
+            let b = recorded(Programs::Real)?;
+            (a, idle, b, empty, trace(round)?)
         } else {
+            let tr = trace(round)?;
             let b = recorded(Programs::Real)?;
             let empty = args.empty.then(|| recorded(Programs::Empty)).transpose()?;
             let idle = with_idle(run)?;
-            (run()?, idle, b, empty)
+            (run()?, idle, b, empty, tr)
         };
+        if let Some(t) = tr {
+            println!(
+                "          bpftrace ({} tracepoints, counting) {t:>9.0} req/s   vs idle {:.3}",
+                reference::bpftrace_probes(),
+                t / idle
+            );
+            traced.push(t / idle);
+        }
         let ratio = b / a;
         idles.push(idle);
         idle_ratios.push(idle / a);
@@ -299,7 +324,6 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         ratios.push(ratio);
         costs.push(cost);
     }
-    drop(nginx);
 
     let ratio = median(&ratios);
     let cpu = median(
@@ -348,9 +372,23 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         ),
         costs.iter().map(|c| c.lost_events).sum::<f64>(),
     );
+    if traced.is_empty() {
+        println!("bpftrace reference      not installed (`cargo xtask setup` installs it)");
+    } else {
+        let t = median(&traced);
+        let (lo, hi) = spread(&traced);
+        println!(
+            "bpftrace/idle           {t:.3}   rounds {lo:.3}-{hi:.3}   (chokepoint ahead of the reference: {})",
+            if normalised > t { "yes" } else { "no" }
+        );
+    }
     floor.print(cpus);
     print_programs(&costs, "request", &with);
     print_stages(&costs);
+    if args.fixed_rate > 0 {
+        fixed::fixed_rate(args, &bin, &nginx.url(), work.path())?;
+    }
+    drop(nginx);
     Ok(())
 }
 
