@@ -315,6 +315,11 @@ pub struct ProbeArgs {
     /// programs' own run counts are priced at what those windows measured.
     #[arg(long)]
     pub exact_overhead: bool,
+    /// Which programs run when: `default` attaches the hooks no verdict reads event by event
+    /// (softirq time per vector) one interval in five and estimates their figures from those;
+    /// `all` keeps every program attached throughout (docs/overhead.md).
+    #[arg(long, value_enum, default_value_t = crate::probes::duty::Tier::Default, value_name = "TIER")]
+    pub probes: crate::probes::duty::Tier,
 }
 
 impl ProbeArgs {

@@ -427,6 +427,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 duration: None,
                 skip_families: args.probes.skip(),
                 exact_overhead: args.probes.exact_overhead,
+                tier: args.probes.probes,
             }))?;
             let (in_memory, said) = unwritten(outcome.finished);
             let fail_on = conclude(&outcome.recording, &args.output, in_memory)?;
@@ -466,6 +467,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 duration: args.duration,
                 skip_families: args.probes.skip(),
                 exact_overhead: args.probes.exact_overhead,
+                tier: args.probes.probes,
             }))?;
             let (in_memory, said) = unwritten(outcome.finished);
             let status = conclude(&outcome.recording, &args.output, in_memory)?;

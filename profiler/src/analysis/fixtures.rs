@@ -43,6 +43,7 @@ pub fn header() -> Header {
         limitations: Vec::new(),
         topology: Vec::new(),
         inventory: None,
+        tier: String::new(),
     }
 }
 
@@ -101,6 +102,7 @@ pub fn interval(index: u32, busy: f64) -> Interval {
         inbound: Vec::new(),
         send_limits: Vec::new(),
         marks: Vec::new(),
+        detached: Vec::new(),
     }
 }
 

@@ -15,6 +15,8 @@ pub(crate) mod fixtures;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_tiers;
+#[cfg(test)]
 mod tests_user_space;
 
 use serde::{Deserialize, Serialize};
@@ -227,6 +229,23 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
     if unmatched > 0 {
         limitations.push(format!(
             "the kernel did not report {unmatched} context switches (sched_switch): the run-queue waits they ended are missing"
+        ));
+    }
+    let cycled = recording
+        .intervals
+        .iter()
+        .filter(|iv| !iv.detached.is_empty())
+        .count();
+    if cycled > 0 {
+        limitations.push(format!(
+            "probe tier `default`: {} detached in {cycled} of {} intervals; their figures (softirq time per vector) are estimated from the other intervals (--probes all measures every interval)",
+            recording
+                .intervals
+                .iter()
+                .find(|iv| !iv.detached.is_empty())
+                .map(|iv| iv.detached.join(", "))
+                .unwrap_or_default(),
+            recording.intervals.len()
         ));
     }
     let window = window::choose(recording, &timelines);

@@ -204,13 +204,18 @@ pub fn devices(r: &Recording, seconds: f64) -> Vec<DeviceSummary> {
     }
     let mut out: Vec<DeviceSummary> = by.into_values().collect();
     // Packet processing is charged to no process: apportion the network softirqs by packets.
-    let softirq_ns: u64 = r
-        .intervals
+    // Measured in the intervals the softirq programs ran in, scaled to the whole recording.
+    let all_ivs: Vec<&crate::recording::Interval> = r.intervals.iter().collect();
+    let sampled: Vec<&crate::recording::Interval> =
+        super::summary::softirq_sampled(&all_ivs).collect();
+    let scale = super::summary::seconds(&all_ivs) / super::summary::seconds(&sampled).max(1e-9);
+    let softirq_ns: u64 = (all_ivs
         .iter()
         .flat_map(|iv| iv.softirqs.iter())
         .filter(|(name, _)| matches!(name.as_str(), "NET_RX" | "NET_TX"))
-        .map(|(_, f)| f.ns)
-        .sum();
+        .map(|(_, f)| f.ns as f64)
+        .sum::<f64>()
+        * if sampled.is_empty() { 0.0 } else { scale }) as u64;
     let packets = |d: &DeviceSummary| d.rx_packets_per_s + d.tx_packets_per_s;
     let all: f64 = out.iter().map(packets).sum();
     if softirq_ns > 0 && all > 0.0 {

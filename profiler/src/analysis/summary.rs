@@ -207,6 +207,17 @@ pub fn pressure(intervals: &[&Interval]) -> Option<PressureSummary> {
     })
 }
 
+/// The intervals in which the softirq programs were attached (all of them with `--probes
+/// all` and in older recordings).
+pub fn softirq_sampled<'a>(
+    intervals: &'a [&'a Interval],
+) -> impl Iterator<Item = &'a Interval> + 'a {
+    intervals
+        .iter()
+        .copied()
+        .filter(|iv| !iv.detached.iter().any(|id| id.starts_with("irq/softirq_")))
+}
+
 pub fn host(intervals: &[&Interval], cpus: u32) -> HostSummary {
     let (mut total, mut busy, mut softirq, mut iowait, mut steal) = (0.0, 0.0, 0.0, 0.0, 0.0);
     for iv in intervals {
@@ -228,9 +239,13 @@ pub fn host(intervals: &[&Interval], cpus: u32) -> HostSummary {
         steal += c.steal_seconds;
     }
     let f = |x: f64| if total > 0.0 { x / total } else { 0.0 };
-    let capacity_ns = cpus.max(1) as f64 * seconds(intervals) * 1e9;
+    // Over the intervals the softirq programs ran in (the default tier attaches them one
+    // interval in five): a share of the capacity of those intervals. What little a detached interval holds (the µs around a switch) belongs to the attached
+    // time, so every interval's figures count over the attached intervals' capacity.
+    let sampled: Vec<&Interval> = softirq_sampled(intervals).collect();
+    let capacity_ns = cpus.max(1) as f64 * seconds(&sampled) * 1e9;
     let mut softirq_by_vector = BTreeMap::new();
-    for iv in intervals {
+    for iv in intervals.iter().filter(|_| !sampled.is_empty()) {
         for (name, s) in &iv.softirqs {
             *softirq_by_vector.entry(name.clone()).or_insert(0.0) +=
                 s.ns as f64 / capacity_ns.max(1.0);

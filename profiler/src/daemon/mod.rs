@@ -222,6 +222,7 @@ async fn serve(args: &DaemonArgs) -> anyhow::Result<()> {
         command: None,
         skip_families: args.probes.skip(),
         exact_overhead: args.probes.exact_overhead,
+        tier: args.probes.probes,
     })?;
     let hub = Arc::new(Mutex::new(hub::Hub::new(
         session.header().clone(),

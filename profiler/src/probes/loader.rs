@@ -5,7 +5,10 @@ use std::path::Path;
 
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{Program, ProgramError, RawTracePoint, TracePoint},
+    programs::{
+        Program, ProgramError, RawTracePoint, TracePoint, raw_trace_point::RawTracePointLinkId,
+        trace_point::TracePointLinkId,
+    },
 };
 use serde::{Deserialize, Serialize};
 
@@ -82,6 +85,22 @@ fn ring_bytes() -> Option<u32> {
 pub struct Probes {
     pub ebpf: Ebpf,
     pub status: ProbeStatus,
+    /// The link of every tracepoint attached by its own program (by id, `irq/softirq_entry`):
+    /// what a duty cycle detaches and attaches again (`probes::duty`).
+    pub links: std::collections::HashMap<String, Attached>,
+}
+
+/// A tracepoint's program and its link.
+#[derive(Debug)]
+pub struct Attached {
+    pub program: String,
+    pub link: Option<LinkHandle>,
+}
+
+#[derive(Debug)]
+pub enum LinkHandle {
+    Raw(RawTracePointLinkId),
+    Classic(TracePointLinkId),
 }
 
 /// Why a family left out by choice (`load_except`) is not attached: not a failure, and not a
@@ -139,11 +158,16 @@ impl Probes {
             loader.map_max_entries("EVENTS", bytes);
         }
         let mut ebpf = loader.load(OBJECT).map_err(LoadError::Load)?;
+        let mut links = std::collections::HashMap::new();
 
         let use_raw = std::env::var_os(CLASSIC_ENV).is_none();
         if std::env::var_os(EMPTY_ENV).is_some() {
             attach_empty(&mut ebpf, &layouts, use_raw, &kernel, &mut status)?;
-            return Ok(Self { ebpf, status });
+            return Ok(Self {
+                ebpf,
+                status,
+                links,
+            });
         }
         let syscall_turns = socket_syscalls::forced() && kernel.has_fd_walk();
         for (tp, format) in &layouts {
@@ -160,9 +184,16 @@ impl Probes {
             }
             if tp.raw && use_raw && raw_ready(tp, &kernel) {
                 match attach_raw(&mut ebpf, tp) {
-                    Ok(()) => {
+                    Ok(link) => {
                         status.attached.push(tp.id());
                         status.raw.push(tp.id());
+                        links.insert(
+                            tp.id(),
+                            Attached {
+                                program: format!("{}_raw", tp.program),
+                                link: Some(link),
+                            },
+                        );
                         continue;
                     }
                     Err(e) => status.portable_reads.push(format!(
@@ -178,20 +209,35 @@ impl Probes {
                 Err(first) if program == tp.program && !tp.fields.is_empty() => {
                     let compat = format!("{}_compat", tp.program);
                     attach(&mut ebpf, tp, &compat)
-                        .map(|()| {
-                            Some(format!(
-                                "fast program refused ({first}); portable one attached"
-                            ))
+                        .map(|link| {
+                            (
+                                compat.clone(),
+                                link,
+                                Some(format!(
+                                    "fast program refused ({first}); portable one attached"
+                                )),
+                            )
                         })
                         .map_err(|second| format!("{first}; {compat}: {second}"))
                 }
-                other => other.map(|()| {
-                    (program != tp.program)
-                        .then(|| "record layout differs from the built-in one".to_string())
+                other => other.map(|link| {
+                    (
+                        program.clone(),
+                        link,
+                        (program != tp.program)
+                            .then(|| "record layout differs from the built-in one".to_string()),
+                    )
                 }),
             };
             match result {
-                Ok(portable) => {
+                Ok((name, link, portable)) => {
+                    links.insert(
+                        tp.id(),
+                        Attached {
+                            program: name,
+                            link: Some(link),
+                        },
+                    );
                     status.attached.push(tp.id());
                     if let Some(why) = portable {
                         status.portable_reads.push(format!("{}: {why}", tp.id()));
@@ -234,7 +280,11 @@ impl Probes {
                 .collect();
             return Err(LoadError::NothingAttached(reasons.join("; ")));
         }
-        Ok(Self { ebpf, status })
+        Ok(Self {
+            ebpf,
+            status,
+            links,
+        })
     }
 }
 
@@ -313,23 +363,23 @@ pub(crate) fn refused(name: &str, e: &ProgramError) -> String {
     format!("verifier rejected {name}: {}", error_chain(e))
 }
 
-fn attach(ebpf: &mut Ebpf, tp: &Tracepoint, name: &str) -> Result<(), String> {
+fn attach(ebpf: &mut Ebpf, tp: &Tracepoint, name: &str) -> Result<LinkHandle, String> {
     let program: &mut TracePoint = program(ebpf, name)?;
     program.load().map_err(|e| refused(name, &e))?;
     program
         .attach(tp.group, tp.name)
-        .map_err(|e| format!("attach failed: {}", error_chain(&e)))?;
-    Ok(())
+        .map(LinkHandle::Classic)
+        .map_err(|e| format!("attach failed: {}", error_chain(&e)))
 }
 
-fn attach_raw(ebpf: &mut Ebpf, tp: &Tracepoint) -> Result<(), String> {
+fn attach_raw(ebpf: &mut Ebpf, tp: &Tracepoint) -> Result<LinkHandle, String> {
     let name = format!("{}_raw", tp.program);
     let program: &mut RawTracePoint = program(ebpf, &name)?;
     program.load().map_err(|e| refused(&name, &e))?;
     program
         .attach(tp.name)
-        .map_err(|e| format!("attach failed: {}", error_chain(&e)))?;
-    Ok(())
+        .map(LinkHandle::Raw)
+        .map_err(|e| format!("attach failed: {}", error_chain(&e)))
 }
 
 /// An error and its sources on one line (the verifier log sits in a source).

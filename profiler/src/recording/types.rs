@@ -53,6 +53,10 @@ pub struct Header {
     /// What the host is (CPU model, memory, OS), for reports; absent in older recordings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inventory: Option<Inventory>,
+    /// The probe tier and what it duty-cycles (`probes::duty`); empty in older recordings
+    /// (every probe in every interval).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tier: String,
 }
 
 /// The host's inventory at start.
@@ -332,6 +336,11 @@ pub struct Interval {
     /// order they were made.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub marks: Vec<Mark>,
+    /// Tracepoints (`irq/softirq_entry`) the default tier's duty cycle kept detached through
+    /// this interval (`probes::duty`): their figures here are missing, not zero. Empty with
+    /// `--probes all` and in older recordings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub detached: Vec<String>,
 }
 
 /// A phase mark: a load tool's (or a person's) note of what changed, at a wall-clock time.

@@ -75,6 +75,8 @@ pub struct Options {
     pub skip_families: Vec<tracepoints::Family>,
     /// `--exact-overhead`: the kernel's run-time statistics on for the whole recording.
     pub exact_overhead: bool,
+    /// `--probes`: which programs run when.
+    pub tier: crate::probes::duty::Tier,
 }
 
 pub struct Outcome {
@@ -142,6 +144,7 @@ pub struct OpenOptions {
     pub command: Option<Vec<String>>,
     pub skip_families: Vec<tracepoints::Family>,
     pub exact_overhead: bool,
+    pub tier: crate::probes::duty::Tier,
 }
 
 /// How a session's run ended.
@@ -182,6 +185,8 @@ pub struct Session {
     events: AsyncFd<RingBuf<aya::maps::MapData>>,
     sampler: Sampler,
     probes: Probes,
+    /// The default tier's duty cycle (None with `--probes all`).
+    duty: Option<crate::probes::duty::DutyCycle>,
     stats: Option<StatsGuard>,
     table: ProcessTable,
     header: Header,
@@ -264,6 +269,7 @@ impl Session {
             None => None,
         };
 
+        let duty = crate::probes::duty::DutyCycle::new(opts.tier, &probes);
         let header = Header {
             format_version: FORMAT_VERSION,
             chokepoint_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -288,12 +294,14 @@ impl Session {
             limitations,
             topology,
             inventory: Some(collect::inventory::read()),
+            tier: crate::probes::duty::DutyCycle::describe(opts.tier, duty.as_ref()),
         };
         let (mark_sender, marks) = MarkSender::channel();
         Ok(Self {
             events,
             sampler,
             probes,
+            duty,
             stats,
             table,
             header,
@@ -419,7 +427,22 @@ impl Session {
 
     /// One interval, with the marks made since the last one.
     fn take(&mut self) -> Interval {
+        // The duty cycle switches right before the maps are read: what ran in the interval
+        // ending now is what its figures hold, up to the few µs of the switch itself.
+        let detached = match self.duty.as_mut() {
+            Some(duty) => {
+                let detached = duty.detached();
+                let said = duty.errors.len();
+                duty.tick(&mut self.probes);
+                for e in &duty.errors[said..] {
+                    crate::errln!("chokepoint: duty cycle: {e}");
+                }
+                detached
+            }
+            None => Vec::new(),
+        };
         let mut iv = self.sampler.take(&self.probes.ebpf, &mut self.table);
+        iv.detached = detached;
         while let Ok(m) = self.marks.try_recv() {
             iv.marks.push(m);
         }
@@ -434,6 +457,7 @@ pub async fn record(opts: Options) -> Result<Outcome, SessionError> {
         command: opts.command.clone(),
         skip_families: opts.skip_families.clone(),
         exact_overhead: opts.exact_overhead,
+        tier: opts.tier,
     })?;
     let load_pid = session.load_pid();
     let mut file = match RecordingSink::create(opts.out.clone(), session.header()) {

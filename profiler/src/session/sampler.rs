@@ -236,6 +236,7 @@ impl Sampler {
             inbound: pools.inbound,
             send_limits,
             marks: Vec::new(),
+            detached: Vec::new(),
         };
         // Threads that exited before this read had their last switch-out counted: forget them
         // so the map cannot fill with the dead.

@@ -43,8 +43,12 @@ pub fn fixed_rate(args: &BenchArgs, bin: &Path, url: &str, dir: &Path) -> anyhow
     );
     let run = || reference::hey_fixed(&hey, url, rate, WORKERS, seconds);
     run()?;
-    let (mut none, mut idle, mut ours, mut tracer) =
-        (Side::default(), Side::default(), Side::default(), Side::default());
+    let (mut none, mut idle, mut ours, mut tracer) = (
+        Side::default(),
+        Side::default(),
+        Side::default(),
+        Side::default(),
+    );
     let mut own: Vec<f64> = Vec::new();
     for round in 1..=args.rounds {
         let order: [u8; 4] = if round % 2 == 1 {
@@ -105,7 +109,10 @@ pub fn fixed_rate(args: &BenchArgs, bin: &Path, url: &str, dir: &Path) -> anyhow
                 .collect::<Vec<_>>(),
         )
     };
-    println!("\n==> bench (fixed rate): medians over {} rounds", args.rounds);
+    println!(
+        "\n==> bench (fixed rate): medians over {} rounds",
+        args.rounds
+    );
     for (name, side) in [
         ("without an observer", &none),
         ("idle observer (sleep)", &idle),
@@ -157,7 +164,9 @@ pub fn fixed_rate(args: &BenchArgs, bin: &Path, url: &str, dir: &Path) -> anyhow
             reference::bpftrace_probes()
         );
     } else {
-        println!("bpftrace                 not installed: no reference (`cargo xtask setup` installs it)");
+        println!(
+            "bpftrace                 not installed: no reference (`cargo xtask setup` installs it)"
+        );
     }
     Ok(())
 }

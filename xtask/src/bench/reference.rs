@@ -58,7 +58,10 @@ pub fn with_bpftrace<T>(
     let deadline = Instant::now() + Duration::from_secs(60);
     while !read(&log).contains("Attaching") {
         if let Some(status) = tracer.0.try_wait()? {
-            bail!("bpftrace exited ({status}) before attaching:\n{}", read(&log));
+            bail!(
+                "bpftrace exited ({status}) before attaching:\n{}",
+                read(&log)
+            );
         }
         if Instant::now() > deadline {
             bail!("bpftrace did not attach in 60 s:\n{}", read(&log));
@@ -127,8 +130,8 @@ pub fn hey_fixed(
         .with_context(|| format!("running {}", hey.display()))?;
     let after = host_jiffies()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let requests_per_s = parse_hey_rate(&text)
-        .with_context(|| format!("hey printed no Requests/sec:\n{text}"))?;
+    let requests_per_s =
+        parse_hey_rate(&text).with_context(|| format!("hey printed no Requests/sec:\n{text}"))?;
     let busy = (after.0 - before.0) as f64 / (after.1 - before.1).max(1) as f64;
     Ok(FixedRun {
         requests_per_s,
@@ -171,6 +174,10 @@ mod tests {
     #[test]
     fn the_script_counts_at_every_hook_it_names() {
         assert_eq!(bpftrace_probes(), 11);
-        assert!(BPFTRACE_SCRIPT.lines().all(|l| l.is_empty() || l.contains("count()")));
+        assert!(
+            BPFTRACE_SCRIPT
+                .lines()
+                .all(|l| l.is_empty() || l.contains("count()"))
+        );
     }
 }

@@ -1,0 +1,206 @@
+//! Probe tiers. `--probes all` attaches every program for the whole recording. The default
+//! tier duty-cycles the hooks whose figures no verdict needs event by event: they are attached
+//! one interval in every [`EVERY`] and detached the rest, and analysis estimates their figures
+//! from the intervals they were attached in (each interval records what was detached:
+//! `Interval.detached`).
+//!
+//! Duty-cycled now: `irq:softirq_entry`/`softirq_exit` (softirq time per vector, ~11 runs per
+//! request under connection churn, a sixth of the programs' time; no verdict reads it, the
+//! host's total softirq time comes from `/proc/stat` every interval). The hooks the verdicts
+//! read event by event (connection setup, the request turns of pools, scheduler hand-overs)
+//! stay attached in every interval.
+use aya::{
+    Ebpf,
+    maps::{PerCpuArray, PerCpuValues},
+    programs::{RawTracePoint, TracePoint},
+};
+
+use super::loader::{Attached, LinkHandle, Probes, error_chain, program};
+
+/// Which programs run when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Tier {
+    /// Duty-cycle the hooks no verdict reads event by event (docs/overhead.md).
+    #[default]
+    Default,
+    /// Every program attached for the whole recording.
+    All,
+}
+
+/// The duty-cycled tracepoints, in detach order: a softirq's exit still runs after its entry
+/// program is gone, so no entry timestamp is left behind.
+pub const CYCLED: &[&str] = &["irq/softirq_entry", "irq/softirq_exit"];
+
+/// Attached one interval in every this many (the first interval is one).
+pub const EVERY: u32 = 5;
+
+/// The per-CPU entry timestamps the softirq exit program pairs with.
+const SINCE_MAP: &str = "SOFTIRQ_SINCE";
+
+/// The duty cycle of one session.
+pub struct DutyCycle {
+    /// The cycled tracepoints that attached (ids), in [`CYCLED`] order.
+    ids: Vec<String>,
+    attached: bool,
+    intervals: u32,
+    /// Attach or detach failures, said once in the recording's limitations.
+    pub errors: Vec<String>,
+}
+
+impl DutyCycle {
+    /// None for `--probes all`, or when none of the cycled tracepoints attached.
+    pub fn new(tier: Tier, probes: &Probes) -> Option<Self> {
+        if tier == Tier::All {
+            return None;
+        }
+        let ids: Vec<String> = CYCLED
+            .iter()
+            .filter(|id| probes.links.contains_key(**id))
+            .map(|id| id.to_string())
+            .collect();
+        (!ids.is_empty()).then_some(Self {
+            ids,
+            attached: true,
+            intervals: 0,
+            errors: Vec::new(),
+        })
+    }
+
+    /// The header's line: what the tier does.
+    pub fn describe(tier: Tier, cycle: Option<&Self>) -> String {
+        match (tier, cycle) {
+            (Tier::All, _) => "all: every probe attached in every interval (--probes all)".into(),
+            (Tier::Default, Some(c)) => format!(
+                "default: {} attached 1 interval in every {EVERY} (their figures estimated from those intervals; Interval.detached names the others); every other probe in every interval",
+                c.ids.join(", ")
+            ),
+            (Tier::Default, None) => {
+                "default: nothing to duty-cycle here; every probe in every interval".into()
+            }
+        }
+    }
+
+    /// What was detached through the interval that just ended.
+    pub fn detached(&self) -> Vec<String> {
+        if self.attached {
+            Vec::new()
+        } else {
+            self.ids.clone()
+        }
+    }
+
+    /// Called at each interval's end, after its maps were read: attaches or detaches for the
+    /// next one.
+    pub fn tick(&mut self, probes: &mut Probes) {
+        self.intervals += 1;
+        let want = self.intervals.is_multiple_of(EVERY);
+        if want == self.attached {
+            return;
+        }
+        let result = if want {
+            attach(probes, &self.ids)
+        } else {
+            detach(probes, &self.ids)
+        };
+        match result {
+            Ok(()) => self.attached = want,
+            Err(e) => {
+                if !self.errors.contains(&e) {
+                    self.errors.push(e);
+                }
+            }
+        }
+    }
+}
+
+fn detach(probes: &mut Probes, ids: &[String]) -> Result<(), String> {
+    for id in ids {
+        let Some(Attached {
+            program: name,
+            link,
+        }) = probes.links.get_mut(id)
+        else {
+            continue;
+        };
+        let Some(handle) = link.take() else {
+            continue;
+        };
+        let done = match handle {
+            LinkHandle::Raw(l) => program::<RawTracePoint>(&mut probes.ebpf, name)?
+                .detach(l)
+                .map_err(|e| error_chain(&e)),
+            LinkHandle::Classic(l) => program::<TracePoint>(&mut probes.ebpf, name)?
+                .detach(l)
+                .map_err(|e| error_chain(&e)),
+        };
+        done.map_err(|e| format!("detaching {id}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Attaches in reverse order (exit before entry), after clearing the entry timestamps a
+/// detach may have left: an exit never pairs with an entry from before the gap.
+fn attach(probes: &mut Probes, ids: &[String]) -> Result<(), String> {
+    clear_since(&mut probes.ebpf)?;
+    for id in ids.iter().rev() {
+        let Some(Attached {
+            program: name,
+            link,
+        }) = probes.links.get_mut(id)
+        else {
+            continue;
+        };
+        if link.is_some() {
+            continue;
+        }
+        let (group, tp) = id.split_once('/').unwrap_or(("", id));
+        let handle = if name.ends_with("_raw") {
+            program::<RawTracePoint>(&mut probes.ebpf, name)?
+                .attach(tp)
+                .map(LinkHandle::Raw)
+                .map_err(|e| error_chain(&e))
+        } else {
+            program::<TracePoint>(&mut probes.ebpf, name)?
+                .attach(group, tp)
+                .map(LinkHandle::Classic)
+                .map_err(|e| error_chain(&e))
+        };
+        *link = Some(handle.map_err(|e| format!("attaching {id} again: {e}"))?);
+    }
+    Ok(())
+}
+
+fn clear_since(ebpf: &mut Ebpf) -> Result<(), String> {
+    let Some(map) = ebpf.map_mut(SINCE_MAP) else {
+        return Ok(());
+    };
+    let mut since: PerCpuArray<_, u64> =
+        PerCpuArray::try_from(map).map_err(|e| format!("{SINCE_MAP}: {e}"))?;
+    let cpus = aya::util::nr_cpus().map_err(|(_, e)| format!("{SINCE_MAP}: {e}"))?;
+    let zeros =
+        PerCpuValues::try_from(vec![0u64; cpus]).map_err(|e| format!("{SINCE_MAP}: {e}"))?;
+    since
+        .set(0, zeros, 0)
+        .map_err(|e| format!("clearing {SINCE_MAP}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_says_what_each_tier_does() {
+        let c = DutyCycle {
+            ids: CYCLED.iter().map(|s| s.to_string()).collect(),
+            attached: true,
+            intervals: 0,
+            errors: Vec::new(),
+        };
+        let text = DutyCycle::describe(Tier::Default, Some(&c));
+        assert!(
+            text.contains("irq/softirq_entry, irq/softirq_exit attached 1 interval in every 5")
+        );
+        assert!(DutyCycle::describe(Tier::All, None).starts_with("all:"));
+        assert!(c.detached().is_empty());
+    }
+}
