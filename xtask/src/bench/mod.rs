@@ -61,7 +61,10 @@ pub struct BenchArgs {
 /// The recorder variants a round runs beside the workload.
 #[derive(Clone, Copy, PartialEq)]
 enum Programs {
+    /// The default tier.
     Real,
+    /// `--probes all`: every program attached throughout.
+    All,
     Empty,
 }
 
@@ -268,6 +271,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     // The reference: bpftrace counting at the same hooks, in the same rounds.
     let bpftrace = reference::bpftrace();
     let mut traced: Vec<f64> = Vec::new();
+    let (mut all_ratios, mut all_cpu): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
     let trace = |round| {
         bpftrace
             .as_ref()
@@ -278,19 +282,29 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         let recorded =
             |programs| with_recorder(&bin, work.path(), round, wrk.seconds, programs, run);
         // Alternate the order so drift (thermal, TIME_WAIT build-up) hits all sides alike.
-        let (a, idle, (b, cost), empty, tr) = if round % 2 == 1 {
+        let (a, idle, (b, cost), empty, tr, everything) = if round % 2 == 1 {
             let a = run()?;
             let idle = with_idle(run)?;
             let empty = args.empty.then(|| recorded(Programs::Empty)).transpose()?;
             let b = recorded(Programs::Real)?;
-            (a, idle, b, empty, trace(round)?)
+            let all = recorded(Programs::All)?;
+            (a, idle, b, empty, trace(round)?, all)
         } else {
             let tr = trace(round)?;
+            let all = recorded(Programs::All)?;
             let b = recorded(Programs::Real)?;
             let empty = args.empty.then(|| recorded(Programs::Empty)).transpose()?;
             let idle = with_idle(run)?;
-            (run()?, idle, b, empty, tr)
+            (run()?, idle, b, empty, tr, all)
         };
+        println!(
+            "          --probes all {:>9.0} req/s   vs idle {:.3}   own CPU {:.2}%",
+            everything.0,
+            everything.0 / idle,
+            everything.1.cpu_percent(cpus)
+        );
+        all_ratios.push(everything.0 / idle);
+        all_cpu.push(everything.1.cpu_percent(cpus));
         if let Some(t) = tr {
             println!(
                 "          bpftrace ({} tracepoints, counting) {t:>9.0} req/s   vs idle {:.3}",
@@ -341,7 +355,10 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     println!("\n==> bench: medians over {} rounds", args.rounds);
     println!("without chokepoint      {:>9.0} req/s", median(&without));
     println!("idle observer (sleep)   {:>9.0} req/s", median(&idles));
-    println!("with chokepoint record  {:>9.0} req/s", median(&with));
+    println!(
+        "with chokepoint record  {:>9.0} req/s (default tier)",
+        median(&with)
+    );
     let (lo, hi) = spread(&normalised);
     let normalised = median(&normalised);
     println!(
@@ -372,14 +389,20 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         ),
         costs.iter().map(|c| c.lost_events).sum::<f64>(),
     );
+    let (lo_all, hi_all) = spread(&all_ratios);
+    println!(
+        "--probes all/idle       {:.3}   rounds {lo_all:.3}-{hi_all:.3}   own CPU {:.2}% of the host",
+        median(&all_ratios),
+        median(&all_cpu)
+    );
     if traced.is_empty() {
         println!("bpftrace reference      not installed (`cargo xtask setup` installs it)");
     } else {
         let t = median(&traced);
         let (lo, hi) = spread(&traced);
         println!(
-            "bpftrace/idle           {t:.3}   rounds {lo:.3}-{hi:.3}   (chokepoint ahead of the reference: {})",
-            if normalised > t { "yes" } else { "no" }
+            "bpftrace/idle           {t:.3}   rounds {lo:.3}-{hi:.3}   (--probes all ahead of the reference: {})",
+            if median(&all_ratios) > t { "yes" } else { "no" }
         );
     }
     floor.print(cpus);
@@ -654,6 +677,7 @@ fn with_recorder(
 ) -> anyhow::Result<(f64, Overhead)> {
     let tag = match programs {
         Programs::Real => "",
+        Programs::All => "-all",
         Programs::Empty => "-empty",
     };
     let rec = dir.join(format!("round-{round}{tag}.rec"));
@@ -666,9 +690,12 @@ fn with_recorder(
         command.env("CHOKEPOINT_EMPTY_PROGRAMS", "1");
     }
     // --duration only bounds a recorder we failed to stop; it is stopped right after wrk.
+    command.arg("record");
+    if programs == Programs::All {
+        command.args(["--probes", "all"]);
+    }
     let mut recorder = Recorder(
         command
-            .arg("record")
             .arg("--out")
             .arg(&rec)
             .arg("--duration")
