@@ -113,6 +113,9 @@ pub fn backoff(interval: Duration, failures: u64) -> Duration {
         .min(MAX_BACKOFF.max(interval))
 }
 
+/// One sample line: its name, labels and value.
+pub type Sample = (String, Vec<(String, String)>, f64);
+
 /// A metric family read back from the OpenMetrics text.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TextFamily {
@@ -121,7 +124,7 @@ pub struct TextFamily {
     pub unit: String,
     pub help: String,
     /// (sample name, labels, value)
-    pub samples: Vec<(String, Vec<(String, String)>, f64)>,
+    pub samples: Vec<Sample>,
 }
 
 /// Parses OpenMetrics text as `prometheus-client` writes it: `# HELP`, `# TYPE`, `# UNIT`,
@@ -175,7 +178,7 @@ pub fn parse_text(text: &str) -> Vec<TextFamily> {
     families
 }
 
-fn parse_sample(line: &str) -> Option<(String, Vec<(String, String)>, f64)> {
+fn parse_sample(line: &str) -> Option<Sample> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
         return None;
