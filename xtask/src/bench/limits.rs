@@ -279,12 +279,16 @@ fn timeline_ingest(bin: &Path, fixtures: &Path, dir: &Path) -> anyhow::Result<()
     Ok(())
 }
 
-/// Resident memory of a process, bytes (`VmRSS`, or `VmHWM` for its peak).
+/// Resident memory of a process, bytes (`VmRSS`, `RssAnon`, or `VmHWM` for its peak).
 fn status_bytes(pid: u32, key: &str) -> Option<f64> {
+    status_field(pid, key).map(|kib| kib * 1024.0)
+}
+
+/// A number of `/proc/PID/status` (`Threads:`; the kB figures as kB).
+fn status_field(pid: u32, key: &str) -> Option<f64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(key))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024.0)
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// `GET /metrics` of the daemon: its body and the wall time the answer took.
@@ -467,9 +471,13 @@ fn churn(bin: &Path, dir: &Path, seconds: u32) -> anyhow::Result<()> {
             let t = start.elapsed().as_secs_f64();
             let (r, d) = (status_bytes(rpid, "VmRSS:"), status_bytes(dpid, "VmRSS:"));
             println!(
-                "t={t:>6.0} s   record {:>7.1} MiB   daemon {:>7.1} MiB",
+                "t={t:>6.0} s   record {:>7.1} MiB   daemon {:>7.1} MiB   threads {} / {}   anonymous {:.1} / {:.1} MiB",
                 r.unwrap_or(0.0) / MIB,
-                d.unwrap_or(0.0) / MIB
+                d.unwrap_or(0.0) / MIB,
+                status_field(rpid, "Threads:").unwrap_or(0.0),
+                status_field(dpid, "Threads:").unwrap_or(0.0),
+                status_bytes(rpid, "RssAnon:").unwrap_or(0.0) / MIB,
+                status_bytes(dpid, "RssAnon:").unwrap_or(0.0) / MIB,
             );
             rss_r.extend(r.map(|r| (t, r)));
             rss_d.extend(d.map(|d| (t, d)));
