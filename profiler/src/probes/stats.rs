@@ -102,6 +102,11 @@ pub struct Schedule {
     pub window_ns: u64,
 }
 
+/// A program is worth an early window once it ran this many times in an interval unpriced...
+pub const FIRST_SIGHT_RUNS: u64 = 100;
+/// ...and the last window ended at least this long ago.
+pub const FIRST_SIGHT_GAP_NS: u64 = 2_000_000_000;
+
 pub const SCHEDULE: Schedule = Schedule {
     first_ns: 1_000_000_000,
     every_ns: 10_000_000_000,
@@ -256,6 +261,24 @@ impl<G> Windows<G> {
             }
         }
         tick
+    }
+
+    /// A program ran `runs` times (this interval's counts) and no window has priced it yet
+    /// (a load that started after the first window, a program attached by the duty cycle):
+    /// the next window opens at the next read, at most one such early window every
+    /// [`FIRST_SIGHT_GAP_NS`], so every program that runs gets a price soon after it starts.
+    pub fn price_what_runs(&mut self, runs: &BTreeMap<String, u64>, now_ns: u64) {
+        if self.open.is_some() || self.on_anyway {
+            return;
+        }
+        let prices = self.prices();
+        let unpriced = runs
+            .iter()
+            .any(|(name, &n)| n >= FIRST_SIGHT_RUNS && !prices.contains_key(name));
+        let last_end = self.recent.back().map_or(0, |w| w.end_unix_ns);
+        if unpriced && now_ns >= last_end + FIRST_SIGHT_GAP_NS {
+            self.next_start_ns = self.next_start_ns.min(now_ns);
+        }
     }
 
     /// ns per run of each program over the latest windows that saw it run.
@@ -572,6 +595,46 @@ mod tests {
         assert_eq!(closed[1].start_unix_ns, read(11));
         assert_eq!(closed[0].programs["a"], [500_000, 1_000]);
         assert_eq!(w.prices(), map(&[("a", 500.0)]));
+    }
+
+    /// A load that starts after the first window (the bench's settle pause, a daemon started
+    /// before the test): the programs it wakes get a window at the next read instead of 10 s
+    /// later, and only one such window every 2 s.
+    #[test]
+    fn a_program_that_starts_running_unpriced_gets_an_early_window() {
+        let mut w: Windows<()> = Windows::with(SCHEDULE, || Ok(()), 0);
+        let kernel = stats(&[("a", 0, 0)]);
+        let mut opened = Vec::new();
+        let mut prev = 0;
+        for i in 1..=12u64 {
+            let now = i * S;
+            // From read 4 on, `b` runs and no window has seen it.
+            let runs = if i >= 4 {
+                map_runs(&[("b", 5_000)])
+            } else {
+                BTreeMap::new()
+            };
+            w.price_what_runs(&runs, now);
+            let was_open = w.open.is_some();
+            w.tick(prev, now, &kernel, false);
+            if !was_open && w.open.is_some() {
+                opened.push(i);
+            }
+            prev = now;
+        }
+        // The scheduled one at 1 s; `b` at 4 s (2 s after the first closed at 2 s), then again
+        // at 7 s (still unpriced: the fake statistics never move; 2 s after that one closed).
+        assert_eq!(opened[..3], [1, 4, 7]);
+        // A program with few runs does not count.
+        let mut w: Windows<()> = Windows::with(SCHEDULE, || Ok(()), 0);
+        w.tick(0, S, &kernel, false);
+        w.tick(S, 2 * S, &kernel, false);
+        w.price_what_runs(&map_runs(&[("b", 10)]), 5 * S);
+        assert_eq!(w.next_start_ns, 11 * S);
+    }
+
+    fn map_runs(v: &[(&str, u64)]) -> BTreeMap<String, u64> {
+        v.iter().map(|(k, n)| (k.to_string(), *n)).collect()
     }
 
     #[test]

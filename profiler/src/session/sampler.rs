@@ -109,6 +109,9 @@ impl Sampler {
         // Right after the read: a window's figures are the growth between two reads.
         let measured = stats::deltas(&self.prev.programs, &cur.programs);
         let runs = reader::run_deltas(&self.prev, &cur);
+        if let Some(r) = &runs {
+            self.windows.price_what_runs(r, now);
+        }
         let tick = self.windows.tick(
             self.prev_unix_ns,
             now,
