@@ -274,26 +274,47 @@ fn conclude(rec: &Path, output: &OutputArgs, in_memory: Option<Recording>) -> an
     }
     let mut analysis = analysis::analyze(&recording, &load);
     analysis.limitations.extend(failed);
+    let text = report::text::render(&analysis);
+    let footer = format!("recording: {}", rec.display());
+    present(
+        output,
+        &analysis,
+        &text,
+        analysis.verdict.kind,
+        Some(&footer),
+    )
+}
+
+/// Writes the JSON result where `--json` asks and prints the text (a blank line apart from the
+/// command's own output; the verdict sentence in its colour, removed where colour is not
+/// wanted), then `footer`; the status `--fail-on` asks for. A JSON file that cannot be written
+/// is an error after the text is printed.
+fn present(
+    output: &OutputArgs,
+    result: &impl serde::Serialize,
+    text: &str,
+    kind: VerdictKind,
+    footer: Option<&str>,
+) -> anyhow::Result<i32> {
     let json = match &output.out.json {
         Some(target) => target
-            .write(&analysis)
+            .write(result)
             .with_context(|| format!("writing the JSON result to {target}")),
         None => Ok(()),
     };
-    // A blank line apart from the command's own output; the verdict sentence in its colour
-    // (removed where colour is not wanted).
-    let text = report::text::render(&analysis);
-    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+    let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
     cli::human(&format!(
         "\n{}\n{rest}",
-        cli::verdict_style(analysis.verdict.kind.as_str(), first)
+        cli::verdict_style(kind.as_str(), first)
     ));
     if let (Some(JsonTarget::File(path)), Ok(())) = (&output.out.json, &json) {
         outln!("JSON result: {}", path.display());
     }
-    outln!("recording: {}", rec.display());
+    if let Some(footer) = footer {
+        outln!("{footer}");
+    }
     json?;
-    Ok(fail_on_status(analysis.verdict.kind, &output.fail_on))
+    Ok(fail_on_status(kind, &output.fail_on))
 }
 
 /// `analyze A.rec B.rec ...`: several hosts' recordings of one test, one verdict.
@@ -310,23 +331,8 @@ fn conclude_hosts(recs: &[PathBuf], output: &OutputArgs) -> anyhow::Result<i32> 
     let mut multi =
         analysis::hosts::analyze_hosts(recordings, &load).map_err(|e| anyhow::anyhow!(e))?;
     multi.limitations.extend(failed);
-    let json = match &output.out.json {
-        Some(target) => target
-            .write(&multi)
-            .with_context(|| format!("writing the JSON result to {target}")),
-        None => Ok(()),
-    };
     let text = analysis::hosts::render(&multi);
-    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
-    cli::human(&format!(
-        "\n{}\n{rest}",
-        cli::verdict_style(multi.verdict.kind.as_str(), first)
-    ));
-    if let (Some(JsonTarget::File(path)), Ok(())) = (&output.out.json, &json) {
-        outln!("JSON result: {}", path.display());
-    }
-    json?;
-    Ok(fail_on_status(multi.verdict.kind, &output.fail_on))
+    present(output, &multi, &text, multi.verdict.kind, None)
 }
 
 /// The recording a session kept in memory when writing it failed, and what to say after the

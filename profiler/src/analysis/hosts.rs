@@ -234,6 +234,18 @@ fn span(r: &Recording) -> Option<(f64, f64)> {
     ))
 }
 
+/// A host's evidence, each figure labelled with the host it was measured on.
+fn host_evidence(host: &str, v: &Verdict) -> Vec<super::verdict::Evidence> {
+    v.evidence
+        .iter()
+        .cloned()
+        .map(|mut e| {
+            e.labels.insert("host".into(), host.to_string());
+            e
+        })
+        .collect()
+}
+
 /// One verdict from the hosts' verdicts. A host whose verdict names a bottleneck (any family
 /// but none) is where throughput stops; others are ruled out with their own verdicts. When
 /// several do, the most confident wins if it leads by [`CONFIDENCE_MARGIN`]; otherwise the
@@ -263,6 +275,7 @@ pub fn merge_verdicts(hosts: &[(String, Verdict)]) -> Verdict {
             if let Some((h, v)) = unsure.first() {
                 let mut out = v.clone();
                 out.summary = format!("on host {h}: {}", v.summary);
+                out.evidence = host_evidence(h, v);
                 out.ruled_out = others_ruled_out(Some(h));
                 return out;
             }
@@ -277,7 +290,10 @@ pub fn merge_verdicts(hosts: &[(String, Verdict)]) -> Verdict {
                     "no host of the {} recorded limits throughput: each one's verdict is not-saturated",
                     hosts.len()
                 ),
-                evidence: Vec::new(),
+                evidence: hosts
+                    .iter()
+                    .flat_map(|(h, v)| host_evidence(h, v))
+                    .collect(),
                 ruled_out: others_ruled_out(None),
                 secondary: Vec::new(),
                 confidence,
@@ -301,7 +317,10 @@ pub fn merge_verdicts(hosts: &[(String, Verdict)]) -> Verdict {
                         second.0,
                         second.1.confidence
                     ),
-                    evidence: Vec::new(),
+                    evidence: host_evidence(&first.0, &first.1)
+                        .into_iter()
+                        .chain(host_evidence(&second.0, &second.1))
+                        .collect(),
                     ruled_out: others_ruled_out(None),
                     secondary: vec![first.1.kind, second.1.kind],
                     confidence: 1.0 - (first.1.confidence - second.1.confidence),
@@ -314,9 +333,7 @@ pub fn merge_verdicts(hosts: &[(String, Verdict)]) -> Verdict {
             let (h, v) = first;
             let mut out = v.clone();
             out.summary = format!("on host {h}: {}", v.summary);
-            for e in &mut out.evidence {
-                e.labels.insert("host".into(), h.clone());
-            }
+            out.evidence = host_evidence(h, v);
             out.ruled_out = others_ruled_out(Some(h));
             out.ruled_out.extend(v.ruled_out.iter().cloned());
             for (_, other) in rest {

@@ -245,8 +245,8 @@ pub fn host(intervals: &[&Interval], cpus: u32) -> HostSummary {
     let sampled: Vec<&Interval> = softirq_sampled(intervals).collect();
     let capacity_ns = cpus.max(1) as f64 * seconds(&sampled) * 1e9;
     let mut softirq_by_vector = BTreeMap::new();
-    for iv in intervals.iter().filter(|_| !sampled.is_empty()) {
-        for (name, s) in &iv.softirqs {
+    if !sampled.is_empty() {
+        for (name, s) in intervals.iter().flat_map(|iv| &iv.softirqs) {
             *softirq_by_vector.entry(name.clone()).or_insert(0.0) +=
                 s.ns as f64 / capacity_ns.max(1.0);
         }

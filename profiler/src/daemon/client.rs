@@ -59,10 +59,6 @@ pub async fn call(
                 socket.display()
             )
         })?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .context("talking to the daemon")?;
-    tokio::spawn(conn);
     let bytes = body.map(|b| b.to_string()).unwrap_or_default();
     let req = Request::builder()
         .method(method)
@@ -71,17 +67,9 @@ pub async fn call(
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(bytes)))
         .context("building the request")?;
-    let resp = sender
-        .send_request(req)
+    let (status, body) = exchange(stream, req)
         .await
         .context("talking to the daemon")?;
-    let status = resp.status();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .context("reading the daemon's answer")?
-        .to_bytes();
     let value: serde_json::Value = serde_json::from_slice(&body)
         .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into()));
     if status.as_u16() >= 400 {
@@ -93,6 +81,30 @@ pub async fn call(
         bail!("the daemon refused ({status}): {msg}");
     }
     Ok(value)
+}
+
+/// One HTTP/1.1 request over a connected stream: the answer's status and whole body (the
+/// control client's and the OTLP exporter's).
+pub async fn exchange<S>(
+    stream: S,
+    req: Request<Full<Bytes>>,
+) -> anyhow::Result<(hyper::StatusCode, Bytes)>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .context("HTTP handshake")?;
+    tokio::spawn(conn);
+    let resp = sender.send_request(req).await.context("sending")?;
+    let status = resp.status();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .context("reading the answer")?
+        .to_bytes();
+    Ok((status, body))
 }
 
 fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {

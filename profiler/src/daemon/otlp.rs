@@ -13,15 +13,13 @@
 //! task, each attempt has a timeout, failures are counted and retried with a doubling backoff
 //! (up to [`MAX_BACKOFF`]); the status API shows the counts and the last error.
 use std::{
-    collections::BTreeMap,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use anyhow::{Context, bail};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::{Method, Request, body::Bytes};
-use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::{
     collector::metrics::v1::ExportMetricsServiceRequest,
     common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value},
@@ -414,10 +412,6 @@ pub async fn post(endpoint: &Endpoint, body: Vec<u8>) -> anyhow::Result<()> {
         let stream = tokio::net::TcpStream::connect(endpoint.authority.as_str())
             .await
             .with_context(|| format!("connecting to {endpoint}"))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .with_context(|| format!("talking to {endpoint}"))?;
-        tokio::spawn(conn);
         let req = Request::builder()
             .method(Method::POST)
             .uri(endpoint.path.as_str())
@@ -425,17 +419,9 @@ pub async fn post(endpoint: &Endpoint, body: Vec<u8>) -> anyhow::Result<()> {
             .header(hyper::header::CONTENT_TYPE, "application/x-protobuf")
             .body(Full::new(Bytes::from(body)))
             .context("building the request")?;
-        let resp = sender
-            .send_request(req)
+        let (status, answer) = super::client::exchange(stream, req)
             .await
-            .with_context(|| format!("sending to {endpoint}"))?;
-        let status = resp.status();
-        let answer = resp
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
+            .with_context(|| format!("talking to {endpoint}"))?;
         if !status.is_success() {
             bail!(
                 "{endpoint} answered {status}: {}",
@@ -485,59 +471,6 @@ pub async fn run(
             }
         }
     }
-}
-
-/// The figures of one request by OTel metric name and attributes, for tests and checks:
-/// `name{k=v,...}` → value (sums and gauges; a histogram gives its count).
-pub fn flatten(req: &ExportMetricsServiceRequest) -> BTreeMap<String, f64> {
-    let mut out = BTreeMap::new();
-    let key = |name: &str, attrs: &[KeyValue]| {
-        let labels: Vec<String> = attrs
-            .iter()
-            .map(|kv| {
-                let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                    Some(any_value::Value::StringValue(s)) => s.clone(),
-                    _ => String::new(),
-                };
-                format!("{}={v}", kv.key)
-            })
-            .collect();
-        if labels.is_empty() {
-            name.to_string()
-        } else {
-            format!("{name}{{{}}}", labels.join(","))
-        }
-    };
-    let value = |p: &NumberDataPoint| match p.value {
-        Some(number_data_point::Value::AsInt(i)) => i as f64,
-        Some(number_data_point::Value::AsDouble(d)) => d,
-        None => f64::NAN,
-    };
-    for rm in &req.resource_metrics {
-        for sm in &rm.scope_metrics {
-            for m in &sm.metrics {
-                match &m.data {
-                    Some(metric::Data::Sum(s)) => {
-                        for p in &s.data_points {
-                            out.insert(key(&m.name, &p.attributes), value(p));
-                        }
-                    }
-                    Some(metric::Data::Gauge(g)) => {
-                        for p in &g.data_points {
-                            out.insert(key(&m.name, &p.attributes), value(p));
-                        }
-                    }
-                    Some(metric::Data::Histogram(h)) => {
-                        for p in &h.data_points {
-                            out.insert(key(&m.name, &p.attributes), p.count as f64);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]

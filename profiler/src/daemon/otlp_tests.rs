@@ -6,6 +6,11 @@ use opentelemetry_proto::tonic::{
 };
 use prost::Message;
 
+use std::collections::BTreeMap;
+
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+
 use super::*;
 use crate::{
     analysis::fixtures,
@@ -263,4 +268,57 @@ async fn a_receiver_decodes_the_export_and_a_dead_endpoint_is_counted() {
     assert_eq!(s.failing_in_a_row, s.failed);
     assert!(s.last_error.unwrap().contains("connecting to"));
     assert!(s.backoff_seconds.unwrap() > 0.01);
+}
+
+/// The figures of one request by OTel metric name and attributes, for tests and checks:
+/// `name{k=v,...}` → value (sums and gauges; a histogram gives its count).
+fn flatten(req: &ExportMetricsServiceRequest) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    let key = |name: &str, attrs: &[KeyValue]| {
+        let labels: Vec<String> = attrs
+            .iter()
+            .map(|kv| {
+                let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                    Some(any_value::Value::StringValue(s)) => s.clone(),
+                    _ => String::new(),
+                };
+                format!("{}={v}", kv.key)
+            })
+            .collect();
+        if labels.is_empty() {
+            name.to_string()
+        } else {
+            format!("{name}{{{}}}", labels.join(","))
+        }
+    };
+    let value = |p: &NumberDataPoint| match p.value {
+        Some(number_data_point::Value::AsInt(i)) => i as f64,
+        Some(number_data_point::Value::AsDouble(d)) => d,
+        None => f64::NAN,
+    };
+    for rm in &req.resource_metrics {
+        for sm in &rm.scope_metrics {
+            for m in &sm.metrics {
+                match &m.data {
+                    Some(metric::Data::Sum(s)) => {
+                        for p in &s.data_points {
+                            out.insert(key(&m.name, &p.attributes), value(p));
+                        }
+                    }
+                    Some(metric::Data::Gauge(g)) => {
+                        for p in &g.data_points {
+                            out.insert(key(&m.name, &p.attributes), value(p));
+                        }
+                    }
+                    Some(metric::Data::Histogram(h)) => {
+                        for p in &h.data_points {
+                            out.insert(key(&m.name, &p.attributes), p.count as f64);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    out
 }

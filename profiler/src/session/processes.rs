@@ -83,6 +83,7 @@ impl ProcessTable {
     }
 
     /// How many tasks the table holds (entries, fork parents, load-tree members).
+    #[cfg(test)]
     pub fn len(&self) -> (usize, usize, usize) {
         (
             self.entries.len(),
