@@ -996,6 +996,12 @@ fn threads_without_requests_woken_only_by_each_other_are_a_closed_system_in_cont
 /// haproxy (`maxconn 4`) in front of a slow upstream: 32 requests in flight inbound, 4 upstream,
 /// 5 sockets seen per interval; with `opens` connects a second to the upstream's port.
 fn capped_proxy(opens: u64) -> Recording {
+    proxy(opens, 4.0, 32.0)
+}
+
+/// haproxy opening `opens` upstream connections a second, with `upstream` requests in flight
+/// there and `inbound` in flight from its clients.
+fn proxy(opens: u64, upstream: f64, inbound: f64) -> Recording {
     steady(6, move |i| {
         let mut iv = interval(i, 0.2);
         iv.processes
@@ -1005,7 +1011,7 @@ fn capped_proxy(opens: u64) -> Recording {
         iv.processes
             .push(process(300, "wrk", Role::LoadGenerator, &[0.1]));
         iv.pools
-            .push(pool("haproxy", "upstream", 5, 4.0, 32.0, 760.0));
+            .push(pool("haproxy", "upstream", 5, upstream, inbound, 760.0));
         iv.connections.push(crate::recording::ConnectionRow {
             pid: Some(60),
             comm: Some("haproxy".into()),
@@ -1044,6 +1050,32 @@ fn a_proxy_opening_a_connection_per_request_behind_a_cap_is_pool_saturated() {
         VerdictKind::PoolSaturated,
         "{}",
         a.verdict.summary
+    );
+}
+
+#[test]
+fn a_proxy_with_room_keeps_its_own_handling_inside_it_without_a_cap() {
+    // `maxconn 64` and 8 clients on a contended host: 7.5 requests upstream, 8.7 inside the
+    // proxy. The 1.1 between them is its connects and relaying, not a queue behind a cap.
+    let a = analyze(&proxy(760, 7.5, 8.7), &[]);
+    assert!(a.pools[0].churned);
+    assert!(a.pools[0].queued >= 1.0, "{:?}", a.pools[0]);
+    assert_ne!(
+        a.verdict.kind,
+        VerdictKind::PoolSaturated,
+        "{}",
+        a.verdict.summary
+    );
+    let pool = a
+        .verdict
+        .ruled_out
+        .iter()
+        .find(|r| r.kind == VerdictKind::PoolSaturated)
+        .expect("pool-saturated is ruled out");
+    assert!(
+        pool.reason.contains("no cap queues them"),
+        "{}",
+        pool.reason
     );
 }
 

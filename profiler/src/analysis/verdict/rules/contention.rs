@@ -308,7 +308,16 @@ pub(in crate::analysis::verdict) fn pool_saturated(w: &WindowFigures) -> Candida
     let full = p.utilisation >= POOL_SATURATED_USE;
     // The host's own saturation is the CPU candidate's (it goes first); here it only keeps a
     // pool that also fills from being hidden, as a secondary contributor.
-    let fired = full && p.queued >= POOL_QUEUED_MIN && !upstream_cpu_bound && !upstream_locked;
+    // A cap on sockets that come and go is inferred from the level its requests hold, and any
+    // steady closed-loop load holds a level: there the cap is shown only by the requests
+    // waiting behind it, and only when they outnumber those it lets through. Fewer is within
+    // what the holder's own handling (connects, relaying, waiting for a CPU) keeps inside it.
+    let queue_beyond_handling = !p.churned || p.queued >= p.in_use;
+    let fired = full
+        && p.queued >= POOL_QUEUED_MIN
+        && queue_beyond_handling
+        && !upstream_cpu_bound
+        && !upstream_locked;
     let name = format!("{}->{}", p.process, p.upstream);
     let evidence = vec![
         ev(
@@ -387,6 +396,17 @@ pub(in crate::analysis::verdict) fn pool_saturated(w: &WindowFigures) -> Candida
             p.upstream,
             pct(p.utilisation),
             p.queued
+        )
+    } else if !queue_beyond_handling {
+        format!(
+            "{} -> {} ({}): a new connection per request, {:.1} requests in flight upstream and only {:.1} more inside {} ({} of its requests): no more than its own connects and relaying hold, no cap queues them",
+            p.process,
+            p.upstream,
+            p.endpoint,
+            p.in_use,
+            p.queued,
+            p.process,
+            pct(p.queued / p.inbound_concurrency.max(1e-9))
         )
     } else if let Some(u) = upstream_service.filter(|_| upstream_locked) {
         format!(
