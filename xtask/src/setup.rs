@@ -61,6 +61,11 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "prometheus",
     // The reference observer of `cargo xtask bench` (counting at the same tracepoints).
     "bpftrace",
+    // Disk load generators (lab scenarios disk-bound-fio, disk-bound-sysbench) and an HTTP/2
+    // generator that multiplexes requests on few connections (h2load, lab scenarios h2-*).
+    "fio",
+    "sysbench",
+    "nghttp2-client",
 ];
 
 /// Services those packages start on their own; tests start private instances instead.

@@ -48,7 +48,20 @@ pub struct PoolSummary {
     pub opens_per_s: f64,
     #[serde(default)]
     pub ceiling: f64,
+    /// Whether the holder took in more requests than this pool carried turns (request sent ->
+    /// response received) to the endpoint, fewer than `CARRIED_SHARE` of them: requests share
+    /// a turn (HTTP/2 or gRPC streams multiplexed on a connection, pipelining), or the holder
+    /// answers some itself. Either way connections in use do not bound the requests upstream
+    /// and `queued` (inbound in flight - in use) counts requests that are not waiting for it.
+    #[serde(default)]
+    pub multiplexed: bool,
 }
+
+/// A pool carries the holder's requests one per turn when its turns are at least this share
+/// of the holder's inbound requests (measured 0.998-1.000 for PgBouncer, haproxy and lab-proxy
+/// forwarding every request; 0.58 for haproxy multiplexing 8 clients' requests as HTTP/2
+/// streams on 2 connections).
+pub const CARRIED_SHARE: f64 = 0.9;
 
 /// A pool of sockets is full from this share of them busy on.
 pub const POOL_FULL: f64 = 0.90;
@@ -168,6 +181,9 @@ pub fn summarize(intervals: &[&Interval]) -> Vec<PoolSummary> {
             let (size, in_use, queued) = (a.size / n, a.in_use / n, a.queued / n);
             let inbound_per_s = a.inbound_rate / n;
             let churned = a.churned_intervals * 2 > a.intervals;
+            let requests_per_s = a.requests / n;
+            let multiplexed =
+                !churned && inbound_per_s > 0.0 && requests_per_s < CARRIED_SHARE * inbound_per_s;
             let utilisation = if churned {
                 if a.ceiling > 0.0 {
                     in_use / a.ceiling
@@ -188,13 +204,14 @@ pub fn summarize(intervals: &[&Interval]) -> Vec<PoolSummary> {
                 utilisation,
                 queued,
                 wait_ms_estimate: crate::session::pools::wait_ms(queued, inbound_per_s),
-                requests_per_s: a.requests / n,
+                requests_per_s,
                 inbound_concurrency: a.inbound / n,
                 inbound_per_s,
                 intervals: a.intervals,
                 churned,
                 opens_per_s: a.opens_per_s / n,
                 ceiling: a.ceiling,
+                multiplexed,
             }
         })
         .collect();

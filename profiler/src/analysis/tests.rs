@@ -1079,6 +1079,57 @@ fn a_proxy_with_room_keeps_its_own_handling_inside_it_without_a_cap() {
     );
 }
 
+/// haproxy forwarding 8 clients' requests (700/s) over 2 upstream connections; each of its
+/// turns carries `per_turn` requests.
+fn two_connections_upstream(per_turn: f64) -> Recording {
+    steady(6, move |i| {
+        let mut iv = interval(i, 0.3);
+        iv.processes
+            .push(process(60, "haproxy", Role::Server, &[0.1]));
+        iv.processes.push(process(70, "node", Role::Server, &[0.1]));
+        iv.processes
+            .push(process(300, "wrk", Role::LoadGenerator, &[0.1]));
+        let mut p = pool("haproxy", "node", 2, 1.95, 7.7, 700.0);
+        p.requests_per_s = 700.0 / per_turn;
+        iv.pools.push(p);
+        iv
+    })
+}
+
+#[test]
+fn requests_multiplexed_on_busy_connections_are_not_queued_for_them() {
+    // HTTP/2 streams: 2 connections always busy with 400 turns/s for 700 requests/s, so the
+    // 5.6 requests in flight in the proxy beyond them are upstream on the same connections.
+    let a = analyze(&two_connections_upstream(1.75), &[]);
+    assert!(a.pools[0].multiplexed, "{:?}", a.pools[0]);
+    assert_ne!(
+        a.verdict.kind,
+        VerdictKind::PoolSaturated,
+        "{}",
+        a.verdict.summary
+    );
+    let pool = a
+        .verdict
+        .ruled_out
+        .iter()
+        .find(|r| r.kind == VerdictKind::PoolSaturated)
+        .expect("pool-saturated is ruled out");
+    assert!(
+        pool.reason.contains("share its connections"),
+        "{}",
+        pool.reason
+    );
+    // One request per turn: the same two busy connections are a full pool with a queue.
+    let a = analyze(&two_connections_upstream(1.0), &[]);
+    assert!(!a.pools[0].multiplexed, "{:?}", a.pools[0]);
+    assert_eq!(
+        a.verdict.kind,
+        VerdictKind::PoolSaturated,
+        "{}",
+        a.verdict.summary
+    );
+}
+
 #[test]
 fn runs_of_a_shell_loop_take_their_concurrency_from_their_own_processes() {
     use crate::{recording::ProcessFacts, timeline::Timeline};

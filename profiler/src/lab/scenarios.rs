@@ -18,6 +18,8 @@ use super::{
 use crate::analysis::VerdictKind;
 
 mod direct;
+mod disk;
+mod multiplexed;
 mod runtimes;
 mod stacks;
 
@@ -294,6 +296,36 @@ pub const SCENARIOS: &[Scenario] = &[
         setup: disk_bound_64k,
     },
     Scenario {
+        name: "disk-bound-fio",
+        expected: VerdictKind::IoBound,
+        description: "fio, one job writing 4 KiB blocks at random offsets with O_SYNC: the generator itself waits for the disk on every write while both cores idle",
+        default: false,
+        tools: &["fio"],
+        servers: &["fio"],
+        generator: "fio",
+        setup: disk::disk_bound_fio,
+    },
+    Scenario {
+        name: "disk-bound-sysbench",
+        expected: VerdictKind::IoBound,
+        description: "sysbench fileio, random 4 KiB writes with an fsync after every one, one thread, started through sh -c: the writer waits for the disk, the shell is a wrapper",
+        default: false,
+        tools: &["sysbench", "sh"],
+        servers: &["sysbench"],
+        generator: "sysbench",
+        setup: disk::disk_bound_sysbench,
+    },
+    Scenario {
+        name: "disk-paced-fio",
+        expected: VerdictKind::NotSaturated,
+        description: "the control: the same fio O_SYNC writes paced at 100 a second (--rate_iops), a tenth of what the disk sustains: every write still waits for the disk, but fio waits on its own pacing",
+        default: false,
+        tools: &["fio"],
+        servers: &["fio"],
+        generator: "fio",
+        setup: disk::disk_paced_fio,
+    },
+    Scenario {
         name: "bandwidth-limited-veth",
         expected: VerdictKind::NetworkBandwidth,
         description: "nginx in a network namespace behind a bridge, a veth and a DNAT'd loopback port, 256 KiB responses through an 8 Mbit/s tbf on the veth, wrk keep-alive -c4",
@@ -462,6 +494,36 @@ pub const SCENARIOS: &[Scenario] = &[
         servers: &["nginx"],
         generator: "wrk",
         setup: conntrack_full,
+    },
+    Scenario {
+        name: "h2-upstream-room-haproxy",
+        expected: VerdictKind::NotSaturated,
+        description: "haproxy forwarding wrk's 8 connections as HTTP/2 streams (proto h2, http-reuse always, maxconn 64) to Node.js answering each after 10 ms: two always-busy upstream connections carry every request at once, nothing queues",
+        default: false,
+        tools: &["haproxy", "node", "wrk"],
+        servers: &["haproxy", "node"],
+        generator: "wrk",
+        setup: multiplexed::h2_upstream_room_haproxy,
+    },
+    Scenario {
+        name: "h2-upstream-room-node",
+        expected: VerdictKind::NotSaturated,
+        description: "a Node.js proxy forwarding hey's 8 connections as streams of one HTTP/2 session to Node.js answering each after 10 ms: one busy connection carries all 8 requests, nothing queues",
+        default: false,
+        tools: &["node", "hey"],
+        servers: &["node"],
+        generator: "hey",
+        setup: multiplexed::h2_upstream_room_node,
+    },
+    Scenario {
+        name: "conntrack-full-ab",
+        expected: VerdictKind::ConnectionSetup,
+        description: "the same full conntrack table (nginx in a namespace behind a DNAT'd loopback port, nf_conntrack_max 256 above the current count), ab -c16 without keep-alive: a third generator's new flows dropped",
+        default: false,
+        tools: &["nginx", "ab", "ip", "tc", "iptables"],
+        servers: &["nginx"],
+        generator: "ab",
+        setup: conntrack_full_ab,
     },
     Scenario {
         name: "concurrency-sweep",
@@ -989,6 +1051,17 @@ fn haproxy_in_front(ctx: &Ctx, maxconn: u32, clients: u32) -> Result<Setup, LabE
 /// with a new upstream connection per request and at most `maxconn` requests upstream; its
 /// stats socket is `haproxy.sock` in the scenario's directory.
 fn haproxy_at(ctx: &Ctx, maxconn: u32, upstream_port: u16) -> Result<(Service, u16), LabError> {
+    haproxy_with(
+        ctx,
+        &format!(
+            "  option http-server-close\n  server up 127.0.0.1:{upstream_port} maxconn {maxconn}\n"
+        ),
+    )
+}
+
+/// haproxy in the foreground on a free loopback port with `backend` as the lines of its one
+/// backend; its stats socket is `haproxy.sock` in the scenario's directory.
+fn haproxy_with(ctx: &Ctx, backend: &str) -> Result<(Service, u16), LabError> {
     let port = free_port()?;
     let cfg = ctx.dir.join("haproxy.cfg");
     std::fs::write(
@@ -996,9 +1069,9 @@ fn haproxy_at(ctx: &Ctx, maxconn: u32, upstream_port: u16) -> Result<(Service, u
         format!(
             "global\n  maxconn 2000\n  stats socket {dir}/haproxy.sock mode 600 level admin\n\n\
              defaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  \
-             timeout server 30s\n  timeout queue 30s\n  option http-server-close\n\n\
+             timeout server 30s\n  timeout queue 30s\n\n\
              frontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\n\
-             backend be\n  server up 127.0.0.1:{upstream_port} maxconn {maxconn}\n",
+             backend be\n{backend}",
             dir = ctx.dir.display()
         ),
     )
@@ -1223,7 +1296,9 @@ fn bandwidth_limited_veth(ctx: &Ctx) -> Result<Setup, LabError> {
     })
 }
 
-fn conntrack_full(ctx: &Ctx) -> Result<Setup, LabError> {
+/// nginx in a namespace behind a DNAT'd loopback port, with the conntrack table shrunk to 256
+/// entries above its fill (restored when the server stops).
+fn nginx_behind_full_conntrack(ctx: &Ctx) -> Result<(Service, u16), LabError> {
     // The DNAT rules load conntrack; the table is then shrunk to just above its fill.
     let (mut server, port) = nginx_in_netns(ctx, None, &[b'x'; 64])?;
     let count_path = "/proc/sys/net/netfilter/nf_conntrack_count";
@@ -1237,9 +1312,38 @@ fn conntrack_full(ctx: &Ctx) -> Result<Setup, LabError> {
         &(count + 256).to_string(),
     )?;
     server.on_stop(move || drop(max));
+    Ok((server, port))
+}
+
+fn conntrack_full(ctx: &Ctx) -> Result<Setup, LabError> {
+    let (server, port) = nginx_behind_full_conntrack(ctx)?;
     Ok(Setup {
         services: vec![server],
         command: wrk(ctx, 1, 16, port, &["-H", "Connection: close"])?,
+        ..Default::default()
+    })
+}
+
+/// ab without keep-alive: a new connection per request. `-r` keeps it going past failed
+/// connects and `-s 5` bounds each wait, so dropped SYNs cost retransmits, not the run.
+fn conntrack_full_ab(ctx: &Ctx) -> Result<Setup, LabError> {
+    let (server, port) = nginx_behind_full_conntrack(ctx)?;
+    Ok(Setup {
+        services: vec![server],
+        command: vec![
+            tool("ab")?,
+            "-q".into(),
+            "-r".into(),
+            "-s".into(),
+            "5".into(),
+            "-c".into(),
+            "16".into(),
+            "-t".into(),
+            ctx.seconds.to_string(),
+            "-n".into(),
+            "10000000".into(),
+            url(port),
+        ],
         ..Default::default()
     })
 }

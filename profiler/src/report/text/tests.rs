@@ -430,6 +430,7 @@ fn a_churned_pool_shows_its_ceiling_not_its_sockets() {
         churned: true,
         opens_per_s: 340.0,
         ceiling: 3.67,
+        multiplexed: false,
     }];
     let text = render(&a);
     let row = text

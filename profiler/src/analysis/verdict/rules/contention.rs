@@ -316,6 +316,7 @@ pub(in crate::analysis::verdict) fn pool_saturated(w: &WindowFigures) -> Candida
     let fired = full
         && p.queued >= POOL_QUEUED_MIN
         && queue_beyond_handling
+        && !p.multiplexed
         && !upstream_cpu_bound
         && !upstream_locked;
     let name = format!("{}->{}", p.process, p.upstream);
@@ -396,6 +397,19 @@ pub(in crate::analysis::verdict) fn pool_saturated(w: &WindowFigures) -> Candida
             p.upstream,
             pct(p.utilisation),
             p.queued
+        )
+    } else if p.multiplexed {
+        format!(
+            "{} -> {} ({}): {:.0} turns/s carried {} {:.0} requests/s: requests share its connections (HTTP/2 or gRPC streams, pipelining) or are answered without them, so {:.1} connections in use do not bound the requests upstream and {:.1} more in flight inside {} are no queue",
+            p.process,
+            p.upstream,
+            p.endpoint,
+            p.requests_per_s,
+            p.process,
+            p.inbound_per_s,
+            p.in_use,
+            p.queued,
+            p.process
         )
     } else if !queue_beyond_handling {
         format!(

@@ -3,8 +3,31 @@ use crate::analysis::verdict::*;
 
 pub(in crate::analysis::verdict) fn io(w: &WindowFigures) -> Candidate {
     let secs = w.seconds.max(1e-9);
-    // The service that waits on storage most: its own blocked time against its own CPU (the
-    // services every rule judges: analysis::services).
+    // What waits on storage most: a service (its own blocked time against its own CPU: the
+    // services every rule judges, analysis::services), or the load generator itself when the
+    // load is disk I/O (fio, sysbench fileio, a backup job under `chokepoint run`): whoever
+    // issues the writes is held back by the disk, generator or not.
+    let generator = w
+        .processes
+        .iter()
+        .filter(|p| {
+            p.role == Role::LoadGenerator && !crate::analysis::services::is_wrapper(&p.comm)
+        })
+        .fold(None, |acc: Option<(String, f64, f64, f64)>, p| {
+            let (name, io, oncpu, top) = acc.unwrap_or_default();
+            let name = if p.offcpu_seconds.io >= top {
+                p.comm.clone()
+            } else {
+                name
+            };
+            Some((
+                name,
+                io + p.offcpu_seconds.io,
+                oncpu + p.cpu_seconds,
+                top.max(p.offcpu_seconds.io),
+            ))
+        })
+        .map(|(name, io, oncpu, _)| (name, io, oncpu));
     let worst = w
         .services
         .iter()
@@ -15,6 +38,7 @@ pub(in crate::analysis::verdict) fn io(w: &WindowFigures) -> Candidate {
                 s.cores * secs,
             )
         })
+        .chain(generator)
         .max_by(|a, b| a.1.total_cmp(&b.1));
     let Some((name, io, oncpu)) = worst.filter(|w| w.1 > 0.0) else {
         return Candidate {
