@@ -224,7 +224,7 @@ pub fn pool(
     inbound: f64,
     inbound_per_s: f64,
 ) -> PoolRow {
-    use crate::session::pools::{queued, wait_ms};
+    use crate::recording::pools::{queued, wait_ms};
     let utilisation = in_use / f64::from(size);
     let q = queued(utilisation, inbound, in_use);
     PoolRow {

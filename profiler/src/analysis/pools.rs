@@ -187,7 +187,7 @@ pub fn summarize(intervals: &[&Interval]) -> Vec<PoolSummary> {
                 in_use,
                 utilisation,
                 queued,
-                wait_ms_estimate: crate::session::pools::wait_ms(queued, inbound_per_s),
+                wait_ms_estimate: crate::recording::pools::wait_ms(queued, inbound_per_s),
                 requests_per_s: a.requests / n,
                 inbound_concurrency: a.inbound / n,
                 inbound_per_s,

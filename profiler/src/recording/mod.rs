@@ -2,6 +2,7 @@
 //! it is written, so a crash loses at most one interval), and an end line. `analysis` reads it
 //! back; nothing here touches the kernel. The format is documented in docs/recording.md.
 mod histogram;
+pub mod pools;
 mod reader;
 mod types;
 mod writer;
