@@ -1,6 +1,7 @@
 //! Analysis: pure functions over a recording plus load-generator timelines. Nothing here
 //! touches the kernel or the clock, so every verdict can be replayed offline and unit-tested.
 pub mod hosts;
+mod overhead;
 mod paths;
 pub mod phases;
 pub mod pools;
@@ -22,6 +23,7 @@ mod tests_user_space;
 use serde::{Deserialize, Serialize};
 
 pub use self::{
+    overhead::{Estimate, Price},
     paths::{ConntrackSummary, DeviceSummary, Hop, HopKind, NetPath},
     summary::{HostSummary, LatencySummary, Overhead, ProcessSummary, Totals},
     verdict::{Evidence, Family, Op, RuledOut, Threshold, Verdict, VerdictKind, keys},
