@@ -3,10 +3,9 @@ use std::collections::BTreeMap;
 
 use crate::{
     collect::host::{CpuInterval, HostInterval, TcpInterval},
-    probes::loader::ProbeStatus,
     recording::{
-        Header, Interval, LogHistogram, OverheadInterval, PoolRow, ProcessInterval, Recording,
-        Role, TcpCounts, ThreadInterval, WakeRow,
+        Header, Interval, LogHistogram, OverheadInterval, PoolRow, ProbeStatus, ProcessInterval,
+        Recording, Role, TcpCounts, ThreadInterval, WakeRow,
     },
 };
 

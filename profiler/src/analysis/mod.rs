@@ -29,7 +29,10 @@ pub use self::{
     verdict::{Evidence, Family, Op, RuledOut, Threshold, Verdict, VerdictKind, keys},
     window::Window,
 };
-use crate::{probes::loader::ProbeStatus, recording::Recording, timeline::Timeline};
+use crate::{
+    recording::{ProbeStatus, Recording},
+    timeline::Timeline,
+};
 
 /// The version of the JSON result's shape (`schema_version`).
 pub const SCHEMA_VERSION: u32 = 1;

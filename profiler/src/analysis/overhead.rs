@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::probes::stats::StatsWindow;
+use crate::recording::StatsWindow;
 
 /// A program's figures over a whole recording.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

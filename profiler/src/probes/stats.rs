@@ -16,7 +16,7 @@ use std::{
     os::fd::OwnedFd,
 };
 
-use serde::{Deserialize, Serialize};
+use crate::recording::StatsWindow;
 
 const SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
@@ -124,21 +124,6 @@ impl Schedule {
             }
         };
         format!("{} in every {}", s(self.window_ns), s(self.every_ns))
-    }
-}
-
-/// One window of run-time statistics: when, and per program what the kernel measured over it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct StatsWindow {
-    pub start_unix_ns: u64,
-    pub end_unix_ns: u64,
-    /// `{program: [run time ns, runs]}`, programs that ran only.
-    pub programs: BTreeMap<String, [u64; 2]>,
-}
-
-impl StatsWindow {
-    pub fn seconds(&self) -> f64 {
-        self.end_unix_ns.saturating_sub(self.start_unix_ns) as f64 / 1e9
     }
 }
 

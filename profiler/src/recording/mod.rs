@@ -4,11 +4,13 @@
 mod histogram;
 pub mod pools;
 mod reader;
+mod rows;
 mod types;
 mod writer;
 
 pub use histogram::LogHistogram;
 pub use reader::{Recording, RecordingError};
+pub use rows::*;
 pub use types::*;
 pub use writer::{Finished, RecordingWriter};
 

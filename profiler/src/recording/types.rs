@@ -3,13 +3,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::LogHistogram;
+use super::{LogHistogram, ProbeStatus, StatsWindow};
 use crate::{
     collect::{
         capacity::LimitedBy, cgroup::CgroupThrottle, conntrack::ConntrackInterval,
         host::HostInterval, listeners::ListenQueue, qdisc::QdiscInterval, topology::Topology,
     },
-    probes::loader::ProbeStatus,
     timeline::Timeline,
 };
 
@@ -226,7 +225,7 @@ pub struct OverheadInterval {
     pub sampled_ns: u64,
     /// The statistics windows that ended at this interval's end, with what each measured.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub windows: Vec<crate::probes::stats::StatsWindow>,
+    pub windows: Vec<StatsWindow>,
     /// Sockets left in the kernel's `SOCKETS` LRU map after the read (closed ones deleted),
     /// and entries the map evicted since the last read (seen then, not closed, gone now):
     /// connections whose figures were lost.

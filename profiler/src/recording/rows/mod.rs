@@ -1,0 +1,5 @@
+//! The rows the collectors and probes fill and an interval (or the header) holds: defined here
+//! so the file's format has one owner; `collect` and `probes` read the kernel into them.
+mod probes;
+
+pub use probes::*;
