@@ -670,7 +670,7 @@ pub fn overhead(intervals: &[Interval], cpus: u32, seconds: f64) -> Overhead {
 }
 
 /// A listening port's served sockets over some intervals: what held back their sends
-/// (collect::send_limits), most held back first.
+/// (`recording::SendLimit`), most held back first.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SendLimitSummary {
     pub port: u16,

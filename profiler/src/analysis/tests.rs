@@ -596,7 +596,7 @@ fn fanout_busy(
         iv.processes.push(server);
         iv.processes
             .push(process(300, "k6", Role::LoadGenerator, &[0.1]));
-        iv.send_limits.push(crate::collect::send_limits::SendLimit {
+        iv.send_limits.push(crate::recording::SendLimit {
             port: 9000,
             owner: Some("lab-fanout".into()),
             sockets: 18,

@@ -3,11 +3,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{LogHistogram, ProbeStatus, StatsWindow};
+use super::{ListenQueue, LogHistogram, ProbeStatus, SendLimit, StatsWindow};
 use crate::{
     collect::{
         capacity::LimitedBy, cgroup::CgroupThrottle, conntrack::ConntrackInterval,
-        host::HostInterval, listeners::ListenQueue, qdisc::QdiscInterval, topology::Topology,
+        host::HostInterval, qdisc::QdiscInterval, topology::Topology,
     },
     timeline::Timeline,
 };
@@ -330,7 +330,7 @@ pub struct Interval {
     pub inbound: Vec<InboundRow>,
     /// What held back the served sockets' sends, per listening port (tcp_info over sock_diag).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub send_limits: Vec<crate::collect::send_limits::SendLimit>,
+    pub send_limits: Vec<SendLimit>,
     /// Phase marks made during the interval (`chokepoint mark "stage 3: 1000 VUs"`), in the
     /// order they were made.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

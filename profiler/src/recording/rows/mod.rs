@@ -1,5 +1,7 @@
 //! The rows the collectors and probes fill and an interval (or the header) holds: defined here
 //! so the file's format has one owner; `collect` and `probes` read the kernel into them.
 mod probes;
+mod sockets;
 
 pub use probes::*;
+pub use sockets::*;
