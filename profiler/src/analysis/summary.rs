@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::overhead::{Estimate, ProgramTotals};
 use crate::{
-    collect::{capacity::LimitedBy, host::PressureResource},
-    recording::{Interval, LogHistogram, Recording, Role, TcpCounts},
+    collect::host::PressureResource,
+    recording::{Interval, LimitedBy, LogHistogram, Recording, Role, TcpCounts},
 };
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

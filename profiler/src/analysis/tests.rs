@@ -372,7 +372,7 @@ fn throttle(
     periods: u64,
     throttled: u64,
     held_ns: u64,
-) -> crate::collect::cgroup::CgroupThrottle {
+) -> crate::recording::CgroupThrottle {
     serde_json::from_value(serde_json::json!({
         "cgroup": "/lab", "version": "v1", "pids": pids, "elapsed_seconds": 1.0,
         "nr_periods": periods, "nr_throttled": throttled, "throttled_time_ns": held_ns,
@@ -417,7 +417,7 @@ fn a_generator_pinned_to_one_core_is_bound_by_that_core() {
         let mut iv = interval(i, 0.55);
         let mut g = process(300, "wrk", Role::LoadGenerator, &[0.5, 0.48]);
         g.capacity_cores = Some(1.0);
-        g.capacity_limited_by = Some(crate::collect::capacity::LimitedBy::Affinity);
+        g.capacity_limited_by = Some(crate::recording::LimitedBy::Affinity);
         iv.processes.push(g);
         iv.processes
             .push(process(100, "nginx", Role::Server, &[0.1]));
@@ -814,7 +814,7 @@ fn a_full_pool_in_front_of_an_upstream_held_by_its_quota_is_not_pool_saturated()
     for iv in &mut r.intervals {
         for p in iv.processes.iter_mut().filter(|p| p.comm == "postgres") {
             p.capacity_cores = Some(0.5);
-            p.capacity_limited_by = Some(crate::collect::capacity::LimitedBy::CgroupQuota);
+            p.capacity_limited_by = Some(crate::recording::LimitedBy::CgroupQuota);
         }
     }
     let a = analyze(&r, &[]);

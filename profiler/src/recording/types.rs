@@ -3,11 +3,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ListenQueue, LogHistogram, ProbeStatus, SendLimit, StatsWindow};
+use super::{
+    CgroupThrottle, LimitedBy, ListenQueue, LogHistogram, ProbeStatus, SendLimit, StatsWindow,
+};
 use crate::{
     collect::{
-        capacity::LimitedBy, cgroup::CgroupThrottle, conntrack::ConntrackInterval,
-        host::HostInterval, qdisc::QdiscInterval, topology::Topology,
+        conntrack::ConntrackInterval, host::HostInterval, qdisc::QdiscInterval, topology::Topology,
     },
     timeline::Timeline,
 };

@@ -19,10 +19,7 @@ use super::{
     summary::{self, LatencySummary, ProcessSummary},
     window::Window,
 };
-use crate::{
-    collect::capacity::LimitedBy,
-    recording::{Interval, LogHistogram, Recording, Role},
-};
+use crate::recording::{Interval, LimitedBy, LogHistogram, Recording, Role};
 
 /// The fixed vocabulary of verdicts (a contract: extend, never rename; `ALL` lists them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,7 +1,9 @@
 //! The rows the collectors and probes fill and an interval (or the header) holds: defined here
 //! so the file's format has one owner; `collect` and `probes` read the kernel into them.
+mod cpu_limits;
 mod probes;
 mod sockets;
 
+pub use cpu_limits::*;
 pub use probes::*;
 pub use sockets::*;
