@@ -1,12 +1,9 @@
 //! Builders for small synthetic recordings: each rule is tested on both sides of its threshold.
 use std::collections::BTreeMap;
 
-use crate::{
-    collect::host::{CpuInterval, HostInterval, TcpInterval},
-    recording::{
-        Header, Interval, LogHistogram, OverheadInterval, PoolRow, ProbeStatus, ProcessInterval,
-        Recording, Role, TcpCounts, ThreadInterval, WakeRow,
-    },
+use crate::recording::{
+    CpuInterval, Header, HostInterval, Interval, LogHistogram, OverheadInterval, PoolRow,
+    ProbeStatus, ProcessInterval, Recording, Role, TcpCounts, TcpInterval, ThreadInterval, WakeRow,
 };
 
 pub const SEC: u64 = 1_000_000_000;

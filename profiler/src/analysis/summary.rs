@@ -4,9 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::overhead::{Estimate, ProgramTotals};
-use crate::{
-    collect::host::PressureResource,
-    recording::{Interval, LimitedBy, LogHistogram, Recording, Role, TcpCounts},
+use crate::recording::{
+    Interval, LimitedBy, LogHistogram, PressureResource, Recording, Role, TcpCounts,
 };
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

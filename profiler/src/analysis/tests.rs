@@ -315,13 +315,13 @@ fn one_synchronous_writer_half_in_disk_waits_is_io_bound_when_the_host_stalls_on
             p.offcpu_io_ns = 450_000_000;
             iv.processes.push(p);
             if let (Some(us), Some(h)) = (io_full_us, iv.host.as_mut()) {
-                let stall = |stall_us| crate::collect::host::PressureStall {
+                let stall = |stall_us| crate::recording::PressureStall {
                     avg10_percent: 0.0,
                     stall_us,
                 };
-                h.pressure = Some(crate::collect::host::PressureInterval {
+                h.pressure = Some(crate::recording::PressureInterval {
                     cpu: None,
-                    io: Some(crate::collect::host::PressureResource {
+                    io: Some(crate::recording::PressureResource {
                         some: stall(us + 100_000),
                         full: Some(stall(us)),
                     }),
@@ -444,7 +444,7 @@ fn a_generator_pinned_to_one_core_is_bound_by_that_core() {
 
 #[test]
 fn pressure_stall_time_becomes_a_share_of_the_window_and_cpu_evidence() {
-    use crate::collect::host::{PressureInterval, PressureResource, PressureStall};
+    use crate::recording::{PressureInterval, PressureResource, PressureStall};
     let stall = |us| PressureResource {
         some: PressureStall {
             avg10_percent: 0.0,

@@ -4,12 +4,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CgroupThrottle, LimitedBy, ListenQueue, LogHistogram, ProbeStatus, SendLimit, StatsWindow,
+    CgroupThrottle, HostInterval, LimitedBy, ListenQueue, LogHistogram, ProbeStatus, SendLimit,
+    StatsWindow,
 };
 use crate::{
-    collect::{
-        conntrack::ConntrackInterval, host::HostInterval, qdisc::QdiscInterval, topology::Topology,
-    },
+    collect::{conntrack::ConntrackInterval, qdisc::QdiscInterval, topology::Topology},
     timeline::Timeline,
 };
 
