@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use crate::recording::{
     CpuInterval, Header, HostInterval, Interval, LogHistogram, OverheadInterval, PoolRow,
     ProbeStatus, ProcessInterval, Recording, Role, TcpCounts, TcpInterval, ThreadInterval, WakeRow,
+    pools::{queued, wait_ms},
 };
 
 pub const SEC: u64 = 1_000_000_000;
@@ -167,8 +168,8 @@ pub fn conntrack(
     insert_failed: u64,
     drop: u64,
     early_drop: u64,
-) -> crate::collect::conntrack::ConntrackInterval {
-    crate::collect::conntrack::ConntrackInterval {
+) -> crate::recording::ConntrackInterval {
+    crate::recording::ConntrackInterval {
         count,
         max,
         counters: BTreeMap::from([
@@ -190,14 +191,14 @@ pub fn shaper(
 ) -> crate::recording::QdiscRow {
     crate::recording::QdiscRow {
         netns: "net:[4026532290] app".into(),
-        qdisc: crate::collect::qdisc::QdiscInterval {
+        qdisc: crate::recording::QdiscInterval {
             ifindex: 5,
             device: device.into(),
             kind: "tbf".into(),
             handle: "8001:".into(),
             parent: "root".into(),
             rate_bytes_per_second: Some(rate),
-            delta: crate::collect::qdisc::QdiscStats {
+            delta: crate::recording::QdiscStats {
                 bytes,
                 packets: bytes / 1500,
                 drops,
@@ -220,7 +221,6 @@ pub fn pool(
     inbound: f64,
     inbound_per_s: f64,
 ) -> PoolRow {
-    use crate::recording::pools::{queued, wait_ms};
     let utilisation = in_use / f64::from(size);
     let q = queued(utilisation, inbound, in_use);
     PoolRow {

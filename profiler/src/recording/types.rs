@@ -4,13 +4,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CgroupThrottle, HostInterval, LimitedBy, ListenQueue, LogHistogram, ProbeStatus, SendLimit,
-    StatsWindow,
+    CgroupThrottle, ConntrackInterval, HostInterval, LimitedBy, ListenQueue, LogHistogram,
+    ProbeStatus, QdiscInterval, SendLimit, StatsWindow, Topology,
 };
-use crate::{
-    collect::{conntrack::ConntrackInterval, qdisc::QdiscInterval, topology::Topology},
-    timeline::Timeline,
-};
+use crate::timeline::Timeline;
 
 /// One line of the file, tagged by `kind`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
