@@ -323,10 +323,10 @@ pub struct ProbeArgs {
 }
 
 impl ProbeArgs {
-    pub fn skip(&self) -> Vec<crate::probes::tracepoints::Family> {
+    pub fn skip(&self) -> Vec<crate::recording::Family> {
         let mut skip = Vec::new();
         if !self.packet_probes {
-            skip.push(crate::probes::tracepoints::Family::NetworkPath);
+            skip.push(crate::recording::Family::NetworkPath);
         }
         skip
     }

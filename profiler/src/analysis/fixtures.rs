@@ -1,13 +1,10 @@
 //! Builders for small synthetic recordings: each rule is tested on both sides of its threshold.
 use std::collections::BTreeMap;
 
-use crate::{
-    collect::host::{CpuInterval, HostInterval, TcpInterval},
-    probes::loader::ProbeStatus,
-    recording::{
-        Header, Interval, LogHistogram, OverheadInterval, PoolRow, ProcessInterval, Recording,
-        Role, TcpCounts, ThreadInterval, WakeRow,
-    },
+use crate::recording::{
+    CpuInterval, Header, HostInterval, Interval, LogHistogram, OverheadInterval, PoolRow,
+    ProbeStatus, ProcessInterval, Recording, Role, TcpCounts, TcpInterval, ThreadInterval, WakeRow,
+    pools::{queued, wait_ms},
 };
 
 pub const SEC: u64 = 1_000_000_000;
@@ -171,8 +168,8 @@ pub fn conntrack(
     insert_failed: u64,
     drop: u64,
     early_drop: u64,
-) -> crate::collect::conntrack::ConntrackInterval {
-    crate::collect::conntrack::ConntrackInterval {
+) -> crate::recording::ConntrackInterval {
+    crate::recording::ConntrackInterval {
         count,
         max,
         counters: BTreeMap::from([
@@ -194,14 +191,14 @@ pub fn shaper(
 ) -> crate::recording::QdiscRow {
     crate::recording::QdiscRow {
         netns: "net:[4026532290] app".into(),
-        qdisc: crate::collect::qdisc::QdiscInterval {
+        qdisc: crate::recording::QdiscInterval {
             ifindex: 5,
             device: device.into(),
             kind: "tbf".into(),
             handle: "8001:".into(),
             parent: "root".into(),
             rate_bytes_per_second: Some(rate),
-            delta: crate::collect::qdisc::QdiscStats {
+            delta: crate::recording::QdiscStats {
                 bytes,
                 packets: bytes / 1500,
                 drops,
@@ -224,7 +221,6 @@ pub fn pool(
     inbound: f64,
     inbound_per_s: f64,
 ) -> PoolRow {
-    use crate::session::pools::{queued, wait_ms};
     let utilisation = in_use / f64::from(size);
     let q = queued(utilisation, inbound, in_use);
     PoolRow {

@@ -1,6 +1,7 @@
 //! Analysis: pure functions over a recording plus load-generator timelines. Nothing here
 //! touches the kernel or the clock, so every verdict can be replayed offline and unit-tested.
 pub mod hosts;
+mod overhead;
 mod paths;
 pub mod phases;
 pub mod pools;
@@ -22,12 +23,16 @@ mod tests_user_space;
 use serde::{Deserialize, Serialize};
 
 pub use self::{
+    overhead::{Estimate, Price},
     paths::{ConntrackSummary, DeviceSummary, Hop, HopKind, NetPath},
     summary::{HostSummary, LatencySummary, Overhead, ProcessSummary, Totals},
     verdict::{Evidence, Family, Op, RuledOut, Threshold, Verdict, VerdictKind, keys},
     window::Window,
 };
-use crate::{probes::loader::ProbeStatus, recording::Recording, timeline::Timeline};
+use crate::{
+    recording::{ProbeStatus, Recording},
+    timeline::Timeline,
+};
 
 /// The version of the JSON result's shape (`schema_version`).
 pub const SCHEMA_VERSION: u32 = 1;

@@ -10,10 +10,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use super::summary::ProcessSummary;
-use crate::{
-    collect::topology::{Link, Topology},
-    recording::{Direction, NatMapping, Recording, Role},
-};
+use crate::recording::{Direction, Link, NatMapping, Recording, Role, Topology};
 
 /// A proxy opens at least half as many upstream connections as it accepts: about as many when
 /// both sides open one per request, far more when clients keep their connections alive and
@@ -789,11 +786,9 @@ mod tests {
     use super::*;
     use crate::{
         analysis::fixtures::{interval, process, recording},
-        collect::{
-            net::NetnsId,
-            topology::{LinkAddress, LinkPeer, LinkStats, Route},
+        recording::{
+            ConnectionRow, DeviceInterval, LinkAddress, LinkPeer, LinkStats, NetnsId, Route,
         },
-        recording::{ConnectionRow, DeviceInterval},
     };
 
     #[test]

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::recording::{Direction, Interval};
+use crate::recording::{Direction, Interval, pools::POOL_FULL};
 
 /// The port of `address:port` (or `[v6]:port`).
 fn endpoint_port(endpoint: &str) -> Option<u16> {
@@ -62,9 +62,6 @@ pub struct PoolSummary {
 /// forwarding every request; 0.58 for haproxy multiplexing 8 clients' requests as HTTP/2
 /// streams on 2 connections).
 pub const CARRIED_SHARE: f64 = 0.9;
-
-/// A pool of sockets is full from this share of them busy on.
-pub const POOL_FULL: f64 = 0.90;
 
 /// A pool's figures in one interval, before averaging.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -203,7 +200,7 @@ pub fn summarize(intervals: &[&Interval]) -> Vec<PoolSummary> {
                 in_use,
                 utilisation,
                 queued,
-                wait_ms_estimate: crate::session::pools::wait_ms(queued, inbound_per_s),
+                wait_ms_estimate: crate::recording::pools::wait_ms(queued, inbound_per_s),
                 requests_per_s,
                 inbound_concurrency: a.inbound / n,
                 inbound_per_s,

@@ -3,9 +3,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    collect::{capacity::LimitedBy, host::PressureResource},
-    recording::{Interval, LogHistogram, Recording, Role, TcpCounts},
+use super::overhead::{Estimate, ProgramTotals};
+use crate::recording::{
+    Interval, LimitedBy, LogHistogram, PressureResource, Recording, Role, TcpCounts,
 };
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -613,11 +613,10 @@ pub struct Overhead {
     /// run the statistics windows measured (how many windows, over how long, how far off it
     /// may be). None for recordings whose statistics measured every run themselves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub estimate: Option<crate::probes::stats::Estimate>,
+    pub estimate: Option<Estimate>,
 }
 
 pub fn overhead(intervals: &[Interval], cpus: u32, seconds: f64) -> Overhead {
-    use crate::probes::stats::{self, ProgramTotals};
     let mut o = Overhead::default();
     let (mut bpf_ns, mut user_ns) = (0u64, 0u64);
     // Recordings whose programs count their runs: every run is priced again at the windows
@@ -648,7 +647,7 @@ pub fn overhead(intervals: &[Interval], cpus: u32, seconds: f64) -> Overhead {
         }
     }
     if counted {
-        let (ns, estimate) = stats::estimate(&totals, &windows);
+        let (ns, estimate) = super::overhead::estimate(&totals, &windows);
         for (name, ns) in &ns {
             if let Some(e) = o.programs.get_mut(name) {
                 e.0 = *ns as f64 / 1e9;
@@ -670,7 +669,7 @@ pub fn overhead(intervals: &[Interval], cpus: u32, seconds: f64) -> Overhead {
 }
 
 /// A listening port's served sockets over some intervals: what held back their sends
-/// (collect::send_limits), most held back first.
+/// (`recording::SendLimit`), most held back first.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SendLimitSummary {
     pub port: u16,

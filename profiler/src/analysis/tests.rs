@@ -315,13 +315,13 @@ fn one_synchronous_writer_half_in_disk_waits_is_io_bound_when_the_host_stalls_on
             p.offcpu_io_ns = 450_000_000;
             iv.processes.push(p);
             if let (Some(us), Some(h)) = (io_full_us, iv.host.as_mut()) {
-                let stall = |stall_us| crate::collect::host::PressureStall {
+                let stall = |stall_us| crate::recording::PressureStall {
                     avg10_percent: 0.0,
                     stall_us,
                 };
-                h.pressure = Some(crate::collect::host::PressureInterval {
+                h.pressure = Some(crate::recording::PressureInterval {
                     cpu: None,
-                    io: Some(crate::collect::host::PressureResource {
+                    io: Some(crate::recording::PressureResource {
                         some: stall(us + 100_000),
                         full: Some(stall(us)),
                     }),
@@ -372,7 +372,7 @@ fn throttle(
     periods: u64,
     throttled: u64,
     held_ns: u64,
-) -> crate::collect::cgroup::CgroupThrottle {
+) -> crate::recording::CgroupThrottle {
     serde_json::from_value(serde_json::json!({
         "cgroup": "/lab", "version": "v1", "pids": pids, "elapsed_seconds": 1.0,
         "nr_periods": periods, "nr_throttled": throttled, "throttled_time_ns": held_ns,
@@ -417,7 +417,7 @@ fn a_generator_pinned_to_one_core_is_bound_by_that_core() {
         let mut iv = interval(i, 0.55);
         let mut g = process(300, "wrk", Role::LoadGenerator, &[0.5, 0.48]);
         g.capacity_cores = Some(1.0);
-        g.capacity_limited_by = Some(crate::collect::capacity::LimitedBy::Affinity);
+        g.capacity_limited_by = Some(crate::recording::LimitedBy::Affinity);
         iv.processes.push(g);
         iv.processes
             .push(process(100, "nginx", Role::Server, &[0.1]));
@@ -444,7 +444,7 @@ fn a_generator_pinned_to_one_core_is_bound_by_that_core() {
 
 #[test]
 fn pressure_stall_time_becomes_a_share_of_the_window_and_cpu_evidence() {
-    use crate::collect::host::{PressureInterval, PressureResource, PressureStall};
+    use crate::recording::{PressureInterval, PressureResource, PressureStall};
     let stall = |us| PressureResource {
         some: PressureStall {
             avg10_percent: 0.0,
@@ -596,7 +596,7 @@ fn fanout_busy(
         iv.processes.push(server);
         iv.processes
             .push(process(300, "k6", Role::LoadGenerator, &[0.1]));
-        iv.send_limits.push(crate::collect::send_limits::SendLimit {
+        iv.send_limits.push(crate::recording::SendLimit {
             port: 9000,
             owner: Some("lab-fanout".into()),
             sockets: 18,
@@ -814,7 +814,7 @@ fn a_full_pool_in_front_of_an_upstream_held_by_its_quota_is_not_pool_saturated()
     for iv in &mut r.intervals {
         for p in iv.processes.iter_mut().filter(|p| p.comm == "postgres") {
             p.capacity_cores = Some(0.5);
-            p.capacity_limited_by = Some(crate::collect::capacity::LimitedBy::CgroupQuota);
+            p.capacity_limited_by = Some(crate::recording::LimitedBy::CgroupQuota);
         }
     }
     let a = analyze(&r, &[]);

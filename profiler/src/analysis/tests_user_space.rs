@@ -130,7 +130,7 @@ fn requests_the_server_has_not_read_yet_are_in_flight_at_it() {
 /// Three proxy processes sharing the host `busy`, with runnable tasks waiting for a CPU
 /// `some` of each 1 s interval (PSI).
 fn proxies(busy: f64, some: f64) -> Recording {
-    use crate::collect::host::{PressureInterval, PressureResource, PressureStall};
+    use crate::recording::{PressureInterval, PressureResource, PressureStall};
     steady(6, move |i| {
         let mut iv = interval(i, busy);
         for (pid, cores) in [(100, 0.7), (101, 0.5), (102, 0.3)] {

@@ -9,20 +9,9 @@ use serde::{Deserialize, Serialize};
 use super::CollectError;
 use super::cgroup::{cpu_cgroup_of, effective_quota};
 use super::error::read_to_string;
+use crate::recording::LimitedBy;
 
 const ONLINE: &str = "/sys/devices/system/cpu/online";
-
-/// Which limit sets `Capacity::cores`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LimitedBy {
-    /// The affinity mask allows fewer CPUs than are online (taskset, cpuset cgroup).
-    Affinity,
-    /// A CFS bandwidth quota (`cpu.cfs_quota_us`, `cpu.max`) on its cgroup or a parent.
-    CgroupQuota,
-    /// Nothing but the online CPUs.
-    Host,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Capacity {

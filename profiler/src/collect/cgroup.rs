@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use procfs::FromRead;
-use serde::{Deserialize, Serialize};
 
 use super::CollectError;
 use super::error::read_to_string;
+use crate::recording::{CgroupThrottle, CgroupVersion};
 
 const MOUNTINFO: &str = "/proc/self/mountinfo";
 
@@ -27,13 +27,6 @@ const V1_MOUNT_OPTIONS: [&str; 9] = [
     "nofavordynmods",
     "release_agent",
 ];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CgroupVersion {
-    V1,
-    V2,
-}
 
 /// A cgroup hierarchy mounted in our mount namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -454,33 +447,6 @@ fn read_counters(
         throttled_time_ns,
         usage_ns,
     })
-}
-
-/// What one watched cgroup did between two `ThrottleCollector::sample` calls.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CgroupThrottle {
-    /// Path inside the hierarchy (`/system.slice/nginx.service`).
-    pub cgroup: String,
-    pub version: CgroupVersion,
-    /// The watched processes in it that are still alive, ascending.
-    pub pids: Vec<u32>,
-    /// Wall time since this cgroup's previous sample (0 for its first).
-    pub elapsed_seconds: f64,
-    /// CFS periods in which the limiting cgroup had runnable tasks.
-    pub nr_periods: u64,
-    /// Periods in which it ran out of quota.
-    pub nr_throttled: u64,
-    /// Time its tasks were held off the CPU for lack of quota, ns.
-    pub throttled_time_ns: u64,
-    /// CPU time used by the cgroup (all CPUs), ns; `None` when no counter covers the same cgroup.
-    pub usage_ns: Option<u64>,
-    /// The tightest quota on the cgroup or a parent, in cores; `None` when unlimited.
-    pub quota_cores: Option<f64>,
-    /// The cgroup that sets that quota; the throttling counters are read from it, since that is
-    /// where the kernel counts them. `None` without a quota (counters then from `cgroup` itself).
-    pub quota_cgroup: Option<String>,
-    /// Problems this interval; a cgroup that disappeared is reported here once, then dropped.
-    pub errors: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -1168,7 +1134,7 @@ pub(crate) mod tests {
         assert_eq!(capacity.cores, 0.2);
         assert_eq!(
             capacity.limited_by,
-            crate::collect::capacity::LimitedBy::CgroupQuota
+            crate::recording::LimitedBy::CgroupQuota
         );
         assert!(capacity.errors.is_empty(), "{:?}", capacity.errors);
 

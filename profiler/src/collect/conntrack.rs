@@ -19,104 +19,13 @@ use serde::{Deserialize, Serialize};
 
 use super::CollectError;
 use super::net::{Exchange, request};
+use crate::recording::ConntrackStats;
 
 const COUNT: &str = "/proc/sys/net/netfilter/nf_conntrack_count";
 const MAX: &str = "/proc/sys/net/netfilter/nf_conntrack_max";
 const STAT: &str = "/proc/net/stat/nf_conntrack";
 /// The column of the stat file that is the table size (the same on every CPU line), not a counter.
 const ENTRIES_COLUMN: &str = "entries";
-
-/// The conntrack table at one moment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConntrackStats {
-    /// Entries in the table now (nf_conntrack_count).
-    pub count: u64,
-    /// Table limit (nf_conntrack_max): at `count == max` new connections are dropped.
-    pub max: u64,
-    /// Number of CPU lines summed into `counters`.
-    pub cpus: usize,
-    /// Every counter column of /proc/net/stat/nf_conntrack, by the kernel's column name, summed
-    /// over CPUs (`insert_failed`, `drop`, `early_drop`, `icmp_error`, `invalid`,
-    /// `search_restart`, `clashres`, `chainlength`, ...). `entries` is left out: it is `count`.
-    pub counters: BTreeMap<String, u64>,
-}
-
-/// The change between two `ConntrackStats` readings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConntrackInterval {
-    /// Gauges at the end of the interval.
-    pub count: u64,
-    pub max: u64,
-    /// Increase of each counter; a counter first seen, or that went down, counts as 0.
-    pub counters: BTreeMap<String, u64>,
-}
-
-macro_rules! conntrack_accessors {
-    ($($(#[$doc:meta])* $method:ident => $name:literal;)*) => {
-        impl ConntrackStats {
-            $( $(#[$doc])* pub fn $method(&self) -> u64 { self.get($name) } )*
-        }
-        impl ConntrackInterval {
-            $( $(#[$doc])* pub fn $method(&self) -> u64 { self.get($name) } )*
-        }
-    };
-}
-
-conntrack_accessors! {
-    /// New entries that could not be inserted (a clash that could not be resolved).
-    insert_failed => "insert_failed";
-    /// Packets dropped because a new entry could not be allocated (table full).
-    drop => "drop";
-    /// Entries evicted early to make room in a full table.
-    early_drop => "early_drop";
-    /// Packets whose ICMP error could not be matched to a connection (`icmp_error`).
-    icmp_error => "icmp_error";
-    /// Packets conntrack could not track (malformed, out of window).
-    invalid => "invalid";
-    /// Lookups restarted because the hash table was resized or changed under them.
-    search_restart => "search_restart";
-    /// Insert clashes that were resolved (`clashres`).
-    clash_resolved => "clashres";
-}
-
-impl ConntrackStats {
-    /// A counter by its column name; 0 when this kernel does not have it.
-    pub fn get(&self, name: &str) -> u64 {
-        self.counters.get(name).copied().unwrap_or(0)
-    }
-
-    /// `count / max`; 0 when `max` is 0.
-    pub fn fill_fraction(&self) -> f64 {
-        if self.max == 0 {
-            0.0
-        } else {
-            self.count as f64 / self.max as f64
-        }
-    }
-
-    /// The change since `earlier`.
-    pub fn delta_since(&self, earlier: &ConntrackStats) -> ConntrackInterval {
-        let counters = self
-            .counters
-            .iter()
-            .map(|(name, value)| {
-                let before = earlier.counters.get(name).copied().unwrap_or(*value);
-                (name.clone(), value.saturating_sub(before))
-            })
-            .collect();
-        ConntrackInterval {
-            count: self.count,
-            max: self.max,
-            counters,
-        }
-    }
-}
-
-impl ConntrackInterval {
-    pub fn get(&self, name: &str) -> u64 {
-        self.counters.get(name).copied().unwrap_or(0)
-    }
-}
 
 /// The conntrack table of the caller's network namespace; `Ok(None)` when conntrack is not loaded
 /// (no nf_conntrack_count). Needs no privileges.

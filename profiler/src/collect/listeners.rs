@@ -1,41 +1,12 @@
 //! Accept queues of every listening TCP socket: how many established connections wait for
 //! `accept()`, against the limit the listener asked for.
 
-use std::net::IpAddr;
-
-use serde::{Deserialize, Serialize};
-
 use super::CollectError;
 use super::sockdiag::{TcpStates, families_for, for_each_tcp_socket};
+use crate::recording::{ListenQueue, ListenSource};
 
 /// Kernel number of the LISTEN state.
 const TCP_LISTEN: u8 = 10;
-
-/// Where a `ListenQueue` was read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ListenSource {
-    /// inet_diag over NETLINK_SOCK_DIAG, filtered to LISTEN in the kernel.
-    SockDiag,
-    /// /proc/net/tcp and /proc/net/tcp6 (read when netlink failed).
-    ProcNetTcp,
-}
-
-/// One listening TCP socket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListenQueue {
-    pub local_address: IpAddr,
-    pub port: u16,
-    /// Connections that finished the handshake and wait for `accept()` (sk_ack_backlog).
-    pub accept_queue_len: u64,
-    /// The accept-queue limit: min(listen backlog, net.core.somaxconn) (sk_max_ack_backlog). The
-    /// kernel drops (ListenOverflows) once the queue holds more than this. `None` from
-    /// /proc/net/tcp, which does not show it (its tx_queue is write_seq - snd_una, 0 for listeners).
-    pub accept_queue_limit: Option<u64>,
-    /// Socket inode, to match against /proc/<pid>/fd links.
-    pub inode: u64,
-    pub source: ListenSource,
-}
 
 /// Every listening TCP socket, v4 and v6, sorted by port. Uses sock_diag; falls back to
 /// /proc/net/tcp{,6} when netlink fails (each entry's `source` says which).
@@ -111,7 +82,7 @@ fn sort(queues: &mut [ListenQueue]) {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
     use std::time::{Duration, Instant};
 
     use super::*;

@@ -12,11 +12,11 @@ use netlink_packet_route::{
     tc::{TcAttribute, TcHandle, TcMessage, TcOption, TcStats2},
 };
 use netlink_sys::protocols::NETLINK_ROUTE;
-use serde::{Deserialize, Serialize};
 
 use super::CollectError;
 use super::net::{Exchange, in_netns, request};
 use super::topology::dump_links;
+use crate::recording::{Qdisc, QdiscInterval, QdiscStats, TrafficClass};
 
 /// TC_H_ROOT: the parent of a root qdisc.
 const TC_H_ROOT: u32 = 0xFFFF_FFFF;
@@ -35,85 +35,6 @@ const TCA_HTB_CEIL64: u16 = 7;
 /// mpu u16, then `rate` u32 (bytes per second) at offset 8.
 const RATESPEC_LEN: usize = 12;
 const RATESPEC_RATE_OFFSET: usize = 8;
-
-/// One qdisc.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Qdisc {
-    pub ifindex: u32,
-    /// Device name; empty if the device vanished between the two dumps.
-    pub device: String,
-    /// `tbf`, `htb`, `fq_codel`, `noqueue`, `pfifo_fast`, `mq`, `ingress`, ...
-    pub kind: String,
-    /// As `tc` prints it: `8001:`, `1:`, `0:`.
-    pub handle: String,
-    /// `root`, `ingress`, or the parent class as `major:minor` (hex, like `tc`).
-    pub parent: String,
-    /// Configured rate in bytes per second: tbf's `rate`. `None` for kinds without one.
-    pub rate_bytes_per_second: Option<u64>,
-    pub stats: QdiscStats,
-    /// For `htb`: its classes, with their rate and ceil.
-    pub classes: Vec<TrafficClass>,
-}
-
-/// A class of a classful qdisc (read for `htb`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrafficClass {
-    /// `major:minor`, hex.
-    pub classid: String,
-    pub parent: String,
-    pub kind: String,
-    /// Guaranteed rate (htb `rate`), bytes per second.
-    pub rate_bytes_per_second: Option<u64>,
-    /// Upper bound (htb `ceil`), bytes per second.
-    pub ceil_bytes_per_second: Option<u64>,
-    pub stats: QdiscStats,
-}
-
-/// Counters since the qdisc was created, and the queue now (TCA_STATS2, or the older TCA_STATS).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct QdiscStats {
-    pub bytes: u64,
-    pub packets: u64,
-    /// Packets dropped (queue full, policing, AQM).
-    pub drops: u64,
-    /// Times a packet had to wait because the rate was exceeded (shapers), or was marked / dropped
-    /// over a limit.
-    pub overlimits: u64,
-    /// Packets handed back by the driver and queued again.
-    pub requeues: u64,
-    /// Gauge: bytes queued now.
-    pub backlog_bytes: u64,
-    /// Gauge: packets queued now.
-    pub backlog_packets: u64,
-}
-
-impl QdiscStats {
-    /// Counters: the increase from `earlier` (a counter that went down counts as 0). Backlog: the
-    /// value in `self`.
-    pub fn delta_since(&self, earlier: &QdiscStats) -> QdiscStats {
-        QdiscStats {
-            bytes: self.bytes.saturating_sub(earlier.bytes),
-            packets: self.packets.saturating_sub(earlier.packets),
-            drops: self.drops.saturating_sub(earlier.drops),
-            overlimits: self.overlimits.saturating_sub(earlier.overlimits),
-            requeues: self.requeues.saturating_sub(earlier.requeues),
-            backlog_bytes: self.backlog_bytes,
-            backlog_packets: self.backlog_packets,
-        }
-    }
-}
-
-/// What one qdisc did between two readings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct QdiscInterval {
-    pub ifindex: u32,
-    pub device: String,
-    pub kind: String,
-    pub handle: String,
-    pub parent: String,
-    pub rate_bytes_per_second: Option<u64>,
-    pub delta: QdiscStats,
-}
 
 /// Per-qdisc change from `earlier` to `later` (both from `qdiscs()`, same namespace). Qdiscs are
 /// matched by device index, handle, parent and kind; one absent from `earlier` is left out.

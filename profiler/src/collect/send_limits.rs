@@ -8,41 +8,12 @@ use std::{
 };
 
 use netlink_packet_sock_diag::inet::ExtensionFlags;
-use serde::{Deserialize, Serialize};
 
 use super::{
     CollectError,
     sockdiag::{TcpChrono, TcpStates, families_for, for_each_tcp_socket_with},
 };
-
-/// One listening port's served sockets over an interval.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SendLimit {
-    pub port: u16,
-    /// The process listening on the port, where known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
-    /// Established sockets on the port at the read.
-    pub sockets: u64,
-    /// Of those, sockets whose queued bytes fill at least 90 % of their send buffer: a sender
-    /// writing to them now blocks (or gets EAGAIN).
-    pub full_send_buffers: u64,
-    /// Summed over the sockets, in this interval: time with data to send, and the parts of it
-    /// held back by the peer's receive window and by the send buffer.
-    pub busy_us: u64,
-    pub rwnd_limited_us: u64,
-    pub sndbuf_limited_us: u64,
-}
-
-impl SendLimit {
-    /// Share of the busy time the sockets were held back (window or send buffer).
-    pub fn limited_share(&self) -> f64 {
-        if self.busy_us == 0 {
-            return 0.0;
-        }
-        (self.rwnd_limited_us + self.sndbuf_limited_us) as f64 / self.busy_us as f64
-    }
-}
+use crate::recording::SendLimit;
 
 /// One socket as read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

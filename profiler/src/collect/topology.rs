@@ -15,162 +15,17 @@ use netlink_packet_route::{
     route::{RouteAddress, RouteAttribute, RouteMessage, RouteType},
 };
 use netlink_sys::protocols::NETLINK_ROUTE;
-use serde::{Deserialize, Serialize};
 
 use super::CollectError;
 use super::net::{Exchange, current_netns, in_netns, named_netns, netns_at, request};
 
-pub use super::net::NetnsId;
+use crate::recording::{Link, LinkAddress, LinkPeer, LinkStats, NetnsId, Route, Topology};
 
 /// The kernel's `local` routing table: routes it derives from every local address. Left out.
 const RT_TABLE_LOCAL: u32 = 255;
 /// Unnamed namespaces a container-side veth's peer is likely in: this process's own (the main
 /// thread's, where `snapshot_in` was called from) and the host's (pid 1's).
 const UNNAMED_PEER_NETNS: [&str; 2] = ["/proc/self/ns/net", "/proc/1/ns/net"];
-
-/// One reading of a network namespace.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Topology {
-    pub netns: NetnsId,
-    /// Sorted by index.
-    pub links: Vec<Link>,
-    pub addresses: Vec<LinkAddress>,
-    /// Every table except `local`; sorted by table, then destination.
-    pub routes: Vec<Route>,
-}
-
-/// One network interface.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Link {
-    pub index: u32,
-    pub name: String,
-    /// `loopback`, `device` (no rtnetlink kind: a physical or virtio NIC), or the kernel's kind
-    /// string (`veth`, `bridge`, `dummy`, `tun`, `vxlan`, `ifb`, ...).
-    pub kind: String,
-    /// Index of the bridge (or bond, VRF) this link is a port of (IFLA_MASTER).
-    pub master: Option<u32>,
-    /// For a veth: where its other end is (IFLA_LINK + IFLA_LINK_NETNSID).
-    pub peer: Option<LinkPeer>,
-    /// Administratively up (IFF_UP).
-    pub up: bool,
-    /// Carrier present (IFF_LOWER_UP): for a veth, its peer is up too.
-    pub lower_up: bool,
-    pub mtu: Option<u32>,
-    /// Kind of the root qdisc (IFLA_QDISC), e.g. `noqueue`, `tbf`, `fq_codel`.
-    pub qdisc: Option<String>,
-    pub tx_queue_len: Option<u32>,
-    pub stats: LinkStats,
-}
-
-/// The other end of a veth pair.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LinkPeer {
-    /// Interface index of the peer, within its own namespace.
-    pub index: u32,
-    /// The kernel's id for the peer's namespace, local to this namespace (IFLA_LINK_NETNSID);
-    /// `None` when the peer is in this same namespace.
-    pub netnsid: Option<i32>,
-    /// The peer's namespace when known: this one when `netnsid` is `None`, otherwise a named
-    /// namespace (/var/run/netns), this process's own or pid 1's, whose id here is `netnsid`.
-    pub netns: Option<NetnsId>,
-}
-
-/// Interface counters since the interface was created (IFLA_STATS64, or IFLA_STATS on kernels
-/// without it). Drops and errors are the kernel's `rx_dropped`/`tx_dropped`,
-/// `rx_errors`/`tx_errors`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct LinkStats {
-    pub rx_packets: u64,
-    pub tx_packets: u64,
-    pub rx_bytes: u64,
-    pub tx_bytes: u64,
-    pub rx_dropped: u64,
-    pub tx_dropped: u64,
-    pub rx_errors: u64,
-    pub tx_errors: u64,
-}
-
-impl LinkStats {
-    /// The increase from `earlier` to `self`, field by field; a counter that went down (the
-    /// interface was recreated) counts as 0.
-    pub fn delta_since(&self, earlier: &LinkStats) -> LinkStats {
-        LinkStats {
-            rx_packets: self.rx_packets.saturating_sub(earlier.rx_packets),
-            tx_packets: self.tx_packets.saturating_sub(earlier.tx_packets),
-            rx_bytes: self.rx_bytes.saturating_sub(earlier.rx_bytes),
-            tx_bytes: self.tx_bytes.saturating_sub(earlier.tx_bytes),
-            rx_dropped: self.rx_dropped.saturating_sub(earlier.rx_dropped),
-            tx_dropped: self.tx_dropped.saturating_sub(earlier.tx_dropped),
-            rx_errors: self.rx_errors.saturating_sub(earlier.rx_errors),
-            tx_errors: self.tx_errors.saturating_sub(earlier.tx_errors),
-        }
-    }
-}
-
-/// Traffic of one link between two snapshots.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LinkTraffic {
-    pub index: u32,
-    pub name: String,
-    pub delta: LinkStats,
-}
-
-/// An address assigned to a link.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LinkAddress {
-    /// Index of the link it is on.
-    pub index: u32,
-    pub address: IpAddr,
-    pub prefix_len: u8,
-    /// `global`, `site`, `link`, `host`, `nowhere`, or the number.
-    pub scope: String,
-}
-
-/// A route.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Route {
-    /// 254 is `main`.
-    pub table: u32,
-    /// `unicast`, `blackhole`, `unreachable`, `prohibit`, `broadcast`, ... (RTN_*).
-    pub kind: String,
-    /// The destination network; the default route is `0.0.0.0/0` (`::/0`).
-    pub destination: IpAddr,
-    pub prefix_len: u8,
-    pub gateway: Option<IpAddr>,
-    /// Output interface index.
-    pub oif: Option<u32>,
-    pub preferred_source: Option<IpAddr>,
-    pub priority: Option<u32>,
-}
-
-impl Topology {
-    pub fn link(&self, index: u32) -> Option<&Link> {
-        self.links.iter().find(|l| l.index == index)
-    }
-
-    pub fn link_by_name(&self, name: &str) -> Option<&Link> {
-        self.links.iter().find(|l| l.name == name)
-    }
-
-    /// Per-link traffic since `earlier` (same namespace, taken before `self`). Links are matched
-    /// by index and name; a link absent from `earlier` is left out (it has no baseline).
-    pub fn traffic_since(&self, earlier: &Topology) -> Vec<LinkTraffic> {
-        self.links
-            .iter()
-            .filter_map(|link| {
-                let before = earlier
-                    .links
-                    .iter()
-                    .find(|e| e.index == link.index && e.name == link.name)?;
-                Some(LinkTraffic {
-                    index: link.index,
-                    name: link.name.clone(),
-                    delta: link.stats.delta_since(&before.stats),
-                })
-            })
-            .collect()
-    }
-}
 
 /// The topology of the caller's network namespace. Needs no privileges.
 pub fn snapshot() -> Result<Topology, CollectError> {

@@ -10,15 +10,15 @@ use aya::{
         trace_point::TracePointLinkId,
     },
 };
-use serde::{Deserialize, Serialize};
 
 use chokepoint_common::KernelOffsets;
 
 use super::{
     format::Format,
     kernel_btf, socket_syscalls,
-    tracepoints::{self, Family, TRACEPOINTS, Tracepoint},
+    tracepoints::{self, TRACEPOINTS, Tracepoint},
 };
+use crate::recording::{Family, ProbeFailure, ProbeStatus};
 
 /// The kernel object built by `build.rs` (empty when built with `AYA_BUILD_SKIP=1`).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/chokepoint"));
@@ -33,29 +33,6 @@ pub enum LoadError {
     Load(#[source] aya::EbpfError),
     #[error("none of chokepoint's tracepoints could be attached: {0}")]
     NothingAttached(String),
-}
-
-/// A probe that could not be attached, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProbeFailure {
-    pub id: String,
-    pub family: Family,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProbeStatus {
-    pub attached: Vec<String>,
-    pub failed: Vec<ProbeFailure>,
-    /// Tracepoints attached through their `_compat` programs (correct, somewhat slower, no
-    /// blocked-system-call reasons), with why: the record layout differs from the built-in one,
-    /// or the kernel refused the fast program.
-    #[serde(default)]
-    pub portable_reads: Vec<String>,
-    /// Tracepoints attached through their raw-tracepoint programs (the kernel's own arguments,
-    /// read at BTF offsets: no trace record is built, the cheapest way in).
-    #[serde(default)]
-    pub raw: Vec<String>,
 }
 
 /// Set to attach only classic tracepoint programs (for overhead comparisons).

@@ -5,21 +5,10 @@ use std::path::{Path, PathBuf};
 use chokepoint_common::TracepointOffsets;
 
 use super::format::{Format, FormatError};
+use crate::recording::Family;
 
 /// Where tracefs is normally mounted.
 pub const TRACEFS: &str = "/sys/kernel/tracing";
-
-/// What a probe family measures; a failure to attach one names the family in reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Family {
-    ConnectionSetup,
-    Cpu,
-    /// Packets and bytes per device (`net:net_dev_xmit`, `net:netif_receive_skb`, `net:netif_rx`).
-    NetworkPath,
-    /// Per-connection request/response turns: connection pools.
-    ConnectionUse,
-}
 
 /// A field a program reads: name, and the sizes it may have (the program reads exactly one).
 #[derive(Debug, Clone, Copy)]

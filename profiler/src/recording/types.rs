@@ -3,15 +3,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::LogHistogram;
-use crate::{
-    collect::{
-        capacity::LimitedBy, cgroup::CgroupThrottle, conntrack::ConntrackInterval,
-        host::HostInterval, listeners::ListenQueue, qdisc::QdiscInterval, topology::Topology,
-    },
-    probes::loader::ProbeStatus,
-    timeline::Timeline,
+use super::{
+    CgroupThrottle, ConntrackInterval, HostInterval, LimitedBy, ListenQueue, LogHistogram,
+    ProbeStatus, QdiscInterval, SendLimit, StatsWindow, Topology,
 };
+use crate::timeline::Timeline;
 
 /// One line of the file, tagged by `kind`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -226,7 +222,7 @@ pub struct OverheadInterval {
     pub sampled_ns: u64,
     /// The statistics windows that ended at this interval's end, with what each measured.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub windows: Vec<crate::probes::stats::StatsWindow>,
+    pub windows: Vec<StatsWindow>,
     /// Sockets left in the kernel's `SOCKETS` LRU map after the read (closed ones deleted),
     /// and entries the map evicted since the last read (seen then, not closed, gone now):
     /// connections whose figures were lost.
@@ -331,7 +327,7 @@ pub struct Interval {
     pub inbound: Vec<InboundRow>,
     /// What held back the served sockets' sends, per listening port (tcp_info over sock_diag).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub send_limits: Vec<crate::collect::send_limits::SendLimit>,
+    pub send_limits: Vec<SendLimit>,
     /// Phase marks made during the interval (`chokepoint mark "stage 3: 1000 VUs"`), in the
     /// order they were made.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -8,9 +8,9 @@ use super::{
     processes::ProcessTable,
 };
 use crate::{
-    collect::{self, listeners::ListenQueue},
+    collect,
     probes::reader::{KernelSnapshot, MapReader},
-    recording::{InboundRow, PoolRow},
+    recording::{InboundRow, ListenQueue, PoolRow},
 };
 
 pub struct PoolFigures {

@@ -38,7 +38,7 @@ use crate::{
         stats::StatsGuard,
         tracepoints,
     },
-    recording::{End, FORMAT_VERSION, Finished, Header, Interval, Mark},
+    recording::{End, FORMAT_VERSION, Family, Finished, Header, Interval, Mark},
     timeline,
 };
 
@@ -72,7 +72,7 @@ pub struct Options {
     /// `record --duration`.
     pub duration: Option<Duration>,
     /// Probe families left out (the per-packet programs unless `--packet-probes`).
-    pub skip_families: Vec<tracepoints::Family>,
+    pub skip_families: Vec<Family>,
     /// `--exact-overhead`: the kernel's run-time statistics on for the whole recording.
     pub exact_overhead: bool,
     /// `--probes`: which programs run when.
@@ -142,7 +142,7 @@ fn preflight() -> Result<doctor::Report, SessionError> {
 pub struct OpenOptions {
     pub interval: Duration,
     pub command: Option<Vec<String>>,
-    pub skip_families: Vec<tracepoints::Family>,
+    pub skip_families: Vec<Family>,
     pub exact_overhead: bool,
     pub tier: crate::probes::duty::Tier,
 }

@@ -12,14 +12,11 @@ use std::{
 };
 
 use crate::{
-    collect::{
-        CollectError, conntrack,
-        conntrack::ConntrackStats,
-        net,
-        qdisc::{self, Qdisc},
-        topology::{self, Topology},
+    collect::{CollectError, conntrack, net, qdisc, topology},
+    recording::{
+        ConntrackInterval, ConntrackStats, DeviceDrop, DeviceInterval, DevicePackets, NatMapping,
+        Qdisc, QdiscInterval, QdiscRow, Topology,
     },
-    recording::{DeviceDrop, DeviceInterval, DevicePackets, NatMapping, QdiscRow},
 };
 use chokepoint_common::{DropDevKey, NET_BACKLOG, NET_XMIT, NetDevCounts, NetDevKey};
 
@@ -38,7 +35,7 @@ const NAT_TRIES: u8 = 2;
 pub struct NetInterval {
     pub devices: Vec<DeviceInterval>,
     pub qdiscs: Vec<QdiscRow>,
-    pub conntrack: Option<conntrack::ConntrackInterval>,
+    pub conntrack: Option<ConntrackInterval>,
     pub nat: Vec<NatMapping>,
     pub topology: Vec<Topology>,
     pub errors: Vec<String>,
@@ -136,7 +133,7 @@ pub fn qdisc_rows(netns: &str, later: &[Qdisc], earlier: &[Qdisc]) -> Vec<QdiscR
             else {
                 continue;
             };
-            rows.push(qdisc::QdiscInterval {
+            rows.push(QdiscInterval {
                 ifindex: q.ifindex,
                 device: q.device.clone(),
                 kind: "htb-class".into(),
@@ -462,10 +459,9 @@ mod tests {
             ]
         );
     }
-    use crate::collect::{
-        conntrack::{ConntrackEntry, FlowTuple},
-        net::NetnsId,
-        topology::{Link, LinkStats},
+    use crate::{
+        collect::conntrack::{ConntrackEntry, FlowTuple},
+        recording::{Link, LinkStats, NetnsId},
     };
 
     fn entry(orig_dport: u16, backend: &str, dst_nat: bool) -> ConntrackEntry {
@@ -663,7 +659,7 @@ mod packet_tests {
 #[cfg(test)]
 mod qdisc_tests {
     use super::*;
-    use crate::collect::qdisc::{QdiscStats, TrafficClass};
+    use crate::recording::{QdiscStats, TrafficClass};
 
     fn htb(class_bytes: u64, drops: u64) -> Qdisc {
         Qdisc {

@@ -9,12 +9,10 @@ use std::{
 
 use chokepoint_common::{SOCK_DIR_RECV, SOCK_DIR_SEND, SockUse};
 
-use crate::recording::{InboundRow, PoolRow};
-
-/// A pool at or above this utilisation is full: requests beyond its connections queue.
-/// Never 1.0: the pooler's own hand-over between a response and the next request leaves a
-/// small gap on every connection (docs/attribution.md).
-pub const POOL_FULL: f64 = 0.90;
+use crate::recording::{
+    InboundRow, PoolRow,
+    pools::{queued, wait_ms},
+};
 
 /// Rows kept per interval, busiest first.
 const MAX_ROWS: usize = 64;
@@ -265,28 +263,10 @@ pub fn group(
     (rows, inbound_rows)
 }
 
-/// Requests waiting for a connection: the process's inbound requests in flight that none of
-/// its outbound connections carries, counted only while this pool is full.
-pub fn queued(utilisation: f64, inbound_concurrency: f64, outbound_in_use: f64) -> f64 {
-    if utilisation >= POOL_FULL {
-        (inbound_concurrency - outbound_in_use).max(0.0)
-    } else {
-        0.0
-    }
-}
-
-/// Little's law: the average wait is the number waiting over the arrival rate.
-pub fn wait_ms(queued: f64, inbound_per_s: f64) -> f64 {
-    if queued > 0.0 && inbound_per_s > 0.0 {
-        queued / inbound_per_s * 1000.0
-    } else {
-        0.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recording::pools::POOL_FULL;
 
     const MS: u64 = 1_000_000;
     const SEC: u64 = 1_000 * MS;

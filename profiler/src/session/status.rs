@@ -5,8 +5,8 @@ use std::{path::Path, time::Duration};
 
 use crate::{
     cli::stderr_write,
-    probes::loader::{LEFT_OUT, ProbeStatus},
-    recording::{Interval, Role},
+    probes::loader::LEFT_OUT,
+    recording::{Interval, ProbeStatus, Role},
 };
 
 /// "attached 23 programs (19 raw tracepoints), 0 unavailable; recording to X; Ctrl-C stops".
@@ -127,8 +127,7 @@ mod tests {
     use super::*;
     use crate::{
         analysis::fixtures,
-        probes::{loader::ProbeFailure, tracepoints::Family},
-        recording::ProcessInterval,
+        recording::{Family, ProbeFailure, ProcessInterval},
     };
 
     #[test]

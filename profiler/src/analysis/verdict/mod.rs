@@ -19,10 +19,7 @@ use super::{
     summary::{self, LatencySummary, ProcessSummary},
     window::Window,
 };
-use crate::{
-    collect::capacity::LimitedBy,
-    recording::{Interval, LogHistogram, Recording, Role},
-};
+use crate::recording::{Interval, LimitedBy, LogHistogram, Recording, Role};
 
 /// The fixed vocabulary of verdicts (a contract: extend, never rename; `ALL` lists them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,8 +199,8 @@ pub const SEND_BLOCKED_PER_S: f64 = 0.50;
 /// ...and some socket is held back: a full send buffer seen, or held-back time of at least
 /// this many socket-seconds per second (one socket through half the window).
 pub const SEND_HELD_SOCKETS: f64 = 0.50;
-/// A pool this busy (in use / size) through the window is full (see `session::pools`).
-pub const POOL_SATURATED_USE: f64 = crate::session::pools::POOL_FULL;
+/// A pool this busy (in use / size) through the window is full (see `recording::pools`).
+pub const POOL_SATURATED_USE: f64 = crate::recording::pools::POOL_FULL;
 /// Requests waiting for a pool connection on average, at least.
 pub const POOL_QUEUED_MIN: f64 = 1.0;
 

@@ -15,9 +15,9 @@ use netlink_packet_netfilter::NetfilterMessage;
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::Socket;
 use nix::sched::{CloneFlags, setns};
-use serde::{Deserialize, Serialize};
 
 use super::CollectError;
+use crate::recording::NetnsId;
 
 pub mod replay;
 #[cfg(test)]
@@ -29,23 +29,6 @@ const THREAD_NETNS: &str = "/proc/thread-self/ns/net";
 
 /// Where `ip netns add` (and Docker) leave bind mounts of named namespaces.
 const NAMED_NETNS_DIRS: [&str; 2] = ["/var/run/netns", "/var/run/docker/netns"];
-
-/// A network namespace: its nsfs inode (what `readlink /proc/<pid>/ns/net` shows as
-/// `net:[inode]`), and its name when a bind mount in /var/run/netns names it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct NetnsId {
-    pub inode: u64,
-    pub name: Option<String>,
-}
-
-impl std::fmt::Display for NetnsId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.name {
-            Some(name) => write!(f, "net:[{}] {name}", self.inode),
-            None => write!(f, "net:[{}]", self.inode),
-        }
-    }
-}
 
 /// Netlink control messages (NOOP, ERROR, DONE, OVERRUN) have types below this.
 const NLMSG_MIN_TYPE: u16 = 0x10;

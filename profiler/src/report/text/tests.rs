@@ -396,7 +396,7 @@ fn sampled_overhead_says_it_is_an_estimate_and_how_far_off() {
     let mut a = saturated();
     let plain = flat(&render(&a));
     assert!(!plain.contains("estimated"), "{plain}");
-    a.overhead.estimate = Some(crate::probes::stats::Estimate {
+    a.overhead.estimate = Some(crate::analysis::Estimate {
         windows: 3,
         sampled_seconds: 3.0,
         measured_share: 0.095,
