@@ -298,7 +298,7 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "disk-bound-fio",
         expected: VerdictKind::IoBound,
-        description: "fio, one job writing 4 KiB blocks at random offsets with O_SYNC: the generator itself waits for the disk on every write while both cores idle",
+        description: "fio, one job writing 256 KiB blocks at random offsets with O_DIRECT and O_SYNC: the generator itself waits for the disk on every write while both cores idle",
         default: false,
         tools: &["fio"],
         servers: &["fio"],
@@ -318,7 +318,7 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "disk-paced-fio",
         expected: VerdictKind::NotSaturated,
-        description: "the control: the same fio O_SYNC writes paced at 100 a second (--rate_iops), a tenth of what the disk sustains: every write still waits for the disk, but fio waits on its own pacing",
+        description: "the control: the same fio synchronous writes paced at 100 a second (--rate_iops), a tenth of what the disk sustains: every write still waits for the disk, but fio waits on its own pacing",
         default: false,
         tools: &["fio"],
         servers: &["fio"],
@@ -508,7 +508,7 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "h2-upstream-room-node",
         expected: VerdictKind::NotSaturated,
-        description: "a Node.js proxy forwarding hey's 8 connections as streams of one HTTP/2 session to Node.js answering each after 10 ms: one busy connection carries all 8 requests, nothing queues",
+        description: "a Node.js proxy forwarding hey's 32 connections as streams of one HTTP/2 session to Node.js answering each after 10 ms: one busy connection carries all 32 requests, nothing queues",
         default: false,
         tools: &["node", "hey"],
         servers: &["node"],

@@ -81,7 +81,7 @@ pub(super) fn h2_upstream_room_node(ctx: &Ctx) -> Result<Setup, LabError> {
     let proxy = node_script(ctx, "node-h2-proxy", port, &text)?;
     Ok(Setup {
         services: vec![proxy, upstream],
-        command: hey(ctx, 8, port, &[])?,
+        command: hey(ctx, 32, port, &[])?,
         ..Default::default()
     })
 }
