@@ -17,6 +17,7 @@ use super::{
 };
 use crate::analysis::VerdictKind;
 
+mod controls;
 mod direct;
 mod disk;
 mod multiplexed;
@@ -514,6 +515,26 @@ pub const SCENARIOS: &[Scenario] = &[
         servers: &["node"],
         generator: "hey",
         setup: multiplexed::h2_upstream_room_node,
+    },
+    Scenario {
+        name: "nginx-new-connections-room",
+        expected: VerdictKind::NotSaturated,
+        description: "the control for connection-setup: hey -c8 -q100 with keep-alive off against nginx (2 workers, 64-byte page): 800 new connections a second, thousands in TIME_WAIT, every SYN answered and accepted at once",
+        default: false,
+        tools: &["nginx", "hey"],
+        servers: &["nginx"],
+        generator: "hey",
+        setup: controls::nginx_new_connections_room,
+    },
+    Scenario {
+        name: "nginx-quota-room",
+        expected: VerdictKind::NotSaturated,
+        description: "the control for cpu-throttled: nginx gzipping 64 KiB responses in a cgroup with a 1.5-core CFS quota, k6 with 4 VUs pausing 50 ms between requests: a quota in place that the workers never reach",
+        default: false,
+        tools: &["nginx", "k6"],
+        servers: &["nginx"],
+        generator: "k6",
+        setup: controls::nginx_quota_room,
     },
     Scenario {
         name: "conntrack-full-ab",
