@@ -19,6 +19,8 @@ use crate::{
     skipped::SkippedLines,
 };
 
+/// The rolling verdict is analysed again every this many intervals.
+pub const ROLLING_EVERY: u64 = 5;
 /// Marks kept for `status` (all of them are in the recordings).
 pub const RECENT_MARKS: usize = 16;
 /// A recording's name: what its file is called (`NAME.rec` in `--dir`).
@@ -367,7 +369,9 @@ impl Sink for HubSink {
         hub.metrics.observe(iv);
         hub.remember(iv);
         hub.write(iv);
-        if hub.analysing {
+        // Every ROLLING_EVERY intervals (and at the first): each analysis copies the whole
+        // window, which at 60 intervals under churn is megabytes a time.
+        if hub.analysing || (hub.rolling.is_some() && hub.seen % ROLLING_EVERY != 0) {
             return;
         }
         // The rolling verdict, off the session's thread; one at a time.

@@ -83,10 +83,10 @@ where
     T::try_from(map).map_err(|source| ReadError::Map { name, source })
 }
 
-fn sum_per_cpu(map: &PerCpuArray<MapData, u64>, slots: u32) -> Vec<u64> {
-    (0..slots)
-        .map(|i| map.get(&i, 0).map(|v| v.iter().copied().sum()).unwrap_or(0))
-        .collect()
+/// `out` = each slot of `map` summed over the CPUs, in place.
+fn refill_per_cpu(out: &mut Vec<u64>, map: &PerCpuArray<MapData, u64>, slots: u32) {
+    out.clear();
+    out.extend((0..slots).map(|i| map.get(&i, 0).map(|v| v.iter().copied().sum()).unwrap_or(0)));
 }
 
 impl MapReader {
@@ -110,7 +110,17 @@ impl MapReader {
     }
 
     pub fn snapshot(&self, ebpf: &Ebpf) -> KernelSnapshot {
-        let mut connections = HashMap::new();
+        let mut out = KernelSnapshot::default();
+        self.snapshot_into(ebpf, &mut out);
+        out
+    }
+
+    /// Reads every map into `out`, reusing its tables: the sampler hands back the snapshot
+    /// before last, so the big copies (sockets, wake-up pairs, threads) keep their capacity
+    /// from one interval to the next instead of being grown by doubling from nothing every
+    /// second and freed again (what made the heap's high-water mark creep up in steps).
+    pub fn snapshot_into(&self, ebpf: &Ebpf, out: &mut KernelSnapshot) {
+        out.connections.clear();
         for (key, values) in self.connections.iter().flatten() {
             let mut total = ConnCounts::default();
             for v in values.iter() {
@@ -119,38 +129,37 @@ impl MapReader {
                 total.failed += v.failed;
                 total.setup_ns += v.setup_ns;
             }
-            connections.insert(key, total);
+            out.connections.insert(key, total);
         }
-        KernelSnapshot {
-            counters: sum_per_cpu(&self.counters, COUNTER_SLOTS),
-            histograms: sum_per_cpu(&self.histograms, HISTOGRAM_KINDS * HIST_BUCKETS as u32),
-            drops: sum_per_cpu(&self.drops, DROP_REASON_SLOTS),
-            connections,
-            threads: self.threads_now(),
-            wakes: self
-                .wakes
-                .iter()
-                .flatten()
-                .map(|(k, per_cpu)| {
-                    let mut total = WakeCounts::default();
-                    for v in per_cpu.iter() {
-                        total.wakes += v.wakes;
-                        total.offcpu_ns += v.offcpu_ns;
-                    }
-                    (k, total)
-                })
-                .collect(),
-            softirqs: sum_per_cpu(&self.softirqs, 2 * SOFTIRQ_VECTORS),
-            // Before the statistics: in --exact-overhead the kernel's counts are then never
-            // behind the programs' own (a run between the two reads is the kernel's).
-            runs: self
-                .runs
-                .as_ref()
-                .map(|m| sum_per_cpu(m, run::NAMES.len() as u32))
-                .unwrap_or_default(),
-            programs: program_stats(ebpf),
-            net_devices: self
-                .net_devices
+        refill_per_cpu(&mut out.counters, &self.counters, COUNTER_SLOTS);
+        refill_per_cpu(
+            &mut out.histograms,
+            &self.histograms,
+            HISTOGRAM_KINDS * HIST_BUCKETS as u32,
+        );
+        refill_per_cpu(&mut out.drops, &self.drops, DROP_REASON_SLOTS);
+        self.threads_into(&mut out.threads);
+        out.wakes.clear();
+        out.wakes
+            .extend(self.wakes.iter().flatten().map(|(k, per_cpu)| {
+                let mut total = WakeCounts::default();
+                for v in per_cpu.iter() {
+                    total.wakes += v.wakes;
+                    total.offcpu_ns += v.offcpu_ns;
+                }
+                (k, total)
+            }));
+        refill_per_cpu(&mut out.softirqs, &self.softirqs, 2 * SOFTIRQ_VECTORS);
+        // Before the statistics: in --exact-overhead the kernel's counts are then never
+        // behind the programs' own (a run between the two reads is the kernel's).
+        match &self.runs {
+            Some(m) => refill_per_cpu(&mut out.runs, m, run::NAMES.len() as u32),
+            None => out.runs.clear(),
+        }
+        out.programs = program_stats(ebpf);
+        out.net_devices.clear();
+        out.net_devices.extend(
+            self.net_devices
                 .iter()
                 .flat_map(|m| m.iter().flatten())
                 .map(|(k, per_cpu)| {
@@ -160,22 +169,21 @@ impl MapReader {
                         total.bytes += v.bytes;
                     }
                     (k, total)
-                })
-                .collect(),
-            sockets: self.sockets.iter().flatten().collect(),
-            retired: self
-                .retired
+                }),
+        );
+        out.sockets.clear();
+        out.sockets.extend(self.sockets.iter().flatten());
+        out.retired.clear();
+        out.retired
+            .extend(self.retired.iter().flat_map(|m| m.iter().flatten()));
+        out.device_drops.clear();
+        out.device_drops.extend(
+            self.device_drops
                 .iter()
                 .flat_map(|m| m.iter().flatten())
-                .collect(),
-            device_drops: self
-                .device_drops
-                .iter()
-                .flat_map(|m| m.iter().flatten())
-                .map(|(k, per_cpu)| (k, per_cpu.iter().sum()))
-                .collect(),
-            monotonic_ns: monotonic_ns(),
-        }
+                .map(|(k, per_cpu)| (k, per_cpu.iter().sum())),
+        );
+        out.monotonic_ns = monotonic_ns();
     }
 
     /// The threads' figures, with the slices still running brought up to now: a thread's
@@ -183,8 +191,9 @@ impl MapReader {
     /// otherwise show its slice in a later interval (lumpy per-interval shares), and its last
     /// slice not at all. The kernel's total for it (/proc/<tid>/schedstat) minus the total at
     /// its last switch-out is what the entry does not hold yet.
-    fn threads_now(&self) -> HashMap<u32, ThreadCpu> {
-        let mut threads: HashMap<u32, ThreadCpu> = self.threads.iter().flatten().collect();
+    fn threads_into(&self, threads: &mut HashMap<u32, ThreadCpu>) {
+        threads.clear();
+        threads.extend(self.threads.iter().flatten());
         let on_cpu = self
             .running
             .get(&0, 0)
@@ -198,7 +207,6 @@ impl MapReader {
                 t.exec_runtime_ns = t.exec_runtime_ns.max(now);
             }
         }
-        threads
     }
 
     /// Gives every thread already running its kernel run-time total so far, so the first

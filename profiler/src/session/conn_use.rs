@@ -39,7 +39,7 @@ impl ConnUse {
     ) -> PoolFigures {
         let interval_ns = cur.monotonic_ns.saturating_sub(prev.monotonic_ns);
         let listening: HashSet<u16> = listeners.iter().map(|q| q.port).collect();
-        let mut deltas = Vec::with_capacity(cur.sockets.len());
+        let mut deltas = Vec::with_capacity(cur.sockets.len() + cur.retired.len());
         let mut wanted_ports = Vec::new();
         for (sk, s) in &cur.sockets {
             let before = prev.sockets.get(sk).map(|p| (p, prev.monotonic_ns));

@@ -31,6 +31,9 @@ pub struct Sampler {
     drop_reasons: BTreeMap<u32, String>,
     softirq_names: BTreeMap<u32, String>,
     prev: KernelSnapshot,
+    /// The snapshot before `prev`, handed back to the reader to refill: two snapshots take
+    /// turns, so their tables keep their capacity (`MapReader::snapshot_into`).
+    spare: KernelSnapshot,
     prev_unix_ns: u64,
     prev_cpu_ns: u64,
     index: u32,
@@ -73,6 +76,7 @@ impl Sampler {
             drop_reasons,
             softirq_names,
             prev,
+            spare: KernelSnapshot::default(),
             prev_unix_ns,
             prev_cpu_ns: self_cpu_ns(),
             index: 0,
@@ -104,7 +108,8 @@ impl Sampler {
 
     pub fn take(&mut self, ebpf: &Ebpf, table: &mut ProcessTable) -> Interval {
         let mut stages = Stages::start();
-        let mut cur = self.maps.snapshot(ebpf);
+        let mut cur = std::mem::take(&mut self.spare);
+        self.maps.snapshot_into(ebpf, &mut cur);
         let now = unix_ns();
         // Right after the read: a window's figures are the growth between two reads.
         let measured = stats::deltas(&self.prev.programs, &cur.programs);
@@ -273,7 +278,7 @@ impl Sampler {
         let cpu_ns = self_cpu_ns();
         interval.overhead.user_cpu_ns = cpu_ns.saturating_sub(self.prev_cpu_ns);
         self.prev_cpu_ns = cpu_ns;
-        self.prev = cur;
+        self.spare = std::mem::replace(&mut self.prev, cur);
         self.prev_unix_ns = now;
         self.index += 1;
         interval
