@@ -151,3 +151,16 @@ fn shapers_on_paths_into_namespaces_reached_directly_and_one_beside_them() {
         "shaper-beside-the-path",
     ]);
 }
+
+/// An upstream multiplexed over HTTP/2 (haproxy `proto h2` in front of Node.js): two busy
+/// connections carry every request at once, no pool is full (not-saturated); and disk I/O as
+/// the load itself: fio waiting on synchronous writes (io-bound) and the same writes paced far
+/// below the disk (not-saturated).
+#[test]
+fn multiplexed_upstreams_and_disk_load_from_the_generator_itself() {
+    lab_passes(&[
+        "h2-upstream-room-haproxy",
+        "disk-bound-fio",
+        "disk-paced-fio",
+    ]);
+}

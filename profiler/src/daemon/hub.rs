@@ -292,6 +292,9 @@ impl Hub {
                 .collect();
             row.described.extend(missing);
             open.described.extend(row.processes.iter().map(|p| p.pid));
+            // Bounded by the window: a process whose facts were forgotten (it did not run for
+            // a window) is described again if it comes back (or if its pid is reused).
+            open.described.retain(|pid| self.facts.contains_key(pid));
             let failed = open.writer.interval(&row).map(|e| e.to_string());
             if failed.is_none() {
                 open.intervals += 1;
