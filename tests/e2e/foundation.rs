@@ -1,7 +1,6 @@
 //! The foundation end to end: real probes in the real kernel, real nginx, real wrk.
 //! Needs root; run through `cargo xtask test`.
 use std::{
-    collections::HashSet,
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
     time::{Duration, Instant},
