@@ -3,30 +3,8 @@
 //! queued. Two proxies (haproxy with `proto h2`, a Node.js proxy on one `http2` session) in
 //! front of a Node.js HTTP/2 server that answers each stream after a 10 ms timer. Oracle: the
 //! upstream's own count of streams open at once (logged every second).
-use std::{
-    process::{Command, Stdio},
-    time::Duration,
-};
-
-use nix::sys::signal::Signal;
-
-use super::{Ctx, LabError, Setup, free_port, haproxy_with, hey, io_err, log_file, tool, wrk};
+use super::{Ctx, LabError, Setup, free_port, haproxy_with, hey, stacks::node_script, wrk};
 use crate::lab::guard::Service;
-
-/// `node SCRIPT` as the service `name`, listening on `port`.
-fn node_script(ctx: &Ctx, name: &str, port: u16, text: &str) -> Result<Service, LabError> {
-    let script = ctx.dir.join(format!("{name}.js"));
-    std::fs::write(&script, text).map_err(io_err(&script))?;
-    let log = log_file(ctx, name)?;
-    let mut cmd = Command::new(tool("node")?);
-    cmd.arg(&script)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(io_err(ctx.dir))?)
-        .stderr(log);
-    let mut server = Service::spawn(name, cmd, Signal::SIGTERM)?;
-    server.wait_for_port(port, Duration::from_secs(10))?;
-    Ok(server)
-}
 
 /// A Node.js HTTP/2 server without TLS (prior knowledge) answering every stream after 10 ms;
 /// every second it logs the streams it had open at once on average (the oracle).

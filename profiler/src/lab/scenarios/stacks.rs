@@ -110,6 +110,13 @@ pub(super) fn generator_pinned_k6(ctx: &Ctx) -> Result<Setup, LabError> {
 /// nginx (master and both workers) in a cgroup with a 0.3-core CFS quota, gzip on 64 KiB
 /// responses, and k6 with 8 virtual users: the workers run out of quota every period.
 pub(super) fn nginx_throttled_k6(ctx: &Ctx) -> Result<Setup, LabError> {
+    let (server, port) = nginx_gzip_in_quota(ctx, 0.3)?;
+    k6_gzip_gets(ctx, server, port, 8, None)
+}
+
+/// nginx (master and 2 workers) gzipping (level 6) a 64 KiB compressible page, all of it in a
+/// CPU cgroup with a CFS quota of `cores`.
+pub(super) fn nginx_gzip_in_quota(ctx: &Ctx, cores: f64) -> Result<(Service, u16), LabError> {
     let body: Vec<u8> = (0..64 * 1024)
         .map(|i| b"abcdefgh"[i % 8] ^ (i / 97) as u8)
         .collect();
@@ -118,12 +125,25 @@ pub(super) fn nginx_throttled_k6(ctx: &Ctx) -> Result<Setup, LabError> {
         "gzip on; gzip_types *; gzip_min_length 0; gzip_comp_level 6;",
         &body,
     )?;
-    server.confine_cpu(0.3)?;
-    let script = ctx.dir.join("throttled.js");
+    server.confine_cpu(cores)?;
+    Ok((server, port))
+}
+
+/// k6 with `vus` virtual users asking `server` for its page with `Accept-Encoding: gzip`, each
+/// sleeping `pause_s` after every request when given; k6's JSON output is the load timeline.
+pub(super) fn k6_gzip_gets(
+    ctx: &Ctx,
+    server: Service,
+    port: u16,
+    vus: u32,
+    pause_s: Option<f64>,
+) -> Result<Setup, LabError> {
+    let script = ctx.dir.join("gzip-gets.js");
+    let pause = pause_s.map_or(String::new(), |s| format!(" sleep({s});"));
     let text = format!(
-        "import http from 'k6/http';\n\
-         export const options = {{ vus: 8, duration: '{}s' }};\n\
-         export default function () {{ http.get('{}', {{ headers: {{ 'Accept-Encoding': 'gzip' }} }}); }}\n",
+        "import http from 'k6/http';\nimport {{ sleep }} from 'k6';\n\
+         export const options = {{ vus: {vus}, duration: '{}s' }};\n\
+         export default function () {{ http.get('{}', {{ headers: {{ 'Accept-Encoding': 'gzip' }} }});{pause} }}\n",
         ctx.seconds,
         url(port)
     );
@@ -141,11 +161,22 @@ pub(super) fn nginx_throttled_k6(ctx: &Ctx) -> Result<Setup, LabError> {
 /// `res` to answer).
 fn node(ctx: &Ctx, name: &str, handler: &str) -> Result<(Service, u16), LabError> {
     let port = free_port()?;
-    let script = ctx.dir.join(format!("{name}.js"));
     let text = format!(
         "const http = require('http');\n\
          http.createServer((req, res) => {{ {handler} }}).listen({port}, '127.0.0.1');\n"
     );
+    Ok((node_script(ctx, name, port, &text)?, port))
+}
+
+/// `node SCRIPT` (the JavaScript `text`, written to the scenario's directory) as the service
+/// `name`, once it listens on 127.0.0.1:`port`.
+pub(super) fn node_script(
+    ctx: &Ctx,
+    name: &str,
+    port: u16,
+    text: &str,
+) -> Result<Service, LabError> {
+    let script = ctx.dir.join(format!("{name}.js"));
     std::fs::write(&script, text).map_err(io_err(&script))?;
     let log = log_file(ctx, name)?;
     let mut cmd = Command::new(tool("node")?);
@@ -155,7 +186,7 @@ fn node(ctx: &Ctx, name: &str, handler: &str) -> Result<(Service, u16), LabError
         .stderr(log);
     let mut server = Service::spawn(name, cmd, Signal::SIGTERM)?;
     server.wait_for_port(port, Duration::from_secs(10))?;
-    Ok((server, port))
+    Ok(server)
 }
 
 /// Node.js's one event-loop thread spins 300 µs per request: wrk -c16 keeps it at a core

@@ -492,6 +492,7 @@ fn render_pools(s: &mut String, a: &Analysis) {
         "requests/s",
     ]);
     let churned = busy.iter().any(|p| p.churned);
+    let multiplexed = busy.iter().any(|p| p.multiplexed);
     for p in busy {
         t.row(vec![
             p.process.clone(),
@@ -504,7 +505,11 @@ fn render_pools(s: &mut String, a: &Analysis) {
             },
             format!("{:.2}", p.in_use),
             percent(p.utilisation),
-            format!("{:.1}", p.queued),
+            if p.multiplexed {
+                format!("{:.1}+", p.queued)
+            } else {
+                format!("{:.1}", p.queued)
+            },
             duration_ms(p.wait_ms_estimate),
             num(p.requests_per_s),
         ]);
@@ -513,6 +518,11 @@ fn render_pools(s: &mut String, a: &Analysis) {
     if churned {
         s.push_str(
             "  * a new connection per request: the ceiling of requests in flight, not sockets\n",
+        );
+    }
+    if multiplexed {
+        s.push_str(
+            "  + fewer turns than the holder's requests (HTTP/2, gRPC, pipelining): requests share connections, so this is no queue\n",
         );
     }
 }

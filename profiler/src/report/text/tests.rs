@@ -441,3 +441,33 @@ fn a_churned_pool_shows_its_ceiling_not_its_sockets() {
     assert!(!row.contains("345"), "{row}");
     assert!(text.contains("a new connection per request"), "{text}");
 }
+
+#[test]
+fn a_multiplexed_pool_marks_its_queue_as_none() {
+    let mut a = saturated();
+    a.pools = vec![crate::analysis::pools::PoolSummary {
+        process: "haproxy".into(),
+        upstream: "node".into(),
+        endpoint: "127.0.0.1:35655".into(),
+        size: 2.0,
+        in_use: 1.96,
+        utilisation: 0.98,
+        queued: 4.7,
+        wait_ms_estimate: 6.7,
+        requests_per_s: 401.0,
+        inbound_concurrency: 7.7,
+        inbound_per_s: 700.0,
+        intervals: 5,
+        churned: false,
+        opens_per_s: 0.0,
+        ceiling: 1.96,
+        multiplexed: true,
+    }];
+    let text = render(&a);
+    let row = text
+        .lines()
+        .find(|l| l.contains("haproxy") && l.contains("127.0.0.1:35655"))
+        .expect("the pool's row");
+    assert!(row.contains("4.7+"), "{row}");
+    assert!(text.contains("requests share connections"), "{text}");
+}

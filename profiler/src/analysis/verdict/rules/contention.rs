@@ -354,6 +354,13 @@ pub(in crate::analysis::verdict) fn pool_saturated(w: &WindowFigures) -> Candida
             "sock:inet_sock_set_state, the holder's connects to the endpoint",
         ),
         ev(
+            &format!("pool.{name}.turns_per_inbound_request"),
+            p.requests_per_s / p.inbound_per_s.max(1e-9),
+            "ratio",
+            Some(">= 0.90 (fewer: multiplexed, not judged)"),
+            "the pool's turns/s over the holder's inbound requests/s",
+        ),
+        ev(
             &format!("pool.{name}.queued"),
             p.queued,
             "requests",

@@ -7,27 +7,23 @@ pub(in crate::analysis::verdict) fn io(w: &WindowFigures) -> Candidate {
     // services every rule judges, analysis::services), or the load generator itself when the
     // load is disk I/O (fio, sysbench fileio, a backup job under `chokepoint run`): whoever
     // issues the writes is held back by the disk, generator or not.
-    let generator = w
+    let generators: Vec<&ProcessSummary> = w
         .processes
         .iter()
         .filter(|p| {
             p.role == Role::LoadGenerator && !crate::analysis::services::is_wrapper(&p.comm)
         })
-        .fold(None, |acc: Option<(String, f64, f64, f64)>, p| {
-            let (name, io, oncpu, top) = acc.unwrap_or_default();
-            let name = if p.offcpu_seconds.io >= top {
-                p.comm.clone()
-            } else {
-                name
-            };
-            Some((
-                name,
-                io + p.offcpu_seconds.io,
-                oncpu + p.cpu_seconds,
-                top.max(p.offcpu_seconds.io),
-            ))
-        })
-        .map(|(name, io, oncpu, _)| (name, io, oncpu));
+        .collect();
+    let generator = generators
+        .iter()
+        .max_by(|a, b| a.offcpu_seconds.io.total_cmp(&b.offcpu_seconds.io))
+        .map(|top| {
+            (
+                top.comm.clone(),
+                generators.iter().map(|p| p.offcpu_seconds.io).sum::<f64>(),
+                generators.iter().map(|p| p.cpu_seconds).sum::<f64>(),
+            )
+        });
     let worst = w
         .services
         .iter()
