@@ -242,15 +242,24 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
         .filter(|iv| !iv.detached.is_empty())
         .count();
     if cycled > 0 {
+        let detached = recording
+            .intervals
+            .iter()
+            .find(|iv| !iv.detached.is_empty())
+            .map(|iv| iv.detached.clone())
+            .unwrap_or_default();
+        let mut figures = Vec::new();
+        if detached.iter().any(|id| id.starts_with("irq/softirq_")) {
+            figures.push("softirq time per vector");
+        }
+        if detached.iter().any(|id| id.starts_with("sock/sock_")) {
+            figures.push("connection pools and requests in flight");
+        }
         limitations.push(format!(
-            "probe tier `default`: {} detached in {cycled} of {} intervals; their figures (softirq time per vector) are estimated from the other intervals (--probes all measures every interval)",
-            recording
-                .intervals
-                .iter()
-                .find(|iv| !iv.detached.is_empty())
-                .map(|iv| iv.detached.join(", "))
-                .unwrap_or_default(),
-            recording.intervals.len()
+            "probe tier `default`: {} detached in {cycled} of {} intervals; their figures ({}) are estimated from the other intervals (--probes all measures every interval)",
+            detached.join(", "),
+            recording.intervals.len(),
+            figures.join("; ")
         ));
     }
     let window = window::choose(recording, &timelines);

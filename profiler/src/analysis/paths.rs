@@ -304,8 +304,16 @@ fn flows(r: &Recording) -> Flows {
             }
         }
     }
+    // The connection-use probes may be sampled (the default tier): their requests over the
+    // measured intervals, scaled to the whole recording like the opens counted throughout.
+    let (mut all_secs, mut measured_secs) = (0.0, 0.0);
     for iv in &r.intervals {
         let secs = iv.seconds();
+        all_secs += secs;
+        if !iv.conn_use_measured() {
+            continue;
+        }
+        measured_secs += secs;
         for p in &iv.pools {
             let Some(port) = p.endpoint.rsplit(':').next().and_then(|x| x.parse().ok()) else {
                 continue;
@@ -314,6 +322,12 @@ fn flows(r: &Recording) -> Flows {
         }
         for i in &iv.inbound {
             *f.served.entry(i.port).or_default() += i.requests_per_s * secs;
+        }
+    }
+    if measured_secs > 0.0 && measured_secs < all_secs {
+        let scale = all_secs / measured_secs;
+        for v in f.pooled.values_mut().chain(f.served.values_mut()) {
+            *v *= scale;
         }
     }
     f

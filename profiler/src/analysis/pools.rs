@@ -25,7 +25,8 @@ pub struct PoolSummary {
     pub process: String,
     pub upstream: String,
     pub endpoint: String,
-    /// Averages over the window's intervals (an interval without the pool counts as zero).
+    /// Averages over the window's intervals in which connection use was measured (all of them
+    /// with `--probes all`; an interval without the pool counts as zero).
     pub size: f64,
     pub in_use: f64,
     /// in_use / size.
@@ -36,7 +37,7 @@ pub struct PoolSummary {
     pub requests_per_s: f64,
     pub inbound_concurrency: f64,
     pub inbound_per_s: f64,
-    /// Intervals of the window in which the pool carried or held connections.
+    /// Measured intervals of the window in which the pool carried or held connections.
     pub intervals: usize,
     /// Whether the holder opened about one connection per request to the endpoint (at least
     /// half as many connects as requests): then `size` counts sockets that come and go, and
@@ -136,8 +137,15 @@ pub fn of_interval(iv: &Interval) -> Vec<(PoolKey, IntervalPool)> {
         .collect()
 }
 
-/// Pools of the window, most queued first, then busiest.
+/// Pools of the window, most queued first, then busiest. Averaged over the intervals the
+/// connection-use programs ran in (the default tier samples them: `Interval::conn_use_measured`).
 pub fn summarize(intervals: &[&Interval]) -> Vec<PoolSummary> {
+    let measured: Vec<&Interval> = intervals
+        .iter()
+        .copied()
+        .filter(|iv| iv.conn_use_measured())
+        .collect();
+    let intervals = &measured[..];
     #[derive(Default)]
     struct Acc {
         size: f64,

@@ -250,7 +250,7 @@ pub fn series(recording: &Recording, window: &Window, timelines: &[Timeline]) ->
 }
 
 /// Each pool's rows of an interval summed (a holder's processes together), the busiest
-/// `POOLS_SHOWN` kept.
+/// `POOLS_SHOWN` kept; None where connection use was not measured.
 fn pool_series(ivs: &[Interval]) -> Vec<PoolSeries> {
     let per: Vec<BTreeMap<pools::PoolKey, [f64; 3]>> = ivs
         .iter()
@@ -283,9 +283,14 @@ fn pool_series(ivs: &[Interval]) -> Vec<PoolSeries> {
     keys.into_iter()
         .take(POOLS_SHOWN)
         .map(|(key, _)| {
+            // Unmeasured intervals (connection use detached by the default tier) are gaps.
             let col = |i: usize| -> Vec<Option<f64>> {
                 per.iter()
-                    .map(|m| Some(m.get(key).map_or(0.0, |v| v[i])))
+                    .zip(ivs)
+                    .map(|(m, iv)| {
+                        iv.conn_use_measured()
+                            .then(|| m.get(key).map_or(0.0, |v| v[i]))
+                    })
                     .collect()
             };
             PoolSeries {

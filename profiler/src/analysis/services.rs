@@ -228,7 +228,13 @@ pub fn services(intervals: &[&Interval]) -> Vec<ServiceFigures> {
         .iter()
         .map(|iv| iv.end_unix_ns.saturating_sub(iv.start_unix_ns))
         .sum();
-    let n = intervals.len().max(1) as f64;
+    // Requests in flight and upstream come from the connection-use programs, which the
+    // default tier samples: averages over the intervals they ran in.
+    let n_use = intervals
+        .iter()
+        .filter(|iv| iv.conn_use_measured())
+        .count()
+        .max(1) as f64;
     let key_of = |pid: u32| keys.get(&pid).cloned().unwrap_or_default();
     for iv in intervals {
         for p in &iv.processes {
@@ -278,8 +284,8 @@ pub fn services(intervals: &[&Interval]) -> Vec<ServiceFigures> {
     for iv in intervals {
         for r in &iv.inbound {
             if let Some(a) = accs.get_mut(&key_of(r.pid)) {
-                a.inflight += r.concurrency / n;
-                a.inbound_per_s += r.requests_per_s / n;
+                a.inflight += r.concurrency / n_use;
+                a.inbound_per_s += r.requests_per_s / n_use;
             }
         }
         // The same requests as the service's local clients see them: from their send to the
@@ -295,12 +301,12 @@ pub fn services(intervals: &[&Interval]) -> Vec<ServiceFigures> {
                 continue;
             }
             if let Some(a) = accs.get_mut(owner) {
-                a.inflight_at_clients += p.in_use / n;
+                a.inflight_at_clients += p.in_use / n_use;
             }
         }
         for p in &iv.pools {
             if let Some(a) = accs.get_mut(&key_of(p.pid)) {
-                a.upstream += p.in_use / n;
+                a.upstream += p.in_use / n_use;
             }
         }
         if iv.wake_totals.is_empty() {

@@ -215,7 +215,7 @@ pub fn softirq_sampled<'a>(
     intervals
         .iter()
         .copied()
-        .filter(|iv| !iv.detached.iter().any(|id| id.starts_with("irq/softirq_")))
+        .filter(|iv| iv.softirq_measured())
 }
 
 pub fn host(intervals: &[&Interval], cpus: u32) -> HostSummary {

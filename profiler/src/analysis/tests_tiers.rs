@@ -37,3 +37,67 @@ fn softirq_time_per_vector_is_estimated_from_the_intervals_it_was_measured_in() 
         rx(&all)
     );
 }
+
+/// `recording` as the default tier records it with the connection-use programs attached one
+/// interval in five (the first, then 2, 7...): the other intervals carry no pool or inbound
+/// rows and say why.
+fn conn_use_cycled(mut recording: crate::recording::Recording) -> crate::recording::Recording {
+    for (i, iv) in recording.intervals.iter_mut().enumerate() {
+        if i != 0 && i % 5 != 2 {
+            iv.pools.clear();
+            iv.inbound.clear();
+            iv.detached = vec![
+                "sock/sock_send_length".into(),
+                "sock/sock_recv_length".into(),
+            ];
+        }
+    }
+    recording
+}
+
+#[test]
+fn pools_and_requests_in_flight_are_estimated_from_the_intervals_they_were_measured_in() {
+    // A full pool (2 of 2 busy, 23 requests in flight at the bouncer) and one with room.
+    for (size, in_use) in [(2, 1.92), (30, 21.0)] {
+        let all = super::tests::pooled(size, in_use, 0, 0.1, 0.3);
+        let cycled = conn_use_cycled(all.clone());
+        let a = super::analyze(&all, &[]);
+        let c = super::analyze(&cycled, &[]);
+        assert_eq!(
+            a.verdict.kind, c.verdict.kind,
+            "size {size}: {:#?}",
+            c.verdict.ruled_out
+        );
+        assert!((a.verdict.confidence - c.verdict.confidence).abs() < 1e-9);
+        assert_eq!(a.pools.len(), c.pools.len());
+        for (x, y) in a.pools.iter().zip(&c.pools) {
+            assert_eq!(x.process, y.process);
+            for (f, g) in [
+                (x.size, y.size),
+                (x.in_use, y.in_use),
+                (x.queued, y.queued),
+                (x.requests_per_s, y.requests_per_s),
+                (x.inbound_concurrency, y.inbound_concurrency),
+            ] {
+                assert!((f - g).abs() < 1e-9, "{x:?} vs {y:?}");
+            }
+        }
+        let inflight = |r: &crate::recording::Recording| {
+            super::services::services(&r.intervals.iter().collect::<Vec<_>>())
+                .into_iter()
+                .map(|s| (s.name, s.inflight, s.upstream_inflight))
+                .collect::<Vec<_>>()
+        };
+        for (x, y) in inflight(&all).into_iter().zip(inflight(&cycled)) {
+            assert_eq!(x.0, y.0);
+            assert!((x.1 - y.1).abs() < 1e-9 && (x.2 - y.2).abs() < 1e-9, "{x:?} vs {y:?}");
+        }
+        assert!(
+            c.limitations
+                .iter()
+                .any(|l| l.contains("connection pools and requests in flight")),
+            "{:?}",
+            c.limitations
+        );
+    }
+}

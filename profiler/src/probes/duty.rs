@@ -4,14 +4,20 @@
 //! from the intervals they were attached in (each interval records what was detached:
 //! `Interval.detached`).
 //!
-//! Duty-cycled now: `irq:softirq_entry`/`softirq_exit` (softirq time per vector, ~11 runs per
-//! request under connection churn, a sixth of the programs' time; no verdict reads it, the
-//! host's total softirq time comes from `/proc/stat` every interval). The hooks the verdicts
-//! read event by event (connection setup, the request turns of pools, scheduler hand-overs)
-//! stay attached in every interval.
+//! Duty-cycled now:
+//! - `irq:softirq_entry`/`softirq_exit` (softirq time per vector, ~11 runs per request under
+//!   connection churn, a sixth of the programs' time; no verdict reads it, the host's total
+//!   softirq time comes from `/proc/stat` every interval);
+//! - `sock:sock_send_length`/`sock_recv_length` (request turns per socket, half the programs'
+//!   time under churn): pools and requests in flight are Little's-law averages, which the
+//!   sampled intervals estimate. A turn that began before an attach is dropped, in the kernel
+//!   and in user space (`SOCK_EPOCH`), so no busy time is counted across a gap.
+//!
+//! The hooks the verdicts read event by event (connection setup and its failures, scheduler
+//! hand-overs) stay attached in every interval.
 use aya::{
     Ebpf,
-    maps::{PerCpuArray, PerCpuValues},
+    maps::{Array, PerCpuArray, PerCpuValues},
     programs::{RawTracePoint, TracePoint},
 };
 
@@ -29,13 +35,29 @@ pub enum Tier {
 
 /// The duty-cycled tracepoints, in detach order: a softirq's exit still runs after its entry
 /// program is gone, so no entry timestamp is left behind.
-pub const CYCLED: &[&str] = &["irq/softirq_entry", "irq/softirq_exit"];
+pub const CYCLED: &[&str] = &[
+    "irq/softirq_entry",
+    "irq/softirq_exit",
+    "sock/sock_send_length",
+    "sock/sock_recv_length",
+];
 
-/// Attached one interval in every this many (the first interval is one).
+/// Whether a cycled tracepoint id is one of the connection-use (request turn) hooks.
+pub fn is_conn_use(id: &str) -> bool {
+    id.starts_with("sock/sock_")
+}
+
+/// Attached one interval in every this many: those numbered [`PHASE`] modulo it (2, 7,
+/// 12...), and the first (the programs attach at start). Not the first alone: analysis drops a
+/// run's first interval as its ramp-up, and a 6-second recording would keep no sample.
 pub const EVERY: u32 = 5;
+pub const PHASE: u32 = 2;
 
 /// The per-CPU entry timestamps the softirq exit program pairs with.
 const SINCE_MAP: &str = "SOFTIRQ_SINCE";
+
+/// When the connection-use programs were last attached (CLOCK_MONOTONIC ns).
+const EPOCH_MAP: &str = "SOCK_EPOCH";
 
 /// The duty cycle of one session.
 pub struct DutyCycle {
@@ -43,6 +65,9 @@ pub struct DutyCycle {
     ids: Vec<String>,
     attached: bool,
     intervals: u32,
+    /// CLOCK_MONOTONIC ns of the last attach of the connection-use programs (0 before the
+    /// first detach): turns that began earlier are not in flight (`session/pools.rs`).
+    epoch_ns: u64,
     /// Attach or detach failures, said once in the recording's limitations.
     pub errors: Vec<String>,
 }
@@ -62,6 +87,7 @@ impl DutyCycle {
             ids,
             attached: true,
             intervals: 0,
+            epoch_ns: 0,
             errors: Vec::new(),
         })
     }
@@ -89,16 +115,25 @@ impl DutyCycle {
         }
     }
 
-    /// Called at each interval's end, after its maps were read: attaches or detaches for the
-    /// next one.
+    /// When the connection-use programs were last attached (0: never detached).
+    pub fn epoch_ns(&self) -> u64 {
+        self.epoch_ns
+    }
+
+    /// Called at each interval's end, right before its maps are read: attaches or detaches
+    /// for the next one.
     pub fn tick(&mut self, probes: &mut Probes) {
         self.intervals += 1;
-        let want = self.intervals.is_multiple_of(EVERY);
+        let want = self.intervals % EVERY == PHASE;
         if want == self.attached {
             return;
         }
         let result = if want {
-            attach(probes, &self.ids)
+            attach(probes, &self.ids).map(|epoch| {
+                if let Some(e) = epoch {
+                    self.epoch_ns = e;
+                }
+            })
         } else {
             detach(probes, &self.ids)
         };
@@ -139,9 +174,15 @@ fn detach(probes: &mut Probes, ids: &[String]) -> Result<(), String> {
 }
 
 /// Attaches in reverse order (exit before entry), after clearing the entry timestamps a
-/// detach may have left: an exit never pairs with an entry from before the gap.
-fn attach(probes: &mut Probes, ids: &[String]) -> Result<(), String> {
+/// detach may have left (an exit never pairs with an entry from before the gap) and stamping
+/// the connection-use epoch (a turn never completes across the gap). The epoch, if stamped.
+fn attach(probes: &mut Probes, ids: &[String]) -> Result<Option<u64>, String> {
     clear_since(&mut probes.ebpf)?;
+    let epoch = if ids.iter().any(|id| is_conn_use(id)) {
+        Some(stamp_epoch(&mut probes.ebpf)?)
+    } else {
+        None
+    };
     for id in ids.iter().rev() {
         let Some(Attached {
             program: name,
@@ -167,7 +208,21 @@ fn attach(probes: &mut Probes, ids: &[String]) -> Result<(), String> {
         };
         *link = Some(handle.map_err(|e| format!("attaching {id} again: {e}"))?);
     }
-    Ok(())
+    Ok(epoch)
+}
+
+/// Writes now (CLOCK_MONOTONIC, the clock `bpf_ktime_get_ns` reads) as the connection-use
+/// programs' epoch, before they attach: every event they see after is later.
+fn stamp_epoch(ebpf: &mut Ebpf) -> Result<u64, String> {
+    let now = super::reader::monotonic_ns();
+    let Some(map) = ebpf.map_mut(EPOCH_MAP) else {
+        return Ok(now);
+    };
+    let mut epoch: Array<_, u64> = Array::try_from(map).map_err(|e| format!("{EPOCH_MAP}: {e}"))?;
+    epoch
+        .set(0, now, 0)
+        .map_err(|e| format!("writing {EPOCH_MAP}: {e}"))?;
+    Ok(now)
 }
 
 fn clear_since(ebpf: &mut Ebpf) -> Result<(), String> {
@@ -194,11 +249,12 @@ mod tests {
             ids: CYCLED.iter().map(|s| s.to_string()).collect(),
             attached: true,
             intervals: 0,
+            epoch_ns: 0,
             errors: Vec::new(),
         };
         let text = DutyCycle::describe(Tier::Default, Some(&c));
         assert!(
-            text.contains("irq/softirq_entry, irq/softirq_exit attached 1 interval in every 5")
+            text.contains("irq/softirq_entry, irq/softirq_exit, sock/sock_send_length, sock/sock_recv_length attached 1 interval in every 5")
         );
         assert!(DutyCycle::describe(Tier::All, None).starts_with("all:"));
         assert!(c.detached().is_empty());

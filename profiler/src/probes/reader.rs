@@ -287,7 +287,8 @@ pub fn run_deltas(prev: &KernelSnapshot, cur: &KernelSnapshot) -> Option<BTreeMa
     )
 }
 
-fn monotonic_ns() -> u64 {
+/// CLOCK_MONOTONIC ns: the clock `bpf_ktime_get_ns` reads.
+pub(crate) fn monotonic_ns() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
         .unwrap_or(0)

@@ -406,6 +406,19 @@ impl Interval {
     pub fn seconds(&self) -> f64 {
         self.end_unix_ns.saturating_sub(self.start_unix_ns) as f64 / 1e9
     }
+
+    /// Whether the softirq programs ran through the interval (always with `--probes all`
+    /// and in older recordings).
+    pub fn softirq_measured(&self) -> bool {
+        !self.detached.iter().any(|id| id.starts_with("irq/softirq_"))
+    }
+
+    /// Whether the connection-use programs (request turns: `pools`, `inbound`) ran through
+    /// the interval. The default tier detaches them 4 intervals in 5: pool and in-flight
+    /// figures are then averages over the measured intervals.
+    pub fn conn_use_measured(&self) -> bool {
+        !self.detached.iter().any(|id| id.starts_with("sock/sock_"))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

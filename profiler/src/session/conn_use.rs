@@ -20,10 +20,22 @@ pub struct PoolFigures {
     pub evictions: u64,
 }
 
+/// What the probe tier did with the connection-use programs through an interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UseWindow {
+    /// Detached through the interval: it has no figures (closed sockets are still deleted).
+    pub detached: bool,
+    /// When they were last attached (CLOCK_MONOTONIC ns; 0: never detached): turns that began
+    /// earlier straddle a gap and are not in flight.
+    pub since_ns: u64,
+}
+
 #[derive(Default)]
 pub struct ConnUse {
     /// Listening port -> owner's name, looked up once per port.
     owners: HashMap<u16, Option<String>>,
+    /// Set by the session before each read.
+    pub window: UseWindow,
 }
 
 impl ConnUse {
@@ -39,11 +51,12 @@ impl ConnUse {
     ) -> PoolFigures {
         let interval_ns = cur.monotonic_ns.saturating_sub(prev.monotonic_ns);
         let listening: HashSet<u16> = listeners.iter().map(|q| q.port).collect();
+        let UseWindow { detached, since_ns } = self.window;
         let mut deltas = Vec::with_capacity(cur.sockets.len() + cur.retired.len());
         let mut wanted_ports = Vec::new();
-        for (sk, s) in &cur.sockets {
+        for (sk, s) in cur.sockets.iter().filter(|_| !detached) {
             let before = prev.sockets.get(sk).map(|p| (p, prev.monotonic_ns));
-            let d = pools::socket_delta(before, s, cur.monotonic_ns, interval_ns);
+            let d = pools::socket_delta(before, s, cur.monotonic_ns, interval_ns, since_ns);
             let local_peer = pools::remote_is_local(s);
             let port = d.remote.port();
             if local_peer && listening.contains(&port) && !self.owners.contains_key(&port) {
@@ -53,13 +66,13 @@ impl ConnUse {
         }
         // Closed sockets whose memory was reused before this read: their last figures, under
         // their own identity, against what the last read saw of them.
-        for (key, s) in &cur.retired {
+        for (key, s) in cur.retired.iter().filter(|_| !detached) {
             let before = prev
                 .sockets
                 .get(&key.sk)
                 .filter(|p| p.generation == key.generation)
                 .map(|p| (p, prev.monotonic_ns));
-            let d = pools::socket_delta(before, s, cur.monotonic_ns, interval_ns);
+            let d = pools::socket_delta(before, s, cur.monotonic_ns, interval_ns, since_ns);
             deltas.push((d, pools::remote_is_local(s)));
         }
         let retired: Vec<_> = cur.retired.iter().map(|(k, _)| *k).collect();

@@ -443,6 +443,10 @@ impl Session {
                 for e in &duty.errors[said..] {
                     crate::errln!("chokepoint: duty cycle: {e}");
                 }
+                self.sampler.set_use_window(conn_use::UseWindow {
+                    detached: detached.iter().any(|id| crate::probes::duty::is_conn_use(id)),
+                    since_ns: duty.epoch_ns(),
+                });
                 detached
             }
             None => Vec::new(),

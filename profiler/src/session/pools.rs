@@ -73,8 +73,13 @@ fn continues(prev: &SockUse, cur: &SockUse) -> bool {
         && prev.recv_calls <= cur.recv_calls
 }
 
-/// The part of the turn in flight at `now`, per direction: (outbound, inbound).
-fn in_flight(s: &SockUse, now_ns: u64) -> (u64, u64) {
+/// The part of the turn in flight at `now`, per direction: (outbound, inbound). A turn that
+/// began before `since_ns` (the programs' last attach, 0 if they never left) straddles a gap
+/// in which it may have ended unseen: it is not in flight as far as anyone knows.
+fn in_flight(s: &SockUse, now_ns: u64, since_ns: u64) -> (u64, u64) {
+    if s.turn_start_ns < since_ns {
+        return (0, 0);
+    }
     let open = now_ns.saturating_sub(s.turn_start_ns);
     match s.last_dir {
         SOCK_DIR_SEND => (open, 0),
@@ -86,25 +91,27 @@ fn in_flight(s: &SockUse, now_ns: u64) -> (u64, u64) {
 /// The interval's delta of one socket read at `prev_ns` (None: first seen) and `now_ns`
 /// (CLOCK_MONOTONIC, the clock the kernel stamps turns with). A closed socket's turn in flight
 /// ended at its close, which is not stamped: it is not counted. Busy time of connections that
-/// reused the entry is attributed to the entry's current 4-tuple and owner.
+/// reused the entry is attributed to the entry's current 4-tuple and owner. `since_ns`: when
+/// the programs were last attached (the duty cycle's `SOCK_EPOCH`; 0 if never detached).
 pub fn socket_delta(
     prev: Option<(&SockUse, u64)>,
     cur: &SockUse,
     now_ns: u64,
     interval_ns: u64,
+    since_ns: u64,
 ) -> SocketDelta {
     let prev = prev.filter(|(p, _)| continues(p, cur));
     let (out_now, in_now) = if cur.closed != 0 {
         (0, 0)
     } else {
-        in_flight(cur, now_ns)
+        in_flight(cur, now_ns, since_ns)
     };
     let (out_then, in_then, base) = match prev {
         Some((p, at)) => {
             let (o, i) = if p.closed != 0 {
                 (0, 0)
             } else {
-                in_flight(p, at)
+                in_flight(p, at, since_ns)
             };
             (o, i, *p)
         }
@@ -321,12 +328,35 @@ mod tests {
         cur.turn_start_ns = 10_900 * MS;
         cur.send_calls = 2;
         cur.recv_calls = 1;
-        let d = socket_delta(Some((&prev, 10 * SEC)), &cur, 11 * SEC, SEC);
+        let d = socket_delta(Some((&prev, 10 * SEC)), &cur, 11 * SEC, SEC, 0);
         // 10.0..10.2 plus 10.9..11.0.
         assert_eq!(d.out_busy_ns, 300 * MS);
         assert_eq!(d.out_turns, 1);
         assert_eq!(d.in_busy_ns, 0);
         assert_eq!(d.remote, "127.0.0.1:5432".parse().expect("literal"));
+    }
+
+    #[test]
+    fn a_turn_from_before_the_programs_last_attach_is_not_in_flight() {
+        // Detached from 5 s to 10 s, attached again at 10 s (the epoch). The socket's last
+        // event before the gap was a send at 4.8 s; whether its response came in the gap is
+        // unknown, so neither read counts it in flight.
+        let mut prev = sock(7, 40000, 5432);
+        prev.last_dir = SOCK_DIR_SEND;
+        prev.turn_start_ns = 4_800 * MS;
+        prev.send_calls = 1;
+        let d = socket_delta(Some((&prev, 10 * SEC)), &prev, 11 * SEC, SEC, 10 * SEC);
+        assert_eq!(d.out_busy_ns, 0);
+        // Without the epoch (programs never detached) it would read as a full second busy.
+        let d = socket_delta(Some((&prev, 10 * SEC)), &prev, 11 * SEC, SEC, 0);
+        assert_eq!(d.out_busy_ns, SEC);
+        // Seen again after the attach (the kernel restarted its turn at 10.4 s): in flight
+        // from there.
+        let mut cur = prev;
+        cur.turn_start_ns = 10_400 * MS;
+        cur.send_calls = 2;
+        let d = socket_delta(Some((&prev, 10 * SEC)), &cur, 11 * SEC, SEC, 10 * SEC);
+        assert_eq!((d.out_busy_ns, d.out_turns), (600 * MS, 0));
     }
 
     #[test]
@@ -342,7 +372,7 @@ mod tests {
         retired.send_turns = 2;
         retired.send_to_recv_ns = 5 * SEC + 40 * MS;
         retired.closed = 1;
-        let d = socket_delta(Some((&prev, 10 * SEC)), &retired, 11 * SEC, SEC);
+        let d = socket_delta(Some((&prev, 10 * SEC)), &retired, 11 * SEC, SEC, 0);
         assert_eq!(
             (d.pid, d.out_busy_ns, d.out_turns, d.connections),
             (7, 40 * MS, 2, 1)
@@ -353,19 +383,19 @@ mod tests {
         cur.send_calls = 56;
         cur.send_turns = 6;
         cur.send_to_recv_ns = 300 * MS;
-        let d = socket_delta(Some((&prev, 10 * SEC)), &cur, 11 * SEC, SEC);
+        let d = socket_delta(Some((&prev, 10 * SEC)), &cur, 11 * SEC, SEC, 0);
         assert_eq!((d.pid, d.out_busy_ns, d.out_turns), (8, 300 * MS, 6));
         assert_eq!(d.connections, 1);
         // Deleted and inserted again: counters start from zero.
         let mut cur = sock(8, 40001, 6379);
         cur.send_calls = 3;
         cur.send_to_recv_ns = 200 * MS;
-        let d = socket_delta(Some((&prev, 10 * SEC)), &cur, 11 * SEC, SEC);
+        let d = socket_delta(Some((&prev, 10 * SEC)), &cur, 11 * SEC, SEC, 0);
         assert_eq!((d.out_busy_ns, d.connections), (200 * MS, 1));
         cur.last_dir = SOCK_DIR_SEND;
         cur.turn_start_ns = 10_500 * MS;
         cur.closed = 1;
-        let d = socket_delta(None, &cur, 11 * SEC, SEC);
+        let d = socket_delta(None, &cur, 11 * SEC, SEC, 0);
         assert_eq!(d.out_busy_ns, 200 * MS, "no turn in flight after close");
     }
 

@@ -6,7 +6,7 @@ use aya::Ebpf;
 
 use super::{
     assemble::{ListenOwners, assemble},
-    conn_use::ConnUse,
+    conn_use::{ConnUse, UseWindow},
     network::NetSampler,
     processes::ProcessTable,
     self_cpu_ns, unix_ns,
@@ -104,6 +104,12 @@ impl Sampler {
 
     pub fn thread_exited(&mut self, tid: u32) {
         self.exited.push(tid);
+    }
+
+    /// What the probe tier did with the connection-use programs through the interval the
+    /// next `take` ends.
+    pub fn set_use_window(&mut self, window: UseWindow) {
+        self.conn_use.window = window;
     }
 
     pub fn take(&mut self, ebpf: &Ebpf, table: &mut ProcessTable) -> Interval {
