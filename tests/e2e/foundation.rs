@@ -409,8 +409,8 @@ fn doctor_agrees_with_what_a_run_attaches() {
 }
 
 /// The probe tiers on the real kernel, under real traffic (wrk against nginx, so softirqs run):
-/// the default tier keeps the softirq programs attached one interval in five and says which
-/// intervals it detached them in, the detached ones hold (next to) nothing, and the analysis
+/// the default tier keeps the softirq (and connection-use) programs attached one interval in
+/// five and says which intervals it detached them in, the detached ones hold (next to) nothing, and the analysis
 /// estimates the per-vector softirq time from the attached ones; `--probes all` detaches
 /// nothing. Nothing stays attached after either.
 #[test]
@@ -465,10 +465,11 @@ fn the_default_tier_duty_cycles_softirq_programs_and_all_keeps_them() {
             assert!(detached.iter().all(|d| !d), "{detached:?}");
         } else {
             assert!(tier_line.starts_with("default:"), "{tier_line}");
-            // Interval 0 attached, then 4 detached, interval 5 attached again.
+            // Interval 0 attached (the programs attach at start), 1 detached, then one in
+            // five from interval 2: 2, 7, 12...
             assert_eq!(
                 &detached[..6],
-                &[false, true, true, true, true, false],
+                &[false, true, false, true, true, true],
                 "{detached:?}"
             );
             let attached_ns: Vec<u64> = intervals
@@ -500,6 +501,28 @@ fn the_default_tier_duty_cycles_softirq_programs_and_all_keeps_them() {
             );
         }
         assert!(by_vector > 0.0, "{tier}: NET_RX share {by_vector}");
+        // Connection use: rows only where its programs ran; wrk's four kept-alive connections
+        // busy (closed loop) whichever intervals measured them.
+        for (iv, d) in intervals.iter().zip(&detached) {
+            let rows = iv["pools"].as_array().map_or(0, Vec::len)
+                + iv["inbound"].as_array().map_or(0, Vec::len);
+            let sock_detached = iv["detached"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|x| x == "sock/sock_send_length"));
+            assert_eq!(sock_detached, *d, "{}", iv["detached"]);
+            if *d {
+                assert_eq!(rows, 0, "{tier}: rows in a detached interval: {iv}");
+            }
+        }
+        let wrk_pool = analysis["pools"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["process"] == "wrk"))
+            .unwrap_or_else(|| panic!("{tier}: no wrk pool in {}", analysis["pools"]));
+        let in_use = wrk_pool["in_use"].as_f64().unwrap_or(0.0);
+        assert!(
+            (2.5..=4.05).contains(&in_use),
+            "{tier}: wrk's 4 connections, in use {in_use}: {wrk_pool}"
+        );
         eprintln!(
             "tier {tier}: NET_RX softirq {:.1}% of the host",
             by_vector * 100.0
