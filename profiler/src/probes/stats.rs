@@ -156,6 +156,10 @@ pub struct Windows<G = StatsGuard> {
     /// The kernel measured (nearly) every run while no window was open: statistics are on by
     /// other means (--exact-overhead, another tool), and windows would add nothing.
     on_anyway: bool,
+    /// The duty cycle has programs detached in the interval starting at the next read: a
+    /// window due then waits for one in which every program runs, or the cycled programs would
+    /// never be priced (`hold_while_detached`).
+    hold: bool,
 }
 
 struct Open<G> {
@@ -188,7 +192,14 @@ impl<G> Windows<G> {
             open: None,
             recent: VecDeque::new(),
             on_anyway: false,
+            hold: false,
         }
+    }
+
+    /// Whether the interval that starts at the next read has duty-cycled programs detached:
+    /// no window opens then (a due one waits, at most the duty cycle's period).
+    pub fn hold_while_detached(&mut self, detached: bool) {
+        self.hold = detached;
     }
 
     /// At each read of the maps: `prev_ns` the previous read, `now_ns` this one, `stats` the
@@ -232,7 +243,7 @@ impl<G> Windows<G> {
                 }
                 tick.closed = Some(window);
             }
-        } else if !self.on_anyway && now_ns + half_gap >= self.next_start_ns {
+        } else if !self.on_anyway && !self.hold && now_ns + half_gap >= self.next_start_ns {
             match (self.enable)() {
                 Ok(guard) => {
                     self.open = Some(Open {
@@ -466,6 +477,31 @@ mod tests {
         w.tick(S, 2 * S, &kernel, false);
         w.price_what_runs(&map_runs(&[("b", 10)]), 5 * S);
         assert_eq!(w.next_start_ns, 11 * S);
+    }
+
+    /// The default tier's duty cycle: programs attached in intervals 0, 2, 7, 12... A window
+    /// due while they are detached waits for the next interval they run in, so every window
+    /// prices them (with windows due at reads 1, 11, 21 they would never run in one).
+    #[test]
+    fn a_window_due_while_programs_are_detached_waits_for_them() {
+        let mut w: Windows<()> = Windows::with(SCHEDULE, || Ok(()), 0);
+        let kernel = stats(&[("a", 0, 0)]);
+        let attached = |interval: u64| interval == 0 || interval % 5 == 2;
+        let mut opened = Vec::new();
+        let mut prev = 0;
+        for i in 1..=30u64 {
+            let now = i * S;
+            // Read i ends interval i - 1 and starts interval i.
+            w.hold_while_detached(!attached(i));
+            let was_open = w.open.is_some();
+            w.tick(prev, now, &kernel, false);
+            if !was_open && w.open.is_some() {
+                opened.push(i);
+            }
+            prev = now;
+        }
+        assert_eq!(opened, [2, 12, 22]);
+        assert!(opened.iter().all(|&i| attached(i)));
     }
 
     fn map_runs(v: &[(&str, u64)]) -> BTreeMap<String, u64> {

@@ -447,6 +447,7 @@ impl Session {
                     detached: detached.iter().any(|id| crate::probes::duty::is_conn_use(id)),
                     since_ns: duty.epoch_ns(),
                 });
+                self.sampler.next_detached(!duty.detached().is_empty());
                 detached
             }
             None => Vec::new(),

@@ -112,6 +112,12 @@ impl Sampler {
         self.conn_use.window = window;
     }
 
+    /// Whether the duty cycle keeps programs detached in the interval that starts at the next
+    /// read: no statistics window opens then, so the cycled programs get priced too.
+    pub fn next_detached(&mut self, detached: bool) {
+        self.windows.hold_while_detached(detached);
+    }
+
     pub fn take(&mut self, ebpf: &Ebpf, table: &mut ProcessTable) -> Interval {
         let mut stages = Stages::start();
         let mut cur = std::mem::take(&mut self.spare);
