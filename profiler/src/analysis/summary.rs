@@ -212,10 +212,7 @@ pub fn pressure(intervals: &[&Interval]) -> Option<PressureSummary> {
 pub fn softirq_sampled<'a>(
     intervals: &'a [&'a Interval],
 ) -> impl Iterator<Item = &'a Interval> + 'a {
-    intervals
-        .iter()
-        .copied()
-        .filter(|iv| iv.softirq_measured())
+    intervals.iter().copied().filter(|iv| iv.softirq_measured())
 }
 
 pub fn host(intervals: &[&Interval], cpus: u32) -> HostSummary {

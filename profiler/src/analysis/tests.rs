@@ -667,7 +667,13 @@ fn sends_held_back_by_receivers_while_the_server_blocks_in_writes_are_network_bo
 
 /// pgbench -> pgbouncer -> postgres: `size` upstream connections with `in_use` busy, 24
 /// clients in flight at pgbouncer; postgres workers woken by `sibling` wake-ups of each other.
-pub(super) fn pooled(size: u32, in_use: f64, sibling: u64, postgres_cores: f64, busy: f64) -> Recording {
+pub(super) fn pooled(
+    size: u32,
+    in_use: f64,
+    sibling: u64,
+    postgres_cores: f64,
+    busy: f64,
+) -> Recording {
     steady(6, move |i| {
         let mut iv = interval(i, busy);
         iv.processes

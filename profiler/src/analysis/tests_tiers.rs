@@ -90,7 +90,10 @@ fn pools_and_requests_in_flight_are_estimated_from_the_intervals_they_were_measu
         };
         for (x, y) in inflight(&all).into_iter().zip(inflight(&cycled)) {
             assert_eq!(x.0, y.0);
-            assert!((x.1 - y.1).abs() < 1e-9 && (x.2 - y.2).abs() < 1e-9, "{x:?} vs {y:?}");
+            assert!(
+                (x.1 - y.1).abs() < 1e-9 && (x.2 - y.2).abs() < 1e-9,
+                "{x:?} vs {y:?}"
+            );
         }
         assert!(
             c.limitations

@@ -410,7 +410,10 @@ impl Interval {
     /// Whether the softirq programs ran through the interval (always with `--probes all`
     /// and in older recordings).
     pub fn softirq_measured(&self) -> bool {
-        !self.detached.iter().any(|id| id.starts_with("irq/softirq_"))
+        !self
+            .detached
+            .iter()
+            .any(|id| id.starts_with("irq/softirq_"))
     }
 
     /// Whether the connection-use programs (request turns: `pools`, `inbound`) ran through

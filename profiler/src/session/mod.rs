@@ -444,7 +444,9 @@ impl Session {
                     crate::errln!("chokepoint: duty cycle: {e}");
                 }
                 self.sampler.set_use_window(conn_use::UseWindow {
-                    detached: detached.iter().any(|id| crate::probes::duty::is_conn_use(id)),
+                    detached: detached
+                        .iter()
+                        .any(|id| crate::probes::duty::is_conn_use(id)),
                     since_ns: duty.epoch_ns(),
                 });
                 self.sampler.next_detached(!duty.detached().is_empty());
