@@ -433,29 +433,33 @@ impl Session {
 
     /// One interval, with the marks made since the last one.
     fn take(&mut self) -> Interval {
-        // The duty cycle switches right before the maps are read: what ran in the interval
-        // ending now is what its figures hold, up to the few µs of the switch itself.
+        // The duty cycle attaches right before the maps are read and detaches right after:
+        // what ran in the interval ending now is what its figures hold (up to the µs of an
+        // attach), and a slow detach costs the next, unmeasured interval.
+        let said = self.duty.as_ref().map_or(0, |d| d.errors.len());
         let detached = match self.duty.as_mut() {
             Some(duty) => {
                 let detached = duty.detached();
-                let said = duty.errors.len();
-                duty.tick(&mut self.probes);
-                for e in &duty.errors[said..] {
-                    crate::errln!("chokepoint: duty cycle: {e}");
-                }
+                duty.before_read(&mut self.probes);
                 self.sampler.set_use_window(conn_use::UseWindow {
                     detached: detached
                         .iter()
                         .any(|id| crate::probes::duty::is_conn_use(id)),
                     since_ns: duty.epoch_ns(),
                 });
-                self.sampler.next_detached(!duty.detached().is_empty());
+                self.sampler.next_detached(duty.next_detached());
                 detached
             }
             None => Vec::new(),
         };
         let mut iv = self.sampler.take(&self.probes.ebpf, &mut self.table);
         iv.detached = detached;
+        if let Some(duty) = self.duty.as_mut() {
+            duty.after_read(&mut self.probes);
+            for e in &duty.errors[said..] {
+                crate::errln!("chokepoint: duty cycle: {e}");
+            }
+        }
         while let Ok(m) = self.marks.try_recv() {
             iv.marks.push(m);
         }
