@@ -242,22 +242,23 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
         .filter(|iv| !iv.detached.is_empty())
         .count();
     if cycled > 0 {
-        let detached = recording
+        let mut figures = Vec::new();
+        let mut detached = String::new();
+        if let Some(iv) = recording
             .intervals
             .iter()
             .find(|iv| !iv.detached.is_empty())
-            .map(|iv| iv.detached.clone())
-            .unwrap_or_default();
-        let mut figures = Vec::new();
-        if detached.iter().any(|id| id.starts_with("irq/softirq_")) {
-            figures.push("softirq time per vector");
-        }
-        if detached.iter().any(|id| id.starts_with("sock/sock_")) {
-            figures.push("connection pools and requests in flight");
+        {
+            if !iv.softirq_measured() {
+                figures.push("softirq time per vector");
+            }
+            if !iv.conn_use_measured() {
+                figures.push("connection pools and requests in flight");
+            }
+            detached = iv.detached.join(", ");
         }
         limitations.push(format!(
-            "probe tier `default`: {} detached in {cycled} of {} intervals; their figures ({}) are estimated from the other intervals (--probes all measures every interval)",
-            detached.join(", "),
+            "probe tier `default`: {detached} detached in {cycled} of {} intervals; their figures ({}) are estimated from the other intervals (--probes all measures every interval)",
             recording.intervals.len(),
             figures.join("; ")
         ));

@@ -104,3 +104,32 @@ fn pools_and_requests_in_flight_are_estimated_from_the_intervals_they_were_measu
         );
     }
 }
+
+#[test]
+fn a_window_without_a_measured_interval_says_pools_were_not_measured_not_absent() {
+    // Connection use detached in every interval of the window (a run shorter than the duty
+    // cycle's period, or a window between two samples).
+    let mut r = super::tests::pooled(2, 1.92, 0, 0.1, 0.3);
+    for iv in &mut r.intervals {
+        iv.pools.clear();
+        iv.inbound.clear();
+        iv.detached = vec![
+            "sock/sock_send_length".into(),
+            "sock/sock_recv_length".into(),
+        ];
+    }
+    let a = super::analyze(&r, &[]);
+    assert_ne!(a.verdict.kind, super::VerdictKind::PoolSaturated);
+    let why = a
+        .verdict
+        .ruled_out
+        .iter()
+        .find(|o| o.kind == super::VerdictKind::PoolSaturated)
+        .expect("pool-saturated ruled out");
+    assert!(
+        why.reason
+            .starts_with("not evaluated: connection use was not measured"),
+        "{}",
+        why.reason
+    );
+}

@@ -44,7 +44,7 @@ pub const CYCLED: &[&str] = &[
 
 /// Whether a cycled tracepoint id is one of the connection-use (request turn) hooks.
 pub fn is_conn_use(id: &str) -> bool {
-    id.starts_with("sock/sock_")
+    id.starts_with(crate::recording::CONN_USE_PROBES)
 }
 
 /// Attached one interval in every this many: those numbered [`PHASE`] modulo it (2, 7,
@@ -97,7 +97,7 @@ impl DutyCycle {
         match (tier, cycle) {
             (Tier::All, _) => "all: every probe attached in every interval (--probes all)".into(),
             (Tier::Default, Some(c)) => format!(
-                "default: {} attached 1 interval in every {EVERY} (their figures estimated from those intervals; Interval.detached names the others); every other probe in every interval",
+                "default: {} attached 1 interval in every {EVERY} (the first, then those numbered {PHASE} modulo {EVERY}; their figures estimated from those intervals; Interval.detached names the others); every other probe in every interval",
                 c.ids.join(", ")
             ),
             (Tier::Default, None) => {

@@ -413,16 +413,24 @@ impl Interval {
         !self
             .detached
             .iter()
-            .any(|id| id.starts_with("irq/softirq_"))
+            .any(|id| id.starts_with(SOFTIRQ_PROBES))
     }
 
     /// Whether the connection-use programs (request turns: `pools`, `inbound`) ran through
     /// the interval. The default tier detaches them 4 intervals in 5: pool and in-flight
     /// figures are then averages over the measured intervals.
     pub fn conn_use_measured(&self) -> bool {
-        !self.detached.iter().any(|id| id.starts_with("sock/sock_"))
+        !self
+            .detached
+            .iter()
+            .any(|id| id.starts_with(CONN_USE_PROBES))
     }
 }
+
+/// How the ids in `Interval.detached` of the softirq programs begin.
+pub const SOFTIRQ_PROBES: &str = "irq/softirq_";
+/// How the ids in `Interval.detached` of the connection-use programs begin.
+pub const CONN_USE_PROBES: &str = "sock/sock_";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct End {

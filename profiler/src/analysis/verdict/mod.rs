@@ -351,7 +351,10 @@ pub fn decide(inputs: &Inputs) -> Verdict {
         candidates.push(lock_contention(&w));
         candidates.push(io(&w));
     }
-    if attached("sock/sock_send_length") && attached("sock/sock_recv_length") {
+    let have_conn_use = attached("sock/sock_send_length") && attached("sock/sock_recv_length");
+    // The default tier samples connection use: a window can hold no measured interval.
+    let conn_use_measured = intervals.iter().any(|iv| iv.conn_use_measured());
+    if have_conn_use && conn_use_measured {
         candidates.push(pool_saturated(&w));
     }
 
@@ -430,10 +433,17 @@ pub fn decide(inputs: &Inputs) -> Verdict {
         .iter()
         .any(|c| c.kind == VerdictKind::PoolSaturated)
     {
+        let reason = if have_conn_use {
+            format!(
+                "not evaluated: connection use was not measured in any of the window's {} intervals (the default probe tier attaches sock_send_length/sock_recv_length 1 interval in 5; --probes all measures every interval)",
+                intervals.len()
+            )
+        } else {
+            "not evaluated: the sock_send_length/sock_recv_length probes were not attached".into()
+        };
         ruled_out.push(RuledOut {
             kind: VerdictKind::PoolSaturated,
-            reason: "not evaluated: the sock_send_length/sock_recv_length probes were not attached"
-                .into(),
+            reason,
         });
     }
     Verdict {
