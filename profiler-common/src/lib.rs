@@ -61,6 +61,9 @@ pub enum Counter {
     /// `connect()` returned EADDRNOTAVAIL: no free local (ephemeral) port for the destination
     /// (also counted as a failed connect: the socket went SYN_SENT -> CLOSE).
     ConnectAddrNotAvail,
+    /// An off-CPU period (or a wait for a CPU) that began before the duty-cycled scheduler
+    /// programs were last attached ended after: counted from the attach, its start unseen.
+    OffCpuClipped,
 }
 
 pub const COUNTER_SLOTS: u32 = 32;

@@ -2,7 +2,7 @@
 //! to bump counters and histograms.
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use chokepoint_common::{
     COUNTER_SLOTS, ConnCounts, ConnKey, Counter, DROP_REASON_SLOTS, HIST_BUCKETS, HISTOGRAM_KINDS,
@@ -197,6 +197,19 @@ pub static RUNNING: PerCpuArray<Running> = PerCpuArray::with_max_entries(1, 0);
 /// kernel's run-time statistics need only be on in short windows to price a run.
 #[map]
 pub static RUNS: PerCpuArray<u64> = PerCpuArray::with_max_entries(RUN_SLOTS, 0);
+
+/// CLOCK_MONOTONIC ns at which user space last attached the duty-cycled programs (0 while
+/// every program stays attached: `--probes all`). The default tier detaches them between
+/// samples (`probes/duty.rs`): what a program last saw of a socket or a thread before that
+/// time straddles a gap in which events went unseen (a turn's end, a wake-up, a switch-in).
+#[map]
+pub static DUTY_EPOCH: Array<u64> = Array::with_max_entries(1, 0);
+
+/// The last attach of the duty-cycled programs (0: never detached).
+#[inline(always)]
+pub fn duty_epoch() -> u64 {
+    DUTY_EPOCH.get(0).copied().unwrap_or(0)
+}
 
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);

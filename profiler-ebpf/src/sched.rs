@@ -15,8 +15,8 @@ use chokepoint_common::{
 };
 
 use crate::maps::{
-    BPF_NOEXIST, RUNNING, THREAD_TEMPLATE, THREADS, WAKES, count, fast_and_compat, field,
-    kernel_offset, kernel_read, raw, send,
+    BPF_NOEXIST, RUNNING, THREAD_TEMPLATE, THREADS, WAKES, count, duty_epoch, fast_and_compat,
+    field, kernel_offset, kernel_read, raw, send,
 };
 
 /// `prev_state` bits that mean "blocked"; none set means the thread was preempted while
@@ -115,6 +115,9 @@ fn switch<const REASONS: bool>(
     let Some(running) = RUNNING.get_ptr_mut(0) else {
         return 0;
     };
+    // The default tier detaches these programs between samples: anything stamped before the
+    // last attach was followed by switches and wake-ups nobody saw.
+    let epoch = duty_epoch();
     // SAFETY: per-CPU slot.
     let running = unsafe { &mut *running };
 
@@ -129,7 +132,9 @@ fn switch<const REASONS: bool>(
             stats.comm = comm();
         }
         // This CPU's last seen switch-in, if it was `prev`'s.
-        let slice = if running.tid == prev as u32 && running.since_ns != 0 {
+        let slice = if running.since_ns < epoch {
+            None
+        } else if running.tid == prev as u32 && running.since_ns != 0 {
             Some(now.saturating_sub(running.since_ns))
         } else {
             if running.since_ns != 0 {
@@ -150,6 +155,8 @@ fn switch<const REASONS: bool>(
         if let Some(rt) = runtime {
             stats.exec_runtime_ns = rt;
         }
+        // It ran, so whatever wait was open is over (one whose wake-up went unseen in a gap).
+        stats.off_since_ns = 0;
         if state & TASK_REPORT_MASK == 0 {
             stats.involuntary += 1;
             // Still runnable: its wait for a CPU starts now.
@@ -184,7 +191,15 @@ fn switch<const REASONS: bool>(
         // SAFETY: `next` is being switched in on this CPU only.
         let stats = unsafe { &mut *stats };
         if stats.runnable_since_ns != 0 {
-            let waited = now.saturating_sub(stats.runnable_since_ns);
+            // Runnable since before the last attach and not switched in since: it waited
+            // through the attach, and is counted from it.
+            let since = if stats.runnable_since_ns < epoch {
+                count(Counter::OffCpuClipped);
+                epoch
+            } else {
+                stats.runnable_since_ns
+            };
+            let waited = now.saturating_sub(since);
             stats.runnable_since_ns = 0;
             stats.runq_ns += waited;
             stats.runq_count += 1;
@@ -303,12 +318,23 @@ fn wakeup(pid: i32) -> u32 {
         // SAFETY: a racing switch-in on another CPU at worst loses this one sample.
         let stats = unsafe { &mut *stats };
         let now = unsafe { bpf_ktime_get_ns() };
-        // Keep the first wake-up if it is woken twice before it runs.
-        if stats.runnable_since_ns == 0 {
+        let epoch = duty_epoch();
+        // Keep the first wake-up if it is woken twice before it runs; a mark from before the
+        // last attach is stale (its switch-in went unseen), and this wake-up starts the wait.
+        if stats.runnable_since_ns == 0 || stats.runnable_since_ns < epoch {
             stats.runnable_since_ns = now;
         }
         if stats.off_since_ns != 0 {
-            let off = now.saturating_sub(stats.off_since_ns);
+            // Blocked since before the last attach, and not switched out since (every
+            // switch-out after the attach restamps it): off-CPU through the attach, counted
+            // from it, in the reason it blocked in then.
+            let since = if stats.off_since_ns < epoch {
+                count(Counter::OffCpuClipped);
+                epoch
+            } else {
+                stats.off_since_ns
+            };
+            let off = now.saturating_sub(since);
             stats.off_since_ns = 0;
             let state = if stats.off_state as usize == OFF_IO {
                 OFF_IO
@@ -423,6 +449,21 @@ fn exit_raw(ctx: &RawTracePointContext) -> u32 {
 #[inline(always)]
 fn exit(pid: i32) -> u32 {
     count(Counter::ThreadExits);
+    // The exiting thread is current: its on-CPU time brought up to its kernel total here, so
+    // none is lost while `sched_switch` is detached (user space reads the totals of live
+    // threads from procfs then, and an exited thread's are gone).
+    if pid > 0
+        && let Some(stats) = THREADS.get_ptr_mut(pid as u32)
+    {
+        // SAFETY: only the exiting thread's own CPU writes its slot now.
+        let stats = unsafe { &mut *stats };
+        if (stats.exec_runtime_ns != 0 || stats.flags & THREAD_NEW != 0)
+            && let Some(rt) = exec_runtime()
+        {
+            stats.oncpu_ns += rt.saturating_sub(stats.exec_runtime_ns);
+            stats.exec_runtime_ns = rt;
+        }
+    }
     send(&ProcEvent {
         kind: EVENT_EXIT,
         pid: pid as u32,

@@ -7,8 +7,6 @@
 //! That is rare for request/response connections and only blurs a turn, so it is accepted.
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel},
-    macros::map,
-    maps::Array,
     programs::{RawTracePointContext, TracePointContext},
 };
 use chokepoint_common::{Counter, RetiredKey, SOCK_DIR_RECV, SOCK_DIR_SEND, SockUse, run};
@@ -22,13 +20,6 @@ pub(crate) const AF_INET: u16 = 2;
 pub(crate) const AF_INET6: u16 = 10;
 /// `MSG_PEEK`: the data stays queued, so it is not a receive.
 const MSG_PEEK: i32 = 2;
-
-/// CLOCK_MONOTONIC ns at which user space last attached these programs (0 while they stay
-/// attached: `--probes all`). The default tier detaches them between samples
-/// (`probes/duty.rs`): a turn that began before the last attach straddles a gap in which its
-/// end may have gone unseen, so it is dropped, never completed across the gap.
-#[map]
-static SOCK_EPOCH: Array<u64> = Array::with_max_entries(1, 0);
 
 /// `struct sock_common` begins with these, unchanged for decades: skc_daddr @0,
 /// skc_rcv_saddr @4, skc_hash @8, skc_dport @12 (network order), skc_num @14 (host order).
@@ -138,7 +129,9 @@ pub(crate) fn turn(sk: u64, family: u16, dir: u8, bytes: u64) {
     if let Some(entry) = SOCKETS.get_ptr_mut(sk) {
         // SAFETY: a map value; see the module comment on concurrent updates.
         let e = unsafe { &mut *entry };
-        let epoch = SOCK_EPOCH.get(0).copied().unwrap_or(0);
+        // A turn that began before the last attach (`DUTY_EPOCH`) straddles a gap in which its
+        // end may have gone unseen: it is dropped, never completed across the gap.
+        let epoch = crate::maps::duty_epoch();
         if e.turn_start_ns < epoch {
             // Last seen before a gap: what it was doing then is unknown now.
             e.last_dir = 0;

@@ -117,3 +117,76 @@ fn analysing_a_recording_twice_gives_the_same_result() {
         );
     }
 }
+
+/// `recording` as the default tier would have recorded it with the scheduler programs
+/// attached one interval in five (the first, then 2, 7, 12...): on-CPU time stays in every
+/// interval (the kernel's own totals, read from procfs), while what only their events give
+/// (off-CPU time and its reasons, wake-ups, switches, run-queue waits) is gone from the other
+/// intervals, which say so.
+fn sched_sampled(mut recording: Recording) -> Recording {
+    for (i, iv) in recording.intervals.iter_mut().enumerate() {
+        if i == 0 || i % 5 == 2 {
+            continue;
+        }
+        for p in &mut iv.processes {
+            p.voluntary = 0;
+            p.involuntary = 0;
+            p.runq_ns = 0;
+            p.runq_count = 0;
+            p.runq_latency = Default::default();
+            p.offcpu_sleep_ns = 0;
+            p.offcpu_io_ns = 0;
+            p.offcpu_reason_ns.clear();
+            for t in &mut p.threads {
+                t.voluntary = 0;
+                t.involuntary = 0;
+                t.runq_ns = 0;
+                t.runq_count = 0;
+                t.offcpu_sleep_ns = 0;
+                t.offcpu_io_ns = 0;
+            }
+        }
+        iv.wakes.clear();
+        iv.thread_wakes.clear();
+        iv.wake_totals.clear();
+        iv.detached.extend([
+            "sched/sched_switch".to_string(),
+            "sched/sched_waking".into(),
+        ]);
+    }
+    recording
+}
+
+/// The scheduler hooks are duty-cycled in the default tier (docs/overhead.md): the verdict of
+/// every recorded scenario must survive its event figures being taken from one interval in
+/// five. Sampled off-CPU time and wake-ups are averages over fewer seconds, not other rules.
+#[test]
+fn every_recorded_scenario_keeps_its_verdict_with_the_scheduler_events_sampled() {
+    let mut wrong = Vec::new();
+    for file in &fixtures() {
+        let name = file.file_stem().and_then(|s| s.to_str()).expect("name");
+        let Some(scenario) = scenarios::find(name) else {
+            continue;
+        };
+        let recording = Recording::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let sampled = analyze(&sched_sampled(recording), &[]);
+        if sampled.verdict.kind != scenario.expected {
+            wrong.push(format!(
+                "{name}: expected {}, got {} at {:.2} ({})",
+                scenario.expected.as_str(),
+                sampled.verdict.kind.as_str(),
+                sampled.verdict.confidence,
+                sampled.verdict.summary
+            ));
+        }
+        assert!(
+            sampled
+                .limitations
+                .iter()
+                .any(|l| l.contains("off-CPU time and its reasons")),
+            "{name}: {:?}",
+            sampled.limitations
+        );
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -255,6 +255,9 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
             if !iv.conn_use_measured() {
                 figures.push("connection pools and requests in flight");
             }
+            if !iv.sched_measured() {
+                figures.push("off-CPU time and its reasons, wake-ups, run-queue waits and switch counts; on-CPU time is the kernel's own total in every interval");
+            }
             detached = iv.detached.join(", ");
         }
         limitations.push(format!(

@@ -159,16 +159,21 @@ pub fn series(recording: &Recording, window: &Window, timelines: &[Timeline]) ->
         let mut off: BTreeMap<String, f64> = BTreeMap::new();
         let mut hist = LogHistogram(Vec::new());
         let (mut rq_ns, mut rq_n) = (0u64, 0u64);
+        // Off-CPU reasons and run-queue waits only where the scheduler programs ran (the
+        // default tier samples them): a gap, not a zero, elsewhere.
+        let events = iv.sched_measured();
         for p in &iv.processes {
-            hist.add(&p.runq_latency);
-            rq_ns += p.runq_ns;
-            rq_n += p.runq_count;
+            if events {
+                hist.add(&p.runq_latency);
+                rq_ns += p.runq_ns;
+                rq_n += p.runq_count;
+            }
             if p.role == Role::Kernel {
                 continue;
             }
             let name = keys.get(&p.pid).map_or(&p.comm, |(n, _)| n);
             *c.entry(name.clone()).or_default() += p.oncpu_ns as f64 / 1e9 / d;
-            if p.role != Role::Profiler {
+            if events && p.role != Role::Profiler {
                 for (reason, ns) in &p.offcpu_reason_ns {
                     *off.entry(reason.clone()).or_default() += *ns as f64 / 1e9 / d;
                 }
@@ -181,6 +186,13 @@ pub fn series(recording: &Recording, window: &Window, timelines: &[Timeline]) ->
     }
     s.service_cores = ranked(cores, SERVICES_SHOWN);
     s.offcpu_by_reason = ranked(offcpu, usize::MAX);
+    for named in &mut s.offcpu_by_reason {
+        for (v, iv) in named.values.iter_mut().zip(ivs.iter()) {
+            if !iv.sched_measured() {
+                *v = None;
+            }
+        }
+    }
     s.runqueue_us = vec![
         Named {
             name: "mean".into(),

@@ -249,7 +249,6 @@ pub fn services(intervals: &[&Interval]) -> Vec<ServiceFigures> {
             }
             a.pids.insert(p.pid);
             a.oncpu_ns += p.oncpu_ns;
-            a.runq_ns += p.runq_ns;
             a.capacity = match (a.capacity, p.capacity_cores) {
                 (Some(x), Some(y)) => Some(x.max(y)),
                 (x, y) => x.or(y),
@@ -258,6 +257,11 @@ pub fn services(intervals: &[&Interval]) -> Vec<ServiceFigures> {
                 a.tids.insert(t.tid);
                 *a.thread_ns.entry(t.tid).or_default() += t.oncpu_ns;
             }
+            // What only the scheduler programs' events give: from the intervals they ran in.
+            if !iv.sched_measured() {
+                continue;
+            }
+            a.runq_ns += p.runq_ns;
             for (r, ns) in &p.offcpu_reason_ns {
                 *a.reason_ns.entry(r.clone()).or_default() += ns;
             }
@@ -309,6 +313,9 @@ pub fn services(intervals: &[&Interval]) -> Vec<ServiceFigures> {
                 a.upstream += p.in_use / n_use;
             }
         }
+        if !iv.sched_measured() {
+            continue;
+        }
         if iv.wake_totals.is_empty() {
             // Older recordings: the busiest process pairs only.
             for w in &iv.wakes {
@@ -349,10 +356,24 @@ pub fn services(intervals: &[&Interval]) -> Vec<ServiceFigures> {
             }
         }
     }
-    let secs = window_ns as f64 / 1e9;
     let per_s = |ns: u64| {
         if window_ns > 0 {
             ns as f64 / window_ns as f64
+        } else {
+            0.0
+        }
+    };
+    // Off-CPU time, wake-ups and run-queue waits: over the intervals the scheduler programs
+    // ran in (all of them with --probes all).
+    let sched_ns: u64 = intervals
+        .iter()
+        .filter(|iv| iv.sched_measured())
+        .map(|iv| iv.end_unix_ns.saturating_sub(iv.start_unix_ns))
+        .sum();
+    let secs = sched_ns as f64 / 1e9;
+    let per_sched_s = |ns: u64| {
+        if sched_ns > 0 {
+            ns as f64 / sched_ns as f64
         } else {
             0.0
         }
@@ -375,12 +396,12 @@ pub fn services(intervals: &[&Interval]) -> Vec<ServiceFigures> {
             blocked_by_reason: a
                 .reason_ns
                 .into_iter()
-                .map(|(r, ns)| (r, per_s(ns)))
+                .map(|(r, ns)| (r, per_sched_s(ns)))
                 .collect(),
-            blocked: per_s(a.sleep_ns + a.io_ns),
-            blocked_uninterruptible: per_s(a.io_ns),
-            runnable: per_s(a.runq_ns),
-            blocked_on_siblings: per_s(a.sibling_ns),
+            blocked: per_sched_s(a.sleep_ns + a.io_ns),
+            blocked_uninterruptible: per_sched_s(a.io_ns),
+            runnable: per_sched_s(a.runq_ns),
+            blocked_on_siblings: per_sched_s(a.sibling_ns),
             sibling_wakes_per_s: if secs > 0.0 {
                 a.sibling_wakes as f64 / secs
             } else {

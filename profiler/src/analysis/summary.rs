@@ -215,6 +215,27 @@ pub fn softirq_sampled<'a>(
     intervals.iter().copied().filter(|iv| iv.softirq_measured())
 }
 
+/// A count summed over the sampled intervals, scaled to all of them.
+fn scaled(n: u64, scale: f64) -> u64 {
+    (n as f64 * scale).round() as u64
+}
+
+/// How much longer the intervals are than those of them in which the scheduler programs were
+/// attached: what their event figures (off-CPU time, wake-ups, switches, run-queue waits)
+/// summed over the attached intervals are multiplied by to stand for all of them. 1 with
+/// `--probes all` and in older recordings; 0 when none was attached (nothing to scale).
+pub fn sched_scale(intervals: &[&Interval]) -> f64 {
+    let measured: f64 = intervals
+        .iter()
+        .filter(|iv| iv.sched_measured())
+        .map(|iv| iv.seconds())
+        .sum();
+    if measured <= 0.0 {
+        return 0.0;
+    }
+    seconds(intervals) / measured
+}
+
 pub fn host(intervals: &[&Interval], cpus: u32) -> HostSummary {
     let (mut total, mut busy, mut softirq, mut iowait, mut steal) = (0.0, 0.0, 0.0, 0.0, 0.0);
     for iv in intervals {
@@ -367,8 +388,12 @@ pub fn processes(intervals: &[&Interval], min_cpu_seconds: f64) -> Vec<ProcessSu
         capacity: Option<(f64, LimitedBy)>,
     }
     let mut by_pid: HashMap<u32, Acc> = HashMap::new();
+    // Off-CPU time, wake-ups, switches and run-queue waits come from the scheduler programs,
+    // which the default tier samples: summed over the intervals they ran in, then scaled.
+    let scale = sched_scale(intervals);
     for iv in intervals {
         let secs = iv.seconds().max(1e-9);
+        let events = iv.sched_measured();
         for p in &iv.processes {
             let a = by_pid.entry(p.pid).or_insert_with(|| Acc {
                 comm: p.comm.clone(),
@@ -394,6 +419,16 @@ pub fn processes(intervals: &[&Interval], min_cpu_seconds: f64) -> Vec<ProcessSu
             }
             a.oncpu += p.oncpu_ns;
             a.seen_secs += secs;
+            for t in &p.threads {
+                a.tids.insert(t.tid);
+                a.max_thread = a.max_thread.max(t.oncpu_ns as f64 / 1e9 / secs);
+                let e = a.threads.entry(t.tid).or_insert((t.comm.clone(), 0, 0.0));
+                e.1 += t.oncpu_ns;
+                e.2 += secs;
+            }
+            if !events {
+                continue;
+            }
             a.vol += p.voluntary;
             a.invol += p.involuntary;
             a.runq.add(&p.runq_latency);
@@ -401,13 +436,6 @@ pub fn processes(intervals: &[&Interval], min_cpu_seconds: f64) -> Vec<ProcessSu
             a.off.io += p.offcpu_io_ns as f64 / 1e9;
             for (reason, ns) in &p.offcpu_reason_ns {
                 *a.off.by_reason.entry(reason.clone()).or_insert(0.0) += *ns as f64 / 1e9;
-            }
-            for t in &p.threads {
-                a.tids.insert(t.tid);
-                a.max_thread = a.max_thread.max(t.oncpu_ns as f64 / 1e9 / secs);
-                let e = a.threads.entry(t.tid).or_insert((t.comm.clone(), 0, 0.0));
-                e.1 += t.oncpu_ns;
-                e.2 += secs;
             }
         }
     }
@@ -427,7 +455,7 @@ pub fn processes(intervals: &[&Interval], min_cpu_seconds: f64) -> Vec<ProcessSu
     // wakee tid -> (waker pid, waker tid) -> (wakes, off-CPU ns ended).
     type ByWaker = HashMap<(u32, u32), (u64, u64)>;
     let mut thread_woken: HashMap<u32, ByWaker> = HashMap::new();
-    for iv in intervals {
+    for iv in intervals.iter().filter(|iv| iv.sched_measured()) {
         for w in &iv.wakes {
             let e = woken
                 .entry(w.wakee_pid)
@@ -470,8 +498,8 @@ pub fn processes(intervals: &[&Interval], min_cpu_seconds: f64) -> Vec<ProcessSu
                                 (_, Some(name)) => name.clone(),
                                 (_, None) => process.to_string(),
                             },
-                            wakes: n,
-                            offcpu_seconds: off as f64 / 1e9,
+                            wakes: scaled(n, scale),
+                            offcpu_seconds: off as f64 / 1e9 * scale,
                             relation: relation(pid, comm, ppid, wpid, process, &info).into(),
                         }
                     })
@@ -517,8 +545,8 @@ pub fn processes(intervals: &[&Interval], min_cpu_seconds: f64) -> Vec<ProcessSu
                         .map(|(wpid, (comm, n, off))| Waker {
                             pid: *wpid,
                             comm: comm.clone(),
-                            wakes: *n,
-                            offcpu_seconds: *off as f64 / 1e9,
+                            wakes: scaled(*n, scale),
+                            offcpu_seconds: *off as f64 / 1e9 * scale,
                             relation: relation(pid, &a.comm, a.ppid, *wpid, comm, &info).into(),
                         })
                         .collect()
@@ -534,14 +562,23 @@ pub fn processes(intervals: &[&Interval], min_cpu_seconds: f64) -> Vec<ProcessSu
                 cores_used: a.oncpu as f64 / 1e9 / a.seen_secs.max(1e-9),
                 max_thread_share: a.max_thread.min(1.0),
                 threads_seen: a.tids.len(),
-                voluntary_switches: a.vol,
-                involuntary_switches: a.invol,
+                voluntary_switches: scaled(a.vol, scale),
+                involuntary_switches: scaled(a.invol, scale),
                 runqueue_us: RunQueue {
                     p50_us: a.runq.quantile_ns(0.5).map(|v| v / 1e3),
                     p99_us: a.runq.quantile_ns(0.99).map(|v| v / 1e3),
                     max_us: a.runq.max_ns().map(|v| v / 1e3),
                 },
-                offcpu_seconds: a.off,
+                offcpu_seconds: OffCpu {
+                    sleep: a.off.sleep * scale,
+                    io: a.off.io * scale,
+                    by_reason: a
+                        .off
+                        .by_reason
+                        .into_iter()
+                        .map(|(r, s)| (r, s * scale))
+                        .collect(),
+                },
                 capacity_cores: a.capacity.map(|c| c.0),
                 limited_by: a.capacity.map(|c| c.1),
                 throttled_periods: throttled.get(&pid).map_or(0, |t| t.0),

@@ -207,6 +207,24 @@ pub fn thread_run_time(tid: u32) -> Option<u64> {
     text.split_whitespace().next()?.parse().ok()
 }
 
+/// A thread's process id and name (`Tgid` of /proc/<tid>/status, /proc/<tid>/comm padded to
+/// the kernel's 16 bytes); None when it is gone.
+pub fn thread_identity(tid: u32) -> Option<(u32, [u8; 16])> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    let tgid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    let name = std::fs::read_to_string(format!("/proc/{tid}/comm")).unwrap_or_default();
+    let mut comm = [0u8; 16];
+    for (c, b) in comm.iter_mut().take(15).zip(name.trim_end().bytes()) {
+        *c = b;
+    }
+    Some((tgid, comm))
+}
+
 /// Every thread on the host with the kernel's run-time total so far (`se.sum_exec_runtime`,
 /// the first field of /proc/<pid>/task/<tid>/schedstat): (tid, pid, ns). Threads that vanish
 /// while being read are left out.

@@ -13,8 +13,16 @@
 //!   sampled intervals estimate. A turn that began before an attach is dropped, in the kernel
 //!   and in user space (`SOCK_EPOCH`), so no busy time is counted across a gap.
 //!
-//! The hooks the verdicts read event by event (connection setup and its failures, scheduler
-//! hand-overs) stay attached in every interval.
+//! - `sched:sched_switch`/`sched_waking` (hundreds of thousands of runs a second in a
+//!   context-switch storm), where `sched_switch` reads each thread's kernel run-time total:
+//!   on-CPU time is then exact in every interval (user space brings every thread up to its
+//!   total from /proc/<tid>/schedstat at each read, `MapReader::refresh_all_threads`), and
+//!   what only the events give (off-CPU time by reason, who woke whom, run-queue waits,
+//!   switch counts) is estimated from the sampled intervals. A wait that began before an
+//!   attach is counted from the attach (`DUTY_EPOCH`, `Counter::OffCpuClipped`).
+//!
+//! The hooks the verdicts read event by event (connection setup and its failures) stay
+//! attached in every interval.
 use aya::{
     Ebpf,
     maps::{Array, PerCpuArray, PerCpuValues},
@@ -40,7 +48,14 @@ pub const CYCLED: &[&str] = &[
     "irq/softirq_exit",
     "sock/sock_send_length",
     "sock/sock_recv_length",
+    "sched/sched_switch",
+    "sched/sched_waking",
 ];
+
+/// Whether a cycled tracepoint id is one of the scheduler hooks.
+pub fn is_sched(id: &str) -> bool {
+    id.starts_with(crate::recording::SCHED_PROBES)
+}
 
 /// Whether a cycled tracepoint id is one of the connection-use (request turn) hooks.
 pub fn is_conn_use(id: &str) -> bool {
@@ -56,8 +71,8 @@ pub const PHASE: u32 = 2;
 /// The per-CPU entry timestamps the softirq exit program pairs with.
 const SINCE_MAP: &str = "SOFTIRQ_SINCE";
 
-/// When the connection-use programs were last attached (CLOCK_MONOTONIC ns).
-const EPOCH_MAP: &str = "SOCK_EPOCH";
+/// When the cycled programs were last attached (CLOCK_MONOTONIC ns).
+const EPOCH_MAP: &str = "DUTY_EPOCH";
 
 /// The duty cycle of one session.
 pub struct DutyCycle {
@@ -78,9 +93,12 @@ impl DutyCycle {
         if tier == Tier::All {
             return None;
         }
+        // Without the kernel's run-time totals on-CPU time is summed from the switches
+        // themselves, and a detached `sched_switch` would lose it.
         let ids: Vec<String> = CYCLED
             .iter()
             .filter(|id| probes.links.contains_key(**id))
+            .filter(|id| probes.run_time_totals || !is_sched(id))
             .map(|id| id.to_string())
             .collect();
         (!ids.is_empty()).then_some(Self {
@@ -115,9 +133,15 @@ impl DutyCycle {
         }
     }
 
-    /// When the connection-use programs were last attached (0: never detached).
+    /// When the cycled programs were last attached (0: never detached).
     pub fn epoch_ns(&self) -> u64 {
         self.epoch_ns
+    }
+
+    /// Whether the scheduler programs are among the cycled ones: every read then brings every
+    /// thread's on-CPU time up to its kernel total.
+    pub fn cycles_sched(&self) -> bool {
+        self.ids.iter().any(|id| is_sched(id))
     }
 
     /// Whether the interval that starts at this read runs the cycled programs.
@@ -139,9 +163,7 @@ impl DutyCycle {
         if self.want() && !self.attached {
             match attach(probes, &self.ids) {
                 Ok(epoch) => {
-                    if let Some(e) = epoch {
-                        self.epoch_ns = e;
-                    }
+                    self.epoch_ns = epoch;
                     self.attached = true;
                 }
                 Err(e) => self.note(e),
@@ -197,14 +219,10 @@ fn detach(probes: &mut Probes, ids: &[String]) -> Result<(), String> {
 
 /// Attaches in reverse order (exit before entry), after clearing the entry timestamps a
 /// detach may have left (an exit never pairs with an entry from before the gap) and stamping
-/// the connection-use epoch (a turn never completes across the gap). The epoch, if stamped.
-fn attach(probes: &mut Probes, ids: &[String]) -> Result<Option<u64>, String> {
+/// the epoch (a turn never completes across the gap; a wait is counted from it). The epoch.
+fn attach(probes: &mut Probes, ids: &[String]) -> Result<u64, String> {
     clear_since(&mut probes.ebpf)?;
-    let epoch = if ids.iter().any(|id| is_conn_use(id)) {
-        Some(stamp_epoch(&mut probes.ebpf)?)
-    } else {
-        None
-    };
+    let epoch = stamp_epoch(&mut probes.ebpf)?;
     for id in ids.iter().rev() {
         let Some(Attached {
             program: name,
@@ -233,8 +251,8 @@ fn attach(probes: &mut Probes, ids: &[String]) -> Result<Option<u64>, String> {
     Ok(epoch)
 }
 
-/// Writes now (CLOCK_MONOTONIC, the clock `bpf_ktime_get_ns` reads) as the connection-use
-/// programs' epoch, before they attach: every event they see after is later.
+/// Writes now (CLOCK_MONOTONIC, the clock `bpf_ktime_get_ns` reads) as the cycled programs'
+/// epoch, before they attach: every event they see after is later.
 fn stamp_epoch(ebpf: &mut Ebpf) -> Result<u64, String> {
     let now = super::reader::monotonic_ns();
     let Some(map) = ebpf.map_mut(EPOCH_MAP) else {
@@ -276,9 +294,10 @@ mod tests {
         };
         let text = DutyCycle::describe(Tier::Default, Some(&c));
         assert!(
-            text.contains("irq/softirq_entry, irq/softirq_exit, sock/sock_send_length, sock/sock_recv_length attached 1 interval in every 5")
+            text.contains("irq/softirq_entry, irq/softirq_exit, sock/sock_send_length, sock/sock_recv_length, sched/sched_switch, sched/sched_waking attached 1 interval in every 5")
         );
         assert!(DutyCycle::describe(Tier::All, None).starts_with("all:"));
         assert!(c.detached().is_empty());
+        assert!(c.cycles_sched());
     }
 }

@@ -65,6 +65,10 @@ pub struct Probes {
     /// The link of every tracepoint attached by its own program (by id, `irq/softirq_entry`):
     /// what a duty cycle detaches and attaches again (`probes::duty`).
     pub links: std::collections::HashMap<String, Attached>,
+    /// Whether `sched_switch` reads the kernel's own run-time total of each thread
+    /// (`se.sum_exec_runtime`, at its BTF offset): on-CPU time then survives the scheduler
+    /// programs being detached, and the duty cycle may take them.
+    pub run_time_totals: bool,
 }
 
 /// A tracepoint's program and its link.
@@ -144,6 +148,7 @@ impl Probes {
                 ebpf,
                 status,
                 links,
+                run_time_totals: false,
             });
         }
         let syscall_turns = socket_syscalls::forced() && kernel.has_fd_walk();
@@ -261,6 +266,7 @@ impl Probes {
             ebpf,
             status,
             links,
+            run_time_totals: kernel.task_sum_exec_runtime != 0,
         })
     }
 }

@@ -73,6 +73,10 @@ pub struct MapReader {
     device_drops: Option<PerCpuHashMap<MapData, DropDevKey, u64>>,
     running: PerCpuArray<MapData, Running>,
     runs: Option<PerCpuArray<MapData, u64>>,
+    /// Whether every read brings every thread (not only those on a CPU) up to its kernel
+    /// run-time total: set while the duty cycle detaches `sched_switch`, whose switch-outs
+    /// otherwise do it (`probes/duty.rs`).
+    pub refresh_all_threads: bool,
 }
 
 fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, ReadError>
@@ -106,6 +110,7 @@ impl MapReader {
             device_drops: take(ebpf, "DROPS_BY_DEVICE").ok(),
             running: take(ebpf, "RUNNING")?,
             runs: take(ebpf, "RUNS").ok(),
+            refresh_all_threads: false,
         })
     }
 
@@ -191,9 +196,42 @@ impl MapReader {
     /// otherwise show its slice in a later interval (lumpy per-interval shares), and its last
     /// slice not at all. The kernel's total for it (/proc/<tid>/schedstat) minus the total at
     /// its last switch-out is what the entry does not hold yet.
+    ///
+    /// With [`Self::refresh_all_threads`] every thread is brought up to date that way, not
+    /// only those on a CPU: while `sched_switch` is detached no switch-out adds anything.
+    /// What an entry holds less its total at the last switch-out (`oncpu_ns` -
+    /// `exec_runtime_ns`) does not change at a switch-out, so each read's figure is the
+    /// thread's whole on-CPU time whether the programs ran or not, and the growth between two
+    /// reads is what it ran in between. A thread born while they were detached has no process
+    /// id or name in its entry yet: both come from procfs.
     fn threads_into(&self, threads: &mut HashMap<u32, ThreadCpu>) {
         threads.clear();
         threads.extend(self.threads.iter().flatten());
+        let bring_up = |tid: u32, t: &mut ThreadCpu| {
+            if let Some(now) = crate::collect::processes::thread_run_time(tid) {
+                t.oncpu_ns += now.saturating_sub(t.exec_runtime_ns);
+                t.exec_runtime_ns = t.exec_runtime_ns.max(now);
+            }
+        };
+        if self.refresh_all_threads {
+            for (&tid, t) in threads.iter_mut() {
+                if t.exec_runtime_ns == 0 && t.flags & THREAD_NEW == 0 {
+                    continue;
+                }
+                bring_up(tid, t);
+                if t.tgid == 0 || t.comm[0] == 0 {
+                    if let Some((tgid, comm)) = crate::collect::processes::thread_identity(tid) {
+                        if t.tgid == 0 {
+                            t.tgid = tgid;
+                        }
+                        if t.comm[0] == 0 {
+                            t.comm = comm;
+                        }
+                    }
+                }
+            }
+            return;
+        }
         let on_cpu = self
             .running
             .get(&0, 0)
@@ -202,10 +240,7 @@ impl MapReader {
             let Some(t) = threads.get_mut(&tid).filter(|t| t.exec_runtime_ns != 0) else {
                 continue;
             };
-            if let Some(now) = crate::collect::processes::thread_run_time(tid) {
-                t.oncpu_ns += now.saturating_sub(t.exec_runtime_ns);
-                t.exec_runtime_ns = t.exec_runtime_ns.max(now);
-            }
+            bring_up(tid, t);
         }
     }
 

@@ -236,6 +236,11 @@ pub struct OverheadInterval {
     /// totals (see `probes.portable_reads`).
     #[serde(default)]
     pub switches_unmatched: u64,
+    /// Waits (off-CPU periods, waits for a CPU) that began before the duty-cycled scheduler
+    /// programs were last attached and ended after: counted from the attach, their start
+    /// unseen (0 with `--probes all`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub offcpu_clipped: u64,
     /// chokepoint's own CPU (this thread's, in ns) per stage of reading the interval: kernel
     /// maps, /proc files, sock_diag dumps... `user_cpu_ns` less their sum is the rest (ring
     /// buffer, writing the recording, the runtime).
@@ -425,8 +430,22 @@ impl Interval {
             .iter()
             .any(|id| id.starts_with(CONN_USE_PROBES))
     }
+
+    /// Whether the scheduler programs ran through the interval. On-CPU time is exact in
+    /// every interval (the kernel's run-time totals); what only their events give (off-CPU
+    /// time and its reasons, wake-ups, run-queue waits, switch counts) is, in the default
+    /// tier, an average over the intervals where this holds.
+    pub fn sched_measured(&self) -> bool {
+        !self.detached.iter().any(|id| id.starts_with(SCHED_PROBES))
+    }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// How the ids in `Interval.detached` of the scheduler programs begin.
+pub const SCHED_PROBES: &str = "sched/sched_";
 /// How the ids in `Interval.detached` of the softirq programs begin.
 pub const SOFTIRQ_PROBES: &str = "irq/softirq_";
 /// How the ids in `Interval.detached` of the connection-use programs begin.

@@ -261,6 +261,7 @@ pub fn assemble(
         map_update_failures: delta(prev, cur, Counter::MapUpdateFailed),
         ring_buffer_full: delta(prev, cur, Counter::RingBufferFull),
         switches_unmatched: delta(prev, cur, Counter::SwitchUnmatched),
+        offcpu_clipped: delta(prev, cur, Counter::OffCpuClipped),
         ..Default::default()
     };
     for (name, &(ns, runs)) in &cur.programs {

@@ -270,6 +270,9 @@ impl Session {
         };
 
         let duty = crate::probes::duty::DutyCycle::new(opts.tier, &probes);
+        if duty.as_ref().is_some_and(|d| d.cycles_sched()) {
+            sampler.refresh_all_threads();
+        }
         let header = Header {
             format_version: FORMAT_VERSION,
             chokepoint_version: env!("CARGO_PKG_VERSION").to_string(),

@@ -102,6 +102,12 @@ impl Sampler {
         self.net = Some(net);
     }
 
+    /// Every read brings every thread's on-CPU time up to its kernel total: the duty cycle
+    /// detaches `sched_switch`, whose switch-outs otherwise do it.
+    pub fn refresh_all_threads(&mut self) {
+        self.maps.refresh_all_threads = true;
+    }
+
     pub fn thread_exited(&mut self, tid: u32) {
         self.exited.push(tid);
     }

@@ -170,7 +170,8 @@ impl WindowFigures {
         }
         let send_limits = summary::send_limits(intervals);
         let (mut gen_ns, mut gen_secs, mut generator_capacity) = (0u64, 0.0, None::<f64>);
-        let mut gen_runq_ns = 0u64;
+        // Run-queue waits come from the scheduler programs: over the intervals they ran in.
+        let (mut gen_runq_ns, mut gen_runq_secs) = (0u64, 0.0);
         for iv in intervals {
             let gens: Vec<_> = iv
                 .processes
@@ -181,8 +182,11 @@ impl WindowFigures {
                 continue;
             }
             gen_ns += gens.iter().map(|p| p.oncpu_ns).sum::<u64>();
-            gen_runq_ns += gens.iter().map(|p| p.runq_ns).sum::<u64>();
             gen_secs += iv.end_unix_ns.saturating_sub(iv.start_unix_ns) as f64 / 1e9;
+            if iv.sched_measured() {
+                gen_runq_ns += gens.iter().map(|p| p.runq_ns).sum::<u64>();
+                gen_runq_secs += iv.end_unix_ns.saturating_sub(iv.start_unix_ns) as f64 / 1e9;
+            }
             // Busy processes only: a wrapper idling beside the generator adds no capacity.
             let busy: Vec<_> = gens
                 .iter()
@@ -205,8 +209,8 @@ impl WindowFigures {
         } else {
             0.0
         };
-        let generator_runq = if gen_secs > 0.0 {
-            gen_runq_ns as f64 / 1e9 / gen_secs
+        let generator_runq = if gen_runq_secs > 0.0 {
+            gen_runq_ns as f64 / 1e9 / gen_runq_secs
         } else {
             0.0
         };
