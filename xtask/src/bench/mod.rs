@@ -22,6 +22,7 @@ use crate::env;
 mod fixed;
 mod limits;
 mod reference;
+mod rounds;
 mod synth;
 
 #[derive(Debug, clap::Args)]
@@ -37,7 +38,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub timeline: bool,
     /// Run the scheduler-probe benchmark instead: a context-switch storm (threads passing a
-    /// byte over socket pairs) with and without `chokepoint record`.
+    /// byte over socket pairs) beside the same observers as the churn rounds (none, idle,
+    /// the default tier, `--probes all`, bpftrace).
     #[arg(long, conflicts_with = "timeline")]
     pub sched: bool,
     /// Add a third run to each round: `chokepoint record` with an empty program at every hook
@@ -75,6 +77,8 @@ const SETTLE: Duration = Duration::from_secs(3);
 
 /// Goals from the issue: throughput kept, and the profiler's own CPU small.
 const GOAL_RATIO: f64 = 0.97;
+/// The context-switch storm's goal for the default tier (issue #16).
+const GOAL_STORM_RATIO: f64 = 0.95;
 const GOAL_CPU_PERCENT: f64 = 2.0;
 
 /// chokepoint's cost over one recording, from `analyze --json`.
@@ -263,151 +267,11 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     }
     .run_with(&wrk_bin);
 
-    let (mut without, mut with, mut ratios, mut costs) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut idles, mut idle_ratios, mut normalised) = (Vec::new(), Vec::new(), Vec::new());
-    let mut floor = Floor::default();
     let run = || Ok(wrk.run_with(&wrk_bin).requests_per_sec);
-    // The reference: bpftrace counting at the same hooks, in the same rounds.
-    let bpftrace = reference::bpftrace();
-    let mut traced: Vec<f64> = Vec::new();
-    let (mut all_ratios, mut all_cpu): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
-    let trace = |round| {
-        bpftrace
-            .as_ref()
-            .map(|b| reference::with_bpftrace(b, work.path(), round, run))
-            .transpose()
-    };
-    for round in 1..=args.rounds {
-        let recorded =
-            |programs| with_recorder(&bin, work.path(), round, wrk.seconds, programs, run);
-        // Alternate the order so drift (thermal, TIME_WAIT build-up) hits all sides alike.
-        let (a, idle, (b, cost), empty, tr, everything) = if round % 2 == 1 {
-            let a = run()?;
-            let idle = with_idle(run)?;
-            let empty = args.empty.then(|| recorded(Programs::Empty)).transpose()?;
-            let b = recorded(Programs::Real)?;
-            let all = recorded(Programs::All)?;
-            (a, idle, b, empty, trace(round)?, all)
-        } else {
-            let tr = trace(round)?;
-            let all = recorded(Programs::All)?;
-            let b = recorded(Programs::Real)?;
-            let empty = args.empty.then(|| recorded(Programs::Empty)).transpose()?;
-            let idle = with_idle(run)?;
-            (run()?, idle, b, empty, tr, all)
-        };
-        println!(
-            "          --probes all {:>9.0} req/s   vs idle {:.3}   own CPU {:.2}%",
-            everything.0,
-            everything.0 / idle,
-            everything.1.cpu_percent(cpus)
-        );
-        all_ratios.push(everything.0 / idle);
-        all_cpu.push(everything.1.cpu_percent(cpus));
-        if let Some(t) = tr {
-            println!(
-                "          bpftrace ({} tracepoints, counting) {t:>9.0} req/s   vs idle {:.3}",
-                reference::bpftrace_probes(),
-                t / idle
-            );
-            traced.push(t / idle);
-        }
-        let ratio = b / a;
-        idles.push(idle);
-        idle_ratios.push(idle / a);
-        // Against the idle observer of the same round: the method's own bias cancels.
-        normalised.push(b / idle);
-        println!(
-            "round {round:>2}: without {a:>9.0} req/s   idle observer {idle:>9.0}   with {b:>9.0} req/s   ratio {ratio:.3} (vs idle {:.3})   own CPU {:.2}% \
-             (bpf {:.3} s + user {:.3} s over {:.1} s)   {:.0} events, {:.0} lost, {:.0} ns/event in BPF",
-            b / idle,
-            cost.cpu_percent(cpus),
-            cost.bpf_cpu_seconds,
-            cost.user_cpu_seconds,
-            cost.duration_seconds,
-            cost.events,
-            cost.lost_events,
-            cost.bpf_ns_per_event(),
-        );
-        if let Some((e, empty_cost)) = empty {
-            floor.round(a, e, empty_cost, cpus);
-        }
-        without.push(a);
-        with.push(b);
-        ratios.push(ratio);
-        costs.push(cost);
-    }
-
-    let ratio = median(&ratios);
-    let cpu = median(
-        &costs
-            .iter()
-            .map(|c| c.cpu_percent(cpus))
-            .collect::<Vec<_>>(),
-    );
-    let events_per_s = median(
-        &costs
-            .iter()
-            .map(|c| c.events / c.duration_seconds.max(1e-9))
-            .collect::<Vec<_>>(),
-    );
-    println!("\n==> bench: medians over {} rounds", args.rounds);
-    println!("without chokepoint      {:>9.0} req/s", median(&without));
-    println!("idle observer (sleep)   {:>9.0} req/s", median(&idles));
-    println!(
-        "with chokepoint record  {:>9.0} req/s (default tier)",
-        median(&with)
-    );
-    let (lo, hi) = spread(&normalised);
-    let normalised = median(&normalised);
-    println!(
-        "ratio with/without      {ratio:.3}   idle/without {:.3} (the method's own bias)",
-        median(&idle_ratios)
-    );
-    println!(
-        "ratio with/idle         {normalised:.3}   rounds {lo:.3}-{hi:.3}   (goal >= {GOAL_RATIO}: {})",
-        verdict(normalised >= GOAL_RATIO)
-    );
-    println!(
-        "own CPU                 {cpu:.2}% of the host ({cpus} CPUs x duration)   (goal <= {GOAL_CPU_PERCENT}%: {})",
-        verdict(cpu <= GOAL_CPU_PERCENT)
-    );
-    println!(
-        "per event               {:.0} ns in BPF, {:.0} ns all-in; {events_per_s:.0} events/s; {:.0} lost in all",
-        median(
-            &costs
-                .iter()
-                .map(Overhead::bpf_ns_per_event)
-                .collect::<Vec<_>>()
-        ),
-        median(
-            &costs
-                .iter()
-                .map(Overhead::all_ns_per_event)
-                .collect::<Vec<_>>()
-        ),
-        costs.iter().map(|c| c.lost_events).sum::<f64>(),
-    );
-    let (lo_all, hi_all) = spread(&all_ratios);
-    println!(
-        "--probes all/idle       {:.3}   rounds {lo_all:.3}-{hi_all:.3}   own CPU {:.2}% of the host",
-        median(&all_ratios),
-        median(&all_cpu)
-    );
-    if traced.is_empty() {
-        println!("bpftrace reference      not installed (`cargo xtask setup` installs it)");
-    } else {
-        let t = median(&traced);
-        let (lo, hi) = spread(&traced);
-        println!(
-            "bpftrace/idle           {t:.3}   rounds {lo:.3}-{hi:.3}   (--probes all ahead of the reference: {})",
-            if median(&all_ratios) > t { "yes" } else { "no" }
-        );
-    }
-    floor.print(cpus);
-    print_programs(&costs, "request", &with);
-    print_stages(&costs);
+    let r = rounds::interleaved(args, &bin, work.path(), wrk.seconds, "req/s", &run)?;
+    r.print(cpus, "req/s", GOAL_RATIO);
+    print_programs(&r.costs, "request", &r.with);
+    print_stages(&r.costs);
     if args.fixed_rate > 0 {
         fixed::fixed_rate(args, &bin, &nginx.url(), work.path())?;
     }
@@ -556,8 +420,9 @@ fn print_programs(costs: &[Overhead], per: &str, work_per_s: &[f64]) {
     }
 }
 
-/// The scheduler probes' cost at a high context-switch rate: interleaved A/B rounds of
-/// `ping-pong` with and without `chokepoint record`.
+/// The scheduler probes' cost at a high context-switch rate: interleaved rounds of
+/// `ping-pong` beside each observer (`rounds::interleaved`), the default tier judged against
+/// its storm goal.
 fn sched_bench(args: &BenchArgs, bin: &Path) -> anyhow::Result<()> {
     let ping_pong = bin.with_file_name("ping-pong");
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -586,60 +451,12 @@ fn sched_bench(args: &BenchArgs, bin: &Path) -> anyhow::Result<()> {
         args.rounds
     );
     storm()?;
-    let (mut without, mut with, mut ratios, mut costs) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut floor = Floor::default();
-    for round in 1..=args.rounds {
-        let recorded =
-            |programs| with_recorder(bin, work.path(), round, args.seconds, programs, storm);
-        let (a, (b, cost), empty) = if round % 2 == 1 {
-            let a = storm()?;
-            let empty = args.empty.then(|| recorded(Programs::Empty)).transpose()?;
-            (a, recorded(Programs::Real)?, empty)
-        } else {
-            let b = recorded(Programs::Real)?;
-            let empty = args.empty.then(|| recorded(Programs::Empty)).transpose()?;
-            (storm()?, b, empty)
-        };
-        let switches = cost.program_runs("sched_switch") / cost.duration_seconds.max(1e-9);
-        println!(
-            "round {round:>2}: without {a:>9.0} round trips/s   with {b:>9.0}   ratio {:.3}   {switches:>8.0} switches/s   own CPU {:.2}%   sched_switch {:.0} ns, sched_waking {:.0} ns per event",
-            b / a,
-            cost.cpu_percent(cpus),
-            cost.program_ns_per_run("sched_switch"),
-            cost.program_ns_per_run("sched_waking"),
-        );
-        if let Some((e, empty_cost)) = empty {
-            floor.round(a, e, empty_cost, cpus);
-        }
-        without.push(a);
-        with.push(b);
-        ratios.push(b / a);
-        costs.push(cost);
-    }
-    let med = |f: &dyn Fn(&Overhead) -> f64| median(&costs.iter().map(f).collect::<Vec<_>>());
-    let ratio = median(&ratios);
-    let cpu = med(&|c| c.cpu_percent(cpus));
-    println!("\n==> bench: medians over {} rounds", args.rounds);
+    let r = rounds::interleaved(args, bin, work.path(), args.seconds, "round trips/s", &storm)?;
+    r.print(cpus, "round trips/s", GOAL_STORM_RATIO);
+    let med = |f: &dyn Fn(&Overhead) -> f64| median(&r.costs.iter().map(f).collect::<Vec<_>>());
     println!(
-        "without chokepoint      {:>9.0} round trips/s",
-        median(&without)
-    );
-    println!(
-        "with chokepoint record  {:>9.0} round trips/s",
-        median(&with)
-    );
-    println!(
-        "context switches        {:>9.0} /s while recording",
+        "context switches        {:>9.0} /s while recording (the default tier's programs run 1 interval in 5)",
         med(&|c| c.program_runs("sched_switch") / c.duration_seconds.max(1e-9))
-    );
-    println!(
-        "ratio with/without      {ratio:.3}   (goal >= {GOAL_RATIO}: {})",
-        verdict(ratio >= GOAL_RATIO)
-    );
-    println!(
-        "own CPU                 {cpu:.2}% of the host   (goal <= {GOAL_CPU_PERCENT}%: {})",
-        verdict(cpu <= GOAL_CPU_PERCENT)
     );
     for program in ["sched_switch", "sched_waking", "sched_wakeup_new"] {
         println!(
@@ -647,9 +464,8 @@ fn sched_bench(args: &BenchArgs, bin: &Path) -> anyhow::Result<()> {
             med(&|c| c.program_ns_per_run(program))
         );
     }
-    floor.print(cpus);
-    print_programs(&costs, "trip", &with);
-    print_stages(&costs);
+    print_programs(&r.costs, "trip", &r.with);
+    print_stages(&r.costs);
     Ok(())
 }
 
