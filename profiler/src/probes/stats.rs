@@ -106,6 +106,12 @@ pub struct Schedule {
 pub const FIRST_SIGHT_RUNS: u64 = 100;
 /// ...and the last window ended at least this long ago.
 pub const FIRST_SIGHT_GAP_NS: u64 = 2_000_000_000;
+/// A price is taken again (an early window, as for an unpriced program) once a program runs
+/// this many times more in an interval than in all the windows behind its price together: a
+/// price measured on an idle host (a window during a load test's warm-up: 35 runs of
+/// `sched_waking` at 4.7 µs, cache-cold) priced a context-switch storm's 300k runs a second
+/// at 5 times what they cost (1.4 s of "BPF time" a second on 2 CPUs).
+pub const RESCALE_RUNS: u64 = 10;
 
 pub const SCHEDULE: Schedule = Schedule {
     first_ns: 1_000_000_000,
@@ -267,14 +273,35 @@ impl<G> Windows<G> {
         if self.open.is_some() || self.on_anyway {
             return;
         }
-        let prices = self.prices();
-        let unpriced = runs
-            .iter()
-            .any(|(name, &n)| n >= FIRST_SIGHT_RUNS && !prices.contains_key(name));
+        let seen = self.priced_runs();
+        let unpriced = runs.iter().any(|(name, &n)| {
+            n >= FIRST_SIGHT_RUNS
+                && seen
+                    .get(name.as_str())
+                    .is_none_or(|&priced| n > RESCALE_RUNS * priced)
+        });
         let last_end = self.recent.back().map_or(0, |w| w.end_unix_ns);
         if unpriced && now_ns >= last_end + FIRST_SIGHT_GAP_NS {
             self.next_start_ns = self.next_start_ns.min(now_ns);
         }
+    }
+
+    /// How many runs of each program the windows behind its price saw.
+    fn priced_runs(&self) -> BTreeMap<&str, u64> {
+        let mut sums: BTreeMap<&str, (u64, usize)> = BTreeMap::new();
+        for w in self.recent.iter().rev() {
+            for (name, &[_, runs]) in &w.programs {
+                let e = sums.entry(name).or_default();
+                if runs > 0 && e.1 < RECENT {
+                    e.0 += runs;
+                    e.1 += 1;
+                }
+            }
+        }
+        sums.into_iter()
+            .filter(|(_, s)| s.0 > 0)
+            .map(|(name, (runs, _))| (name, runs))
+            .collect()
     }
 
     /// ns per run of each program over the latest windows that saw it run.
@@ -502,6 +529,31 @@ mod tests {
         }
         assert_eq!(opened, [2, 12, 22]);
         assert!(opened.iter().all(|&i| attached(i)));
+    }
+
+    /// A window on an idle host (a load test's warm-up) prices a program from a few dozen
+    /// cache-cold runs: once it runs far more, its price is taken again at the next read.
+    #[test]
+    fn a_price_from_a_few_runs_is_taken_again_when_the_program_runs_far_more() {
+        let mut w: Windows<()> = Windows::with(SCHEDULE, || Ok(()), 0);
+        // The window at 1-2 s saw 35 runs at 4.7 µs.
+        w.tick(0, S, &stats(&[("b", 0, 0)]), false);
+        w.tick(S, 2 * S, &stats(&[("b", 164_500, 35)]), false);
+        assert_eq!(w.next_start_ns, 11 * S);
+        // 200 runs in an interval: on the same scale, the price stands.
+        w.price_what_runs(&map_runs(&[("b", 200)]), 5 * S);
+        assert_eq!(w.next_start_ns, 11 * S);
+        // 300k runs: the storm gets its own price at the next read.
+        w.price_what_runs(&map_runs(&[("b", 300_000)]), 5 * S);
+        assert_eq!(w.next_start_ns, 5 * S);
+        w.tick(4 * S, 5 * S, &stats(&[("b", 164_500, 35)]), false);
+        w.tick(5 * S, 6 * S, &stats(&[("b", 70_164_500, 300_035)]), false);
+        // Pooled by runs, the idle window barely counts: about 233 ns a run.
+        let p = w.prices()["b"];
+        assert!((p - 70_164_500.0 / 300_035.0).abs() < 1.0, "{p}");
+        // And with the storm priced, the same rate opens nothing more early.
+        w.price_what_runs(&map_runs(&[("b", 300_000)]), 9 * S);
+        assert_eq!(w.next_start_ns, 15 * S);
     }
 
     fn map_runs(v: &[(&str, u64)]) -> BTreeMap<String, u64> {
