@@ -31,6 +31,7 @@ type F64Gauge = Gauge<f64, AtomicU64>;
 pub struct Metrics {
     registry: Registry,
     intervals: Counter,
+    intervals_sched_sampled: Counter,
     tcp_active_opens: Counter,
     tcp_passive_opens: Counter,
     tcp_connect_failed: Counter,
@@ -71,6 +72,11 @@ impl Metrics {
             &mut registry,
             "intervals",
             "Intervals read since the daemon started",
+        );
+        let intervals_sched_sampled = counter(
+            &mut registry,
+            "intervals_sched_sampled",
+            "Intervals in which the scheduler programs ran: the off-CPU and run-queue counters grow in these only (1 in 5 in the default tier, every one with --probes all)",
         );
         let tcp_active_opens = counter(
             &mut registry,
@@ -179,6 +185,7 @@ impl Metrics {
         Self {
             registry,
             intervals,
+            intervals_sched_sampled,
             tcp_active_opens,
             tcp_passive_opens,
             tcp_connect_failed,
@@ -220,7 +227,13 @@ impl Metrics {
         }
         let mut runq = LogHistogram::default();
         let mut runq_ns = 0;
-        for p in &iv.processes {
+        // Off-CPU time and run-queue waits come from the scheduler programs, which the
+        // default tier attaches 1 interval in 5: counted where they ran, never as zeros.
+        let events = iv.sched_measured();
+        if events {
+            self.intervals_sched_sampled.inc();
+        }
+        for p in iv.processes.iter().filter(|_| events) {
             runq.add(&p.runq_latency);
             runq_ns += p.runq_ns;
             for (reason, ns) in &p.offcpu_reason_ns {
@@ -266,9 +279,11 @@ impl Metrics {
             self.service_cpu
                 .get_or_create(&labels)
                 .inc_by(p.oncpu_ns as f64 / 1e9);
-            self.service_runqueue
-                .get_or_create(&labels)
-                .inc_by(p.runq_ns as f64 / 1e9);
+            if iv.sched_measured() {
+                self.service_runqueue
+                    .get_or_create(&labels)
+                    .inc_by(p.runq_ns as f64 / 1e9);
+            }
             if let Some(cap) = p.capacity_cores {
                 match capacity.iter_mut().find(|(n, _)| *n == name) {
                     Some((_, c)) => *c = c.max(cap),

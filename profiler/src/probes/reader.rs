@@ -219,14 +219,14 @@ impl MapReader {
                     continue;
                 }
                 bring_up(tid, t);
-                if t.tgid == 0 || t.comm[0] == 0 {
-                    if let Some((tgid, comm)) = crate::collect::processes::thread_identity(tid) {
-                        if t.tgid == 0 {
-                            t.tgid = tgid;
-                        }
-                        if t.comm[0] == 0 {
-                            t.comm = comm;
-                        }
+                if (t.tgid == 0 || t.comm[0] == 0)
+                    && let Some((tgid, comm)) = crate::collect::processes::thread_identity(tid)
+                {
+                    if t.tgid == 0 {
+                        t.tgid = tgid;
+                    }
+                    if t.comm[0] == 0 {
+                        t.comm = comm;
                     }
                 }
             }

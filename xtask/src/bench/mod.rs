@@ -451,7 +451,14 @@ fn sched_bench(args: &BenchArgs, bin: &Path) -> anyhow::Result<()> {
         args.rounds
     );
     storm()?;
-    let r = rounds::interleaved(args, bin, work.path(), args.seconds, "round trips/s", &storm)?;
+    let r = rounds::interleaved(
+        args,
+        bin,
+        work.path(),
+        args.seconds,
+        "round trips/s",
+        &storm,
+    )?;
     r.print(cpus, "round trips/s", GOAL_STORM_RATIO);
     let med = |f: &dyn Fn(&Overhead) -> f64| median(&r.costs.iter().map(f).collect::<Vec<_>>());
     println!(

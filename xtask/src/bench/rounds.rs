@@ -132,7 +132,12 @@ impl Rounds {
                 .map(|(b, a)| b / a)
                 .collect::<Vec<_>>(),
         );
-        let cpu = median(&costs.iter().map(|c| c.cpu_percent(cpus)).collect::<Vec<_>>());
+        let cpu = median(
+            &costs
+                .iter()
+                .map(|c| c.cpu_percent(cpus))
+                .collect::<Vec<_>>(),
+        );
         let events_per_s = median(
             &costs
                 .iter()
@@ -140,8 +145,14 @@ impl Rounds {
                 .collect::<Vec<_>>(),
         );
         println!("\n==> bench: medians over {} rounds", self.with.len());
-        println!("without chokepoint      {:>9.0} {unit}", median(&self.without));
-        println!("idle observer (sleep)   {:>9.0} {unit}", median(&self.idles));
+        println!(
+            "without chokepoint      {:>9.0} {unit}",
+            median(&self.without)
+        );
+        println!(
+            "idle observer (sleep)   {:>9.0} {unit}",
+            median(&self.idles)
+        );
         println!(
             "with chokepoint record  {:>9.0} {unit} (default tier)",
             median(&self.with)
