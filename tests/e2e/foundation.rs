@@ -409,7 +409,7 @@ fn doctor_agrees_with_what_a_run_attaches() {
 }
 
 /// The probe tiers on the real kernel, under real traffic (wrk against nginx, so softirqs run):
-/// the default tier keeps the softirq (and connection-use) programs attached one interval in
+/// the default tier keeps the softirq (and connection-use and scheduler) programs attached one interval in
 /// five and says which intervals it detached them in, the detached ones hold (next to) nothing, and the analysis
 /// estimates the per-vector softirq time from the attached ones; `--probes all` detaches
 /// nothing. Nothing stays attached after either.
@@ -531,6 +531,37 @@ fn the_default_tier_duty_cycles_softirq_programs_and_all_keeps_them() {
             "tier {tier}: NET_RX softirq {:.1}% of the host",
             by_vector * 100.0
         );
+        // On-CPU time is the kernel's own run-time total in every interval, whether the
+        // scheduler programs ran in it or not: the processes' sum follows the host's busy time
+        // from /proc/stat (an oracle the programs do not touch) in every interval, and the
+        // scheduler's event figures are there only where its programs ran.
+        let cpus = lines[0]["cpus"].as_f64().unwrap_or(1.0);
+        for (i, (iv, d)) in intervals.iter().zip(&detached).enumerate() {
+            let secs = (iv["end_unix_ns"].as_u64().unwrap_or(0)
+                - iv["start_unix_ns"].as_u64().unwrap_or(0)) as f64
+                / 1e9;
+            let Some(busy) = iv["host"]["cpu"]["busy_fraction"].as_f64() else {
+                continue;
+            };
+            let host = busy * cpus;
+            let procs: f64 = iv["processes"].as_array().map_or(0.0, |ps| {
+                ps.iter()
+                    .filter_map(|p| p["oncpu_ns"].as_u64())
+                    .sum::<u64>() as f64
+            }) / 1e9
+                / secs.max(1e-9);
+            // Not the last (cut short) interval; a host under 0.2 cores says little.
+            if i + 1 < intervals.len() && host > 0.2 {
+                assert!(
+                    (0.6 * host..=1.15 * host + 0.05).contains(&procs),
+                    "{tier}: interval {i} (detached: {d}): processes {procs:.2} cores, host busy {host:.2}"
+                );
+            }
+            let sched_detached = iv["detached"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|x| x == "sched/sched_switch"));
+            assert_eq!(sched_detached, *d, "{}", iv["detached"]);
+        }
         let _ = std::fs::remove_file(&rec);
         let _ = std::fs::remove_file(&out);
     }
