@@ -316,9 +316,11 @@ pub struct ProbeArgs {
     #[arg(long)]
     pub exact_overhead: bool,
     /// Which programs run when: `default` attaches the hooks no verdict reads event by event
-    /// (softirq time per vector; request turns per socket, for pools and requests in flight)
-    /// one interval in five and estimates their figures from those; `all` keeps every program
-    /// attached throughout (docs/overhead.md).
+    /// (softirq time per vector; request turns per socket, for pools and requests in flight;
+    /// context switches and wake-ups, for off-CPU reasons and hand-overs, while on-CPU time
+    /// stays the kernel's own total in every interval) one interval in five and estimates
+    /// their figures from those; `all` keeps every program attached throughout
+    /// (docs/overhead.md).
     #[arg(long, value_enum, default_value_t = crate::probes::duty::Tier::Default, value_name = "TIER")]
     pub probes: crate::probes::duty::Tier,
 }

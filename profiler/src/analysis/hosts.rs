@@ -87,12 +87,32 @@ pub struct MultiHost {
     pub limitations: Vec<String>,
 }
 
-/// A per-second signal of a recording, keyed by whole seconds of its own clock.
-fn per_second(r: &Recording, f: impl Fn(&crate::recording::Interval) -> f64) -> BTreeMap<i64, f64> {
+fn mid_ns(iv: &crate::recording::Interval) -> i64 {
+    (iv.start_unix_ns / 2 + iv.end_unix_ns / 2) as i64
+}
+
+/// Where within a second the reference's intervals are centred (ns past the second).
+fn phase_ns(r: &Recording) -> i64 {
+    r.intervals
+        .get(1)
+        .or(r.intervals.first())
+        .map_or(0, |iv| mid_ns(iv).rem_euclid(1_000_000_000))
+}
+
+/// A per-second signal of a recording, keyed by whole seconds of its own clock, the seconds
+/// centred on `phase` ns past each second (the reference's interval midpoints). Two hosts read
+/// their intervals at their own phase: binned by whole seconds, one's midpoints at x.99 and
+/// the other's at (x+1).01 s of the same clock fall in seconds one apart, and the same signal
+/// reads as a clock 1 s off (seen in CI); centred on one grid they fall in the same second.
+fn per_second(
+    r: &Recording,
+    phase: i64,
+    f: impl Fn(&crate::recording::Interval) -> f64,
+) -> BTreeMap<i64, f64> {
     let mut out = BTreeMap::new();
     for iv in &r.intervals {
-        let mid = (iv.start_unix_ns / 2 + iv.end_unix_ns / 2) as i64;
-        *out.entry(mid.div_euclid(1_000_000_000)).or_insert(0.0) += f(iv);
+        let key = (mid_ns(iv) - phase + 500_000_000).div_euclid(1_000_000_000);
+        *out.entry(key).or_insert(0.0) += f(iv);
     }
     out
 }
@@ -163,7 +183,8 @@ pub fn estimate_offset(reference: &Recording, other: &Recording) -> ClockOffset 
         ),
         ("device bytes", device_bytes),
     ] {
-        let (a, b) = (per_second(reference, f), per_second(other, f));
+        let phase = phase_ns(reference);
+        let (a, b) = (per_second(reference, phase, f), per_second(other, phase, f));
         let zero = correlation(&a, &b, 0);
         match best_lag(&a, &b) {
             Some((lag, r))

@@ -51,6 +51,22 @@ fn a_clock_ahead_is_found_from_the_connections_both_hosts_count() {
     assert_eq!(estimate_offset(&a, &varying(40, "db")).seconds, 0.0);
 }
 
+/// Two daemons on one clock read their intervals at their own phase: one's midpoints at
+/// x.99 s, the other's 20 ms later, at (x+1).01 s. The same signal, so the offset is 0, not
+/// the 1 s that binning by whole seconds of each one's own midpoints made of it (CI, twice).
+#[test]
+fn hosts_whose_intervals_straddle_a_second_boundary_are_in_step() {
+    // `varying` centres its intervals on x.5 s: 0.49 s later they are centred on x.99 s.
+    let a = moved(varying(40, "gen"), 0.49);
+    let b = moved(varying(40, "db"), 0.51);
+    let c = estimate_offset(&a, &b);
+    assert_eq!(c.seconds, 0.0, "{c:?}");
+    assert!(c.correlation.unwrap() > 0.99, "{c:?}");
+    // A real offset is still found whatever the phases.
+    let c = estimate_offset(&a, &moved(varying(40, "db"), 3.51));
+    assert_eq!(c.seconds, 3.0, "{c:?}");
+}
+
 #[test]
 fn a_constant_rate_gives_no_offset_to_estimate_and_says_so() {
     let flat = |h: &str| {

@@ -207,12 +207,22 @@ impl MapReader {
     fn threads_into(&self, threads: &mut HashMap<u32, ThreadCpu>) {
         threads.clear();
         threads.extend(self.threads.iter().flatten());
-        let bring_up = |tid: u32, t: &mut ThreadCpu| {
-            if let Some(now) = crate::collect::processes::thread_run_time(tid) {
-                t.oncpu_ns += now.saturating_sub(t.exec_runtime_ns);
-                t.exec_runtime_ns = t.exec_runtime_ns.max(now);
-            }
-        };
+        let bring_up =
+            |tid: u32, t: &mut ThreadCpu| match crate::collect::processes::thread_run_time(tid) {
+                Some(now) => {
+                    t.oncpu_ns += now.saturating_sub(t.exec_runtime_ns);
+                    t.exec_runtime_ns = t.exec_runtime_ns.max(now);
+                }
+                // Gone since the map was copied: it exited meanwhile, and `sched_process_exit`
+                // brought its entry to its final total before procfs let it go. Without this the
+                // copy's stale total read as less than the last read's (a load generator ending
+                // at a read lost that interval's CPU, and the next one had it twice).
+                None => {
+                    if let Ok(fresh) = self.threads.get(&tid, 0) {
+                        *t = fresh;
+                    }
+                }
+            };
         if self.refresh_all_threads {
             for (&tid, t) in threads.iter_mut() {
                 if t.exec_runtime_ns == 0 && t.flags & THREAD_NEW == 0 {
