@@ -635,6 +635,10 @@ pub struct Overhead {
     /// seen on a CPU without the switch-in before it): a run-queue wait each.
     #[serde(default)]
     pub switches_unmatched: u64,
+    /// Waits that straddled an attach of the duty-cycled scheduler programs, counted from the
+    /// attach (their start unseen): 0 with `--probes all`.
+    #[serde(default)]
+    pub offcpu_clipped: u64,
     /// Both of the above as a share of the host's CPU capacity over the run.
     pub cpu_share_of_host: f64,
     pub bpf_ns_per_event: Option<f64>,
@@ -664,6 +668,7 @@ pub fn overhead(intervals: &[Interval], cpus: u32, seconds: f64) -> Overhead {
         o.events += iv.overhead.bpf_runs;
         o.lost_events += iv.overhead.map_update_failures + iv.overhead.ring_buffer_full;
         o.switches_unmatched += iv.overhead.switches_unmatched;
+        o.offcpu_clipped += iv.overhead.offcpu_clipped;
         for (name, [ns, runs]) in &iv.overhead.programs {
             let e = o.programs.entry(name.clone()).or_insert((0.0, 0));
             e.0 += *ns as f64 / 1e9;
