@@ -101,6 +101,18 @@ fn task_pid(task: u64) -> i32 {
     kernel_read(task, kernel_offset!(task_pid))
 }
 
+/// When a wait stamped at `since` counts from: `since`, or the last attach of the duty-cycled
+/// programs (`epoch`) for a wait that began before it, whose start went unseen (counted).
+#[inline(always)]
+fn since_attach(since: u64, epoch: u64) -> u64 {
+    if since < epoch {
+        count(Counter::OffCpuClipped);
+        epoch
+    } else {
+        since
+    }
+}
+
 /// `REASONS`: read why a blocking thread blocked (the `_compat` programs do not).
 #[inline(always)]
 fn switch<const REASONS: bool>(
@@ -193,13 +205,7 @@ fn switch<const REASONS: bool>(
         if stats.runnable_since_ns != 0 {
             // Runnable since before the last attach and not switched in since: it waited
             // through the attach, and is counted from it.
-            let since = if stats.runnable_since_ns < epoch {
-                count(Counter::OffCpuClipped);
-                epoch
-            } else {
-                stats.runnable_since_ns
-            };
-            let waited = now.saturating_sub(since);
+            let waited = now.saturating_sub(since_attach(stats.runnable_since_ns, epoch));
             stats.runnable_since_ns = 0;
             stats.runq_ns += waited;
             stats.runq_count += 1;
@@ -328,13 +334,7 @@ fn wakeup(pid: i32) -> u32 {
             // Blocked since before the last attach, and not switched out since (every
             // switch-out after the attach restamps it): off-CPU through the attach, counted
             // from it, in the reason it blocked in then.
-            let since = if stats.off_since_ns < epoch {
-                count(Counter::OffCpuClipped);
-                epoch
-            } else {
-                stats.off_since_ns
-            };
-            let off = now.saturating_sub(since);
+            let off = now.saturating_sub(since_attach(stats.off_since_ns, epoch));
             stats.off_since_ns = 0;
             let state = if stats.off_state as usize == OFF_IO {
                 OFF_IO

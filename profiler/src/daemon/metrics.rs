@@ -229,17 +229,16 @@ impl Metrics {
         let mut runq_ns = 0;
         // Off-CPU time and run-queue waits come from the scheduler programs, which the
         // default tier attaches 1 interval in 5: counted where they ran, never as zeros.
-        let events = iv.sched_measured();
-        if events {
+        if iv.sched_measured() {
             self.intervals_sched_sampled.inc();
-        }
-        for p in iv.processes.iter().filter(|_| events) {
-            runq.add(&p.runq_latency);
-            runq_ns += p.runq_ns;
-            for (reason, ns) in &p.offcpu_reason_ns {
-                self.offcpu
-                    .get_or_create(&label("reason", reason))
-                    .inc_by(*ns as f64 / 1e9);
+            for p in &iv.processes {
+                runq.add(&p.runq_latency);
+                runq_ns += p.runq_ns;
+                for (reason, ns) in &p.offcpu_reason_ns {
+                    self.offcpu
+                        .get_or_create(&label("reason", reason))
+                        .inc_by(*ns as f64 / 1e9);
+                }
             }
         }
         self.runqueue_wait.add(&runq, runq_ns);

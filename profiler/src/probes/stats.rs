@@ -286,40 +286,39 @@ impl<G> Windows<G> {
         }
     }
 
-    /// How many runs of each program the windows behind its price saw.
-    fn priced_runs(&self) -> BTreeMap<&str, u64> {
-        let mut sums: BTreeMap<&str, (u64, usize)> = BTreeMap::new();
+    /// Per program, [ns, runs] summed over the latest [`RECENT`] windows that saw it run:
+    /// what its price is taken from.
+    fn pooled(&self) -> BTreeMap<&str, [u64; 2]> {
+        let mut sums: BTreeMap<&str, ([u64; 2], usize)> = BTreeMap::new();
         for w in self.recent.iter().rev() {
-            for (name, &[_, runs]) in &w.programs {
+            for (name, &[ns, runs]) in &w.programs {
                 let e = sums.entry(name).or_default();
                 if runs > 0 && e.1 < RECENT {
-                    e.0 += runs;
+                    e.0[0] += ns;
+                    e.0[1] += runs;
                     e.1 += 1;
                 }
             }
         }
         sums.into_iter()
-            .filter(|(_, s)| s.0 > 0)
-            .map(|(name, (runs, _))| (name, runs))
+            .filter(|(_, (s, _))| s[1] > 0)
+            .map(|(name, (s, _))| (name, s))
+            .collect()
+    }
+
+    /// How many runs of each program the windows behind its price saw.
+    fn priced_runs(&self) -> BTreeMap<&str, u64> {
+        self.pooled()
+            .into_iter()
+            .map(|(name, [_, runs])| (name, runs))
             .collect()
     }
 
     /// ns per run of each program over the latest windows that saw it run.
     pub fn prices(&self) -> BTreeMap<String, f64> {
-        let mut sums: BTreeMap<&str, (u64, u64, usize)> = BTreeMap::new();
-        for w in self.recent.iter().rev() {
-            for (name, &[ns, runs]) in &w.programs {
-                let e = sums.entry(name).or_default();
-                if runs > 0 && e.2 < RECENT {
-                    e.0 += ns;
-                    e.1 += runs;
-                    e.2 += 1;
-                }
-            }
-        }
-        sums.into_iter()
-            .filter(|(_, s)| s.1 > 0)
-            .map(|(name, (ns, runs, _))| (name.to_string(), ns as f64 / runs as f64))
+        self.pooled()
+            .into_iter()
+            .map(|(name, [ns, runs])| (name.to_string(), ns as f64 / runs as f64))
             .collect()
     }
 }
