@@ -93,6 +93,38 @@ fn opens_match_nstat(classic: bool) {
         within(ours_passive, passive),
         "passive opens: ours {ours_passive}, kernel {passive}"
     );
+    // Opens are counted in every interval (above); handshakes are timed where the duty cycle
+    // samples and not where it paused them, which the interval names.
+    let text = std::fs::read_to_string(&rec).expect("recording");
+    let intervals: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("json line"))
+        .filter(|l| l["kind"] == "interval")
+        .collect();
+    let (mut timed_seen, mut paused_seen) = (false, false);
+    for iv in &intervals[..intervals.len().saturating_sub(1)] {
+        let opens = iv["tcp"]["active_opens"].as_u64().unwrap_or(0);
+        let timed: u64 = iv["connect_latency"]
+            .as_array()
+            .map_or(0, |b| b.iter().filter_map(Value::as_u64).sum());
+        let paused = iv["detached"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|x| x == "sock/inet_sock_set_state#handshakes"));
+        if opens < 500 {
+            continue;
+        }
+        if paused {
+            paused_seen = true;
+            assert!(timed * 4 < opens, "paused: {timed} of {opens} timed");
+        } else {
+            timed_seen = true;
+            assert!(timed * 10 >= opens * 9, "sampled: {timed} of {opens} timed");
+        }
+    }
+    assert!(
+        timed_seen && paused_seen,
+        "timed {timed_seen}, paused {paused_seen}"
+    );
     // Roles: wrk is the load generator, nginx (master and workers) the server.
     let procs = r["processes"].as_array().expect("processes");
     let role = |comm: &str| {

@@ -258,6 +258,9 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
             if !iv.sched_measured() {
                 figures.push("off-CPU time and its reasons, wake-ups, run-queue waits and switch counts; on-CPU time is the kernel's own total in every interval");
             }
+            if !iv.handshakes_timed() {
+                figures.push("connect and handshake latency, and the connection rows' established, failed and setup time; opens, failures and closes are counted in every interval");
+            }
             detached = iv.detached.join(", ");
         }
         limitations.push(format!(

@@ -22,7 +22,10 @@
 //!   attach is counted from the attach (`DUTY_EPOCH`, `Counter::OffCpuClipped`).
 //!
 //! The hooks the verdicts read event by event (connection setup and its failures) stay
-//! attached in every interval.
+//! attached in every interval. Parts of their bodies cycle with the others ([`PARTS`]): while
+//! the cycled programs are detached (`DUTY_PAUSED`), the connection-setup program counts every
+//! open, failure and close but times no handshake, and the interval names the part in
+//! `Interval.detached` (`sock/inet_sock_set_state#handshakes`).
 use aya::{
     Ebpf,
     maps::{Array, PerCpuArray, PerCpuValues},
@@ -52,6 +55,13 @@ pub const CYCLED: &[&str] = &[
     "sched/sched_waking",
 ];
 
+/// Parts of always-attached programs that run only while the cycled programs are attached, as
+/// (the program's tracepoint id, the part's id in `Interval.detached`).
+pub const PARTS: &[(&str, &str)] = &[(
+    "sock/inet_sock_set_state",
+    crate::recording::HANDSHAKE_TIMING,
+)];
+
 /// Whether a cycled tracepoint id is one of the scheduler hooks.
 pub fn is_sched(id: &str) -> bool {
     id.starts_with(crate::recording::SCHED_PROBES)
@@ -74,10 +84,15 @@ const SINCE_MAP: &str = "SOFTIRQ_SINCE";
 /// When the cycled programs were last attached (CLOCK_MONOTONIC ns).
 const EPOCH_MAP: &str = "DUTY_EPOCH";
 
+/// 1 while the cycled programs are detached: the [`PARTS`] skip their work.
+const PAUSED_MAP: &str = "DUTY_PAUSED";
+
 /// The duty cycle of one session.
 pub struct DutyCycle {
     /// The cycled tracepoints that attached (ids), in [`CYCLED`] order.
     ids: Vec<String>,
+    /// The [`PARTS`] whose program attached (their ids in `Interval.detached`).
+    parts: Vec<String>,
     attached: bool,
     intervals: u32,
     /// CLOCK_MONOTONIC ns of the last attach of the connection-use programs (0 before the
@@ -101,8 +116,15 @@ impl DutyCycle {
             .filter(|id| probes.run_time_totals || !is_sched(id))
             .map(|id| id.to_string())
             .collect();
+        let parts = PARTS
+            .iter()
+            .filter(|(program, _)| probes.links.contains_key(*program))
+            .filter(|_| probes.ebpf.map(PAUSED_MAP).is_some())
+            .map(|(_, part)| part.to_string())
+            .collect();
         (!ids.is_empty()).then_some(Self {
             ids,
+            parts,
             attached: true,
             intervals: 0,
             epoch_ns: 0,
@@ -114,10 +136,17 @@ impl DutyCycle {
     pub fn describe(tier: Tier, cycle: Option<&Self>) -> String {
         match (tier, cycle) {
             (Tier::All, _) => "all: every probe attached in every interval (--probes all)".into(),
-            (Tier::Default, Some(c)) => format!(
-                "default: {} attached 1 interval in every {EVERY} (the first, then those numbered {PHASE} modulo {EVERY}; their figures estimated from those intervals; Interval.detached names the others); every other probe in every interval",
-                c.ids.join(", ")
-            ),
+            (Tier::Default, Some(c)) => {
+                let parts = if c.parts.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({} in the same intervals)", c.parts.join(", "))
+                };
+                format!(
+                    "default: {} attached 1 interval in every {EVERY} (the first, then those numbered {PHASE} modulo {EVERY}; their figures estimated from those intervals; Interval.detached names the others); every other probe in every interval{parts}",
+                    c.ids.join(", ")
+                )
+            }
             (Tier::Default, None) => {
                 "default: nothing to duty-cycle here; every probe in every interval".into()
             }
@@ -129,7 +158,7 @@ impl DutyCycle {
         if self.attached {
             Vec::new()
         } else {
-            self.ids.clone()
+            self.ids.iter().chain(&self.parts).cloned().collect()
         }
     }
 
@@ -178,7 +207,7 @@ impl DutyCycle {
     /// read as idle: 1.7 of 2 connections in use instead of 1.97).
     pub fn after_read(&mut self, probes: &mut Probes) {
         if !self.want() && self.attached {
-            match detach(probes, &self.ids) {
+            match pause(&mut probes.ebpf, true).and_then(|()| detach(probes, &self.ids)) {
                 Ok(()) => self.attached = false,
                 Err(e) => self.note(e),
             }
@@ -223,6 +252,7 @@ fn detach(probes: &mut Probes, ids: &[String]) -> Result<(), String> {
 fn attach(probes: &mut Probes, ids: &[String]) -> Result<u64, String> {
     clear_since(&mut probes.ebpf)?;
     let epoch = stamp_epoch(&mut probes.ebpf)?;
+    pause(&mut probes.ebpf, false)?;
     for id in ids.iter().rev() {
         let Some(Attached {
             program: name,
@@ -265,6 +295,16 @@ fn stamp_epoch(ebpf: &mut Ebpf) -> Result<u64, String> {
     Ok(now)
 }
 
+/// Tells the always-attached programs whether the cycled ones are detached ([`PARTS`]).
+fn pause(ebpf: &mut Ebpf, paused: bool) -> Result<(), String> {
+    let Some(map) = ebpf.map_mut(PAUSED_MAP) else {
+        return Ok(());
+    };
+    let mut flag: Array<_, u32> = Array::try_from(map).map_err(|e| format!("{PAUSED_MAP}: {e}"))?;
+    flag.set(0, u32::from(paused), 0)
+        .map_err(|e| format!("writing {PAUSED_MAP}: {e}"))
+}
+
 fn clear_since(ebpf: &mut Ebpf) -> Result<(), String> {
     let Some(map) = ebpf.map_mut(SINCE_MAP) else {
         return Ok(());
@@ -287,6 +327,7 @@ mod tests {
     fn the_header_says_what_each_tier_does() {
         let c = DutyCycle {
             ids: CYCLED.iter().map(|s| s.to_string()).collect(),
+            parts: vec![crate::recording::HANDSHAKE_TIMING.into()],
             attached: true,
             intervals: 0,
             epoch_ns: 0,
@@ -297,7 +338,17 @@ mod tests {
             text.contains("irq/softirq_entry, irq/softirq_exit, sock/sock_send_length, sock/sock_recv_length, sched/sched_switch, sched/sched_waking attached 1 interval in every 5")
         );
         assert!(DutyCycle::describe(Tier::All, None).starts_with("all:"));
+        assert!(text.contains("(sock/inet_sock_set_state#handshakes in the same intervals)"));
         assert!(c.detached().is_empty());
         assert!(c.cycles_sched());
+        let paused = DutyCycle {
+            attached: false,
+            ..c
+        };
+        assert!(
+            paused
+                .detached()
+                .contains(&crate::recording::HANDSHAKE_TIMING.to_string())
+        );
     }
 }

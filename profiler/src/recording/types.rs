@@ -338,8 +338,9 @@ pub struct Interval {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub marks: Vec<Mark>,
     /// Tracepoints (`irq/softirq_entry`) the default tier's duty cycle kept detached through
-    /// this interval (`probes::duty`): their figures here are missing, not zero. Empty with
-    /// `--probes all` and in older recordings.
+    /// this interval (`probes::duty`): their figures here are missing, not zero; and parts of
+    /// attached programs it paused with them (`sock/inet_sock_set_state#handshakes`: no
+    /// handshake timed). Empty with `--probes all` and in older recordings.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub detached: Vec<String>,
 }
@@ -431,6 +432,14 @@ impl Interval {
             .any(|id| id.starts_with(CONN_USE_PROBES))
     }
 
+    /// Whether the connection-setup program timed handshakes through the interval (the
+    /// default tier times them in the intervals it samples; opens, failures and closes are
+    /// counted in every interval): the latency histograms and the connection rows'
+    /// `established`, `failed` and `setup_ns` cover the timed intervals' handshakes.
+    pub fn handshakes_timed(&self) -> bool {
+        !self.detached.iter().any(|id| id == HANDSHAKE_TIMING)
+    }
+
     /// Whether the scheduler programs ran through the interval. On-CPU time is exact in
     /// every interval (the kernel's run-time totals); what only their events give (off-CPU
     /// time and its reasons, wake-ups, run-queue waits, switch counts) is, in the default
@@ -450,6 +459,9 @@ pub const SCHED_PROBES: &str = "sched/sched_";
 pub const SOFTIRQ_PROBES: &str = "irq/softirq_";
 /// How the ids in `Interval.detached` of the connection-use programs begin.
 pub const CONN_USE_PROBES: &str = "sock/sock_";
+/// The part of the connection-setup program the duty cycle pauses with the cycled programs
+/// (its id in `Interval.detached`: a program id, `#`, the part).
+pub const HANDSHAKE_TIMING: &str = "sock/inet_sock_set_state#handshakes";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct End {

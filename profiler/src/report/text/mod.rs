@@ -94,7 +94,7 @@ fn latency(l: &LatencySummary, what: &str) -> String {
         return "no samples".into();
     }
     format!(
-        "p50 {}, p99 {}, max {} ({} {what}, log2 buckets)",
+        "p50 {}, p99 {}, max {} ({} {what} timed, log2 buckets)",
         bound_ms(l.p50_ms),
         bound_ms(l.p99_ms),
         bound_ms(l.max_ms),

@@ -348,7 +348,7 @@ fn log2_quantiles_print_as_bucket_bounds() {
         .find(|l| l.trim_start().starts_with("connect latency"))
         .unwrap_or_default();
     assert!(
-        line.contains("p50 < 2.1 ms, p99 < 4.2 ms, max < 4.2 ms (65 connects, log2 buckets)"),
+        line.contains("p50 < 2.1 ms, p99 < 4.2 ms, max < 4.2 ms (65 connects timed, log2 buckets)"),
         "{text}"
     );
     let handshake = text
