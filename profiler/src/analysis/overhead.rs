@@ -14,6 +14,21 @@ pub struct ProgramTotals {
     pub runs: u64,
     pub measured_ns: u64,
     pub measured_runs: u64,
+    /// Of `runs`, those in intervals the duty cycle had its programs detached in, and of
+    /// those, the ones the kernel measured: priced from the windows in that state.
+    pub detached_runs: u64,
+    pub detached_measured_runs: u64,
+}
+
+impl ProgramTotals {
+    /// Runs outside the windows, in intervals with the cycled programs attached and without.
+    fn unmeasured(&self) -> [u64; 2] {
+        let detached = self
+            .detached_runs
+            .saturating_sub(self.detached_measured_runs);
+        let all = self.runs.saturating_sub(self.measured_runs);
+        [all.saturating_sub(detached), detached]
+    }
 }
 
 /// How the programs' time of a recording was found, when the kernel did not measure every run:
@@ -46,6 +61,12 @@ pub struct Price {
     pub relative_spread: Option<f64>,
     /// Windows it ran in.
     pub windows: u32,
+    /// Where the default tier's duty cycle detached programs: the ns per run of the windows
+    /// taken with them detached, which priced this program's runs in such intervals (a
+    /// program that stays attached skips its paused parts then). None where no such window
+    /// saw it run: its runs were priced at `ns_per_run`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ns_per_run_detached: Option<f64>,
 }
 
 /// Each program's ns over a recording (what the kernel measured, plus its other runs priced at
@@ -75,6 +96,17 @@ pub fn estimate(
             seen.iter().map(|f| f[0]).sum(),
             seen.iter().map(|f| f[1]).sum(),
         ]);
+        // Per duty-cycle state, where windows in it saw the program run.
+        let in_state = |detached: bool| {
+            let [ns, runs] = windows
+                .iter()
+                .filter(|w| w.detached == detached)
+                .filter_map(|w| w.programs.get(name))
+                .fold([0, 0], |a, f| [a[0] + f[0], a[1] + f[1]]);
+            (runs > 0).then(|| rate([ns, runs]))
+        };
+        let detached = in_state(true);
+        let attached = in_state(false);
         // Weighted by runs: a window where the program barely ran says little of its price.
         let rates: Vec<(f64, f64)> = seen.iter().map(|&f| (rate(f), f[1] as f64)).collect();
         est.programs.insert(
@@ -83,6 +115,7 @@ pub fn estimate(
                 ns_per_run: pooled,
                 relative_spread: weighted_sd(&rates).map(|sd| relative(sd, pooled)),
                 windows: seen.len() as u32,
+                ns_per_run_detached: detached.filter(|_| attached.is_some()),
             },
         );
     }
@@ -100,11 +133,19 @@ pub fn estimate(
     let mut ns = BTreeMap::new();
     let mut measured = 0u64;
     for (name, t) in totals {
-        let rest = t.runs.saturating_sub(t.measured_runs);
+        let [attached, detached] = t.unmeasured();
         let priced = match est.programs.get(name) {
-            Some(p) => (rest as f64 * p.ns_per_run).round() as u64,
+            Some(p) => match p.ns_per_run_detached {
+                // The attached price pooled over those windows alone: the pooled one
+                // weighs in the detached windows too.
+                Some(pd) => {
+                    let pa = attached_price(windows, name).unwrap_or(p.ns_per_run);
+                    (attached as f64 * pa + detached as f64 * pd).round() as u64
+                }
+                None => ((attached + detached) as f64 * p.ns_per_run).round() as u64,
+            },
             None => {
-                est.unpriced_runs += rest;
+                est.unpriced_runs += attached + detached;
                 0
             }
         };
@@ -134,6 +175,16 @@ pub fn estimate(
     est.relative_error =
         weighted_sd(&per_window).map(|sd| relative(sd / effective.sqrt(), total as f64));
     (ns, est)
+}
+
+/// ns per run of `name` over the windows with every program attached.
+fn attached_price(windows: &[StatsWindow], name: &str) -> Option<f64> {
+    let [ns, runs] = windows
+        .iter()
+        .filter(|w| !w.detached)
+        .filter_map(|w| w.programs.get(name))
+        .fold([0, 0], |a, f| [a[0] + f[0], a[1] + f[1]]);
+    (runs > 0).then(|| ns as f64 / runs as f64)
 }
 
 fn relative(sd: f64, of: f64) -> f64 {
@@ -172,6 +223,7 @@ mod tests {
                 .iter()
                 .map(|&(n, ns, runs)| (n.to_string(), [ns, runs]))
                 .collect(),
+            detached: false,
         }
     }
 
@@ -192,6 +244,7 @@ mod tests {
                     runs: 20_000,
                     measured_ns: 200_000,
                     measured_runs: 2000,
+                    ..Default::default()
                 },
             ),
             (
@@ -200,6 +253,7 @@ mod tests {
                     runs: 110,
                     measured_ns: 1_000,
                     measured_runs: 10,
+                    ..Default::default()
                 },
             ),
             (
@@ -249,6 +303,7 @@ mod tests {
                 runs: 100_000,
                 measured_ns: 220_000,
                 measured_runs: 2010,
+                ..Default::default()
             },
         )]);
         let (_, est) = estimate(&totals, &windows);
@@ -270,6 +325,7 @@ mod tests {
                 runs: 10_000,
                 measured_ns: 100_000,
                 measured_runs: 1000,
+                ..Default::default()
             },
         )]);
         let (ns, est) = estimate(&totals, &windows);
@@ -281,5 +337,47 @@ mod tests {
         assert_eq!(ns["a"], 100_000);
         assert_eq!((est.windows, est.unpriced_runs), (0, 9000));
         assert!(est.sampled_seconds.is_sign_positive());
+    }
+
+    /// The default tier: a program priced in both duty-cycle states gets each state's price
+    /// for the runs in intervals of that state; one seen in only one state gets that price
+    /// for all its runs.
+    #[test]
+    fn runs_are_priced_at_the_windows_of_their_duty_cycle_state() {
+        let mut paused = window(10 * S, &[("setup", 12_000, 100)]);
+        paused.detached = true;
+        let windows = [
+            window(0, &[("setup", 22_500, 100), ("switch", 40_000, 100)]),
+            paused,
+        ];
+        let totals = map(&[
+            (
+                "setup",
+                ProgramTotals {
+                    runs: 10_200,
+                    measured_ns: 34_500,
+                    measured_runs: 200,
+                    detached_runs: 8_100,
+                    detached_measured_runs: 100,
+                },
+            ),
+            (
+                "switch",
+                ProgramTotals {
+                    runs: 2_100,
+                    measured_ns: 40_000,
+                    measured_runs: 100,
+                    detached_runs: 100,
+                    detached_measured_runs: 0,
+                },
+            ),
+        ]);
+        let (ns, est) = estimate(&totals, &windows);
+        // setup: 2,000 unmeasured runs attached at 225 ns, 8,000 detached at 120 ns.
+        assert_eq!(ns["setup"], 34_500 + 450_000 + 960_000);
+        assert_eq!(est.programs["setup"].ns_per_run_detached, Some(120.0));
+        // switch: seen attached only, all 2,000 unmeasured runs at 400 ns.
+        assert_eq!(ns["switch"], 40_000 + 800_000);
+        assert_eq!(est.programs["switch"].ns_per_run_detached, None);
     }
 }

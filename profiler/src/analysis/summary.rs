@@ -669,16 +669,24 @@ pub fn overhead(intervals: &[Interval], cpus: u32, seconds: f64) -> Overhead {
         o.lost_events += iv.overhead.map_update_failures + iv.overhead.ring_buffer_full;
         o.switches_unmatched += iv.overhead.switches_unmatched;
         o.offcpu_clipped += iv.overhead.offcpu_clipped;
+        let detached = !iv.detached.is_empty();
         for (name, [ns, runs]) in &iv.overhead.programs {
             let e = o.programs.entry(name.clone()).or_insert((0.0, 0));
             e.0 += *ns as f64 / 1e9;
             e.1 += runs;
-            totals.entry(name.clone()).or_default().runs += runs;
+            let t = totals.entry(name.clone()).or_default();
+            t.runs += runs;
+            if detached {
+                t.detached_runs += runs;
+            }
         }
         for (name, [ns, runs]) in iv.overhead.measured.iter().flatten() {
             let t = totals.entry(name.clone()).or_default();
             t.measured_ns += ns;
             t.measured_runs += runs;
+            if detached {
+                t.detached_measured_runs += runs;
+            }
         }
         windows.extend(iv.overhead.windows.iter().cloned());
         for (stage, ns) in &iv.overhead.stages {

@@ -143,12 +143,21 @@ impl Probes {
 
         let use_raw = std::env::var_os(CLASSIC_ENV).is_none();
         if std::env::var_os(EMPTY_ENV).is_some() {
-            attach_empty(&mut ebpf, &layouts, use_raw, &kernel, &mut status)?;
+            attach_empty(
+                &mut ebpf,
+                &layouts,
+                use_raw,
+                &kernel,
+                &mut status,
+                &mut links,
+            )?;
+            // The empty programs keep nothing to lose: the duty cycle takes the same hooks
+            // as the real programs', so `--probes default` gives the default tier's floor.
             return Ok(Self {
                 ebpf,
                 status,
                 links,
-                run_time_totals: false,
+                run_time_totals: true,
             });
         }
         let syscall_turns = socket_syscalls::forced() && kernel.has_fd_walk();
@@ -283,13 +292,15 @@ fn raw_ready(tp: &Tracepoint, kernel: &KernelOffsets) -> bool {
     }
 }
 
-/// `EMPTY_ENV`: the empty programs at the hooks the real ones would use (raw where theirs is).
+/// `EMPTY_ENV`: the empty programs at the hooks the real ones would use (raw where theirs is),
+/// each link kept under its hook's id for the duty cycle.
 fn attach_empty(
     ebpf: &mut Ebpf,
     layouts: &[(Tracepoint, Format)],
     use_raw: bool,
     kernel: &KernelOffsets,
     status: &mut ProbeStatus,
+    links: &mut std::collections::HashMap<String, Attached>,
 ) -> Result<(), LoadError> {
     let nothing = |reason: String| LoadError::NothingAttached(reason);
     program::<RawTracePoint>(ebpf, "empty_raw")
@@ -301,17 +312,27 @@ fn attach_empty(
     for (tp, _) in layouts {
         let raw = tp.raw && use_raw && raw_ready(tp, kernel);
         let attached = if raw {
-            program::<RawTracePoint>(ebpf, "empty_raw")
-                .and_then(|p| p.attach(tp.name).map(drop).map_err(|e| error_chain(&e)))
+            program::<RawTracePoint>(ebpf, "empty_raw").and_then(|p| {
+                p.attach(tp.name)
+                    .map(|l| ("empty_raw", LinkHandle::Raw(l)))
+                    .map_err(|e| error_chain(&e))
+            })
         } else {
             program::<TracePoint>(ebpf, "empty_tp").and_then(|p| {
                 p.attach(tp.group, tp.name)
-                    .map(drop)
+                    .map(|l| ("empty_tp", LinkHandle::Classic(l)))
                     .map_err(|e| error_chain(&e))
             })
         };
         match attached {
-            Ok(()) => {
+            Ok((program, link)) => {
+                links.insert(
+                    tp.id(),
+                    Attached {
+                        program: program.into(),
+                        link: Some(link),
+                    },
+                );
                 status.attached.push(tp.id());
                 if raw {
                     status.raw.push(tp.id());

@@ -149,6 +149,8 @@ pub fn deltas(prev: &ProgramStats, cur: &ProgramStats) -> BTreeMap<String, [u64;
 
 /// Windows whose prices an interval's unmeasured runs get: the latest few, pooled.
 const RECENT: usize = 3;
+/// Windows kept: the latest [`RECENT`] of each duty-cycle state.
+const KEPT: usize = 2 * RECENT;
 
 /// The sampling windows, opened and closed at the sampler's reads (so a window's figures are
 /// the growth between two reads), and the latest windows' prices. `G` is what holds the
@@ -162,16 +164,22 @@ pub struct Windows<G = StatsGuard> {
     /// The kernel measured (nearly) every run while no window was open: statistics are on by
     /// other means (--exact-overhead, another tool), and windows would add nothing.
     on_anyway: bool,
-    /// The duty cycle has programs detached in the interval starting at the next read: a
-    /// window due then waits for one in which every program runs, or the cycled programs would
-    /// never be priced (`hold_while_detached`).
-    hold: bool,
+    /// The duty cycle has programs detached in the interval starting at the next read
+    /// (`next_interval`).
+    next_detached: bool,
+    /// ...and in the interval ending at the next read.
+    this_detached: bool,
+    /// A duty cycle detaches programs in this recording: windows alternate between intervals
+    /// with the cycled programs attached and intervals without them, as the programs that
+    /// stay attached cost less in the latter (their paused parts: `probes::duty::PARTS`).
+    cycling: bool,
 }
 
 struct Open<G> {
     _guard: G,
     start_unix_ns: u64,
     baseline: ProgramStats,
+    detached: bool,
 }
 
 /// What one read saw of the windows.
@@ -181,6 +189,9 @@ pub struct Tick {
     pub sampled_ns: u64,
     /// The window that ended at this read.
     pub closed: Option<StatsWindow>,
+    /// The duty cycle had programs detached in the interval that ends at this read: its runs
+    /// are priced from windows in the same state (`Windows::prices`).
+    pub detached: bool,
 }
 
 impl Windows<StatsGuard> {
@@ -198,14 +209,30 @@ impl<G> Windows<G> {
             open: None,
             recent: VecDeque::new(),
             on_anyway: false,
-            hold: false,
+            next_detached: false,
+            this_detached: false,
+            cycling: false,
         }
     }
 
-    /// Whether the interval that starts at the next read has duty-cycled programs detached:
-    /// no window opens then (a due one waits, at most the duty cycle's period).
-    pub fn hold_while_detached(&mut self, detached: bool) {
-        self.hold = detached;
+    /// Whether the interval that starts at the next read has duty-cycled programs detached.
+    /// A due window opens in the state the latest window did not price: the first with every
+    /// program attached (or the cycled ones would go unpriced), then one without them, and so
+    /// on; it waits at most the duty cycle's period.
+    pub fn next_interval(&mut self, detached: bool) {
+        self.next_detached = detached;
+        self.cycling |= detached;
+    }
+
+    /// Whether a window may open over an interval in this state.
+    fn wants(&self, detached: bool) -> bool {
+        if !self.cycling {
+            return !detached;
+        }
+        match self.recent.back() {
+            None => !detached,
+            Some(last) => last.detached != detached,
+        }
     }
 
     /// At each read of the maps: `prev_ns` the previous read, `now_ns` this one, `stats` the
@@ -222,7 +249,11 @@ impl<G> Windows<G> {
         measured_all: bool,
     ) -> Tick {
         let half_gap = now_ns.saturating_sub(prev_ns) / 2;
-        let mut tick = Tick::default();
+        let mut tick = Tick {
+            detached: self.this_detached,
+            ..Tick::default()
+        };
+        self.this_detached = self.next_detached;
         if self.open.is_none() {
             self.on_anyway = measured_all;
         }
@@ -234,6 +265,7 @@ impl<G> Windows<G> {
                     start_unix_ns: open.start_unix_ns,
                     end_unix_ns: now_ns,
                     programs: deltas(&open.baseline, stats),
+                    detached: open.detached,
                 };
                 drop(open);
                 // Reads further apart than a window make windows longer: keep them as rare.
@@ -244,18 +276,22 @@ impl<G> Windows<G> {
                 );
                 self.next_start_ns = window.start_unix_ns + every;
                 self.recent.push_back(window.clone());
-                if self.recent.len() > RECENT {
+                if self.recent.len() > KEPT {
                     self.recent.pop_front();
                 }
                 tick.closed = Some(window);
             }
-        } else if !self.on_anyway && !self.hold && now_ns + half_gap >= self.next_start_ns {
+        } else if !self.on_anyway
+            && self.wants(self.next_detached)
+            && now_ns + half_gap >= self.next_start_ns
+        {
             match (self.enable)() {
                 Ok(guard) => {
                     self.open = Some(Open {
                         _guard: guard,
                         start_unix_ns: now_ns,
                         baseline: stats.clone(),
+                        detached: self.next_detached,
                     })
                 }
                 // Unavailable (the header says so): try again a period later.
@@ -286,11 +322,13 @@ impl<G> Windows<G> {
         }
     }
 
-    /// Per program, [ns, runs] summed over the latest [`RECENT`] windows that saw it run:
-    /// what its price is taken from.
-    fn pooled(&self) -> BTreeMap<&str, [u64; 2]> {
+    /// Per program, [ns, runs] summed over the latest [`RECENT`] windows that saw it run
+    /// (`detached`: of those in that duty-cycle state, None: of either): what its price is
+    /// taken from.
+    fn pooled(&self, detached: Option<bool>) -> BTreeMap<&str, [u64; 2]> {
         let mut sums: BTreeMap<&str, ([u64; 2], usize)> = BTreeMap::new();
-        for w in self.recent.iter().rev() {
+        let windows = self.recent.iter().rev();
+        for w in windows.filter(|w| detached.is_none_or(|d| w.detached == d)) {
             for (name, &[ns, runs]) in &w.programs {
                 let e = sums.entry(name).or_default();
                 if runs > 0 && e.1 < RECENT {
@@ -308,15 +346,19 @@ impl<G> Windows<G> {
 
     /// How many runs of each program the windows behind its price saw.
     fn priced_runs(&self) -> BTreeMap<&str, u64> {
-        self.pooled()
+        self.pooled(None)
             .into_iter()
             .map(|(name, [_, runs])| (name, runs))
             .collect()
     }
 
-    /// ns per run of each program over the latest windows that saw it run.
-    pub fn prices(&self) -> BTreeMap<String, f64> {
-        self.pooled()
+    /// ns per run of each program over the latest windows that saw it run in an interval in
+    /// the same duty-cycle state (`detached`), else in the other: a program that stays
+    /// attached skips its paused parts while the others are detached, and costs less then.
+    pub fn prices(&self, detached: bool) -> BTreeMap<String, f64> {
+        let mut pooled = self.pooled(Some(!detached));
+        pooled.extend(self.pooled(Some(detached)));
+        pooled
             .into_iter()
             .map(|(name, [ns, runs])| (name.to_string(), ns as f64 / runs as f64))
             .collect()
@@ -408,6 +450,7 @@ mod tests {
                 .iter()
                 .map(|&(n, ns, runs)| (n.to_string(), [ns, runs]))
                 .collect(),
+            detached: false,
         }
     }
 
@@ -466,7 +509,7 @@ mod tests {
         assert_eq!(closed[0].end_unix_ns, read(2));
         assert_eq!(closed[1].start_unix_ns, read(11));
         assert_eq!(closed[0].programs["a"], [500_000, 1_000]);
-        assert_eq!(w.prices(), map(&[("a", 500.0)]));
+        assert_eq!(w.prices(false), map(&[("a", 500.0)]));
     }
 
     /// A load that starts after the first window (the bench's settle pause, a daemon started
@@ -505,11 +548,12 @@ mod tests {
         assert_eq!(w.next_start_ns, 11 * S);
     }
 
-    /// The default tier's duty cycle: programs attached in intervals 0, 2, 7, 12... A window
-    /// due while they are detached waits for the next interval they run in, so every window
-    /// prices them (with windows due at reads 1, 11, 21 they would never run in one).
+    /// The default tier's duty cycle: programs attached in intervals 0, 2, 7, 12... Windows
+    /// alternate between the two states: the first waits for an interval the cycled programs
+    /// run in (with windows due at reads 1, 11, 21 they would never run in one), the next
+    /// opens over one without them, where the programs that stay attached cost less.
     #[test]
-    fn a_window_due_while_programs_are_detached_waits_for_them() {
+    fn windows_alternate_between_intervals_with_and_without_the_cycled_programs() {
         let mut w: Windows<()> = Windows::with(SCHEDULE, || Ok(()), 0);
         let kernel = stats(&[("a", 0, 0)]);
         let attached = |interval: u64| interval == 0 || interval % 5 == 2;
@@ -518,16 +562,38 @@ mod tests {
         for i in 1..=30u64 {
             let now = i * S;
             // Read i ends interval i - 1 and starts interval i.
-            w.hold_while_detached(!attached(i));
+            w.next_interval(!attached(i));
             let was_open = w.open.is_some();
-            w.tick(prev, now, &kernel, false);
+            let tick = w.tick(prev, now, &kernel, false);
+            // The tick says the state of the interval that ended (i - 1).
+            assert_eq!(tick.detached, i > 1 && !attached(i - 1), "read {i}");
             if !was_open && w.open.is_some() {
                 opened.push(i);
             }
             prev = now;
         }
-        assert_eq!(opened, [2, 12, 22]);
-        assert!(opened.iter().all(|&i| attached(i)));
+        // Due at 1 s: waits for interval 2; due at 12 s, an attached one: waits for 13; due
+        // at 23 s: waits for 27.
+        assert_eq!(opened, [2, 13, 27]);
+        let states: Vec<bool> = w.recent.iter().map(|w| w.detached).collect();
+        assert_eq!(states, [false, true, false]);
+    }
+
+    /// A program that stays attached is priced from windows in the same state as the
+    /// interval whose runs are priced, where there is one: the connection-setup program times
+    /// handshakes only where the cycled programs run, and costs less without.
+    #[test]
+    fn runs_are_priced_from_windows_in_the_same_duty_cycle_state() {
+        let mut w: Windows<()> = Windows::with(SCHEDULE, || Ok(()), 0);
+        w.recent
+            .push_back(window(0, &[("setup", 2250, 10), ("switch", 4000, 10)]));
+        let mut paused = window(10 * S, &[("setup", 1200, 10)]);
+        paused.detached = true;
+        w.recent.push_back(paused);
+        assert_eq!(w.prices(false)["setup"], 225.0);
+        assert_eq!(w.prices(true)["setup"], 120.0);
+        // Not seen in a window without the cycled programs: the other state's price.
+        assert_eq!(w.prices(true)["switch"], 400.0);
     }
 
     /// A window on an idle host (a load test's warm-up) prices a program from a few dozen
@@ -548,7 +614,7 @@ mod tests {
         w.tick(4 * S, 5 * S, &stats(&[("b", 164_500, 35)]), false);
         w.tick(5 * S, 6 * S, &stats(&[("b", 70_164_500, 300_035)]), false);
         // Pooled by runs, the idle window barely counts: about 233 ns a run.
-        let p = w.prices()["b"];
+        let p = w.prices(false)["b"];
         assert!((p - 70_164_500.0 / 300_035.0).abs() < 1.0, "{p}");
         // And with the storm priced, the same rate opens nothing more early.
         w.price_what_runs(&map_runs(&[("b", 300_000)]), 9 * S);
@@ -625,7 +691,7 @@ mod tests {
         w.recent.push_back(window(10 * S, &[("a", 2000, 10)]));
         w.recent
             .push_back(window(20 * S, &[("a", 3000, 10), ("c", 0, 0)]));
-        let p = w.prices();
+        let p = w.prices(false);
         assert_eq!(p["a"], 200.0);
         assert_eq!(p["b"], 300.0);
         assert!(!p.contains_key("c"));

@@ -119,9 +119,10 @@ impl Sampler {
     }
 
     /// Whether the duty cycle keeps programs detached in the interval that starts at the next
-    /// read: no statistics window opens then, so the cycled programs get priced too.
+    /// read: statistics windows alternate between the two states, and each interval's runs
+    /// are priced from windows in its own.
     pub fn next_detached(&mut self, detached: bool) {
-        self.windows.hold_while_detached(detached);
+        self.windows.next_interval(detached);
     }
 
     pub fn take(&mut self, ebpf: &Ebpf, table: &mut ProcessTable) -> Interval {
@@ -311,7 +312,8 @@ impl Sampler {
         runs: Option<BTreeMap<String, u64>>,
         tick: stats::Tick,
     ) {
-        let cost = stats::interval_cost(runs.as_ref(), &measured, &self.windows.prices());
+        let prices = self.windows.prices(tick.detached);
+        let cost = stats::interval_cost(runs.as_ref(), &measured, &prices);
         overhead.bpf_run_ns = cost.bpf_run_ns;
         overhead.bpf_runs = cost.bpf_runs;
         overhead.programs = cost.programs;

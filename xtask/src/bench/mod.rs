@@ -42,8 +42,9 @@ pub struct BenchArgs {
     /// the default tier, `--probes all`, bpftrace).
     #[arg(long, conflicts_with = "timeline")]
     pub sched: bool,
-    /// Add a third run to each round: `chokepoint record` with an empty program at every hook
-    /// (`CHOKEPOINT_EMPTY_PROGRAMS`), the floor the hooks alone cost.
+    /// Add a run to each round: `chokepoint record` with an empty program at every hook
+    /// (`CHOKEPOINT_EMPTY_PROGRAMS`), duty-cycled as the default tier cycles the real ones:
+    /// the floor the default tier's hooks alone cost.
     #[arg(long, conflicts_with = "timeline")]
     pub empty: bool,
     /// Measure the limits docs/benchmarks.md publishes instead: analysis time of a 10-minute
@@ -93,6 +94,47 @@ pub struct Overhead {
     pub programs: Vec<(String, f64, f64)>,
     /// User-space CPU seconds per stage of reading an interval (`overhead.stages`).
     pub stages: Vec<(String, f64)>,
+    /// The same cost over the recording's intervals that lay inside the load: the recorder
+    /// settles before the load and idles through that pause, so the whole recording's
+    /// average understates what it costs beside the load (5 s of load in an 8-s recording:
+    /// by about a third).
+    pub during_load: Option<LoadCost>,
+}
+
+/// chokepoint's cost over the intervals inside the load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoadCost {
+    pub seconds: f64,
+    pub bpf_cpu_seconds: f64,
+    pub user_cpu_seconds: f64,
+}
+
+impl LoadCost {
+    /// Sums the intervals of a recording (JSON lines) that lay inside `[start, end]`
+    /// (Unix ns); None when none did.
+    pub fn of(recording: &str, start_ns: u64, end_ns: u64) -> Option<Self> {
+        let mut c = LoadCost {
+            seconds: 0.0,
+            bpf_cpu_seconds: 0.0,
+            user_cpu_seconds: 0.0,
+        };
+        for line in recording.lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let n = |ptr: &str| v.pointer(ptr).and_then(serde_json::Value::as_u64);
+            let (Some(a), Some(b)) = (n("/start_unix_ns"), n("/end_unix_ns")) else {
+                continue;
+            };
+            if v["kind"] != "interval" || a < start_ns || b > end_ns {
+                continue;
+            }
+            c.seconds += (b - a) as f64 / 1e9;
+            c.bpf_cpu_seconds += n("/overhead/bpf_run_ns").unwrap_or(0) as f64 / 1e9;
+            c.user_cpu_seconds += n("/overhead/user_cpu_ns").unwrap_or(0) as f64 / 1e9;
+        }
+        (c.seconds > 0.0).then_some(c)
+    }
 }
 
 impl Overhead {
@@ -130,16 +172,38 @@ impl Overhead {
                         .collect()
                 })
                 .unwrap_or_default(),
+            during_load: None,
         })
     }
 
-    /// Own CPU (kernel programs + user side) as a percentage of the host's capacity.
+    /// Own CPU (kernel programs + user side) as a percentage of the host's capacity, over
+    /// the intervals inside the load where the recording was read for them, else over the
+    /// whole recording.
     pub fn cpu_percent(&self, cpus: usize) -> f64 {
-        let capacity = cpus as f64 * self.duration_seconds;
+        let (seconds, used) = match self.during_load {
+            Some(l) => (l.seconds, l.bpf_cpu_seconds + l.user_cpu_seconds),
+            None => (
+                self.duration_seconds,
+                self.bpf_cpu_seconds + self.user_cpu_seconds,
+            ),
+        };
+        let capacity = cpus as f64 * seconds;
         if capacity > 0.0 {
-            100.0 * (self.bpf_cpu_seconds + self.user_cpu_seconds) / capacity
+            100.0 * used / capacity
         } else {
             0.0
+        }
+    }
+
+    /// (programs' CPU seconds, user-space CPU seconds, seconds) that `cpu_percent` is of.
+    pub fn cpu_parts(&self) -> (f64, f64, f64) {
+        match self.during_load {
+            Some(l) => (l.bpf_cpu_seconds, l.user_cpu_seconds, l.seconds),
+            None => (
+                self.bpf_cpu_seconds,
+                self.user_cpu_seconds,
+                self.duration_seconds,
+            ),
         }
     }
 
@@ -299,23 +363,27 @@ fn build(targets: &[&[&str]]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--empty`: the rounds with an empty program at every hook, against the same rounds' runs
-/// without chokepoint.
+/// `--empty`: the rounds with an empty program at every hook, in the default tier (the duty
+/// cycle takes the same hooks as with the real programs), against the same rounds' runs
+/// without chokepoint and beside the idle observer.
 #[derive(Default)]
 struct Floor {
     ratios: Vec<f64>,
+    idle_ratios: Vec<f64>,
     costs: Vec<Overhead>,
 }
 
 impl Floor {
-    fn round(&mut self, without: f64, empty: f64, cost: Overhead, cpus: usize) {
+    fn round(&mut self, without: f64, idle: f64, empty: f64, cost: Overhead, cpus: usize) {
         println!(
-            "          empty programs {empty:>9.0}   ratio {:.3}   own CPU {:.2}%   {:.0} ns/event in BPF",
+            "          empty programs {empty:>9.0}   ratio {:.3} (vs idle {:.3})   own CPU {:.2}%   {:.0} ns/event in BPF",
             empty / without,
+            empty / idle,
             cost.cpu_percent(cpus),
             cost.bpf_ns_per_event(),
         );
         self.ratios.push(empty / without);
+        self.idle_ratios.push(empty / idle);
         self.costs.push(cost);
     }
 
@@ -325,8 +393,17 @@ impl Floor {
         }
         let cpu: Vec<f64> = self.costs.iter().map(|c| c.cpu_percent(cpus)).collect();
         println!(
-            "empty programs          ratio {:.3}, own CPU {:.2}% of the host: what the hooks alone cost",
+            "empty programs          ratio {:.3}, with/idle {:.3} (rounds {:.3}-{:.3}), own CPU {:.2}% of the host: what the default tier's hooks alone cost, duty cycle included",
             median(&self.ratios),
+            median(&self.idle_ratios),
+            self.idle_ratios
+                .iter()
+                .copied()
+                .fold(f64::INFINITY, f64::min),
+            self.idle_ratios
+                .iter()
+                .copied()
+                .fold(f64::NEG_INFINITY, f64::max),
             median(&cpu),
         );
     }
@@ -548,7 +625,9 @@ fn with_recorder(
         thread::sleep(Duration::from_millis(20));
     }
     thread::sleep(SETTLE);
+    let load_start = unix_ns();
     let rps = workload()?;
+    let load_end = unix_ns();
     let status = recorder.stop()?;
     if !status.success() {
         bail!("chokepoint record failed ({status}):\n{}", read(&log));
@@ -571,10 +650,17 @@ fn with_recorder(
     }
     let value: serde_json::Value = serde_json::from_str(&read(&json))
         .with_context(|| format!("{} is not JSON", json.display()))?;
-    let cost = Overhead::from_json(&value).with_context(|| json.display().to_string())?;
+    let mut cost = Overhead::from_json(&value).with_context(|| json.display().to_string())?;
+    cost.during_load = LoadCost::of(&read(&rec), load_start, load_end);
     // Recordings are large; keep the disk tidy across rounds.
     let _ = fs::remove_file(&rec);
     Ok((rps, cost))
+}
+
+fn unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 fn read(path: &PathBuf) -> String {
@@ -633,6 +719,45 @@ impl Drop for Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_cpu_is_taken_over_the_intervals_inside_the_load() {
+        let line = |a: u64, b: u64, bpf: u64, user: u64| {
+            format!(
+                r#"{{"kind":"interval","start_unix_ns":{a},"end_unix_ns":{b},"overhead":{{"bpf_run_ns":{bpf},"user_cpu_ns":{user}}}}}"#
+            )
+        };
+        let s = 1_000_000_000u64;
+        // Settling (idle), two intervals of load, the interval the load ended in.
+        let rec = [
+            r#"{"kind":"header"}"#.to_string(),
+            line(0, s, 0, 10_000_000),
+            line(s, 2 * s, 0, 10_000_000),
+            line(2 * s, 3 * s, 60_000_000, 20_000_000),
+            line(3 * s, 4 * s, 60_000_000, 20_000_000),
+            line(4 * s, 5 * s, 30_000_000, 15_000_000),
+        ]
+        .join("\n");
+        let l = LoadCost::of(&rec, 2 * s - 1000, 4 * s + s / 2).expect("two intervals");
+        assert_eq!(l.seconds, 2.0);
+        assert!((l.bpf_cpu_seconds - 0.12).abs() < 1e-12);
+        assert!((l.user_cpu_seconds - 0.04).abs() < 1e-12);
+        let mut o = Overhead {
+            bpf_cpu_seconds: 0.15,
+            user_cpu_seconds: 0.075,
+            events: 1.0,
+            lost_events: 0.0,
+            duration_seconds: 5.0,
+            programs: Vec::new(),
+            stages: Vec::new(),
+            during_load: None,
+        };
+        // Over the recording: 0.225 s of 10 CPU-seconds; over the load: 0.16 of 4.
+        assert!((o.cpu_percent(2) - 2.25).abs() < 1e-9);
+        o.during_load = Some(l);
+        assert!((o.cpu_percent(2) - 4.0).abs() < 1e-9);
+        assert_eq!(LoadCost::of(&rec, 10 * s, 11 * s), None);
+    }
 
     #[test]
     fn median_of_odd_even_and_empty() {

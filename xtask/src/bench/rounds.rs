@@ -94,19 +94,19 @@ pub fn interleaved(
         }
         println!(
             "round {round:>2}: without {a:>9.0} {unit}   idle observer {idle:>9.0}   with {b:>9.0} {unit}   ratio {:.3} (vs idle {:.3})   own CPU {:.2}% \
-             (bpf {:.3} s + user {:.3} s over {:.1} s)   {:.0} events, {:.0} lost, {:.0} ns/event in BPF",
+             (bpf {:.3} s + user {:.3} s over the load's {:.1} s)   {:.0} events, {:.0} lost, {:.0} ns/event in BPF",
             b / a,
             b / idle,
             cost.cpu_percent(cpus),
-            cost.bpf_cpu_seconds,
-            cost.user_cpu_seconds,
-            cost.duration_seconds,
+            cost.cpu_parts().0,
+            cost.cpu_parts().1,
+            cost.cpu_parts().2,
             cost.events,
             cost.lost_events,
             cost.bpf_ns_per_event(),
         );
         if let Some((e, empty_cost)) = empty {
-            r.floor.round(a, e, empty_cost, cpus);
+            r.floor.round(a, idle, e, empty_cost, cpus);
         }
         r.without.push(a);
         r.idles.push(idle);
@@ -168,7 +168,7 @@ impl Rounds {
             verdict(normalised >= goal_ratio)
         );
         println!(
-            "own CPU                 {cpu:.2}% of the host ({cpus} CPUs x duration)   (goal <= {GOAL_CPU_PERCENT}%: {})",
+            "own CPU                 {cpu:.2}% of the host ({cpus} CPUs x the intervals inside the load)   (goal <= {GOAL_CPU_PERCENT}%: {})",
             verdict(cpu <= GOAL_CPU_PERCENT)
         );
         println!(

@@ -48,6 +48,10 @@ pub struct StatsWindow {
     pub end_unix_ns: u64,
     /// `{program: [run time ns, runs]}`, programs that ran only.
     pub programs: BTreeMap<String, [u64; 2]>,
+    /// The default tier's duty cycle had its programs detached (and the parts it pauses
+    /// paused) through the window: its prices are for intervals in that state.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub detached: bool,
 }
 
 impl StatsWindow {
