@@ -1,8 +1,9 @@
 //! Probe tiers. `--probes all` attaches every program for the whole recording. The default
 //! tier duty-cycles the hooks whose figures no verdict needs event by event: they are attached
-//! one interval in every [`EVERY`] and detached the rest, and analysis estimates their figures
-//! from the intervals they were attached in (each interval records what was detached:
-//! `Interval.detached`).
+//! one interval in every [`EVERY`] (one in up to [`MAX_EVERY`] where a sample costs more than
+//! [`BUDGET`] of the host per interval of the cycle: [`spacing`]) and detached the rest, and
+//! analysis estimates their figures from the intervals they were attached in (each interval
+//! records what was detached: `Interval.detached`).
 //!
 //! Duty-cycled now:
 //! - `irq:softirq_entry`/`softirq_exit` (softirq time per vector, ~11 runs per request under
@@ -72,11 +73,31 @@ pub fn is_conn_use(id: &str) -> bool {
     id.starts_with(crate::recording::CONN_USE_PROBES)
 }
 
-/// Attached one interval in every this many: those numbered [`PHASE`] modulo it (2, 7,
-/// 12...), and the first (the programs attach at start). Not the first alone: analysis drops a
-/// run's first interval as its ramp-up, and a 6-second recording would keep no sample.
+/// Attached one interval in every this many at most: interval [`PHASE`], then every
+/// [`EVERY`]th after (2, 7, 12...), and the first (the programs attach at start). Not the
+/// first alone: analysis drops a run's first interval as its ramp-up, and a 6-second recording
+/// would keep no sample.
 pub const EVERY: u32 = 5;
 pub const PHASE: u32 = 2;
+/// Where a sample of the cycled programs costs more than [`BUDGET`] of the host per
+/// interval of the cycle, the samples are spaced further apart, up to one in this many: a
+/// sample's figures are sums over events, and one second of a context-switch storm holds
+/// hundreds of thousands (the storm costs a quarter of its throughput while they run).
+pub const MAX_EVERY: u32 = 10;
+/// The cycled programs' cost, averaged over their cycle, as a share of the host (their
+/// priced run time in the last sample over its CPU capacity, divided by the spacing).
+pub const BUDGET: f64 = 0.01;
+
+/// The spacing that keeps a sample costing `share` of the host (while attached) under
+/// [`BUDGET`] on average, between [`EVERY`] and [`MAX_EVERY`].
+pub fn spacing(share: f64) -> u32 {
+    let needed = (share / BUDGET).ceil();
+    if needed.is_finite() && needed > EVERY as f64 {
+        (needed as u32).min(MAX_EVERY)
+    } else {
+        EVERY
+    }
+}
 
 /// The per-CPU entry timestamps the softirq exit program pairs with.
 const SINCE_MAP: &str = "SOFTIRQ_SINCE";
@@ -95,6 +116,12 @@ pub struct DutyCycle {
     parts: Vec<String>,
     attached: bool,
     intervals: u32,
+    /// The interval (numbered as `intervals` counts reads) the next sample runs in.
+    next_sample: u32,
+    /// Intervals from one sample to the next ([`spacing`] of the last sample's cost).
+    every: u32,
+    /// The host's CPUs (the capacity a sample's cost is a share of).
+    cpus: f64,
     /// CLOCK_MONOTONIC ns of the last attach of the connection-use programs (0 before the
     /// first detach): turns that began earlier are not in flight (`session/pools.rs`).
     epoch_ns: u64,
@@ -127,6 +154,9 @@ impl DutyCycle {
             parts,
             attached: true,
             intervals: 0,
+            next_sample: PHASE,
+            every: EVERY,
+            cpus: std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64),
             epoch_ns: 0,
             errors: Vec::new(),
         })
@@ -143,8 +173,9 @@ impl DutyCycle {
                     format!(" ({} in the same intervals)", c.parts.join(", "))
                 };
                 format!(
-                    "default: {} attached 1 interval in every {EVERY} (the first, then those numbered {PHASE} modulo {EVERY}; their figures estimated from those intervals; Interval.detached names the others); every other probe in every interval{parts}",
-                    c.ids.join(", ")
+                    "default: {} attached 1 interval in every {EVERY} (the first, then interval {PHASE} and every {EVERY}th after, up to every {MAX_EVERY}th where a sample costs more than {:.0}% of the host per interval of the cycle; their figures estimated from those intervals; Interval.detached names the others); every other probe in every interval{parts}",
+                    c.ids.join(", "),
+                    BUDGET * 100.0
                 )
             }
             (Tier::Default, None) => {
@@ -175,7 +206,35 @@ impl DutyCycle {
 
     /// Whether the interval that starts at this read runs the cycled programs.
     fn want(&self) -> bool {
-        self.intervals % EVERY == PHASE
+        self.intervals == self.next_sample
+    }
+
+    /// After a read, before [`Self::after_read`]: the interval just read, with the cycled
+    /// programs' cost in it (`programs`: `{program: [ns, runs]}`, `seconds` long). If it was a
+    /// sample (not the first interval, which only the start attached), the next sample comes
+    /// [`spacing`] of its cost later.
+    pub fn observe(
+        &mut self,
+        programs: &std::collections::BTreeMap<String, [u64; 2]>,
+        seconds: f64,
+    ) {
+        if self.intervals != self.next_sample + 1 {
+            return;
+        }
+        let ns: u64 = self
+            .ids
+            .iter()
+            .filter_map(|id| programs.get(id.split_once('/').map_or(id.as_str(), |(_, tp)| tp)))
+            .map(|p| p[0])
+            .sum();
+        let share = ns as f64 / 1e9 / (seconds * self.cpus).max(1e-9);
+        self.every = spacing(share);
+        self.next_sample += self.every;
+    }
+
+    /// Intervals from the last sample to the next.
+    pub fn every(&self) -> u32 {
+        self.every
     }
 
     /// Whether the interval starting at this read goes without the cycled programs (after
@@ -330,6 +389,9 @@ mod tests {
             parts: vec![crate::recording::HANDSHAKE_TIMING.into()],
             attached: true,
             intervals: 0,
+            next_sample: PHASE,
+            every: EVERY,
+            cpus: 2.0,
             epoch_ns: 0,
             errors: Vec::new(),
         };
@@ -350,5 +412,49 @@ mod tests {
                 .detached()
                 .contains(&crate::recording::HANDSHAKE_TIMING.to_string())
         );
+    }
+
+    /// Samples one interval in five while they are cheap; spaced out to keep their average
+    /// cost at the budget where one costs more (a context-switch storm), never beyond one
+    /// in ten, and back to five when the cost falls.
+    #[test]
+    fn samples_are_spaced_by_what_the_last_one_cost() {
+        assert_eq!(spacing(0.0), EVERY);
+        assert_eq!(spacing(0.04), EVERY);
+        assert_eq!(spacing(0.053), 6);
+        assert_eq!(spacing(0.08), 8);
+        assert_eq!(spacing(0.25), MAX_EVERY);
+        assert_eq!(spacing(f64::NAN), EVERY);
+        let mut c = DutyCycle {
+            ids: vec!["sched/sched_switch".into(), "irq/softirq_entry".into()],
+            parts: Vec::new(),
+            attached: true,
+            intervals: 0,
+            next_sample: PHASE,
+            every: EVERY,
+            cpus: 2.0,
+            epoch_ns: 0,
+            errors: Vec::new(),
+        };
+        let cost = |ms: u64| {
+            let mut m = std::collections::BTreeMap::new();
+            m.insert("sched_switch".to_string(), [ms * 1_000_000, 1000]);
+            m.insert("inet_sock_set_state".to_string(), [900_000_000, 1000]);
+            m
+        };
+        let mut sampled = Vec::new();
+        for read in 1..=40u32 {
+            c.intervals = read;
+            if c.want() {
+                sampled.push(read);
+            }
+            // Interval 1 (after the first, which only the start attached) cost nothing to
+            // observe; a storm from interval 5 on: 200 ms of 2 CPU-seconds in a sample (10%).
+            let ms = if read > 5 { 200 } else { 40 };
+            c.observe(&cost(ms), 1.0);
+        }
+        // 2, then 7 (the sample at 2 cost 2%), then 17 and 27 and 37 (each storm sample 10%).
+        assert_eq!(sampled, [2, 7, 17, 27, 37]);
+        assert_eq!(c.every(), MAX_EVERY);
     }
 }

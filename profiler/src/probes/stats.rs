@@ -169,10 +169,14 @@ pub struct Windows<G = StatsGuard> {
     next_detached: bool,
     /// ...and in the interval ending at the next read.
     this_detached: bool,
-    /// A duty cycle detaches programs in this recording: windows alternate between intervals
-    /// with the cycled programs attached and intervals without them, as the programs that
-    /// stay attached cost less in the latter (their paused parts: `probes::duty::PARTS`).
+    /// A duty cycle detaches programs in this recording: scheduled windows alternate between
+    /// intervals with the cycled programs attached and intervals without them, as the
+    /// programs that stay attached cost less in the latter (their paused parts:
+    /// `probes::duty::PARTS`).
     cycling: bool,
+    /// The next window is an early one (`price_what_runs`): it waits for an interval with
+    /// every program attached, where every program that runs can be priced.
+    early: bool,
 }
 
 struct Open<G> {
@@ -212,13 +216,15 @@ impl<G> Windows<G> {
             next_detached: false,
             this_detached: false,
             cycling: false,
+            early: false,
         }
     }
 
     /// Whether the interval that starts at the next read has duty-cycled programs detached.
-    /// A due window opens in the state the latest window did not price: the first with every
-    /// program attached (or the cycled ones would go unpriced), then one without them, and so
-    /// on; it waits at most the duty cycle's period.
+    /// A scheduled window opens in the state the latest window did not price: the first with
+    /// every program attached (or the cycled ones would go unpriced), then one without them,
+    /// and so on; an early one (a program unpriced or outgrowing its price) with every
+    /// program attached. A window waits at most the duty cycle's period.
     pub fn next_interval(&mut self, detached: bool) {
         self.next_detached = detached;
         self.cycling |= detached;
@@ -226,7 +232,7 @@ impl<G> Windows<G> {
 
     /// Whether a window may open over an interval in this state.
     fn wants(&self, detached: bool) -> bool {
-        if !self.cycling {
+        if !self.cycling || self.early {
             return !detached;
         }
         match self.recent.back() {
@@ -287,6 +293,7 @@ impl<G> Windows<G> {
         {
             match (self.enable)() {
                 Ok(guard) => {
+                    self.early = false;
                     self.open = Some(Open {
                         _guard: guard,
                         start_unix_ns: now_ns,
@@ -319,6 +326,7 @@ impl<G> Windows<G> {
         let last_end = self.recent.back().map_or(0, |w| w.end_unix_ns);
         if unpriced && now_ns >= last_end + FIRST_SIGHT_GAP_NS {
             self.next_start_ns = self.next_start_ns.min(now_ns);
+            self.early = true;
         }
     }
 
@@ -577,6 +585,37 @@ mod tests {
         assert_eq!(opened, [2, 13, 27]);
         let states: Vec<bool> = w.recent.iter().map(|w| w.detached).collect();
         assert_eq!(states, [false, true, false]);
+    }
+
+    /// An early window (here: the first window priced an idle host, then the load started in
+    /// a detached interval) waits for an interval with every program attached, whatever the
+    /// alternation would pick: the cycled programs' price is what it must take again.
+    #[test]
+    fn an_early_window_waits_for_the_cycled_programs() {
+        let mut w: Windows<()> = Windows::with(SCHEDULE, || Ok(()), 0);
+        let attached = |interval: u64| interval == 0 || interval % 5 == 2;
+        let mut opened = Vec::new();
+        let mut prev = 0;
+        for i in 1..=9u64 {
+            let now = i * S;
+            // The load from 3 s on: 200k runs an interval against the idle window's 35.
+            let runs = if i == 3 {
+                35
+            } else {
+                200_000 * i.saturating_sub(3)
+            };
+            if i > 3 {
+                w.price_what_runs(&map_runs(&[("b", 200_000)]), now);
+            }
+            w.next_interval(!attached(i));
+            let was_open = w.open.is_some();
+            w.tick(prev, now, &stats(&[("b", runs * 200, runs)]), false);
+            if !was_open && w.open.is_some() {
+                opened.push(i);
+            }
+            prev = now;
+        }
+        assert_eq!(opened, [2, 7]);
     }
 
     /// A program that stays attached is priced from windows in the same state as the

@@ -458,6 +458,8 @@ impl Session {
         let mut iv = self.sampler.take(&self.probes.ebpf, &mut self.table);
         iv.detached = detached;
         if let Some(duty) = self.duty.as_mut() {
+            // A sample's cost spaces the next one (a context-switch storm: one in ten).
+            duty.observe(&iv.overhead.programs, iv.seconds());
             duty.after_read(&mut self.probes);
             for e in &duty.errors[said..] {
                 crate::errln!("chokepoint: duty cycle: {e}");
