@@ -539,7 +539,7 @@ fn sched_bench(args: &BenchArgs, bin: &Path) -> anyhow::Result<()> {
     r.print(cpus, "round trips/s", GOAL_STORM_RATIO);
     let med = |f: &dyn Fn(&Overhead) -> f64| median(&r.costs.iter().map(f).collect::<Vec<_>>());
     println!(
-        "sched_switch runs       {:>9.0} /s over the recording (the default tier attaches it 1 interval in 5: not the switch rate)",
+        "sched_switch runs       {:>9.0} /s over the recording (the default tier attaches it 1 interval in 5 to 10: not the switch rate)",
         med(&|c| c.program_runs("sched_switch") / c.duration_seconds.max(1e-9))
     );
     for program in ["sched_switch", "sched_waking", "sched_wakeup_new"] {
