@@ -96,17 +96,8 @@ pub fn estimate(
             seen.iter().map(|f| f[0]).sum(),
             seen.iter().map(|f| f[1]).sum(),
         ]);
-        // Per duty-cycle state, where windows in it saw the program run.
-        let in_state = |detached: bool| {
-            let [ns, runs] = windows
-                .iter()
-                .filter(|w| w.detached == detached)
-                .filter_map(|w| w.programs.get(name))
-                .fold([0, 0], |a, f| [a[0] + f[0], a[1] + f[1]]);
-            (runs > 0).then(|| rate([ns, runs]))
-        };
-        let detached = in_state(true);
-        let attached = in_state(false);
+        let detached = state_price(windows, name, true);
+        let attached = state_price(windows, name, false);
         // Weighted by runs: a window where the program barely ran says little of its price.
         let rates: Vec<(f64, f64)> = seen.iter().map(|&f| (rate(f), f[1] as f64)).collect();
         est.programs.insert(
@@ -139,7 +130,7 @@ pub fn estimate(
                 // The attached price pooled over those windows alone: the pooled one
                 // weighs in the detached windows too.
                 Some(pd) => {
-                    let pa = attached_price(windows, name).unwrap_or(p.ns_per_run);
+                    let pa = state_price(windows, name, false).unwrap_or(p.ns_per_run);
                     (attached as f64 * pa + detached as f64 * pd).round() as u64
                 }
                 None => ((attached + detached) as f64 * p.ns_per_run).round() as u64,
@@ -177,11 +168,12 @@ pub fn estimate(
     (ns, est)
 }
 
-/// ns per run of `name` over the windows with every program attached.
-fn attached_price(windows: &[StatsWindow], name: &str) -> Option<f64> {
+/// ns per run of `name` over the windows taken in one duty-cycle state (`detached`: with the
+/// cycled programs detached), where any saw it run.
+fn state_price(windows: &[StatsWindow], name: &str, detached: bool) -> Option<f64> {
     let [ns, runs] = windows
         .iter()
-        .filter(|w| !w.detached)
+        .filter(|w| w.detached == detached)
         .filter_map(|w| w.programs.get(name))
         .fold([0, 0], |a, f| [a[0] + f[0], a[1] + f[1]]);
     (runs > 0).then(|| ns as f64 / runs as f64)

@@ -224,7 +224,7 @@ impl<G> Windows<G> {
     /// A scheduled window opens in the state the latest window did not price: the first with
     /// every program attached (or the cycled ones would go unpriced), then one without them,
     /// and so on; an early one (a program unpriced or outgrowing its price) with every
-    /// program attached. A window waits at most the duty cycle's period.
+    /// program attached. A window waits at most the duty cycle's spacing between samples.
     pub fn next_interval(&mut self, detached: bool) {
         self.next_detached = detached;
         self.cycling |= detached;
