@@ -211,7 +211,7 @@ pub fn duty_epoch() -> u64 {
     DUTY_EPOCH.get(0).copied().unwrap_or(0)
 }
 
-/// 1 while the duty cycle keeps its programs detached (user space writes it right after a
+/// 1 while the duty cycle keeps its programs detached (user space sets it right before a
 /// detach and clears it right before an attach; 0 with `--probes all`). The programs that stay
 /// attached then skip the parts whose figures analysis estimates from the sampled intervals:
 /// the connection-setup program counts every open, failure and close but times no handshake

@@ -116,10 +116,9 @@ pub struct DutyCycle {
     parts: Vec<String>,
     attached: bool,
     intervals: u32,
-    /// The interval (numbered as `intervals` counts reads) the next sample runs in.
+    /// The interval (numbered as `intervals` counts reads) the next sample runs in: [`PHASE`],
+    /// then [`spacing`] of the last sample's cost after it.
     next_sample: u32,
-    /// Intervals from one sample to the next ([`spacing`] of the last sample's cost).
-    every: u32,
     /// The host's CPUs (the capacity a sample's cost is a share of).
     cpus: f64,
     /// CLOCK_MONOTONIC ns of the last attach of the connection-use programs (0 before the
@@ -149,17 +148,22 @@ impl DutyCycle {
             .filter(|_| probes.ebpf.map(PAUSED_MAP).is_some())
             .map(|(_, part)| part.to_string())
             .collect();
-        (!ids.is_empty()).then_some(Self {
+        let cpus = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
+        (!ids.is_empty()).then(|| Self::start(ids, parts, cpus))
+    }
+
+    /// A cycle at its start: the programs attached (they attach with the session).
+    fn start(ids: Vec<String>, parts: Vec<String>, cpus: f64) -> Self {
+        Self {
             ids,
             parts,
             attached: true,
             intervals: 0,
             next_sample: PHASE,
-            every: EVERY,
-            cpus: std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64),
+            cpus,
             epoch_ns: 0,
             errors: Vec::new(),
-        })
+        }
     }
 
     /// The header's line: what the tier does.
@@ -228,13 +232,7 @@ impl DutyCycle {
             .map(|p| p[0])
             .sum();
         let share = ns as f64 / 1e9 / (seconds * self.cpus).max(1e-9);
-        self.every = spacing(share);
-        self.next_sample += self.every;
-    }
-
-    /// Intervals from the last sample to the next.
-    pub fn every(&self) -> u32 {
-        self.every
+        self.next_sample += spacing(share);
     }
 
     /// Whether the interval starting at this read goes without the cycled programs (after
@@ -384,17 +382,11 @@ mod tests {
 
     #[test]
     fn the_header_says_what_each_tier_does() {
-        let c = DutyCycle {
-            ids: CYCLED.iter().map(|s| s.to_string()).collect(),
-            parts: vec![crate::recording::HANDSHAKE_TIMING.into()],
-            attached: true,
-            intervals: 0,
-            next_sample: PHASE,
-            every: EVERY,
-            cpus: 2.0,
-            epoch_ns: 0,
-            errors: Vec::new(),
-        };
+        let c = DutyCycle::start(
+            CYCLED.iter().map(|s| s.to_string()).collect(),
+            vec![crate::recording::HANDSHAKE_TIMING.into()],
+            2.0,
+        );
         let text = DutyCycle::describe(Tier::Default, Some(&c));
         assert!(
             text.contains("irq/softirq_entry, irq/softirq_exit, sock/sock_send_length, sock/sock_recv_length, sched/sched_switch, sched/sched_waking attached 1 interval in every 5")
@@ -425,17 +417,11 @@ mod tests {
         assert_eq!(spacing(0.08), 8);
         assert_eq!(spacing(0.25), MAX_EVERY);
         assert_eq!(spacing(f64::NAN), EVERY);
-        let mut c = DutyCycle {
-            ids: vec!["sched/sched_switch".into(), "irq/softirq_entry".into()],
-            parts: Vec::new(),
-            attached: true,
-            intervals: 0,
-            next_sample: PHASE,
-            every: EVERY,
-            cpus: 2.0,
-            epoch_ns: 0,
-            errors: Vec::new(),
-        };
+        let mut c = DutyCycle::start(
+            vec!["sched/sched_switch".into(), "irq/softirq_entry".into()],
+            Vec::new(),
+            2.0,
+        );
         let cost = |ms: u64| {
             let mut m = std::collections::BTreeMap::new();
             m.insert("sched_switch".to_string(), [ms * 1_000_000, 1000]);
@@ -443,18 +429,20 @@ mod tests {
             m
         };
         let mut sampled = Vec::new();
-        for read in 1..=40u32 {
+        for read in 1..=50u32 {
             c.intervals = read;
             if c.want() {
                 sampled.push(read);
             }
             // Interval 1 (after the first, which only the start attached) cost nothing to
-            // observe; a storm from interval 5 on: 200 ms of 2 CPU-seconds in a sample (10%).
-            let ms = if read > 5 { 200 } else { 40 };
+            // observe; a storm from interval 5 to 30: 200 ms of 2 CPU-seconds in a sample
+            // (10%); 40 ms (2%) before and after.
+            let ms = if (6..=30).contains(&read) { 200 } else { 40 };
             c.observe(&cost(ms), 1.0);
         }
-        // 2, then 7 (the sample at 2 cost 2%), then 17 and 27 and 37 (each storm sample 10%).
-        assert_eq!(sampled, [2, 7, 17, 27, 37]);
-        assert_eq!(c.every(), MAX_EVERY);
+        // 2, then 7 (the sample at 2 cost 2%), then 17, 27 and 37 (each storm sample 10%),
+        // then back to one in five once a sample is cheap again (37 cost 2%).
+        assert_eq!(sampled, [2, 7, 17, 27, 37, 42, 47]);
+        assert_eq!(sampled[4] - sampled[3], MAX_EVERY);
     }
 }

@@ -92,15 +92,16 @@ pub fn interleaved(
             );
             r.traced.push(t / idle);
         }
+        let (bpf_s, user_s, load_s) = cost.cpu_parts();
         println!(
             "round {round:>2}: without {a:>9.0} {unit}   idle observer {idle:>9.0}   with {b:>9.0} {unit}   ratio {:.3} (vs idle {:.3})   own CPU {:.2}% \
              (bpf {:.3} s + user {:.3} s over the load's {:.1} s)   {:.0} events, {:.0} lost, {:.0} ns/event in BPF",
             b / a,
             b / idle,
             cost.cpu_percent(cpus),
-            cost.cpu_parts().0,
-            cost.cpu_parts().1,
-            cost.cpu_parts().2,
+            bpf_s,
+            user_s,
+            load_s,
             cost.events,
             cost.lost_events,
             cost.bpf_ns_per_event(),
