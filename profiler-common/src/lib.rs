@@ -58,8 +58,9 @@ pub enum Counter {
     /// A thread switched out on a CPU where its switch-in was not seen: its on-CPU slice is
     /// unknown and lost (should stay 0; a non-zero count means missed `sched_switch` runs).
     SwitchUnmatched,
-    /// `connect()` returned EADDRNOTAVAIL: no free local (ephemeral) port for the destination
-    /// (also counted as a failed connect: the socket went SYN_SENT -> CLOSE).
+    /// `connect()` failed with EADDRNOTAVAIL: no free local (ephemeral) port for the
+    /// destination. Seen as SYN_SENT -> CLOSE with no local port (`connect()` enters SYN_SENT
+    /// before it picks one), so also counted as a failed connect.
     ConnectAddrNotAvail,
     /// An off-CPU period (or a wait for a CPU) that began before the duty-cycled scheduler
     /// programs were last attached ended after: counted from the attach, its start unseen.
@@ -79,6 +80,8 @@ pub mod run {
     pub const TCP_SEND_RESET: u32 = 3;
     pub const TCP_RECEIVE_RESET: u32 = 4;
     pub const KFREE_SKB: u32 = 5;
+    /// Retired (2026-12-07): EADDRNOTAVAIL is counted by `inet_sock_set_state`, since a
+    /// system-call tracepoint slows every system call on the host. Kept so slots keep numbers.
     pub const SYS_EXIT_CONNECT: u32 = 6;
     pub const SCHED_SWITCH: u32 = 7;
     pub const SCHED_WAKING: u32 = 8;
@@ -187,7 +190,6 @@ pub struct TracepointOffsets {
     pub recv_length_protocol: u32,
     pub recv_length_ret: u32,
     pub recv_length_flags: u32,
-    pub exit_connect_ret: u32,
 }
 
 /// The record layouts the kernel programs are compiled against (Linux 6.x, checked on 6.18).
@@ -229,7 +231,6 @@ pub const BUILT_OFFSETS: TracepointOffsets = TracepointOffsets {
     recv_length_protocol: 18,
     recv_length_ret: 20,
     recv_length_flags: 24,
-    exit_connect_ret: 16,
 };
 
 /// Connection-setup counts for one (process, port, direction).

@@ -156,6 +156,13 @@ fn set_state(change: &impl StateChange) -> u32 {
         (tcp_state::SYN_SENT | tcp_state::SYN_RECV, tcp_state::CLOSE) => {
             if old == tcp_state::SYN_SENT {
                 count(Counter::ConnectFailed);
+                // connect() enters SYN_SENT before it picks a local port, and leaves it for
+                // CLOSE when none is free: a failure still without a port is an EADDRNOTAVAIL.
+                // (Counted here rather than at `sys_exit_connect`: a system-call tracepoint
+                // sends every system call on the host through the slow path.)
+                if change.sport() == 0 {
+                    count(Counter::ConnectAddrNotAvail);
+                }
             }
             count(Counter::Closes);
             let skaddr = change.skaddr();
@@ -315,22 +322,4 @@ fn dropped(reason: u32) {
         // SAFETY: per-CPU slot.
         unsafe { *n += 1 };
     }
-}
-
-fast_and_compat!(
-    sys_exit_connect,
-    sys_exit_connect_compat,
-    exit_connect,
-    run::SYS_EXIT_CONNECT
-);
-
-/// `-EADDRNOTAVAIL` (x86_64 and arm64 number).
-const EADDRNOTAVAIL: i64 = -99;
-
-fn exit_connect<const FAST: bool>(ctx: &TracePointContext) -> u32 {
-    let ret: i64 = field!(ctx, FAST, exit_connect_ret);
-    if ret == EADDRNOTAVAIL {
-        count(Counter::ConnectAddrNotAvail);
-    }
-    0
 }

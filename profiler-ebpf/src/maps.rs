@@ -46,7 +46,6 @@ static OFFSETS: TracepointOffsets = TracepointOffsets {
     recv_length_protocol: 0,
     recv_length_ret: 0,
     recv_length_flags: 0,
-    exit_connect_ret: 0,
 };
 
 /// Written by user space before load: kernel struct offsets from this kernel's BTF.

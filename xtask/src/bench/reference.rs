@@ -20,7 +20,6 @@ pub const BPFTRACE_SCRIPT: &str = "\
 tracepoint:sock:inet_sock_set_state { @set_state = count(); }
 tracepoint:tcp:tcp_retransmit_skb { @retransmit = count(); }
 tracepoint:skb:kfree_skb { @kfree_skb = count(); }
-tracepoint:syscalls:sys_exit_connect { @connect = count(); }
 tracepoint:sock:sock_send_length { @send = count(); }
 tracepoint:sock:sock_recv_length { @recv = count(); }
 tracepoint:sched:sched_switch { @switch = count(); }

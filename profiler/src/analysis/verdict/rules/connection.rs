@@ -87,7 +87,7 @@ pub(in crate::analysis::verdict) fn connection_setup(w: &WindowFigures) -> Candi
             w.addr_unavailable as f64,
             "count",
             None,
-            "syscalls:sys_exit_connect ret -EADDRNOTAVAIL",
+            "sock:inet_sock_set_state SYN_SENT->CLOSE with no local port",
         ),
         ev(
             "tcp.setup_failure_ratio",
