@@ -13,7 +13,7 @@ use chokepoint_common::{
 
 use crate::maps::{
     BPF_NOEXIST, CONNECTIONS, DROP_REASONS, HANDSHAKES, HandshakeStart, SOCKETS, count,
-    duty_paused, fast_and_compat, field, kernel_offset, kernel_read, ran, raw, record,
+    fast_and_compat, field, kernel_offset, kernel_read, ran, raw, record,
 };
 
 const IPPROTO_TCP: u16 = 6;
@@ -185,15 +185,11 @@ fn set_state(change: &impl StateChange) -> u32 {
     0
 }
 
-/// Times the handshake (a `HANDSHAKES` entry until ESTABLISHED or CLOSE), but only while the
-/// duty cycle samples: its latency and the per-key `established`, `failed` and `setup_ns` are
-/// estimated from the sampled intervals. The ends always look the entry up, so a handshake
-/// that began in a sample finishes wherever it ends and no entry is left behind.
+/// Times the handshake: a `HANDSHAKES` entry until ESTABLISHED or CLOSE. The default tier
+/// attaches this program in sampled intervals and on demand (`profiler/src/probes/demand.rs`);
+/// user space empties `HANDSHAKES` when it detaches it, so no entry outlives the program.
 #[inline(always)]
 fn start_handshake(skaddr: u64, key: ConnKey) {
-    if duty_paused() {
-        return;
-    }
     let start = HandshakeStart {
         ts_ns: unsafe { bpf_ktime_get_ns() },
         key,

@@ -210,20 +210,6 @@ pub fn duty_epoch() -> u64 {
     DUTY_EPOCH.get(0).copied().unwrap_or(0)
 }
 
-/// 1 while the duty cycle keeps its programs detached (user space sets it right before a
-/// detach and clears it right before an attach; 0 with `--probes all`). The programs that stay
-/// attached then skip the parts whose figures analysis estimates from the sampled intervals:
-/// the connection-setup program counts every open, failure and close but times no handshake
-/// (no `HANDSHAKES` insert and delete, two per connection under churn).
-#[map]
-pub static DUTY_PAUSED: Array<u32> = Array::with_max_entries(1, 0);
-
-/// Whether the duty cycle has its programs detached now.
-#[inline(always)]
-pub fn duty_paused() -> bool {
-    DUTY_PAUSED.get(0).is_some_and(|v| *v != 0)
-}
-
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 

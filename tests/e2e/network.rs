@@ -414,3 +414,84 @@ fn connects_refused_for_want_of_a_local_port_are_counted() {
         json["totals"]
     );
 }
+
+/// Connects refused for 2.5 s (a bound port with no listener answers each SYN with a RST),
+/// then quiet for 5 s.
+const REFUSED_THEN_QUIET: &str = r#"
+import socket, time
+closed = socket.socket()
+closed.bind(("127.0.0.1", 0))
+port = closed.getsockname()[1]
+refused = 0
+end = time.time() + 2.5
+while time.time() < end:
+    c = socket.socket()
+    try:
+        c.connect(("127.0.0.1", port))
+    except ConnectionRefusedError:
+        refused += 1
+    c.close()
+    time.sleep(0.005)
+time.sleep(5)
+print(f"refused={refused}")
+"#;
+
+/// The default tier attaches the connection-setup program on demand: while connects fail it
+/// stays attached and counts every failure (the interval says why it ran), and once they stop
+/// it goes back to the samples, the kernel's own counters standing in between.
+#[test]
+fn failing_connects_keep_the_connection_setup_program_attached_until_they_stop() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (rec, out) = (tmp("on-demand.rec"), tmp("on-demand.json"));
+    let o = run_chokepoint([
+        "run",
+        "--out",
+        rec.to_str().expect("utf-8"),
+        "--json",
+        out.to_str().expect("utf-8"),
+        "--",
+        "python3",
+        "-c",
+        REFUSED_THEN_QUIET,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let refused: u64 = printed(&stdout, "refused").parse().expect("a count");
+    assert!(refused > 100, "{stdout}");
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("json")).expect("json");
+    let intervals: Vec<Value> = std::fs::read_to_string(&rec)
+        .expect("recording")
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("json line"))
+        .filter(|l| l["kind"] == "interval")
+        .collect();
+    let detached = |iv: &Value| {
+        iv["detached"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|x| x == "sock/inet_sock_set_state"))
+    };
+    // Interval 1 is outside the samples (0, 2, 7): it ran for the failures of interval 0.
+    assert!(!detached(&intervals[1]), "{}", intervals[1]);
+    let why = intervals[1]["on_demand"].as_str().unwrap_or("");
+    assert!(
+        why.starts_with("sock/inet_sock_set_state: ") && why.contains("failed"),
+        "{why}"
+    );
+    // After the failures (the last by 3 s), outside a sample: detached again.
+    assert!(
+        intervals[4..7].iter().any(detached),
+        "{:?}",
+        intervals
+            .iter()
+            .map(|iv| &iv["detached"])
+            .collect::<Vec<_>>()
+    );
+    // Every refusal counted: by the program where it ran, by the kernel elsewhere.
+    assert_eq!(
+        json["totals"]["connect_failed"].as_u64(),
+        Some(refused),
+        "{}",
+        json["totals"]
+    );
+}

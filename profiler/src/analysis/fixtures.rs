@@ -100,6 +100,7 @@ pub fn interval(index: u32, busy: f64) -> Interval {
         send_limits: Vec::new(),
         marks: Vec::new(),
         detached: Vec::new(),
+        on_demand: None,
     }
 }
 

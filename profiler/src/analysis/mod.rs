@@ -258,16 +258,36 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
             if !iv.sched_measured() {
                 figures.push("off-CPU time and its reasons, wake-ups, run-queue waits and switch counts; on-CPU time is the kernel's own total in every interval");
             }
-            if !iv.handshakes_timed() {
+            if iv.setup_counted() && !iv.handshakes_timed() {
                 figures.push("connect and handshake latency, and the connection rows' established, failed and setup time; opens, failures and closes are counted in every interval");
             }
-            detached = iv.detached.join(", ");
+            detached = iv
+                .detached
+                .iter()
+                .filter(|id| *id != crate::recording::SETUP_PROBE)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
         }
-        limitations.push(format!(
-            "probe tier `default`: {detached} detached in {cycled} of {} intervals; their figures ({}) are estimated from the other intervals (--probes all measures every interval)",
-            recording.intervals.len(),
-            figures.join("; ")
-        ));
+        if !detached.is_empty() {
+            limitations.push(format!(
+                "probe tier `default`: {detached} detached in {cycled} of {} intervals; their figures ({}) are estimated from the other intervals (--probes all measures every interval)",
+                recording.intervals.len(),
+                figures.join("; ")
+            ));
+        }
+        let uncounted = recording
+            .intervals
+            .iter()
+            .filter(|iv| !iv.setup_counted())
+            .count();
+        if uncounted > 0 {
+            limitations.push(format!(
+                "probe tier `default`: {} detached in {uncounted} of {} intervals (attached in the sampled intervals and after any interval showing a connection failing to set up): there, opens and failed attempts are the kernel's own counts (Tcp: ActiveOpens, PassiveOpens, AttemptFails), and connections per process and port, connect and handshake latency, established counts, closes and EADDRNOTAVAIL are estimated from the intervals it ran in",
+                crate::recording::SETUP_PROBE,
+                recording.intervals.len()
+            ));
+        }
     }
     let window = window::choose(recording, &timelines);
     let all: Vec<_> = recording.intervals.iter().collect();

@@ -22,18 +22,19 @@
 //!   switch counts) is estimated from the sampled intervals. A wait that began before an
 //!   attach is counted from the attach (`DUTY_EPOCH`, `Counter::OffCpuClipped`).
 //!
-//! The hooks the verdicts read event by event (connection setup and its failures) stay
-//! attached in every interval. Parts of their bodies cycle with the others ([`PARTS`]): while
-//! the cycled programs are detached (`DUTY_PAUSED`), the connection-setup program counts every
-//! open, failure and close but times no handshake, and the interval names the part in
-//! `Interval.detached` (`sock/inet_sock_set_state#handshakes`).
+//! The connection-setup program is attached with them, and also on demand: in every interval
+//! after one whose always-read figures show a connection failing to set up
+//! (`probes/demand.rs`). Retransmits, resets and drops stay attached in every interval.
 use aya::{
     Ebpf,
-    maps::{Array, PerCpuArray, PerCpuValues},
+    maps::{Array, HashMap, PerCpuArray, PerCpuValues},
     programs::{RawTracePoint, TracePoint},
 };
 
-use super::loader::{Attached, LinkHandle, Probes, error_chain, program};
+use super::{
+    demand::{CONNTRACK_QUESTION, ON_DEMAND, PORTS_QUESTION},
+    loader::{Attached, LinkHandle, Probes, error_chain, program},
+};
 
 /// Which programs run when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -55,13 +56,6 @@ pub const CYCLED: &[&str] = &[
     "sched/sched_switch",
     "sched/sched_waking",
 ];
-
-/// Parts of always-attached programs that run only while the cycled programs are attached, as
-/// (the program's tracepoint id, the part's id in `Interval.detached`).
-pub const PARTS: &[(&str, &str)] = &[(
-    "sock/inet_sock_set_state",
-    crate::recording::HANDSHAKE_TIMING,
-)];
 
 /// Whether a cycled tracepoint id is one of the scheduler hooks.
 pub fn is_sched(id: &str) -> bool {
@@ -105,16 +99,23 @@ const SINCE_MAP: &str = "SOFTIRQ_SINCE";
 /// When the cycled programs were last attached (CLOCK_MONOTONIC ns).
 const EPOCH_MAP: &str = "DUTY_EPOCH";
 
-/// 1 while the cycled programs are detached: the [`PARTS`] skip their work.
-const PAUSED_MAP: &str = "DUTY_PAUSED";
+/// The handshakes the connection-setup program is timing (socket address -> start): emptied
+/// when it detaches, since the ends of those handshakes will go unseen.
+const HANDSHAKES_MAP: &str = "HANDSHAKES";
 
 /// The duty cycle of one session.
 pub struct DutyCycle {
     /// The cycled tracepoints that attached (ids), in [`CYCLED`] order.
     ids: Vec<String>,
-    /// The [`PARTS`] whose program attached (their ids in `Interval.detached`).
-    parts: Vec<String>,
+    /// The tracepoints attached in the samples and on demand ([`ON_DEMAND`]) that attached.
+    demand: Vec<String>,
     attached: bool,
+    demand_attached: bool,
+    /// Why the interval just read asked for the [`ON_DEMAND`] programs (`DutyCycle::ask`).
+    question: Option<String>,
+    /// Why they run through the interval now under way, when a question (not a sample)
+    /// attached them.
+    running_for: Option<String>,
     intervals: u32,
     /// The interval (numbered as `intervals` counts reads) the next sample runs in: [`PHASE`],
     /// then [`spacing`] of the last sample's cost after it.
@@ -142,22 +143,24 @@ impl DutyCycle {
             .filter(|id| probes.run_time_totals || !is_sched(id))
             .map(|id| id.to_string())
             .collect();
-        let parts = PARTS
+        let demand: Vec<String> = ON_DEMAND
             .iter()
-            .filter(|(program, _)| probes.links.contains_key(*program))
-            .filter(|_| probes.ebpf.map(PAUSED_MAP).is_some())
-            .map(|(_, part)| part.to_string())
+            .filter(|id| probes.links.contains_key(**id))
+            .map(|id| id.to_string())
             .collect();
         let cpus = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
-        (!ids.is_empty()).then(|| Self::start(ids, parts, cpus))
+        (!ids.is_empty() || !demand.is_empty()).then(|| Self::start(ids, demand, cpus))
     }
 
     /// A cycle at its start: the programs attached (they attach with the session).
-    fn start(ids: Vec<String>, parts: Vec<String>, cpus: f64) -> Self {
+    fn start(ids: Vec<String>, demand: Vec<String>, cpus: f64) -> Self {
         Self {
             ids,
-            parts,
+            demand,
             attached: true,
+            demand_attached: true,
+            question: None,
+            running_for: None,
             intervals: 0,
             next_sample: PHASE,
             cpus,
@@ -171,10 +174,15 @@ impl DutyCycle {
         match (tier, cycle) {
             (Tier::All, _) => "all: every probe attached in every interval (--probes all)".into(),
             (Tier::Default, Some(c)) => {
-                let parts = if c.parts.is_empty() {
+                let parts = if c.demand.is_empty() {
                     String::new()
                 } else {
-                    format!(" ({} in the same intervals)", c.parts.join(", "))
+                    format!(
+                        " except {}, attached in the same intervals and on demand: in every interval after one with SYN or SYN-ACK retransmits, failed attempts, listen drops, failed connects, {:.0}% of the ephemeral ports held outside TIME_WAIT, the conntrack table {:.0}% full or traffic in another network namespace (opens and failed attempts elsewhere from the kernel's Tcp: counters)",
+                        c.demand.join(", "),
+                        PORTS_QUESTION * 100.0,
+                        CONNTRACK_QUESTION * 100.0
+                    )
                 };
                 format!(
                     "default: {} attached 1 interval in every {EVERY} (the first, then interval {PHASE} and every {EVERY}th after, up to every {MAX_EVERY}th where a sample costs more than {:.0}% of the host per interval of the cycle; their figures estimated from those intervals; Interval.detached names the others); every other probe in every interval{parts}",
@@ -190,11 +198,9 @@ impl DutyCycle {
 
     /// What was detached through the interval that just ended.
     pub fn detached(&self) -> Vec<String> {
-        if self.attached {
-            Vec::new()
-        } else {
-            self.ids.iter().chain(&self.parts).cloned().collect()
-        }
+        let cycled = self.ids.iter().filter(|_| !self.attached);
+        let demand = self.demand.iter().filter(|_| !self.demand_attached);
+        cycled.chain(demand).cloned().collect()
     }
 
     /// When the cycled programs were last attached (0: never detached).
@@ -255,6 +261,44 @@ impl DutyCycle {
                 Err(e) => self.note(e),
             }
         }
+        if self.want() {
+            self.attach_demand(probes);
+        }
+    }
+
+    /// After a read, before [`Self::after_read`]: why the interval just read asks for the
+    /// [`ON_DEMAND`] programs in the next one ([`super::demand::setup_question`]), if it does.
+    pub fn ask(&mut self, question: Option<String>) {
+        self.question = question;
+    }
+
+    /// Why the [`ON_DEMAND`] programs ran through the interval that just ended, when a
+    /// question rather than a sample had them attached (`Interval.on_demand`).
+    pub fn on_demand(&self) -> Option<String> {
+        self.running_for.clone()
+    }
+
+    /// Whether the [`ON_DEMAND`] programs run through the interval starting now: in a sample,
+    /// or when the last read asked for them.
+    fn demand_wanted(&self) -> bool {
+        self.want() || self.question.is_some()
+    }
+
+    /// The question the [`ON_DEMAND`] programs run for in the interval starting now.
+    fn running_for_question(&self) -> Option<String> {
+        let reason = self.question.as_ref().filter(|_| !self.want())?;
+        let ids = self.demand.join(", ");
+        self.demand_attached.then(|| format!("{ids}: {reason}"))
+    }
+
+    fn attach_demand(&mut self, probes: &mut Probes) {
+        if self.demand_attached {
+            return;
+        }
+        match attach_links(probes, &self.demand) {
+            Ok(()) => self.demand_attached = true,
+            Err(e) => self.note(e),
+        }
     }
 
     /// After the read: detaches the cycled programs if the next interval goes without them.
@@ -262,13 +306,33 @@ impl DutyCycle {
     /// ms for the perf-event links of classic tracepoints), and the interval that ends here
     /// ran them up to its read; detaching first lost what happened meanwhile (busy sockets
     /// read as idle: 1.7 of 2 connections in use instead of 1.97).
-    pub fn after_read(&mut self, probes: &mut Probes) {
-        if !self.want() && self.attached {
-            match pause(&mut probes.ebpf, true).and_then(|()| detach(probes, &self.ids)) {
-                Ok(()) => self.attached = false,
+    ///
+    /// The [`ON_DEMAND`] programs stay (or attach) while the last read asked for them
+    /// ([`Self::ask`]). Returns whether the cycled programs were detached here: the caller
+    /// then empties what they track per socket (`Sampler::forget_sockets`), since closes
+    /// may go unseen until the next sample.
+    pub fn after_read(&mut self, probes: &mut Probes) -> bool {
+        // The busiest program first: a classic tracepoint's detach can take tens of ms.
+        if self.demand_wanted() {
+            self.attach_demand(probes);
+        } else if self.demand_attached {
+            match detach(probes, &self.demand).and_then(|()| clear_handshakes(&mut probes.ebpf)) {
+                Ok(()) => self.demand_attached = false,
                 Err(e) => self.note(e),
             }
         }
+        self.running_for = self.running_for_question();
+        let mut released = false;
+        if !self.want() && self.attached {
+            match detach(probes, &self.ids) {
+                Ok(()) => {
+                    self.attached = false;
+                    released = true;
+                }
+                Err(e) => self.note(e),
+            }
+        }
+        released
     }
 
     fn note(&mut self, e: String) {
@@ -309,7 +373,12 @@ fn detach(probes: &mut Probes, ids: &[String]) -> Result<(), String> {
 fn attach(probes: &mut Probes, ids: &[String]) -> Result<u64, String> {
     clear_since(&mut probes.ebpf)?;
     let epoch = stamp_epoch(&mut probes.ebpf)?;
-    pause(&mut probes.ebpf, false)?;
+    attach_links(probes, ids)?;
+    Ok(epoch)
+}
+
+/// Attaches the detached links of `ids`, in reverse order.
+fn attach_links(probes: &mut Probes, ids: &[String]) -> Result<(), String> {
     for id in ids.iter().rev() {
         let Some(Attached {
             program: name,
@@ -335,7 +404,7 @@ fn attach(probes: &mut Probes, ids: &[String]) -> Result<u64, String> {
         };
         *link = Some(handle.map_err(|e| format!("attaching {id} again: {e}"))?);
     }
-    Ok(epoch)
+    Ok(())
 }
 
 /// Writes now (CLOCK_MONOTONIC, the clock `bpf_ktime_get_ns` reads) as the cycled programs'
@@ -352,14 +421,21 @@ fn stamp_epoch(ebpf: &mut Ebpf) -> Result<u64, String> {
     Ok(now)
 }
 
-/// Tells the always-attached programs whether the cycled ones are detached ([`PARTS`]).
-fn pause(ebpf: &mut Ebpf, paused: bool) -> Result<(), String> {
-    let Some(map) = ebpf.map_mut(PAUSED_MAP) else {
+/// Empties the handshakes being timed, once their program is detached: their ends will go
+/// unseen, and a socket that later reuses the address must not finish one of them.
+fn clear_handshakes(ebpf: &mut Ebpf) -> Result<(), String> {
+    let Some(map) = ebpf.map_mut(HANDSHAKES_MAP) else {
         return Ok(());
     };
-    let mut flag: Array<_, u32> = Array::try_from(map).map_err(|e| format!("{PAUSED_MAP}: {e}"))?;
-    flag.set(0, u32::from(paused), 0)
-        .map_err(|e| format!("writing {PAUSED_MAP}: {e}"))
+    // The value (`HandshakeStart`: start ns, `ConnKey`) is only removed, never read.
+    let mut started: HashMap<_, u64, [u64; 2]> =
+        HashMap::try_from(map).map_err(|e| format!("{HANDSHAKES_MAP}: {e}"))?;
+    let keys: Vec<u64> = started.keys().filter_map(Result::ok).collect();
+    for k in keys {
+        // Gone meanwhile is as good as removed.
+        let _ = started.remove(&k);
+    }
+    Ok(())
 }
 
 fn clear_since(ebpf: &mut Ebpf) -> Result<(), String> {
@@ -384,7 +460,7 @@ mod tests {
     fn the_header_says_what_each_tier_does() {
         let c = DutyCycle::start(
             CYCLED.iter().map(|s| s.to_string()).collect(),
-            vec![crate::recording::HANDSHAKE_TIMING.into()],
+            vec![crate::recording::SETUP_PROBE.into()],
             2.0,
         );
         let text = DutyCycle::describe(Tier::Default, Some(&c));
@@ -392,18 +468,60 @@ mod tests {
             text.contains("irq/softirq_entry, irq/softirq_exit, sock/sock_send_length, sock/sock_recv_length, sched/sched_switch, sched/sched_waking attached 1 interval in every 5")
         );
         assert!(DutyCycle::describe(Tier::All, None).starts_with("all:"));
-        assert!(text.contains("(sock/inet_sock_set_state#handshakes in the same intervals)"));
+        assert!(text.contains(
+            "except sock/inet_sock_set_state, attached in the same intervals and on demand"
+        ));
         assert!(c.detached().is_empty());
         assert!(c.cycles_sched());
         let paused = DutyCycle {
             attached: false,
             ..c
         };
+        assert_eq!(paused.detached().len(), CYCLED.len());
+        let both = DutyCycle {
+            demand_attached: false,
+            ..paused
+        };
         assert!(
-            paused
-                .detached()
-                .contains(&crate::recording::HANDSHAKE_TIMING.to_string())
+            both.detached()
+                .contains(&crate::recording::SETUP_PROBE.to_string())
         );
+    }
+
+    /// The connection-setup program runs in the samples, and after any interval that asked for
+    /// it, for as long as the intervals go on asking.
+    #[test]
+    fn the_setup_program_runs_in_samples_and_while_intervals_ask_for_it() {
+        let mut c = DutyCycle::start(
+            vec!["irq/softirq_entry".into()],
+            vec![crate::recording::SETUP_PROBE.into()],
+            2.0,
+        );
+        let mut ran = Vec::new();
+        for read in 1..=12u32 {
+            c.intervals = read;
+            // Failures from interval 4 to 5 (read at 5 and 6).
+            c.ask(
+                (5..=6)
+                    .contains(&read)
+                    .then(|| "3 SYN or SYN-ACK retransmits".into()),
+            );
+            if c.demand_wanted() {
+                ran.push(read);
+            }
+            c.observe(&Default::default(), 1.0);
+        }
+        // Samples at 2, 7 and 12; asked for after the reads at 5 and 6.
+        assert_eq!(ran, [2, 5, 6, 7, 12]);
+        // What the interval says it ran for.
+        c.intervals = 5;
+        c.ask(Some("2 listen drops".into()));
+        assert_eq!(
+            c.running_for_question().as_deref(),
+            Some("sock/inet_sock_set_state: 2 listen drops")
+        );
+        c.intervals = c.next_sample;
+        assert_eq!(c.running_for_question(), None, "a sample needs no question");
     }
 
     /// Samples one interval in five while they are cheap; spaced out to keep their average

@@ -1,10 +1,13 @@
 //! Reads the kernel programs' maps into a cumulative snapshot; `session` turns consecutive
 //! snapshots into per-interval deltas.
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::{BTreeMap, HashMap},
+    os::fd::{AsFd, OwnedFd},
+};
 
 use aya::{
     Ebpf,
-    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap},
+    maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray, PerCpuHashMap},
 };
 use chokepoint_common::{
     COUNTER_SLOTS, ConnCounts, ConnKey, DROP_REASON_SLOTS, DropDevKey, HIST_BUCKETS,
@@ -12,7 +15,7 @@ use chokepoint_common::{
     THREAD_NEW, ThreadCpu, WakeCounts, WakeKey, run,
 };
 
-use super::tracepoints::TRACEPOINTS;
+use super::{batch, tracepoints::TRACEPOINTS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -70,6 +73,9 @@ pub struct MapReader {
     sockets: BpfHashMap<MapData, u64, SockUse>,
     /// None for an object built before the map existed.
     retired: Option<BpfHashMap<MapData, RetiredKey, SockUse>>,
+    /// Second handles on the big hash maps' fds, for batched reads and deletes
+    /// (`probes/batch.rs`); None once the kernel refused a batch (keys are walked then).
+    batch: Option<BatchFds>,
     device_drops: Option<PerCpuHashMap<MapData, DropDevKey, u64>>,
     running: PerCpuArray<MapData, Running>,
     runs: Option<PerCpuArray<MapData, u64>>,
@@ -77,6 +83,28 @@ pub struct MapReader {
     /// run-time total: set while the duty cycle detaches `sched_switch`, whose switch-outs
     /// otherwise do it (`probes/duty.rs`).
     pub refresh_all_threads: bool,
+}
+
+struct BatchFds {
+    sockets: OwnedFd,
+    threads: OwnedFd,
+    retired: Option<OwnedFd>,
+}
+
+impl BatchFds {
+    fn of(ebpf: &Ebpf) -> Option<Self> {
+        let fd = |name: &str| -> Option<OwnedFd> {
+            match ebpf.map(name)? {
+                Map::HashMap(m) | Map::LruHashMap(m) => m.fd().as_fd().try_clone_to_owned().ok(),
+                _ => None,
+            }
+        };
+        Some(Self {
+            sockets: fd("SOCKETS")?,
+            threads: fd("THREADS")?,
+            retired: fd("RETIRED"),
+        })
+    }
 }
 
 fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, ReadError>
@@ -95,7 +123,9 @@ fn refill_per_cpu(out: &mut Vec<u64>, map: &PerCpuArray<MapData, u64>, slots: u3
 
 impl MapReader {
     pub fn new(ebpf: &mut Ebpf) -> Result<Self, ReadError> {
+        let batch = BatchFds::of(ebpf);
         Ok(Self {
+            batch,
             counters: take(ebpf, "COUNTERS")?,
             histograms: take(ebpf, "HISTOGRAMS")?,
             drops: take(ebpf, "DROP_REASONS")?,
@@ -177,10 +207,12 @@ impl MapReader {
                 }),
         );
         out.sockets.clear();
-        out.sockets.extend(self.sockets.iter().flatten());
         out.retired.clear();
-        out.retired
-            .extend(self.retired.iter().flat_map(|m| m.iter().flatten()));
+        if !self.read_sockets_batched(out) {
+            out.sockets.extend(self.sockets.iter().flatten());
+            out.retired
+                .extend(self.retired.iter().flat_map(|m| m.iter().flatten()));
+        }
         out.device_drops.clear();
         out.device_drops.extend(
             self.device_drops
@@ -206,7 +238,13 @@ impl MapReader {
     /// id or name in its entry yet: both come from procfs.
     fn threads_into(&self, threads: &mut HashMap<u32, ThreadCpu>) {
         threads.clear();
-        threads.extend(self.threads.iter().flatten());
+        let mut rows: Vec<(u32, ThreadCpu)> = Vec::new();
+        match &self.batch {
+            Some(b) if batch::lookup_all(b.threads.as_fd(), &mut rows).is_ok() => {
+                threads.extend(rows)
+            }
+            _ => threads.extend(self.threads.iter().flatten()),
+        }
         let bring_up =
             |tid: u32, t: &mut ThreadCpu| match crate::collect::processes::thread_run_time(tid) {
                 Some(now) => {
@@ -299,6 +337,11 @@ impl MapReader {
 impl MapReader {
     /// Forgets retired sockets (read already); returns how many went.
     pub fn forget_retired(&mut self, keys: &[RetiredKey]) -> u64 {
+        if let Some(fd) = self.batch.as_ref().and_then(|b| b.retired.as_ref())
+            && let Ok(n) = batch::delete(fd.as_fd(), keys)
+        {
+            return n as u64;
+        }
         let Some(map) = self.retired.as_mut() else {
             return 0;
         };
@@ -306,7 +349,55 @@ impl MapReader {
     }
 
     /// Forgets closed sockets (their last figures were already read); returns how many went.
+    /// Deletes every socket entry and every retired one (their programs detached).
+    pub fn clear_sockets(&mut self) {
+        let mut snapshot = KernelSnapshot::default();
+        let keys: Vec<u64> = if self.read_sockets_batched(&mut snapshot) {
+            snapshot.sockets.into_keys().collect()
+        } else {
+            self.sockets.keys().filter_map(Result::ok).collect()
+        };
+        self.forget_sockets(&keys);
+        if let Some(fd) = self.batch.as_ref().and_then(|b| b.retired.as_ref()) {
+            let keys: Vec<RetiredKey> = snapshot.retired.iter().map(|(k, _)| *k).collect();
+            if batch::delete(fd.as_fd(), &keys).is_ok() {
+                return;
+            }
+        }
+        if let Some(map) = self.retired.as_mut() {
+            let keys: Vec<RetiredKey> = map.keys().filter_map(Result::ok).collect();
+            for k in &keys {
+                let _ = map.remove(k);
+            }
+        }
+    }
+
+    /// Sockets and retired sockets in a few batched reads; false (nothing read) where the
+    /// kernel refuses batches.
+    fn read_sockets_batched(&self, out: &mut KernelSnapshot) -> bool {
+        let Some(b) = &self.batch else {
+            return false;
+        };
+        let mut rows: Vec<(u64, SockUse)> = Vec::new();
+        if batch::lookup_all(b.sockets.as_fd(), &mut rows).is_err() {
+            return false;
+        }
+        out.sockets.extend(rows);
+        if let Some(fd) = &b.retired
+            && batch::lookup_all(fd.as_fd(), &mut out.retired).is_err()
+        {
+            out.retired
+                .extend(self.retired.iter().flat_map(|m| m.iter().flatten()));
+        }
+        true
+    }
+
     pub fn forget_sockets(&mut self, keys: &[u64]) -> u64 {
+        if let Some(b) = &self.batch
+            && let Ok(n) = batch::delete(b.sockets.as_fd(), keys)
+        {
+            return n as u64;
+        }
         keys.iter()
             .filter(|k| self.sockets.remove(k).is_ok())
             .count() as u64

@@ -171,8 +171,8 @@ pub struct Windows<G = StatsGuard> {
     this_detached: bool,
     /// A duty cycle detaches programs in this recording: scheduled windows alternate between
     /// intervals with the cycled programs attached and intervals without them, as the
-    /// programs that stay attached cost less in the latter (their paused parts:
-    /// `probes::duty::PARTS`).
+    /// programs that stay attached can cost less in the latter (caches shared with the
+    /// cycled programs; until the fifth session of 2026-12-07, paused parts of their bodies).
     cycling: bool,
     /// The next window is an early one (`price_what_runs`): it waits for an interval with
     /// every program attached, where every program that runs can be priced.

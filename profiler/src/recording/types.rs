@@ -95,6 +95,12 @@ pub struct TcpCounts {
     /// `connect_failed` (the socket went SYN_SENT -> CLOSE without sending a SYN).
     #[serde(default)]
     pub connect_addr_unavailable: u64,
+    /// The connection-setup program was detached through the interval (the default tier:
+    /// `probes/demand.rs`): `active_opens`, `passive_opens` and `connect_failed` are the
+    /// kernel's own counters (`Tcp: ActiveOpens PassiveOpens AttemptFails`), and what has no
+    /// such counter (established, closes, EADDRNOTAVAIL) is 0.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_kernel_counters: bool,
 }
 
 impl TcpCounts {
@@ -111,6 +117,7 @@ impl TcpCounts {
         self.resets_received += o.resets_received;
         self.skb_drops += o.skb_drops;
         self.connect_addr_unavailable += o.connect_addr_unavailable;
+        self.from_kernel_counters |= o.from_kernel_counters;
     }
 }
 
@@ -338,11 +345,16 @@ pub struct Interval {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub marks: Vec<Mark>,
     /// Tracepoints (`irq/softirq_entry`) the default tier's duty cycle kept detached through
-    /// this interval (`probes::duty`): their figures here are missing, not zero; and parts of
-    /// attached programs it paused with them (`sock/inet_sock_set_state#handshakes`: no
-    /// handshake timed). Empty with `--probes all` and in older recordings.
+    /// this interval (`probes::duty`): their figures here are missing, not zero; in recordings
+    /// of 2026-12-07's fourth session, parts of attached programs it paused with them
+    /// (`sock/inet_sock_set_state#handshakes`: no handshake timed). Empty with `--probes all`
+    /// and in older recordings.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub detached: Vec<String>,
+    /// Why programs attached on demand (`probes::demand`) ran through this interval outside a
+    /// sample: `<tracepoint ids>: <what the interval before showed>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_demand: Option<String>,
 }
 
 /// A phase mark: a load tool's (or a person's) note of what changed, at a wall-clock time.
@@ -432,12 +444,20 @@ impl Interval {
             .any(|id| id.starts_with(CONN_USE_PROBES))
     }
 
-    /// Whether the connection-setup program timed handshakes through the interval (the
-    /// default tier times them in the intervals it samples; opens, failures and closes are
-    /// counted in every interval): the latency histograms and the connection rows'
+    /// Whether the connection-setup program ran through the interval. The default tier
+    /// attaches it in the intervals it samples and on demand (`probes/demand.rs`); elsewhere
+    /// the opens and failed attempts are the kernel's own counts (`TcpCounts`), and the
+    /// connection rows (per process and port) and the latency histograms are empty.
+    pub fn setup_counted(&self) -> bool {
+        !self.detached.iter().any(|id| id == SETUP_PROBE)
+    }
+
+    /// Whether the connection-setup program timed handshakes through the interval: where it
+    /// ran, except in recordings of 2026-12-07 (fourth session) to the fifth, which paused the
+    /// timing alone (`HANDSHAKE_TIMING`). The latency histograms and the connection rows'
     /// `established`, `failed` and `setup_ns` cover the timed intervals' handshakes.
     pub fn handshakes_timed(&self) -> bool {
-        !self.detached.iter().any(|id| id == HANDSHAKE_TIMING)
+        self.setup_counted() && !self.detached.iter().any(|id| id == HANDSHAKE_TIMING)
     }
 
     /// Whether the scheduler programs ran through the interval. On-CPU time is exact in
@@ -459,8 +479,11 @@ pub const SCHED_PROBES: &str = "sched/sched_";
 pub const SOFTIRQ_PROBES: &str = "irq/softirq_";
 /// How the ids in `Interval.detached` of the connection-use programs begin.
 pub const CONN_USE_PROBES: &str = "sock/sock_";
-/// The part of the connection-setup program the duty cycle pauses with the cycled programs
-/// (its id in `Interval.detached`: a program id, `#`, the part).
+/// The connection-setup program's id in `Interval.detached`.
+pub const SETUP_PROBE: &str = "sock/inet_sock_set_state";
+/// The part of the connection-setup program the duty cycle paused with the cycled programs
+/// in recordings made between 2026-12-07's fourth and fifth sessions (a program id, `#`, the
+/// part); since, the whole program is attached on demand (`SETUP_PROBE`).
 pub const HANDSHAKE_TIMING: &str = "sock/inet_sock_set_state#handshakes";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

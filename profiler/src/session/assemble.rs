@@ -105,6 +105,7 @@ pub fn assemble(
         resets_received: delta(prev, cur, Counter::ResetsReceived),
         skb_drops: delta(prev, cur, Counter::SkbDrops),
         connect_addr_unavailable: delta(prev, cur, Counter::ConnectAddrNotAvail),
+        from_kernel_counters: false,
     };
 
     let mut drops = BTreeMap::new();

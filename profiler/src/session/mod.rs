@@ -442,10 +442,11 @@ impl Session {
         let said = self.duty.as_ref().map_or(0, |d| d.errors.len());
         let detached = match self.duty.as_mut() {
             Some(duty) => {
-                let detached = duty.detached();
+                let detached = (duty.detached(), duty.on_demand());
                 duty.before_read(&mut self.probes);
                 self.sampler.set_use_window(conn_use::UseWindow {
                     detached: detached
+                        .0
                         .iter()
                         .any(|id| crate::probes::duty::is_conn_use(id)),
                     since_ns: duty.epoch_ns(),
@@ -453,14 +454,24 @@ impl Session {
                 self.sampler.next_detached(duty.next_detached());
                 detached
             }
-            None => Vec::new(),
+            None => (Vec::new(), None),
         };
         let mut iv = self.sampler.take(&self.probes.ebpf, &mut self.table);
-        iv.detached = detached;
+        (iv.detached, iv.on_demand) = detached;
+        if !iv.setup_counted() {
+            crate::probes::demand::setup_from_kernel(&mut iv);
+        }
         if let Some(duty) = self.duty.as_mut() {
             // A sample's cost spaces the next one (a context-switch storm: one in ten).
             duty.observe(&iv.overhead.programs, iv.seconds());
-            duty.after_read(&mut self.probes);
+            let own_netns = self.sampler.own_netns();
+            duty.ask(crate::probes::demand::setup_question(
+                &iv,
+                own_netns.as_deref(),
+            ));
+            if duty.after_read(&mut self.probes) {
+                self.sampler.forget_sockets();
+            }
             for e in &duty.errors[said..] {
                 crate::errln!("chokepoint: duty cycle: {e}");
             }

@@ -284,6 +284,15 @@ impl NetSampler {
         }
     }
 
+    /// Chokepoint's own namespace, as `DeviceInterval.netns` names it: the one whose kernel
+    /// counters (`/proc/net/snmp`) the host collector reads.
+    pub fn own_netns(&self) -> Option<String> {
+        self.watched
+            .iter()
+            .find(|w| w.path.is_none())
+            .map(|w| w.topology.netns.to_string())
+    }
+
     /// Owners of listening `ports` inside the followed namespaces (a server in a container
     /// namespace is not in chokepoint's own socket tables). The first namespace that has a
     /// port wins.

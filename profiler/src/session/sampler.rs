@@ -108,6 +108,23 @@ impl Sampler {
         self.maps.refresh_all_threads = true;
     }
 
+    /// Empties the per-socket tables once the connection-use programs are detached (the duty
+    /// cycle does it after each sample): the connection-setup program may be detached too, so
+    /// closes go unseen until the next sample, and an entry kept across the gap could be
+    /// continued by a new socket at the same address. The next sample sees the sockets in
+    /// use afresh, from their first send or receive (a turn across the gap is dropped anyway).
+    pub fn forget_sockets(&mut self) {
+        self.maps.clear_sockets();
+        self.prev.sockets.clear();
+        self.prev.retired.clear();
+    }
+
+    /// Chokepoint's own network namespace as device rows name it (None without the network
+    /// readings).
+    pub fn own_netns(&self) -> Option<String> {
+        self.net.as_ref().and_then(NetSampler::own_netns)
+    }
+
     pub fn thread_exited(&mut self, tid: u32) {
         self.exited.push(tid);
     }
@@ -264,6 +281,7 @@ impl Sampler {
             send_limits,
             marks: Vec::new(),
             detached: Vec::new(),
+            on_demand: None,
         };
         // Threads that exited before this read had their last switch-out counted: forget them
         // so the map cannot fill with the dead.
