@@ -13,7 +13,7 @@ use chokepoint_common::{
 
 use crate::maps::{
     BPF_NOEXIST, CONNECTIONS, DROP_REASONS, HANDSHAKES, HandshakeStart, SOCKETS, count,
-    fast_and_compat, field, kernel_offset, kernel_read, ran, raw, record,
+    drop_without_device, fast_and_compat, field, kernel_offset, kernel_read, ran, raw, record,
 };
 
 const IPPROTO_TCP: u16 = 6;
@@ -286,6 +286,9 @@ fn free_skb_raw(ctx: &RawTracePointContext) -> u32 {
     let reason: u64 = ctx.arg(2);
     let reason = reason as u32;
     dropped(reason);
+    if drop_without_device(reason) {
+        return 0;
+    }
     let mut key = DropDevKey {
         name: [0; IFNAMSIZ],
         reason,

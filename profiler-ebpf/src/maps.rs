@@ -210,6 +210,21 @@ pub fn duty_epoch() -> u64 {
     DUTY_EPOCH.get(0).copied().unwrap_or(0)
 }
 
+/// Drop reasons (a bit each, `reason / 64` the word) whose packets the raw `kfree_skb` program
+/// counts by reason only, without looking up their device: the socket-level ones (a closed
+/// socket's queue purged: one per connection under churn), where no device explains the
+/// drop. User space sets the bits from this kernel's reason names after loading.
+#[map]
+pub static DROPS_WITHOUT_DEVICE: Array<u64> = Array::with_max_entries(4, 0);
+
+/// Whether `reason` is one of [`DROPS_WITHOUT_DEVICE`].
+#[inline(always)]
+pub fn drop_without_device(reason: u32) -> bool {
+    DROPS_WITHOUT_DEVICE
+        .get(reason / 64)
+        .is_some_and(|w| (*w >> (reason % 64)) & 1 != 0)
+}
+
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 

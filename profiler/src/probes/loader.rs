@@ -352,6 +352,23 @@ fn attach_empty(
 }
 
 /// The program `name` of the kernel object, as its program type.
+/// Writes the drop reasons the raw `kfree_skb` program counts without their device.
+pub fn set_socket_level_drops(ebpf: &mut Ebpf, bits: [u64; 4]) -> Result<(), String> {
+    const MAP: &str = "DROPS_WITHOUT_DEVICE";
+    // An object built before the map: every drop is looked up by device.
+    let Some(map) = ebpf.map_mut(MAP) else {
+        return Ok(());
+    };
+    let mut words: aya::maps::Array<_, u64> =
+        aya::maps::Array::try_from(map).map_err(|e| format!("{MAP}: {e}"))?;
+    for (i, w) in bits.into_iter().enumerate() {
+        words
+            .set(i as u32, w, 0)
+            .map_err(|e| format!("writing {MAP}: {e}"))?;
+    }
+    Ok(())
+}
+
 pub(crate) fn program<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P, String>
 where
     &'a mut P: TryFrom<&'a mut Program, Error = ProgramError>,

@@ -365,6 +365,34 @@ pub fn drop_reason_names(tracefs: &Path) -> Vec<(u32, String)> {
     symbolic_names(tracefs, "skb/kfree_skb")
 }
 
+/// Drop reasons no device explains: the packet was dropped at a socket (its queue purged at
+/// close, its buffer or filter, a closed TCP socket). The raw `kfree_skb` program counts them by
+/// reason only, without reading the packet's device (`DROPS_WITHOUT_DEVICE`).
+pub const SOCKET_LEVEL_DROPS: &[&str] = &[
+    "QUEUE_PURGE",
+    "SOCKET_CLOSE",
+    "SOCKET_FILTER",
+    "SOCKET_RCVBUFF",
+    "SOCKET_BACKLOG",
+    "TCP_CLOSE",
+    "UNIX_DISCONNECT",
+    "UNIX_SKIP_OOB",
+];
+
+/// The `DROPS_WITHOUT_DEVICE` bitmap (4 words of 64 reasons) of [`SOCKET_LEVEL_DROPS`] under
+/// this kernel's numbering (`names`: reason -> name, from the `kfree_skb` format).
+pub fn socket_level_drop_bits<'a>(
+    names: impl IntoIterator<Item = (&'a u32, &'a String)>,
+) -> [u64; 4] {
+    let mut bits = [0u64; 4];
+    for (&reason, name) in names {
+        if SOCKET_LEVEL_DROPS.contains(&name.as_str()) && reason < 256 {
+            bits[(reason / 64) as usize] |= 1 << (reason % 64);
+        }
+    }
+    bits
+}
+
 /// Softirq vector names (`NET_RX`...) from the softirq_exit format.
 pub fn softirq_names(tracefs: &Path) -> Vec<(u32, String)> {
     symbolic_names(tracefs, "irq/softirq_exit")
@@ -399,6 +427,21 @@ fn parse_symbolic(text: &str) -> Vec<(u32, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn socket_level_drops_are_marked_under_this_kernels_numbering() {
+        let names: std::collections::BTreeMap<u32, String> = [
+            (2, "NOT_SPECIFIED"),
+            (64, "QDISC_DROP"),
+            (105, "QUEUE_PURGE"),
+            (4, "SOCKET_CLOSE"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v.to_string()))
+        .collect();
+        let bits = socket_level_drop_bits(&names);
+        assert_eq!(bits, [1 << 4, 1 << (105 - 64), 0, 0]);
+    }
 
     #[test]
     fn no_program_of_the_table_hooks_a_system_call() {

@@ -242,6 +242,13 @@ impl Session {
         let drop_reasons: BTreeMap<u32, String> = tracepoints::drop_reason_names(&tracefs)
             .into_iter()
             .collect();
+        // Without it, socket-level drops are looked up by device too: slower, not wrong.
+        if let Err(e) = crate::probes::loader::set_socket_level_drops(
+            &mut probes.ebpf,
+            tracepoints::socket_level_drop_bits(&drop_reasons),
+        ) {
+            limitations.push(e);
+        }
         let profiler_pid = std::process::id();
         let mut table = ProcessTable::new(profiler_pid, None);
         let started_unix_ns = unix_ns();
