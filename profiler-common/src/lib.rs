@@ -666,7 +666,7 @@ mod tests {
         assert_eq!(size_of::<WakeKey>(), 16);
         assert_eq!(size_of::<WakeCounts>(), 16);
         assert_eq!(size_of::<ProcEvent>(), 16 + 8 + 16);
-        assert_eq!(size_of::<TracepointOffsets>(), 34 * 4);
+        assert_eq!(size_of::<TracepointOffsets>(), 33 * 4);
         assert_eq!(size_of::<KernelOffsets>(), 15 * 4);
         assert_eq!(size_of::<DropDevKey>(), 20);
         assert_eq!(size_of::<NetDevKey>(), 20);

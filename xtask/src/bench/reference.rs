@@ -172,7 +172,7 @@ mod tests {
 
     #[test]
     fn the_script_counts_at_every_hook_it_names() {
-        assert_eq!(bpftrace_probes(), 11);
+        assert_eq!(bpftrace_probes(), 10);
         assert!(
             BPFTRACE_SCRIPT
                 .lines()
