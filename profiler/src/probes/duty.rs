@@ -219,8 +219,8 @@ impl DutyCycle {
         self.intervals == self.next_sample
     }
 
-    /// After a read, before [`Self::after_read`]: the interval just read, with the cycled
-    /// programs' cost in it (`programs`: `{program: [ns, runs]}`, `seconds` long). If it was a
+    /// After a read, before [`Self::after_read`]: the interval just read, with the cost in it
+    /// of the programs a sample attaches (the cycled ones and the [`ON_DEMAND`] ones) (`programs`: `{program: [ns, runs]}`, `seconds` long). If it was a
     /// sample (not the first interval, which only the start attached), the next sample comes
     /// [`spacing`] of its cost later.
     pub fn observe(
@@ -231,9 +231,12 @@ impl DutyCycle {
         if self.intervals != self.next_sample + 1 {
             return;
         }
+        // What a sample adds: the cycled programs and those attached with them ([`ON_DEMAND`],
+        // which otherwise only a question attaches: that time answers it and is not budgeted).
         let ns: u64 = self
             .ids
             .iter()
+            .chain(&self.demand)
             .filter_map(|id| programs.get(id.split_once('/').map_or(id.as_str(), |(_, tp)| tp)))
             .map(|p| p[0])
             .sum();
@@ -562,5 +565,26 @@ mod tests {
         // then back to one in five once a sample is cheap again (37 cost 2%).
         assert_eq!(sampled, [2, 7, 17, 27, 37, 42, 47]);
         assert_eq!(sampled[4] - sampled[3], MAX_EVERY);
+    }
+
+    /// The connection-setup program runs in every sample, so its cost there spaces them too.
+    #[test]
+    fn a_sample_is_priced_with_the_setup_program_it_attaches() {
+        let mut c = DutyCycle::start(
+            vec!["sock/sock_send_length".into()],
+            vec![crate::recording::SETUP_PROBE.into()],
+            2.0,
+        );
+        let mut m = std::collections::BTreeMap::new();
+        // 40 ms each of 2 CPU-seconds: 2% alone, 4% together.
+        m.insert("sock_send_length".to_string(), [40_000_000, 1000]);
+        m.insert("inet_sock_set_state".to_string(), [40_000_000, 1000]);
+        c.intervals = PHASE + 1;
+        c.observe(&m, 1.0);
+        assert_eq!(c.next_sample, PHASE + EVERY);
+        m.insert("inet_sock_set_state".to_string(), [90_000_000, 1000]);
+        c.intervals = c.next_sample + 1;
+        c.observe(&m, 1.0);
+        assert_eq!(c.next_sample, PHASE + EVERY + 7, "6.5%: one in seven");
     }
 }
