@@ -74,7 +74,8 @@ pub struct MapReader {
     /// None for an object built before the map existed.
     retired: Option<BpfHashMap<MapData, RetiredKey, SockUse>>,
     /// Second handles on the big hash maps' fds, for batched reads and deletes
-    /// (`probes/batch.rs`); None once the kernel refused a batch (keys are walked then).
+    /// (`probes/batch.rs`); None where they could not be taken. A batch the kernel refuses
+    /// falls back to walking the keys.
     batch: Option<BatchFds>,
     device_drops: Option<PerCpuHashMap<MapData, DropDevKey, u64>>,
     running: PerCpuArray<MapData, Running>,
@@ -348,7 +349,6 @@ impl MapReader {
         keys.iter().filter(|k| map.remove(k).is_ok()).count() as u64
     }
 
-    /// Forgets closed sockets (their last figures were already read); returns how many went.
     /// Deletes every socket entry and every retired one (their programs detached).
     pub fn clear_sockets(&mut self) {
         let mut snapshot = KernelSnapshot::default();
@@ -392,6 +392,7 @@ impl MapReader {
         true
     }
 
+    /// Forgets closed sockets (their last figures were already read); returns how many went.
     pub fn forget_sockets(&mut self, keys: &[u64]) -> u64 {
         if let Some(b) = &self.batch
             && let Ok(n) = batch::delete(b.sockets.as_fd(), keys)
