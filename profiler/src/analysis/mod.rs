@@ -288,6 +288,19 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
                 recording.intervals.len()
             ));
         }
+        // Where it ran on demand, and why: the first reason stands for a run of them.
+        let asked: Vec<(u32, &str)> = recording
+            .intervals
+            .iter()
+            .filter_map(|iv| iv.on_demand.as_deref().map(|why| (iv.index, why)))
+            .collect();
+        if let Some((seq, why)) = asked.first() {
+            limitations.push(format!(
+                "probe tier `default`: attached on demand in {} of {} intervals, first in interval {seq} ({why})",
+                asked.len(),
+                recording.intervals.len()
+            ));
+        }
     }
     let window = window::choose(recording, &timelines);
     let all: Vec<_> = recording.intervals.iter().collect();

@@ -96,8 +96,14 @@ pub fn estimate(
             seen.iter().map(|f| f[0]).sum(),
             seen.iter().map(|f| f[1]).sum(),
         ]);
-        let detached = state_price(windows, name, true);
-        let attached = state_price(windows, name, false);
+        // A state's own price stands only where its windows saw a fair sample of the runs it
+        // prices: one window taken while the host idled (before a load) sees a few cold runs,
+        // and would price every run of the load in that state at their cost.
+        let to_price = totals[name].unmeasured()[1];
+        let detached = state_price(windows, name, true)
+            .filter(|&(_, runs)| runs as f64 >= STATE_PRICE_MIN_SHARE * to_price as f64)
+            .map(|(ns, _)| ns);
+        let attached = state_price(windows, name, false).map(|(ns, _)| ns);
         // Weighted by runs: a window where the program barely ran says little of its price.
         let rates: Vec<(f64, f64)> = seen.iter().map(|&f| (rate(f), f[1] as f64)).collect();
         est.programs.insert(
@@ -130,7 +136,7 @@ pub fn estimate(
                 // The attached price pooled over those windows alone: the pooled one
                 // weighs in the detached windows too.
                 Some(pd) => {
-                    let pa = state_price(windows, name, false).unwrap_or(p.ns_per_run);
+                    let pa = state_price(windows, name, false).map_or(p.ns_per_run, |(ns, _)| ns);
                     (attached as f64 * pa + detached as f64 * pd).round() as u64
                 }
                 None => ((attached + detached) as f64 * p.ns_per_run).round() as u64,
@@ -170,14 +176,20 @@ pub fn estimate(
 
 /// ns per run of `name` over the windows taken in one duty-cycle state (`detached`: with the
 /// cycled programs detached), where any saw it run.
-fn state_price(windows: &[StatsWindow], name: &str, detached: bool) -> Option<f64> {
+/// and the runs that price is taken from.
+fn state_price(windows: &[StatsWindow], name: &str, detached: bool) -> Option<(f64, u64)> {
     let [ns, runs] = windows
         .iter()
         .filter(|w| w.detached == detached)
         .filter_map(|w| w.programs.get(name))
         .fold([0, 0], |a, f| [a[0] + f[0], a[1] + f[1]]);
-    (runs > 0).then(|| ns as f64 / runs as f64)
+    (runs > 0).then(|| (ns as f64 / runs as f64, runs))
 }
+
+/// The runs a duty-cycle state's windows must have seen, as a share of the runs in that state
+/// they price, for their own price to be used (else the pooled one). Windows 1 s in 10 under a
+/// steady load see about a tenth.
+pub const STATE_PRICE_MIN_SHARE: f64 = 0.01;
 
 fn relative(sd: f64, of: f64) -> f64 {
     if of > 0.0 { sd / of } else { 0.0 }
@@ -371,5 +383,34 @@ mod tests {
         // switch: seen attached only, all 2,000 unmeasured runs at 400 ns.
         assert_eq!(ns["switch"], 40_000 + 800_000);
         assert_eq!(est.programs["switch"].ns_per_run_detached, None);
+    }
+
+    /// The only window of a state, taken while the host idled before the load, saw 20 cold
+    /// runs at 400 ns: it does not price the 100,000 runs of the load in that state.
+    #[test]
+    fn a_state_whose_windows_saw_a_few_runs_is_priced_at_the_pooled_price() {
+        let mut idle = window(0, &[("drops", 8_000, 20)]);
+        idle.detached = true;
+        let windows = [idle, window(10 * S, &[("drops", 1_000_000, 10_000)])];
+        let totals = map(&[(
+            "drops",
+            ProgramTotals {
+                runs: 130_020,
+                measured_ns: 1_008_000,
+                measured_runs: 10_020,
+                detached_runs: 100_020,
+                detached_measured_runs: 20,
+            },
+        )]);
+        let (ns, est) = estimate(&totals, &windows);
+        assert_eq!(est.programs["drops"].ns_per_run_detached, None);
+        // Every unmeasured run at the pooled price, 1,008,000 ns / 10,020 runs.
+        let pooled: f64 = 1_008_000.0 / 10_020.0;
+        let expected = 1_008_000 + (120_000.0 * pooled).round() as u64;
+        assert!(
+            ns["drops"].abs_diff(expected) <= 1,
+            "{} {expected}",
+            ns["drops"]
+        );
     }
 }

@@ -1083,6 +1083,46 @@ fn a_proxy_with_room_keeps_its_own_handling_inside_it_without_a_cap() {
         "{}",
         pool.reason
     );
+    // 1.1 of 8.7 requests inside it: too few for a cap to matter, the verdict stays sure.
+    assert!(a.verdict.missing.is_empty(), "{:?}", a.verdict.missing);
+}
+
+#[test]
+fn a_proxy_with_a_cap_just_under_its_clients_is_named_as_unmeasured() {
+    // `maxconn 4` with 6 clients: 4 upstream, 1.9 inside the proxy. Fewer than it sends upstream,
+    // so the pool rule cannot tell a cap from handling; the verdict must not claim it is sure.
+    let a = analyze(&proxy(760, 4.0, 6.0), &[]);
+    assert_eq!(
+        a.verdict.kind,
+        VerdictKind::NotSaturated,
+        "{}",
+        a.verdict.summary
+    );
+    assert!(
+        a.verdict.confidence <= super::verdict::UNACCOUNTED_CONFIDENCE,
+        "{}",
+        a.verdict.confidence
+    );
+    assert!(
+        a.verdict
+            .summary
+            .contains("inside haproxy are not at its upstream"),
+        "{}",
+        a.verdict.summary
+    );
+    assert!(
+        a.verdict.missing.iter().any(|m| m.contains("show stat")),
+        "{:?}",
+        a.verdict.missing
+    );
+    assert!(
+        a.verdict
+            .evidence
+            .iter()
+            .any(|e| e.metric == "pool.haproxy->upstream.unjudged_queued"),
+        "{:?}",
+        a.verdict.evidence
+    );
 }
 
 /// haproxy forwarding 8 clients' requests (700/s) over 2 upstream connections; each of its
@@ -1124,6 +1164,18 @@ fn requests_multiplexed_on_busy_connections_are_not_queued_for_them() {
         pool.reason.contains("share its connections"),
         "{}",
         pool.reason
+    );
+    // Upstream as streams, or queued for a cap on them (`maxconn` with `proto h2`): the turns
+    // cannot tell, so the verdict names them and is not sure.
+    assert!(
+        a.verdict.summary.contains("streams multiplexed"),
+        "{}",
+        a.verdict.summary
+    );
+    assert!(
+        a.verdict.confidence <= super::verdict::UNACCOUNTED_CONFIDENCE,
+        "{}",
+        a.verdict.confidence
     );
     // One request per turn: the same two busy connections are a full pool with a queue.
     let a = analyze(&two_connections_upstream(1.0), &[]);

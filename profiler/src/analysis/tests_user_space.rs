@@ -84,6 +84,47 @@ fn requests_waiting_on_user_space_timers_keep_no_core_busy_and_are_not_a_lock() 
 }
 
 #[test]
+fn requests_held_where_nothing_measured_waits_keep_not_saturated_unsure() {
+    // Timers of an async runtime, streams on a multiplexed upstream and a cap in user space
+    // look alike: 16 requests held with no kernel wait for them. Not a confident verdict.
+    let a = analyze(&runtime_server(&[0.04, 0.01], 16.0, 0.1), &[]);
+    assert_eq!(a.verdict.kind, VerdictKind::NotSaturated);
+    assert!(
+        a.verdict.confidence <= super::verdict::UNACCOUNTED_CONFIDENCE,
+        "{}",
+        a.verdict.confidence
+    );
+    assert!(
+        a.verdict
+            .summary
+            .contains("wait on nothing the rules can name"),
+        "{}",
+        a.verdict.summary
+    );
+    assert_eq!(a.verdict.missing.len(), 1, "{:?}", a.verdict.missing);
+    assert!(
+        a.verdict
+            .evidence
+            .iter()
+            .any(|e| e.metric == "service.go-http.unaccounted" && e.value > 14.0),
+        "{:?}",
+        a.verdict.evidence
+    );
+    // The same requests asleep on timers the kernel sees (a thread each): accounted for.
+    let r = steady(6, |i| {
+        let mut iv = server_interval(i, &[0.04, 0.01], 16.0, 0.1);
+        let p = &mut iv.processes[0];
+        p.offcpu_sleep_ns = 17_000_000_000;
+        p.offcpu_reason_ns.insert("sleep".into(), 17_000_000_000);
+        iv
+    });
+    let a = analyze(&r, &[]);
+    assert_eq!(a.verdict.kind, VerdictKind::NotSaturated);
+    assert!(a.verdict.missing.is_empty(), "{:?}", a.verdict.missing);
+    assert!(a.verdict.confidence > 0.8, "{}", a.verdict.confidence);
+}
+
+#[test]
 fn a_busy_host_is_not_a_user_space_lock() {
     let a = analyze(&runtime_server(&[0.6, 0.3, 0.15], 16.0, 0.95), &[]);
     assert_eq!(

@@ -3,6 +3,7 @@
 mod figures;
 pub mod keys;
 mod rules;
+mod unmeasured;
 
 use serde::{Deserialize, Serialize};
 
@@ -203,6 +204,11 @@ pub const SEND_HELD_SOCKETS: f64 = 0.50;
 pub const POOL_SATURATED_USE: f64 = crate::recording::pools::POOL_FULL;
 /// Requests waiting for a pool connection on average, at least.
 pub const POOL_QUEUED_MIN: f64 = 1.0;
+/// `not-saturated` with at least this share of a service's requests in flight waiting for
+/// nothing measured (and at least `LOCK_WAITING_MIN` of them) cannot rule out a cap it did not
+/// see: its confidence is held to `UNACCOUNTED_CONFIDENCE`.
+pub const UNACCOUNTED_WAITING_SHARE: f64 = 0.25;
+pub const UNACCOUNTED_CONFIDENCE: f64 = 0.55;
 
 pub struct Inputs<'a> {
     pub recording: &'a Recording,
@@ -402,6 +408,20 @@ pub fn decide(inputs: &Inputs) -> Verdict {
             )
         }
     };
+    // "Set by the offered load" holds only as far as the requests inside the services are
+    // accounted for: a cap the rules cannot see is named, and the verdict held unsure.
+    let mut missing = Vec::new();
+    let mut summary = summary;
+    let mut confidence = confidence;
+    if kind == VerdictKind::NotSaturated
+        && let Some(u) = unmeasured::cap(&w)
+    {
+        summary.push(' ');
+        summary.push_str(&u.sentence);
+        missing.push(u.missing);
+        evidence.push(u.evidence);
+        confidence = confidence.min(UNACCOUNTED_CONFIDENCE);
+    }
     let mut ruled_out = Vec::new();
     let mut secondary = Vec::new();
     for c in &candidates {
@@ -454,7 +474,7 @@ pub fn decide(inputs: &Inputs) -> Verdict {
         ruled_out,
         secondary,
         confidence,
-        missing: Vec::new(),
+        missing,
     }
 }
 

@@ -407,7 +407,7 @@ pub(in crate::analysis::verdict) fn pool_saturated(w: &WindowFigures) -> Candida
         )
     } else if p.multiplexed {
         format!(
-            "{} -> {} ({}): {:.0} turns/s carried {} {:.0} requests/s: requests share its connections (HTTP/2 or gRPC streams, pipelining) or are answered without them, so {:.1} connections in use do not bound the requests upstream and {:.1} more in flight inside {} are no queue",
+            "{} -> {} ({}): {:.0} turns/s carried {} {:.0} requests/s: requests share its connections (HTTP/2 or gRPC streams, pipelining) or are answered without them, so {:.1} connections in use do not bound the requests upstream, and whether {:.1} more in flight inside {} are upstream or queued for a cap is not measured",
             p.process,
             p.upstream,
             p.endpoint,
