@@ -74,7 +74,8 @@ pub(in crate::analysis::verdict) fn send_limited(w: &WindowFigures) -> Candidate
         .iter()
         .filter(|p| Some(&p.comm) == f.owner.as_ref())
         .filter_map(|p| p.offcpu_seconds.by_reason.get("write"))
-        .sum::<f64>()
+        // Not `sum`: an empty sum of floats is -0.0, printed "-0.00".
+        .fold(0.0, |a, b| a + b)
         / secs;
     let share = f.limited_share;
     let busy = w.host_busy.unwrap_or(0.0);
