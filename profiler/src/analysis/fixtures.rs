@@ -250,3 +250,19 @@ pub fn pool(
         wait_ms_estimate: wait_ms(q, inbound_per_s),
     }
 }
+
+/// `not-saturated` that says it cannot account for some requests (`verdict/unmeasured.rs`):
+/// held to its confidence, the summary naming them with `says`, `missing[]` saying what would
+/// tell a cap apart.
+#[track_caller]
+pub fn assert_unsure(a: &super::Analysis, says: &str) {
+    let v = &a.verdict;
+    assert_eq!(v.kind, super::VerdictKind::NotSaturated, "{}", v.summary);
+    assert!(
+        v.confidence <= super::verdict::UNACCOUNTED_CONFIDENCE,
+        "{}",
+        v.confidence
+    );
+    assert!(v.summary.contains(says), "{}", v.summary);
+    assert_eq!(v.missing.len(), 1, "{:?}", v.missing);
+}
