@@ -283,7 +283,7 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
             .count();
         if uncounted > 0 {
             limitations.push(format!(
-                "probe tier `default`: {} detached in {uncounted} of {} intervals (attached in the sampled intervals and after any interval showing a connection failing to set up): there, opens and failed attempts are the kernel's own counts (Tcp: ActiveOpens, PassiveOpens, AttemptFails), and connections per process and port, connect and handshake latency, established counts, closes and EADDRNOTAVAIL are estimated from the intervals it ran in",
+                "probe tier `default`: {} detached in {uncounted} of {} intervals (attached in the sampled intervals and after any interval showing a connection failing to set up): there, opens and failed attempts are the kernel's own counts (Tcp: ActiveOpens, PassiveOpens, AttemptFails), and connections per process and port, connect and handshake latency, established counts, closes and EADDRNOTAVAIL are estimated from the intervals it ran in; in an interval it is attached in, the opens before its attach (a few ms) go uncounted",
                 crate::recording::SETUP_PROBE,
                 recording.intervals.len()
             ));
