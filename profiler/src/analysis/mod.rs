@@ -294,9 +294,9 @@ pub fn analyze(recording: &Recording, extra_load: &[Timeline]) -> Analysis {
             .iter()
             .filter_map(|iv| iv.on_demand.as_deref().map(|why| (iv.index, why)))
             .collect();
-        if let Some((seq, why)) = asked.first() {
+        if let Some((first, why)) = asked.first() {
             limitations.push(format!(
-                "probe tier `default`: attached on demand in {} of {} intervals, first in interval {seq} ({why})",
+                "probe tier `default`: attached on demand in {} of {} intervals, first in interval {first} ({why})",
                 asked.len(),
                 recording.intervals.len()
             ));

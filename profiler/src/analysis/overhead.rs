@@ -175,8 +175,7 @@ pub fn estimate(
 }
 
 /// ns per run of `name` over the windows taken in one duty-cycle state (`detached`: with the
-/// cycled programs detached), where any saw it run.
-/// and the runs that price is taken from.
+/// cycled programs detached), where any saw it run, and the runs that price is taken from.
 fn state_price(windows: &[StatsWindow], name: &str, detached: bool) -> Option<(f64, u64)> {
     let [ns, runs] = windows
         .iter()

@@ -220,9 +220,10 @@ impl DutyCycle {
     }
 
     /// After a read, before [`Self::after_read`]: the interval just read, with the cost in it
-    /// of the programs a sample attaches (the cycled ones and the [`ON_DEMAND`] ones) (`programs`: `{program: [ns, runs]}`, `seconds` long). If it was a
-    /// sample (not the first interval, which only the start attached), the next sample comes
-    /// [`spacing`] of its cost later.
+    /// of the programs a sample attaches, the cycled ones and the [`ON_DEMAND`] ones
+    /// (`programs`: `{program: [ns, runs]}`, `seconds` long). If it was a sample (not the first
+    /// interval, which only the start attached), the next sample comes [`spacing`] of its cost
+    /// later.
     pub fn observe(
         &mut self,
         programs: &std::collections::BTreeMap<String, [u64; 2]>,

@@ -204,9 +204,10 @@ pub const SEND_HELD_SOCKETS: f64 = 0.50;
 pub const POOL_SATURATED_USE: f64 = crate::recording::pools::POOL_FULL;
 /// Requests waiting for a pool connection on average, at least.
 pub const POOL_QUEUED_MIN: f64 = 1.0;
-/// `not-saturated` with at least this share of a service's requests in flight waiting for
-/// nothing measured (and at least `LOCK_WAITING_MIN` of them) cannot rule out a cap it did not
-/// see: its confidence is held to `UNACCOUNTED_CONFIDENCE`.
+/// `not-saturated` with at least this share of a service's (or a pool holder's) requests in
+/// flight held where no measured wait accounts for them (and at least one request) cannot rule
+/// out a cap it did not see: its confidence is held to `UNACCOUNTED_CONFIDENCE`
+/// (`verdict/unmeasured.rs`).
 pub const UNACCOUNTED_WAITING_SHARE: f64 = 0.25;
 pub const UNACCOUNTED_CONFIDENCE: f64 = 0.55;
 
