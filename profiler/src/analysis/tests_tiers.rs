@@ -133,3 +133,45 @@ fn a_window_without_a_measured_interval_says_pools_were_not_measured_not_absent(
         why.reason
     );
 }
+
+/// A writer blocked on disk 0.8 s a second, recorded by the default tier with the scheduler
+/// programs attached only in `sampled` of 10 intervals.
+fn io_waits_sampled_in(sampled: &[u32]) -> crate::recording::Recording {
+    fixtures::steady(10, |i| {
+        let mut iv = fixtures::interval(i, 0.2);
+        let mut p = fixtures::process(100, "writer", crate::recording::Role::Other, &[0.1]);
+        if sampled.contains(&i) {
+            p.offcpu_io_ns = 800_000_000;
+        } else {
+            iv.detached = vec!["sched/sched_switch".into(), "sched/sched_waking".into()];
+        }
+        iv.processes.push(p);
+        iv
+    })
+}
+
+#[test]
+fn a_window_between_two_samples_is_widened_to_the_nearest_not_read_as_no_wait() {
+    // The steady-run window (intervals 1..=8) falls between the samples in 0 and 9: before,
+    // the writer's waits read as none in it.
+    let a = super::analyze(&io_waits_sampled_in(&[0, 9]), &[]);
+    assert_eq!(
+        a.verdict.kind,
+        super::VerdictKind::IoBound,
+        "{}",
+        a.verdict.summary
+    );
+    assert_eq!(a.window.intervals, 9, "{}", a.window.reason);
+    assert!(
+        a.window
+            .reason
+            .contains("widened by 1 interval(s) to interval 9 (after it)"),
+        "{}",
+        a.window.reason
+    );
+    // With a sample inside it, the window is left as it is.
+    let a = super::analyze(&io_waits_sampled_in(&[0, 4, 9]), &[]);
+    assert_eq!(a.verdict.kind, super::VerdictKind::IoBound);
+    assert_eq!(a.window.intervals, 8, "{}", a.window.reason);
+    assert!(!a.window.reason.contains("widened"));
+}
