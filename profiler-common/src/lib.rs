@@ -478,15 +478,93 @@ pub struct ProcEvent {
 pub const EVENT_FORK: u32 = 1;
 pub const EVENT_EXIT: u32 = 2;
 
-/// A closed socket's last figures, moved to `RETIRED` when its memory was reused by a new
-/// socket before user space read them: the `struct sock` address and the generation the
-/// figures belong to.
+/// Closed sockets whose memory a new socket reused before user space read their last
+/// figures are folded into `RETIRED` under this key: the socket's identity with its ephemeral
+/// port zeroed ([`SockUse::keep`]), so the connections a server accepts on one port, or a
+/// client opens to one endpoint, add up in one entry instead of one each.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct RetiredKey {
-    pub sk: u64,
-    pub generation: u32,
-    pub _pad: u32,
+    pub tgid: u32,
+    pub family: u16,
+    /// Local port (host order), 0 when ephemeral.
+    pub sport: u16,
+    /// Remote port (network order, as `skc_dport`), 0 when ephemeral.
+    pub dport_be: u16,
+    pub _pad: u16,
+    pub saddr: u32,
+    pub daddr: u32,
+    pub saddr6: [u8; 16],
+    pub daddr6: [u8; 16],
+}
+
+/// What [`SockUse::keep`] says of a socket's ports, decided when it is first seen from
+/// `PORTS` (filled by user space: [`PORT_LISTENING`], [`PORT_EPHEMERAL`]).
+pub const KEEP_BOTH: u8 = 0;
+/// Its local port listens: an accepted connection; the client's port is zeroed.
+pub const KEEP_LOCAL: u8 = 1;
+/// Its local port is ephemeral (or its remote one a local listener): a client connection;
+/// its own port is zeroed.
+pub const KEEP_REMOTE: u8 = 2;
+/// `PORTS` values.
+pub const PORT_LISTENING: u8 = 1;
+pub const PORT_EPHEMERAL: u8 = 2;
+
+/// The summed figures of the closed sockets folded into one `RETIRED` entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RetiredUse {
+    pub connections: u64,
+    pub send_to_recv_ns: u64,
+    pub recv_to_send_ns: u64,
+    pub send_turns: u64,
+    pub recv_turns: u64,
+}
+
+impl SockUse {
+    /// The `RETIRED` key this socket folds into when it retires.
+    pub fn retired_key(&self) -> RetiredKey {
+        RetiredKey {
+            tgid: self.tgid,
+            family: self.family,
+            sport: if self.keep == KEEP_REMOTE {
+                0
+            } else {
+                self.sport
+            },
+            dport_be: if self.keep == KEEP_LOCAL {
+                0
+            } else {
+                self.dport_be
+            },
+            _pad: 0,
+            saddr: self.saddr,
+            daddr: self.daddr,
+            saddr6: self.saddr6,
+            daddr6: self.daddr6,
+        }
+    }
+
+    /// Its figures as one retired connection.
+    pub fn retired_use(&self) -> RetiredUse {
+        RetiredUse {
+            connections: 1,
+            send_to_recv_ns: self.send_to_recv_ns,
+            recv_to_send_ns: self.recv_to_send_ns,
+            send_turns: self.send_turns,
+            recv_turns: self.recv_turns,
+        }
+    }
+}
+
+impl RetiredUse {
+    pub fn add(&mut self, o: &RetiredUse) {
+        self.connections += o.connections;
+        self.send_to_recv_ns += o.send_to_recv_ns;
+        self.recv_to_send_ns += o.recv_to_send_ns;
+        self.send_turns += o.send_turns;
+        self.recv_turns += o.recv_turns;
+    }
 }
 
 /// One TCP socket's use, keyed by its `struct sock` address in `SOCKETS`: who sends and
@@ -533,6 +611,9 @@ pub struct SockUse {
     /// kernel's BTF gave their offsets; zero otherwise (the socket is then known by its ports).
     pub saddr6: [u8; 16],
     pub daddr6: [u8; 16],
+    /// `KEEP_*`: which of its ports identify it when it retires ([`SockUse::retired_key`]).
+    pub keep: u8,
+    pub _pad: [u8; 7],
 }
 
 pub const SOCK_DIR_SEND: u8 = 1;
@@ -605,6 +686,7 @@ mod user {
     unsafe impl aya::Pod for DropDevKey {}
     unsafe impl aya::Pod for SockUse {}
     unsafe impl aya::Pod for RetiredKey {}
+    unsafe impl aya::Pod for RetiredUse {}
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ use aya_ebpf::{
 };
 use chokepoint_common::{
     COUNTER_SLOTS, ConnCounts, ConnKey, Counter, DROP_REASON_SLOTS, HIST_BUCKETS, HISTOGRAM_KINDS,
-    Histogram, KernelOffsets, ProcEvent, RUN_SLOTS, RetiredKey, Running, SockUse, ThreadCpu,
-    TracepointOffsets, WakeCounts, WakeKey, log2_bucket,
+    Histogram, KernelOffsets, ProcEvent, RUN_SLOTS, RetiredKey, RetiredUse, Running, SockUse,
+    ThreadCpu, TracepointOffsets, WakeCounts, WakeKey, log2_bucket,
 };
 
 /// Written by user space before load (read-only data): where each tracepoint field lives.
@@ -182,12 +182,24 @@ pub static WAKES: PerCpuHashMap<WakeKey, WakeCounts> = PerCpuHashMap::with_max_e
 #[map]
 pub static SOCKETS: LruHashMap<u64, SockUse> = LruHashMap::with_max_entries(16384, 0);
 
-/// Closed sockets whose memory a new socket took before user space read their last figures:
-/// kept here, under their own identity, until user space reads and deletes them (a churning
-/// proxy's upstream sockets are freed and reused hundreds of times a second, often by a socket
-/// of another process or direction).
+/// Closed sockets whose memory a new socket took before user space read their last figures,
+/// folded by identity with the ephemeral port zeroed (`RetiredKey`): a churning server's
+/// accepted connections add up in one entry per port and client address, a client's in one
+/// per endpoint. User space reads and deletes them every interval. Per CPU: two CPUs fold into
+/// one entry without atomics. (A map entry per retired socket, as before, cost ~600 ns an
+/// insert and overflowed beyond 8,192 reuses an interval, silently.)
 #[map]
-pub static RETIRED: LruHashMap<RetiredKey, SockUse> = LruHashMap::with_max_entries(8192, 0);
+pub static RETIRED: PerCpuHashMap<RetiredKey, RetiredUse> =
+    PerCpuHashMap::with_max_entries(16384, 0);
+
+/// A zeroed `SockUse` to insert from (never written): see `THREAD_TEMPLATE`.
+#[map]
+pub static SOCK_TEMPLATE: PerCpuArray<SockUse> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per local port, from user space: `PORT_LISTENING`, `PORT_EPHEMERAL` or 0. Read once per
+/// socket, when it is first seen, to decide which port is its ephemeral one.
+#[map]
+pub static PORTS: Array<u8> = Array::with_max_entries(65536, 0);
 
 #[map]
 pub static RUNNING: PerCpuArray<Running> = PerCpuArray::with_max_entries(1, 0);

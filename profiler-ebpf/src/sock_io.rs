@@ -9,10 +9,14 @@ use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel},
     programs::{RawTracePointContext, TracePointContext},
 };
-use chokepoint_common::{Counter, RetiredKey, SOCK_DIR_RECV, SOCK_DIR_SEND, SockUse, run};
+use chokepoint_common::{
+    Counter, KEEP_BOTH, KEEP_LOCAL, KEEP_REMOTE, PORT_EPHEMERAL, PORT_LISTENING, SOCK_DIR_RECV,
+    SOCK_DIR_SEND, SockUse, run,
+};
 
 use crate::maps::{
-    RETIRED, SOCKETS, count, fast_and_compat, field, kernel_offset, kernel_read, raw,
+    BPF_NOEXIST, PORTS, RETIRED, SOCK_TEMPLATE, SOCKETS, count, fast_and_compat, field,
+    kernel_offset, kernel_read, raw,
 };
 
 pub(crate) const IPPROTO_TCP: u16 = 6;
@@ -138,31 +142,63 @@ pub(crate) fn turn(sk: u64, family: u16, dir: u8, bytes: u64) {
         }
         if e.closed != 0 {
             // A closed socket's memory reused by a new socket before user space read its last
-            // figures: those move to RETIRED under the old identity, and the entry starts
-            // afresh for the new socket (the next generation).
-            let key = RetiredKey {
-                sk,
-                generation: e.generation,
-                _pad: 0,
-            };
-            if RETIRED.insert(&key, &*e, 0).is_err() {
-                count(Counter::MapUpdateFailed);
-            }
+            // figures: those are folded into RETIRED under the old identity, and the entry
+            // starts afresh for the new socket (the next generation).
+            retire(e);
             let generation = e.generation + 1;
-            *e = SockUse::default();
+            // SAFETY: zeroes the map value in place (a zeroed `SockUse` is its default); no
+            // copy on the 512-byte stack.
+            unsafe { core::ptr::write_bytes(e as *mut SockUse, 0, 1) };
             e.generation = generation;
             identify(e, sk, family);
         }
         step(e, dir, bytes, now);
         return;
     }
-    let mut e = SockUse::default();
-    identify(&mut e, sk, family);
-    step(&mut e, dir, bytes, now);
+    // Inserted zeroed from the template, then filled in place: a `SockUse` built on the
+    // stack does not fit beside the rest of the program's frame.
+    let Some(template) = SOCK_TEMPLATE.get_ptr(0) else {
+        return;
+    };
     count(Counter::SockUseInserts);
-    if SOCKETS.insert(sk, e, 0).is_err() {
+    // SAFETY: the template slot is never written, so it stays zeroed.
+    #[expect(
+        clippy::needless_borrows_for_generic_args,
+        reason = "a copy would not fit the 512-byte BPF stack"
+    )]
+    let inserted = SOCKETS.insert(sk, unsafe { &*template }, BPF_NOEXIST);
+    if inserted.is_err() {
         count(Counter::MapUpdateFailed);
     }
+    if let Some(entry) = SOCKETS.get_ptr_mut(sk) {
+        // SAFETY: a map value (another CPU may have inserted it first: then it continues).
+        let e = unsafe { &mut *entry };
+        if e.tgid == 0 && e.send_calls == 0 && e.recv_calls == 0 {
+            identify(e, sk, family);
+        }
+        step(e, dir, bytes, now);
+    }
+}
+
+/// Folds a closed socket's figures into `RETIRED` under its identity (ephemeral port zeroed).
+/// Not inlined: its key and figures would crowd the 512-byte stack of the program's frame.
+#[inline(never)]
+fn retire(e: &SockUse) {
+    let key = e.retired_key();
+    let figures = e.retired_use();
+    if let Some(v) = RETIRED.get_ptr_mut(&key) {
+        // SAFETY: a per-CPU value.
+        unsafe { (*v).add(&figures) };
+        return;
+    }
+    if RETIRED.insert(&key, &figures, BPF_NOEXIST).is_err() {
+        count(Counter::MapUpdateFailed);
+    }
+}
+
+#[inline(always)]
+fn port_kind(port: u16) -> u8 {
+    PORTS.get(u32::from(port)).copied().unwrap_or(0)
 }
 
 /// Owner (the current process: send and receive run in its context) and 4-tuple.
@@ -199,6 +235,15 @@ fn identify(e: &mut SockUse, sk: u64, family: u16) {
     }
     e.sport = head.num;
     e.dport_be = head.dport_be;
+    e.keep = if port_kind(head.num) == PORT_LISTENING {
+        KEEP_LOCAL
+    } else if port_kind(head.num) == PORT_EPHEMERAL
+        || port_kind(u16::from_be(head.dport_be)) == PORT_LISTENING
+    {
+        KEEP_REMOTE
+    } else {
+        KEEP_BOTH
+    };
 }
 
 #[inline(always)]

@@ -27,6 +27,13 @@ const SOCKSTAT6: &str = "/proc/net/sockstat6";
 const PORT_RANGE: &str = "/proc/sys/net/ipv4/ip_local_port_range";
 const PRESSURE_DIR: &str = "/proc/pressure";
 
+/// The local ports connect() picks from (`net.ipv4.ip_local_port_range`, inclusive); None
+/// where it cannot be read.
+pub fn ephemeral_range() -> Option<(u16, u16)> {
+    let text = read_to_string(PORT_RANGE).ok()?;
+    parse_port_range(PORT_RANGE, &text).ok()
+}
+
 /// `Tcp:` fields of /proc/net/snmp that are settings or gauges, not counters: no delta for them.
 const TCP_GAUGES: [&str; 5] = ["RtoAlgorithm", "RtoMin", "RtoMax", "MaxConn", "CurrEstab"];
 

@@ -1,18 +1,18 @@
 //! Reads the kernel programs' maps into a cumulative snapshot; `session` turns consecutive
 //! snapshots into per-interval deltas.
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     os::fd::{AsFd, OwnedFd},
 };
 
 use aya::{
     Ebpf,
-    maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray, PerCpuHashMap},
+    maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, PerCpuHashMap},
 };
 use chokepoint_common::{
     COUNTER_SLOTS, ConnCounts, ConnKey, DROP_REASON_SLOTS, DropDevKey, HIST_BUCKETS,
-    HISTOGRAM_KINDS, NetDevCounts, NetDevKey, RetiredKey, Running, SOFTIRQ_VECTORS, SockUse,
-    THREAD_NEW, ThreadCpu, WakeCounts, WakeKey, run,
+    HISTOGRAM_KINDS, NetDevCounts, NetDevKey, PORT_EPHEMERAL, PORT_LISTENING, RetiredKey,
+    RetiredUse, Running, SOFTIRQ_VECTORS, SockUse, THREAD_NEW, ThreadCpu, WakeCounts, WakeKey, run,
 };
 
 use super::{batch, tracepoints::TRACEPOINTS};
@@ -51,9 +51,9 @@ pub struct KernelSnapshot {
     pub net_devices: HashMap<NetDevKey, NetDevCounts>,
     /// TCP sockets that sent or received, by `struct sock` address.
     pub sockets: HashMap<u64, SockUse>,
-    /// Closed sockets' last figures, moved aside when their memory was reused before they
-    /// were read (`RETIRED`); deleted by user space once read.
-    pub retired: Vec<(RetiredKey, SockUse)>,
+    /// Closed sockets' last figures, folded by identity when their memory was reused before
+    /// they were read (`RETIRED`), summed over the CPUs; deleted by user space once read.
+    pub retired: Vec<(RetiredKey, RetiredUse)>,
     /// Packets dropped per device and reason (raw `kfree_skb` only).
     pub device_drops: HashMap<DropDevKey, u64>,
     /// CLOCK_MONOTONIC when the sockets were read: the clock their turns are stamped with.
@@ -72,7 +72,11 @@ pub struct MapReader {
     net_devices: Option<PerCpuHashMap<MapData, NetDevKey, NetDevCounts>>,
     sockets: BpfHashMap<MapData, u64, SockUse>,
     /// None for an object built before the map existed.
-    retired: Option<BpfHashMap<MapData, RetiredKey, SockUse>>,
+    retired: Option<PerCpuHashMap<MapData, RetiredKey, RetiredUse>>,
+    /// Per local port: listening, ephemeral or neither (`PORT_*`); None for an older object.
+    ports: Option<Array<MapData, u8>>,
+    /// What `ports` holds now, so that only changes are written.
+    ports_written: HashMap<u16, u8>,
     /// Second handles on the big hash maps' fds, for batched reads and deletes
     /// (`probes/batch.rs`); None where they could not be taken. A batch the kernel refuses
     /// falls back to walking the keys.
@@ -96,7 +100,9 @@ impl BatchFds {
     fn of(ebpf: &Ebpf) -> Option<Self> {
         let fd = |name: &str| -> Option<OwnedFd> {
             match ebpf.map(name)? {
-                Map::HashMap(m) | Map::LruHashMap(m) => m.fd().as_fd().try_clone_to_owned().ok(),
+                Map::HashMap(m) | Map::LruHashMap(m) | Map::PerCpuHashMap(m) => {
+                    m.fd().as_fd().try_clone_to_owned().ok()
+                }
                 _ => None,
             }
         };
@@ -138,6 +144,8 @@ impl MapReader {
             net_devices: take(ebpf, "NET_DEVICES").ok(),
             sockets: take(ebpf, "SOCKETS")?,
             retired: take(ebpf, "RETIRED").ok(),
+            ports: take(ebpf, "PORTS").ok(),
+            ports_written: HashMap::new(),
             device_drops: take(ebpf, "DROPS_BY_DEVICE").ok(),
             running: take(ebpf, "RUNNING")?,
             runs: take(ebpf, "RUNS").ok(),
@@ -211,9 +219,8 @@ impl MapReader {
         out.retired.clear();
         if !self.read_sockets_batched(out) {
             out.sockets.extend(self.sockets.iter().flatten());
-            out.retired
-                .extend(self.retired.iter().flat_map(|m| m.iter().flatten()));
         }
+        self.read_retired(&mut out.retired);
         out.device_drops.clear();
         out.device_drops.extend(
             self.device_drops
@@ -372,8 +379,7 @@ impl MapReader {
         }
     }
 
-    /// Sockets and retired sockets in a few batched reads; false (nothing read) where the
-    /// kernel refuses batches.
+    /// Sockets in a few batched reads; false (nothing read) where the kernel refuses batches.
     fn read_sockets_batched(&self, out: &mut KernelSnapshot) -> bool {
         let Some(b) = &self.batch else {
             return false;
@@ -383,13 +389,68 @@ impl MapReader {
             return false;
         }
         out.sockets.extend(rows);
-        if let Some(fd) = &b.retired
-            && batch::lookup_all(fd.as_fd(), &mut out.retired).is_err()
-        {
-            out.retired
-                .extend(self.retired.iter().flat_map(|m| m.iter().flatten()));
-        }
         true
+    }
+
+    /// Retired sockets' folded figures, summed over the CPUs (a few entries: one per served
+    /// port and client address, or per endpoint).
+    fn read_retired(&self, out: &mut Vec<(RetiredKey, RetiredUse)>) {
+        out.clear();
+        out.extend(
+            self.retired
+                .iter()
+                .flat_map(|m| m.iter().flatten())
+                .map(|(k, per_cpu)| {
+                    let mut total = RetiredUse::default();
+                    for v in per_cpu.iter() {
+                        total.add(v);
+                    }
+                    (k, total)
+                }),
+        );
+    }
+
+    /// Tells the programs which local ports listen and which are ephemeral (`PORTS`), so a
+    /// retiring socket is folded under its service port or endpoint. Only changes are written.
+    pub fn set_ports(&mut self, listening: &HashSet<u16>, ephemeral: Option<(u16, u16)>) {
+        let Some(map) = self.ports.as_mut() else {
+            return;
+        };
+        let kind = |port: u16| {
+            if listening.contains(&port) {
+                PORT_LISTENING
+            } else if ephemeral.is_some_and(|(lo, hi)| (lo..=hi).contains(&port)) {
+                PORT_EPHEMERAL
+            } else {
+                0
+            }
+        };
+        // The first call writes the ephemeral range and the listeners (the map starts zeroed);
+        // later ones the listeners that came or went.
+        let candidates: Vec<u16> = if self.ports_written.is_empty() {
+            let range = ephemeral.map_or(Vec::new(), |(lo, hi)| (lo..=hi).collect());
+            range.into_iter().chain(listening.iter().copied()).collect()
+        } else {
+            let gone = self
+                .ports_written
+                .iter()
+                .filter(|(_, k)| **k == PORT_LISTENING)
+                .map(|(p, _)| *p);
+            listening.iter().copied().chain(gone).collect()
+        };
+        for port in candidates {
+            let k = kind(port);
+            if self.ports_written.get(&port).copied().unwrap_or(0) == k {
+                continue;
+            }
+            if map.set(u32::from(port), k, 0).is_ok() {
+                if k == 0 {
+                    self.ports_written.remove(&port);
+                } else {
+                    self.ports_written.insert(port, k);
+                }
+            }
+        }
     }
 
     /// Forgets closed sockets (their last figures were already read); returns how many went.

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use super::{
     pools::{self, Names},
     processes::ProcessTable,
+    retired,
 };
 use crate::{
     collect,
@@ -36,6 +37,8 @@ pub struct ConnUse {
     owners: HashMap<u16, Option<String>>,
     /// Set by the session before each read.
     pub window: UseWindow,
+    /// `net.ipv4.ip_local_port_range`, read once.
+    ephemeral: Option<Option<(u16, u16)>>,
 }
 
 impl ConnUse {
@@ -64,19 +67,25 @@ impl ConnUse {
             }
             deltas.push((d, local_peer));
         }
-        // Closed sockets whose memory was reused before this read: their last figures, under
-        // their own identity, against what the last read saw of them.
-        for (key, s) in cur.retired.iter().filter(|_| !detached) {
-            let before = prev
-                .sockets
-                .get(&key.sk)
-                .filter(|p| p.generation == key.generation)
-                .map(|p| (p, prev.monotonic_ns));
-            let d = pools::socket_delta(before, s, cur.monotonic_ns, interval_ns, since_ns);
-            deltas.push((d, pools::remote_is_local(s)));
+        // Closed sockets whose memory was reused before this read: their last figures, folded
+        // by identity, against what the last read saw of them.
+        if !detached {
+            deltas.extend(retired::deltas(
+                &cur.retired,
+                (&prev.sockets, prev.monotonic_ns),
+                &cur.sockets,
+                interval_ns,
+                since_ns,
+            ));
         }
         let retired: Vec<_> = cur.retired.iter().map(|(k, _)| *k).collect();
         maps.forget_retired(&retired);
+        // The programs fold retiring sockets under their service port or endpoint: tell them
+        // which ports listen and which are ephemeral.
+        let ephemeral = *self
+            .ephemeral
+            .get_or_insert_with(collect::host::ephemeral_range);
+        maps.set_ports(&listening, ephemeral);
         if !wanted_ports.is_empty() {
             wanted_ports.sort_unstable();
             wanted_ports.dedup();

@@ -8,6 +8,7 @@ mod conn_use;
 mod network;
 pub mod pools;
 pub mod processes;
+mod retired;
 mod sampler;
 pub mod sink;
 pub mod status;
@@ -220,6 +221,15 @@ impl Session {
         let mut maps = MapReader::new(&mut probes.ebpf)?;
         // After attaching: threads already running get their run-time totals so far.
         maps.seed_threads(&collect::processes::thread_run_times());
+        // Before the first read, not after it: a socket that retires is folded under its
+        // service port or endpoint only once the programs know which ports listen and which
+        // are ephemeral; unfolded, a second of churn overflows `RETIRED`.
+        let listening = collect::listeners::listen_queues()
+            .unwrap_or_default()
+            .iter()
+            .map(|q| q.port)
+            .collect();
+        maps.set_ports(&listening, collect::host::ephemeral_range());
         let events = probes
             .ebpf
             .take_map("EVENTS")

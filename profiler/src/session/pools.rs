@@ -76,7 +76,7 @@ fn continues(prev: &SockUse, cur: &SockUse) -> bool {
 /// The part of the turn in flight at `now`, per direction: (outbound, inbound). A turn that
 /// began before `since_ns` (the programs' last attach, 0 if they never left) straddles a gap
 /// in which it may have ended unseen: it is not in flight as far as anyone knows.
-fn in_flight(s: &SockUse, now_ns: u64, since_ns: u64) -> (u64, u64) {
+pub(super) fn in_flight(s: &SockUse, now_ns: u64, since_ns: u64) -> (u64, u64) {
     if s.turn_start_ns < since_ns {
         return (0, 0);
     }
@@ -130,7 +130,8 @@ pub fn socket_delta(
         in_busy_ns: inb.min(interval_ns),
         out_turns: cur.send_turns.saturating_sub(base.send_turns),
         in_turns: cur.recv_turns.saturating_sub(base.recv_turns),
-        // One connection per entry: a reused entry's predecessors are counted from RETIRED.
+        // One connection per entry: a reused entry's predecessors are counted from RETIRED
+        // (`retired::deltas`).
         connections: 1,
     }
 }
