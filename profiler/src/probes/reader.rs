@@ -365,12 +365,7 @@ impl MapReader {
             self.sockets.keys().filter_map(Result::ok).collect()
         };
         self.forget_sockets(&keys);
-        if let Some(fd) = self.batch.as_ref().and_then(|b| b.retired.as_ref()) {
-            let keys: Vec<RetiredKey> = snapshot.retired.iter().map(|(k, _)| *k).collect();
-            if batch::delete(fd.as_fd(), &keys).is_ok() {
-                return;
-            }
-        }
+        // Few entries (folded by identity): a key walk.
         if let Some(map) = self.retired.as_mut() {
             let keys: Vec<RetiredKey> = map.keys().filter_map(Result::ok).collect();
             for k in &keys {
