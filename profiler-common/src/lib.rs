@@ -753,6 +753,8 @@ mod tests {
         assert_eq!(size_of::<DropDevKey>(), 20);
         assert_eq!(size_of::<NetDevKey>(), 20);
         assert_eq!(size_of::<NetDevCounts>(), 16);
-        assert_eq!(size_of::<SockUse>(), 24 + 9 * 8 + 2 * 16);
+        assert_eq!(size_of::<SockUse>(), 24 + 9 * 8 + 2 * 16 + 1 + 7);
+        assert_eq!(size_of::<RetiredKey>(), 4 + 2 + 2 + 2 + 2 + 4 + 4 + 2 * 16);
+        assert_eq!(size_of::<RetiredUse>(), 5 * 8);
     }
 }
