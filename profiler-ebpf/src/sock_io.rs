@@ -235,11 +235,10 @@ fn identify(e: &mut SockUse, sk: u64, family: u16) {
     }
     e.sport = head.num;
     e.dport_be = head.dport_be;
-    e.keep = if port_kind(head.num) == PORT_LISTENING {
+    let local = port_kind(head.num);
+    e.keep = if local == PORT_LISTENING {
         KEEP_LOCAL
-    } else if port_kind(head.num) == PORT_EPHEMERAL
-        || port_kind(u16::from_be(head.dport_be)) == PORT_LISTENING
-    {
+    } else if local == PORT_EPHEMERAL || port_kind(u16::from_be(head.dport_be)) == PORT_LISTENING {
         KEEP_REMOTE
     } else {
         KEEP_BOTH

@@ -77,6 +77,8 @@ pub struct MapReader {
     ports: Option<Array<MapData, u8>>,
     /// What `ports` holds now, so that only changes are written.
     ports_written: HashMap<u16, u8>,
+    /// `net.ipv4.ip_local_port_range`, as the first [`Self::set_ports`] was given it.
+    ephemeral: Option<(u16, u16)>,
     /// Second handles on the big hash maps' fds, for batched reads and deletes
     /// (`probes/batch.rs`); None where they could not be taken. A batch the kernel refuses
     /// falls back to walking the keys.
@@ -146,6 +148,7 @@ impl MapReader {
             retired: take(ebpf, "RETIRED").ok(),
             ports: take(ebpf, "PORTS").ok(),
             ports_written: HashMap::new(),
+            ephemeral: None,
             device_drops: take(ebpf, "DROPS_BY_DEVICE").ok(),
             running: take(ebpf, "RUNNING")?,
             runs: take(ebpf, "RUNS").ok(),
@@ -408,6 +411,14 @@ impl MapReader {
     /// Tells the programs which local ports listen and which are ephemeral (`PORTS`), so a
     /// retiring socket is folded under its service port or endpoint. Only changes are written.
     pub fn set_ports(&mut self, listening: &HashSet<u16>, ephemeral: Option<(u16, u16)>) {
+        self.ephemeral = ephemeral;
+        self.update_listening(listening);
+    }
+
+    /// [`Self::set_ports`] with the ephemeral range it was given: the listeners that came or
+    /// went since.
+    pub fn update_listening(&mut self, listening: &HashSet<u16>) {
+        let ephemeral = self.ephemeral;
         let Some(map) = self.ports.as_mut() else {
             return;
         };

@@ -37,8 +37,6 @@ pub struct ConnUse {
     owners: HashMap<u16, Option<String>>,
     /// Set by the session before each read.
     pub window: UseWindow,
-    /// `net.ipv4.ip_local_port_range`, read once.
-    ephemeral: Option<Option<(u16, u16)>>,
 }
 
 impl ConnUse {
@@ -82,10 +80,7 @@ impl ConnUse {
         maps.forget_retired(&retired);
         // The programs fold retiring sockets under their service port or endpoint: tell them
         // which ports listen and which are ephemeral.
-        let ephemeral = *self
-            .ephemeral
-            .get_or_insert_with(collect::host::ephemeral_range);
-        maps.set_ports(&listening, ephemeral);
+        maps.update_listening(&listening);
         if !wanted_ports.is_empty() {
             wanted_ports.sort_unstable();
             wanted_ports.dedup();
