@@ -4,7 +4,7 @@ use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::{map, tracepoint},
     maps::PerCpuHashMap,
-    programs::{RawTracePointContext, TracePointContext},
+    programs::TracePointContext,
 };
 use chokepoint_common::{
     ConnCounts, ConnKey, Counter, DIRECTION_ACTIVE, DIRECTION_PASSIVE, DROP_REASON_SLOTS,
@@ -12,8 +12,8 @@ use chokepoint_common::{
 };
 
 use crate::maps::{
-    BPF_NOEXIST, CONNECTIONS, DROP_REASONS, HANDSHAKES, HandshakeStart, SOCKETS, count,
-    drop_without_device, fast_and_compat, field, kernel_offset, kernel_read, ran, raw, record,
+    BPF_NOEXIST, CONNECTIONS, DROP_REASONS, HANDSHAKES, HandshakeStart, Memory as _, SOCKETS,
+    TpArgs, count, drop_without_device, fast_and_compat, field, kernel_offset, ran, raw, record,
 };
 
 const IPPROTO_TCP: u16 = 6;
@@ -26,6 +26,7 @@ fast_and_compat!(
 );
 raw!(
     inet_sock_set_state_raw,
+    inet_sock_set_state_btf,
     "inet_sock_set_state",
     set_state_raw,
     run::INET_SOCK_SET_STATE
@@ -67,30 +68,28 @@ impl<const FAST: bool> StateChange for Record<'_, FAST> {
 }
 
 /// `TP_PROTO(const struct sock *sk, const int oldstate, const int newstate)`.
-struct Args<'a>(&'a RawTracePointContext);
+struct Args<'a, C>(&'a C);
 
 /// `struct sock_common`: skc_dport @12 (network order), skc_num @14 (host order), unchanged
 /// for decades (see sock_io.rs).
 const SKC_DPORT: usize = 12;
 const SKC_NUM: usize = 14;
 
-impl StateChange for Args<'_> {
+impl<C: TpArgs> StateChange for Args<'_, C> {
     fn states(&self) -> (i32, i32) {
-        let old: u64 = self.0.arg(1);
-        let new: u64 = self.0.arg(2);
-        (old as i32, new as i32)
+        (self.0.arg(1) as i32, self.0.arg(2) as i32)
     }
     fn skaddr(&self) -> u64 {
         self.0.arg(0)
     }
     fn protocol(&self) -> u16 {
-        kernel_read(self.skaddr(), kernel_offset!(sock_protocol))
+        C::Mem::read(self.skaddr(), kernel_offset!(sock_protocol))
     }
     fn sport(&self) -> u16 {
-        kernel_read(self.skaddr(), SKC_NUM)
+        C::Mem::read(self.skaddr(), SKC_NUM)
     }
     fn dport(&self) -> u16 {
-        u16::from_be(kernel_read(self.skaddr(), SKC_DPORT))
+        u16::from_be(C::Mem::read(self.skaddr(), SKC_DPORT))
     }
 }
 
@@ -98,7 +97,7 @@ fn set_state_tp<const FAST: bool>(ctx: &TracePointContext) -> u32 {
     set_state(&Record::<FAST>(ctx))
 }
 
-fn set_state_raw(ctx: &RawTracePointContext) -> u32 {
+fn set_state_raw<C: TpArgs>(ctx: &C) -> u32 {
     set_state(&Args(ctx))
 }
 
@@ -267,7 +266,13 @@ pub fn tcp_receive_reset(_ctx: TracePointContext) -> u32 {
 }
 
 fast_and_compat!(kfree_skb, kfree_skb_compat, free_skb_tp, run::KFREE_SKB);
-raw!(kfree_skb_raw, "kfree_skb", free_skb_raw, run::KFREE_SKB);
+raw!(
+    kfree_skb_raw,
+    kfree_skb_btf,
+    "kfree_skb",
+    free_skb_raw,
+    run::KFREE_SKB
+);
 
 /// Packets dropped per device and reason (the raw program only: the classic record has no
 /// device).
@@ -281,10 +286,9 @@ fn free_skb_tp<const FAST: bool>(ctx: &TracePointContext) -> u32 {
 }
 
 /// `TP_PROTO(struct sk_buff *skb, void *location, enum skb_drop_reason reason, ...)`.
-fn free_skb_raw(ctx: &RawTracePointContext) -> u32 {
-    let skb: u64 = ctx.arg(0);
-    let reason: u64 = ctx.arg(2);
-    let reason = reason as u32;
+fn free_skb_raw<C: TpArgs>(ctx: &C) -> u32 {
+    let skb = ctx.arg(0);
+    let reason = ctx.arg(2) as u32;
     dropped(reason);
     if drop_without_device(reason) {
         return 0;
@@ -293,9 +297,9 @@ fn free_skb_raw(ctx: &RawTracePointContext) -> u32 {
         name: [0; IFNAMSIZ],
         reason,
     };
-    let dev: u64 = kernel_read(skb, kernel_offset!(skb_dev));
+    let dev: u64 = C::Mem::read(skb, kernel_offset!(skb_dev));
     if dev != 0 {
-        key.name = kernel_read(dev, kernel_offset!(netdev_name));
+        key.name = C::Mem::read(dev, kernel_offset!(netdev_name));
     }
     match DROPS_BY_DEVICE.get_ptr_mut(key) {
         // SAFETY: per-CPU value.

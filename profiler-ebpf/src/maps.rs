@@ -86,6 +86,61 @@ pub fn kernel_read<T>(base: u64, off: usize) -> T {
         .unwrap_or_else(|_| unsafe { core::mem::zeroed() })
 }
 
+/// How a program body reads kernel memory at `base + off`.
+pub trait Memory {
+    fn read<T>(base: u64, off: usize) -> T;
+}
+
+/// Through `bpf_probe_read_kernel`: a raw tracepoint's arguments are plain numbers to the
+/// verifier, so every read is a helper call.
+pub struct Helper;
+
+/// A plain load: a `tp_btf` program's arguments are typed pointers the verifier follows
+/// through the kernel's BTF (the offset is a constant to it: read-only data). The load is one
+/// instruction the kernel guards (a fault reads zero), not a helper call. Scalars only, each
+/// inside one member: a load across two members is refused at load time, and the raw
+/// program is attached instead.
+pub struct Direct;
+
+impl Memory for Helper {
+    #[inline(always)]
+    fn read<T>(base: u64, off: usize) -> T {
+        kernel_read(base, off)
+    }
+}
+
+impl Memory for Direct {
+    #[inline(always)]
+    fn read<T>(base: u64, off: usize) -> T {
+        // SAFETY: checked by the verifier against the pointer's BTF type; a faulting load
+        // yields zero (BPF_PROBE_MEM).
+        unsafe { core::ptr::read_volatile((base as usize + off) as *const T) }
+    }
+}
+
+/// The tracepoint's own arguments (`TP_PROTO`), as a raw or a BTF program is handed them
+/// (both as an array of u64), and how the body may read kernel memory through them.
+pub trait TpArgs {
+    type Mem: Memory;
+    fn arg(&self, n: usize) -> u64;
+}
+
+impl TpArgs for aya_ebpf::programs::RawTracePointContext {
+    type Mem = Helper;
+    #[inline(always)]
+    fn arg(&self, n: usize) -> u64 {
+        aya_ebpf::programs::RawTracePointContext::arg(self, n)
+    }
+}
+
+impl TpArgs for aya_ebpf::programs::BtfTracePointContext {
+    type Mem = Direct;
+    #[inline(always)]
+    fn arg(&self, n: usize) -> u64 {
+        aya_ebpf::programs::BtfTracePointContext::arg(self, n)
+    }
+}
+
 #[inline(always)]
 pub fn kernel_offsets() -> &'static KernelOffsets {
     &KERNEL_OFFSETS
@@ -281,12 +336,19 @@ pub fn send(event: &ProcEvent) {
     }
 }
 
-/// A raw-tracepoint entry point: the kernel hands the tracepoint's own arguments (no trace
-/// record is built), and the body reads what it needs from them.
+/// The two entry points that take the tracepoint's own arguments (no trace record is built):
+/// `tp_btf` (`$btf`: typed pointers, plain loads) and the raw tracepoint (`$name`: helper
+/// reads), the fallback where the kernel refuses the first. One body, generic over `TpArgs`.
 macro_rules! raw {
-    ($name:ident, $tracepoint:literal, $body:ident, $slot:expr) => {
+    ($name:ident, $btf:ident, $tracepoint:literal, $body:ident, $slot:expr) => {
         #[aya_ebpf::macros::raw_tracepoint(tracepoint = $tracepoint)]
         pub fn $name(ctx: aya_ebpf::programs::RawTracePointContext) -> u32 {
+            $crate::maps::ran($slot);
+            $body(&ctx)
+        }
+
+        #[aya_ebpf::macros::btf_tracepoint(function = $tracepoint)]
+        pub fn $btf(ctx: aya_ebpf::programs::BtfTracePointContext) -> u32 {
             $crate::maps::ran($slot);
             $body(&ctx)
         }

@@ -4,10 +4,8 @@
 //! `sched_switch` is the hottest program chokepoint has (hundreds of thousands of runs a
 //! second under load): one per-CPU slot, at most two hash lookups and one kernel read per run.
 use aya_ebpf::{
-    helpers::{
-        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_kernel,
-    },
-    programs::{RawTracePointContext, TracePointContext},
+    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns},
+    programs::TracePointContext,
 };
 use chokepoint_common::{
     Counter, EVENT_EXIT, EVENT_FORK, HIST_BUCKETS, OFF_IO, OFF_REASONS, OFF_SLEEP, ProcEvent,
@@ -15,8 +13,8 @@ use chokepoint_common::{
 };
 
 use crate::maps::{
-    BPF_NOEXIST, RUNNING, THREAD_TEMPLATE, THREADS, WAKES, count, duty_epoch, fast_and_compat,
-    field, kernel_offset, kernel_read, raw, send,
+    BPF_NOEXIST, Helper, Memory, RUNNING, THREAD_TEMPLATE, THREADS, TpArgs, WAKES, count,
+    duty_epoch, fast_and_compat, field, kernel_offset, raw, send,
 };
 
 /// `prev_state` bits that mean "blocked"; none set means the thread was preempted while
@@ -33,6 +31,7 @@ fast_and_compat!(
 );
 raw!(
     sched_switch_raw,
+    sched_switch_btf,
     "sched_switch",
     switch_raw,
     run::SCHED_SWITCH
@@ -43,7 +42,9 @@ fn switch_tp<const FAST: bool>(ctx: &TracePointContext) -> u32 {
     let next: i32 = field!(ctx, FAST, switch_next_pid);
     let state: i64 = field!(ctx, FAST, switch_prev_state);
     let current = bpf_get_current_pid_tgid();
-    switch::<FAST>(current, prev, next, state, || {
+    // SAFETY: a helper without arguments.
+    let task = unsafe { bpf_get_current_task() };
+    switch::<FAST, Helper>(current, task, prev, next, state, || {
         // Once per thread, so a helper read is fine (a 16-byte direct copy from the context
         // would be a memcpy the verifier refuses).
         let off = if FAST {
@@ -58,20 +59,21 @@ fn switch_tp<const FAST: bool>(ctx: &TracePointContext) -> u32 {
 
 /// `TP_PROTO(bool preempt, struct task_struct *prev, struct task_struct *next,
 /// unsigned int prev_state)`.
-fn switch_raw(ctx: &RawTracePointContext) -> u32 {
-    let preempt: u64 = ctx.arg(0);
-    let prev: u64 = ctx.arg(1);
-    let next: u64 = ctx.arg(2);
-    let prev_state: u64 = ctx.arg(3);
+fn switch_raw<C: TpArgs>(ctx: &C) -> u32 {
+    let preempt = ctx.arg(0);
+    let prev = ctx.arg(1);
+    let next = ctx.arg(2);
+    let prev_state = ctx.arg(3);
     let state = report_state(preempt & 0xff != 0, prev_state as u32);
     // `current` is still `prev`: its pid comes with no kernel read.
     let current = bpf_get_current_pid_tgid();
-    switch::<true>(
+    switch::<true, C::Mem>(
         current,
+        prev,
         current as u32 as i32,
-        task_pid(next),
+        task_pid::<C::Mem>(next),
         state,
-        || kernel_read(prev, kernel_offset!(task_comm)),
+        || C::Mem::read(prev, kernel_offset!(task_comm)),
     )
 }
 
@@ -94,11 +96,11 @@ fn report_state(preempt: bool, raw: u32) -> i64 {
 }
 
 #[inline(always)]
-fn task_pid(task: u64) -> i32 {
+fn task_pid<M: Memory>(task: u64) -> i32 {
     if task == 0 {
         return 0;
     }
-    kernel_read(task, kernel_offset!(task_pid))
+    M::read(task, kernel_offset!(task_pid))
 }
 
 /// When a wait stamped at `since` counts from: `since`, or the last attach of the duty-cycled
@@ -113,11 +115,13 @@ fn since_attach(since: u64, epoch: u64) -> u64 {
     }
 }
 
-/// `REASONS`: read why a blocking thread blocked (the `_compat` programs do not).
+/// `REASONS`: read why a blocking thread blocked (the `_compat` programs do not). `M`: how
+/// `task` (the task being switched out, as the program holds it) is read.
 #[inline(always)]
-fn switch<const REASONS: bool>(
+fn switch<const REASONS: bool, M: Memory>(
     // `bpf_get_current_pid_tgid()`: the task being switched out.
     current: u64,
+    task: u64,
     prev: i32,
     next: i32,
     state: i64,
@@ -157,7 +161,7 @@ fn switch<const REASONS: bool>(
         // The kernel's own run-time total is exact even when a switch went unreported
         // (seen on this VM: a host agent's thread is switched in and never out); the slice
         // only covers a thread's first switch-out, whose earlier run time predates us.
-        let runtime = exec_runtime();
+        let runtime = exec_runtime::<M>(task);
         match runtime {
             Some(rt) if stats.exec_runtime_ns != 0 || stats.flags & THREAD_NEW != 0 => {
                 stats.oncpu_ns += rt.saturating_sub(stats.exec_runtime_ns);
@@ -185,7 +189,7 @@ fn switch<const REASONS: bool>(
                     OFF_SLEEP as u32
                 };
                 stats.off_reason = if REASONS {
-                    blocked_reason(uninterruptible)
+                    blocked_reason::<M>(uninterruptible)
                 } else if uninterruptible {
                     off_reason::DISK
                 } else {
@@ -222,16 +226,21 @@ fn switch<const REASONS: bool>(
 /// kernel saved on entry (`orig_ax` on x86_64). Only the fast programs do this; `_compat` ones
 /// fall back to the blocked state alone.
 #[inline(always)]
-fn blocked_reason(uninterruptible: bool) -> u32 {
+fn blocked_reason<M: Memory>(uninterruptible: bool) -> u32 {
     #[cfg(bpf_target_arch = "x86_64")]
     {
         use aya_ebpf::helpers::generated::{bpf_get_current_task_btf, bpf_task_pt_regs};
         /// `offsetof(struct pt_regs, orig_ax)` on x86_64.
         const ORIG_AX: usize = 15 * 8;
-        // SAFETY: helpers on the current task; the read is checked by the helper.
+        // SAFETY: helpers on the current task; `M` reads a typed pointer (`bpf_task_pt_regs`
+        // returns one) or goes through the helper.
         let nr = unsafe {
-            let regs = bpf_task_pt_regs(bpf_get_current_task_btf()) as usize;
-            bpf_probe_read_kernel((regs + ORIG_AX) as *const i64).unwrap_or(-1)
+            let regs = bpf_task_pt_regs(bpf_get_current_task_btf()) as u64;
+            if regs == 0 {
+                -1
+            } else {
+                M::read::<i64>(regs, ORIG_AX)
+            }
         };
         off_reason::of_x86_64_syscall(nr, uninterruptible)
     }
@@ -245,18 +254,17 @@ fn blocked_reason(uninterruptible: bool) -> u32 {
     }
 }
 
-/// The current task's `se.sum_exec_runtime`, where this kernel's BTF gave its offset.
+/// `task`'s `se.sum_exec_runtime`, where this kernel's BTF gave its offset. `task` is the
+/// current task (valid while its program runs).
 #[inline(always)]
-fn exec_runtime() -> Option<u64> {
+fn exec_runtime<M: Memory>(task: u64) -> Option<u64> {
     let off = kernel_offset!(task_sum_exec_runtime);
-    if off == 0 {
+    if off == 0 || task == 0 {
         return None;
     }
-    // SAFETY: the current task is valid while its program runs; the helper checks the read.
-    unsafe {
-        let task = bpf_get_current_task() as usize;
-        bpf_probe_read_kernel((task + off as usize) as *const u64).ok()
-    }
+    // A task switched out has run: zero is a read that failed.
+    let rt: u64 = M::read(task, off);
+    (rt != 0).then_some(rt)
 }
 
 /// The stats slot of a thread, created zeroed on first sight.
@@ -295,12 +303,14 @@ fast_and_compat!(
 );
 raw!(
     sched_waking_raw,
+    sched_waking_btf,
     "sched_waking",
     wakeup_raw,
     run::SCHED_WAKING
 );
 raw!(
     sched_wakeup_new_raw,
+    sched_wakeup_new_btf,
     "sched_wakeup_new",
     wakeup_raw,
     run::SCHED_WAKEUP_NEW
@@ -311,8 +321,8 @@ fn wakeup_tp<const FAST: bool>(ctx: &TracePointContext) -> u32 {
 }
 
 /// `TP_PROTO(struct task_struct *p)`.
-fn wakeup_raw(ctx: &RawTracePointContext) -> u32 {
-    wakeup(task_pid(ctx.arg(0)))
+fn wakeup_raw<C: TpArgs>(ctx: &C) -> u32 {
+    wakeup(task_pid::<C::Mem>(ctx.arg(0)))
 }
 
 #[inline(always)]
@@ -388,6 +398,7 @@ fast_and_compat!(
 );
 raw!(
     sched_process_fork_raw,
+    sched_process_fork_btf,
     "sched_process_fork",
     fork_raw,
     run::SCHED_PROCESS_FORK
@@ -398,8 +409,8 @@ fn fork_tp<const FAST: bool>(ctx: &TracePointContext) -> u32 {
 }
 
 /// `TP_PROTO(struct task_struct *parent, struct task_struct *child)`.
-fn fork_raw(ctx: &RawTracePointContext) -> u32 {
-    fork(task_pid(ctx.arg(1)))
+fn fork_raw<C: TpArgs>(ctx: &C) -> u32 {
+    fork(task_pid::<C::Mem>(ctx.arg(1)))
 }
 
 #[inline(always)]
@@ -432,6 +443,7 @@ fast_and_compat!(
 );
 raw!(
     sched_process_exit_raw,
+    sched_process_exit_btf,
     "sched_process_exit",
     exit_raw,
     run::SCHED_PROCESS_EXIT
@@ -442,8 +454,8 @@ fn exit_tp<const FAST: bool>(ctx: &TracePointContext) -> u32 {
 }
 
 /// `TP_PROTO(struct task_struct *p, ...)`.
-fn exit_raw(ctx: &RawTracePointContext) -> u32 {
-    exit(task_pid(ctx.arg(0)))
+fn exit_raw<C: TpArgs>(ctx: &C) -> u32 {
+    exit(task_pid::<C::Mem>(ctx.arg(0)))
 }
 
 #[inline(always)]
@@ -458,7 +470,8 @@ fn exit(pid: i32) -> u32 {
         // SAFETY: only the exiting thread's own CPU writes its slot now.
         let stats = unsafe { &mut *stats };
         if (stats.exec_runtime_ns != 0 || stats.flags & THREAD_NEW != 0)
-            && let Some(rt) = exec_runtime()
+            // SAFETY: a helper without arguments.
+            && let Some(rt) = exec_runtime::<Helper>(unsafe { bpf_get_current_task() })
         {
             stats.oncpu_ns += rt.saturating_sub(stats.exec_runtime_ns);
             stats.exec_runtime_ns = rt;

@@ -7,7 +7,7 @@
 //! That is rare for request/response connections and only blurs a turn, so it is accepted.
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel},
-    programs::{RawTracePointContext, TracePointContext},
+    programs::TracePointContext,
 };
 use chokepoint_common::{
     Counter, KEEP_BOTH, KEEP_LOCAL, KEEP_REMOTE, PORT_EPHEMERAL, PORT_LISTENING, SOCK_DIR_RECV,
@@ -15,8 +15,8 @@ use chokepoint_common::{
 };
 
 use crate::maps::{
-    BPF_NOEXIST, PORTS, RETIRED, SOCK_TEMPLATE, SOCKETS, count, fast_and_compat, field,
-    kernel_offset, kernel_read, raw,
+    BPF_NOEXIST, Memory as _, PORTS, RETIRED, SOCK_TEMPLATE, SOCKETS, TpArgs, count,
+    fast_and_compat, field, kernel_offset, kernel_read, raw,
 };
 
 pub(crate) const IPPROTO_TCP: u16 = 6;
@@ -51,12 +51,14 @@ fast_and_compat!(
 );
 raw!(
     sock_send_length_raw,
+    sock_send_length_btf,
     "sock_send_length",
     send_raw,
     run::SOCK_SEND_LENGTH
 );
 raw!(
     sock_recv_length_raw,
+    sock_recv_length_btf,
     "sock_recv_length",
     recv_raw,
     run::SOCK_RECV_LENGTH
@@ -88,30 +90,30 @@ fn recv<const FAST: bool>(ctx: &TracePointContext) -> u32 {
     0
 }
 
-fn send_raw(ctx: &RawTracePointContext) -> u32 {
+fn send_raw<C: TpArgs>(ctx: &C) -> u32 {
     length_raw(ctx, SOCK_DIR_SEND)
 }
 
-fn recv_raw(ctx: &RawTracePointContext) -> u32 {
+fn recv_raw<C: TpArgs>(ctx: &C) -> u32 {
     length_raw(ctx, SOCK_DIR_RECV)
 }
 
 /// `TP_PROTO(struct sock *sk, int ret, int flags)`: the free arguments are checked first, so a
 /// failed or peeking call reads nothing from the socket, and a unix-socket message one field.
 #[inline(always)]
-fn length_raw(ctx: &RawTracePointContext, dir: u8) -> u32 {
-    let sk: u64 = ctx.arg(0);
-    let ret: u64 = ctx.arg(1);
-    let flags: u64 = ctx.arg(2);
+fn length_raw<C: TpArgs>(ctx: &C, dir: u8) -> u32 {
+    let sk = ctx.arg(0);
+    let ret = ctx.arg(1);
+    let flags = ctx.arg(2);
     let (ret, flags) = (ret as i32, flags as i32);
     if ret <= 0 || flags & MSG_PEEK != 0 {
         return 0;
     }
-    let family: u16 = kernel_read(sk, kernel_offset!(sock_family));
+    let family: u16 = C::Mem::read(sk, kernel_offset!(sock_family));
     if family != AF_INET && family != AF_INET6 {
         return 0;
     }
-    let protocol: u16 = kernel_read(sk, kernel_offset!(sock_protocol));
+    let protocol: u16 = C::Mem::read(sk, kernel_offset!(sock_protocol));
     if protocol != IPPROTO_TCP {
         return 0;
     }

@@ -2,14 +2,11 @@
 //! kernel work that no process is charged for. Softirqs do not nest on a CPU, so one per-CPU
 //! start time is enough.
 use aya_ebpf::{
-    helpers::bpf_ktime_get_ns,
-    macros::map,
-    maps::PerCpuArray,
-    programs::{RawTracePointContext, TracePointContext},
+    helpers::bpf_ktime_get_ns, macros::map, maps::PerCpuArray, programs::TracePointContext,
 };
 use chokepoint_common::{SOFTIRQ_VECTORS, run};
 
-use crate::maps::{fast_and_compat, field, raw};
+use crate::maps::{TpArgs, fast_and_compat, field, raw};
 
 #[map]
 static SOFTIRQ_SINCE: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
@@ -32,12 +29,14 @@ fast_and_compat!(
 );
 raw!(
     softirq_entry_raw,
+    softirq_entry_btf,
     "softirq_entry",
     entry_raw,
     run::SOFTIRQ_ENTRY
 );
 raw!(
     softirq_exit_raw,
+    softirq_exit_btf,
     "softirq_exit",
     exit_raw,
     run::SOFTIRQ_EXIT
@@ -47,7 +46,7 @@ fn entry_tp<const FAST: bool>(_ctx: &TracePointContext) -> u32 {
     entry()
 }
 
-fn entry_raw(_ctx: &RawTracePointContext) -> u32 {
+fn entry_raw<C: TpArgs>(_ctx: &C) -> u32 {
     entry()
 }
 
@@ -56,9 +55,8 @@ fn exit_tp<const FAST: bool>(ctx: &TracePointContext) -> u32 {
 }
 
 /// `TP_PROTO(unsigned int vec_nr)`.
-fn exit_raw(ctx: &RawTracePointContext) -> u32 {
-    let vec: u64 = ctx.arg(0);
-    exit(vec as u32)
+fn exit_raw<C: TpArgs>(ctx: &C) -> u32 {
+    exit(ctx.arg(0) as u32)
 }
 
 #[inline(always)]

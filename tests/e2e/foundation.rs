@@ -26,21 +26,27 @@ fn tmp(name: &str) -> PathBuf {
 
 #[test]
 fn connection_opens_match_the_kernels_own_counters() {
-    opens_match_nstat(false);
+    opens_match_nstat(Programs::Btf);
+}
+
+#[test]
+fn the_raw_connection_setup_program_counts_the_same_opens() {
+    // The fallback for kernels that refuse the BTF program.
+    opens_match_nstat(Programs::Raw);
 }
 
 #[test]
 fn the_classic_connection_setup_program_counts_the_same_opens() {
     // The fallback for kernels without raw tracepoints or BTF socket offsets.
-    opens_match_nstat(true);
+    opens_match_nstat(Programs::Classic);
 }
 
 /// nginx under wrk `Connection: close`: our opens equal the kernel's own counters, through
-/// the raw `inet_sock_set_state` program or (`classic`) the trace-record one.
-fn opens_match_nstat(classic: bool) {
+/// the `inet_sock_set_state` program of `programs`.
+fn opens_match_nstat(programs: Programs) {
     let nginx = Nginx::start();
     let before = program_ids();
-    let tag = if classic { "classic" } else { "raw" };
+    let tag = format!("{programs:?}");
     let (rec, out) = (
         tmp(&format!("opens-{tag}.rec")),
         tmp(&format!("opens-{tag}.json")),
@@ -65,14 +71,14 @@ fn opens_match_nstat(classic: bool) {
         "Connection: close",
         &url,
     ]);
-    force_classic(&mut cmd, classic);
+    force(&mut cmd, programs);
     let o = chokepoint_tests::output_within(&mut cmd, Duration::from_secs(60));
     let active = kernel_counter("Tcp", "ActiveOpens") - active0;
     let passive = kernel_counter("Tcp", "PassiveOpens") - passive0;
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(
-        raw_programs(&rec).contains(&"sock/inet_sock_set_state".to_string()),
-        !classic,
+        attached_as(&rec, "sock/inet_sock_set_state"),
+        programs,
         "which program path counted the opens"
     );
     let r = json(&out);
@@ -235,10 +241,11 @@ fn cpu_seconds_of_a_two_thread_burner_match_its_rusage() {
     // Three runs: a slice lost now and then (as once happened when the kernel did not report a
     // switch) fails one of them.
     for attempt in 0..3 {
-        let (ours, rusage, raw) = burner_cpu_seconds(attempt, false);
-        assert!(
-            raw,
-            "the scheduler programs are raw tracepoints where BTF is present"
+        let (ours, rusage, attached) = burner_cpu_seconds(attempt, Programs::Btf);
+        assert_eq!(
+            attached,
+            Programs::Btf,
+            "the scheduler programs are BTF tracepoints where the kernel takes them"
         );
         assert!(
             (ours - rusage).abs() <= rusage * 0.01,
@@ -250,8 +257,23 @@ fn cpu_seconds_of_a_two_thread_burner_match_its_rusage() {
 #[test]
 fn the_classic_tracepoint_programs_give_the_same_cpu_seconds() {
     // The fallback for kernels without raw tracepoints or BTF task offsets.
-    let (ours, rusage, raw) = burner_cpu_seconds(3, true);
-    assert!(!raw, "{} forces the classic programs", CLASSIC_ENV);
+    let (ours, rusage, attached) = burner_cpu_seconds(3, Programs::Classic);
+    assert_eq!(
+        attached,
+        Programs::Classic,
+        "{CLASSIC_ENV} forces the classic programs"
+    );
+    assert!(
+        (ours - rusage).abs() <= rusage * 0.01,
+        "ours {ours:.3}s vs rusage {rusage:.3}s"
+    );
+}
+
+#[test]
+fn the_raw_tracepoint_programs_give_the_same_cpu_seconds() {
+    // The fallback for kernels that refuse the BTF programs: helper reads at BTF offsets.
+    let (ours, rusage, attached) = burner_cpu_seconds(4, Programs::Raw);
+    assert_eq!(attached, Programs::Raw, "{RAW_ENV} forces the raw programs");
     assert!(
         (ours - rusage).abs() <= rusage * 0.01,
         "ours {ours:.3}s vs rusage {rusage:.3}s"
@@ -259,13 +281,42 @@ fn the_classic_tracepoint_programs_give_the_same_cpu_seconds() {
 }
 
 const CLASSIC_ENV: &str = "CHOKEPOINT_CLASSIC_TRACEPOINTS";
+const RAW_ENV: &str = "CHOKEPOINT_RAW_TRACEPOINTS";
 
-/// Forces the classic (trace-record) programs, or makes sure the run does not inherit that.
-fn force_classic(cmd: &mut Command, classic: bool) {
-    if classic {
-        cmd.env(CLASSIC_ENV, "1");
+/// The programs a tracepoint can be attached through, cheapest first.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Programs {
+    /// `tp_btf`: the default where the kernel takes it.
+    Btf,
+    /// Raw tracepoints (`CHOKEPOINT_RAW_TRACEPOINTS`).
+    Raw,
+    /// Trace records (`CHOKEPOINT_CLASSIC_TRACEPOINTS`).
+    Classic,
+}
+
+/// Forces `programs`, and makes sure the run inherits no other choice.
+fn force(cmd: &mut Command, programs: Programs) {
+    for (env, wanted) in [
+        (CLASSIC_ENV, programs == Programs::Classic),
+        (RAW_ENV, programs == Programs::Raw),
+    ] {
+        if wanted {
+            cmd.env(env, "1");
+        } else {
+            cmd.env_remove(env);
+        }
+    }
+}
+
+/// How the recording's header says tracepoint `id` was attached.
+fn attached_as(rec: &Path, id: &str) -> Programs {
+    let listed = |key: &str| header_list(rec, key).iter().any(|t| t == id);
+    if listed("btf") {
+        Programs::Btf
+    } else if listed("raw") {
+        Programs::Raw
     } else {
-        cmd.env_remove(CLASSIC_ENV);
+        Programs::Classic
     }
 }
 
@@ -297,11 +348,9 @@ fn run_burner(
 }
 
 /// Runs the two-thread burner under `chokepoint run`: (our cpu_seconds, its own rusage,
-/// whether sched_switch was attached as a raw tracepoint).
-fn burner_cpu_seconds(attempt: u32, classic: bool) -> (f64, f64, bool) {
-    let (rec, out, o) = run_burner(&format!("burn-{attempt}"), "2", |cmd| {
-        force_classic(cmd, classic)
-    });
+/// how sched_switch was attached).
+fn burner_cpu_seconds(attempt: u32, programs: Programs) -> (f64, f64, Programs) {
+    let (rec, out, o) = run_burner(&format!("burn-{attempt}"), "2", |cmd| force(cmd, programs));
     let stdout = String::from_utf8_lossy(&o.stdout);
     let rusage: f64 = stdout
         .lines()
@@ -316,8 +365,12 @@ fn burner_cpu_seconds(attempt: u32, classic: bool) -> (f64, f64, bool) {
         .find(|p| p["comm"] == "cpu-burn")
         .expect("the burner is listed");
     assert_eq!(p["role"], "load-generator");
-    let raw = raw_programs(&rec).contains(&"sched/sched_switch".to_string());
-    (p["cpu_seconds"].as_f64().expect("cpu_seconds"), rusage, raw)
+    let attached = attached_as(&rec, "sched/sched_switch");
+    (
+        p["cpu_seconds"].as_f64().expect("cpu_seconds"),
+        rusage,
+        attached,
+    )
 }
 
 /// `cargo xtask bench --empty`'s floor: an empty program at each hook the real ones use, its
@@ -327,11 +380,12 @@ fn the_benchmark_floor_attaches_empty_programs_at_the_same_hooks() {
     let before = program_ids();
     let (rec, out, _) = run_burner("empty", "1", |cmd| {
         cmd.env("CHOKEPOINT_EMPTY_PROGRAMS", "1");
-        force_classic(cmd, false);
+        force(cmd, Programs::Btf);
     });
     assert!(
-        raw_programs(&rec).contains(&"sched/sched_switch".to_string()),
-        "the empty program takes the raw hook where the real one would"
+        header_list(&rec, "raw").contains(&"sched/sched_switch".to_string()),
+        "the empty program takes the raw hook where the real one would (BTF or raw: the \
+         same dispatch)"
     );
     let r = json(&out);
     let programs = r["overhead"]["programs"].as_object().expect("programs");
@@ -345,13 +399,14 @@ fn the_benchmark_floor_attaches_empty_programs_at_the_same_hooks() {
     assert!(left.is_empty(), "programs left loaded: {left:?}");
 }
 
-/// The tracepoints a recording's header lists as attached through raw programs.
-fn raw_programs(rec: &Path) -> Vec<String> {
+/// The tracepoints a recording's header lists under `probes.KEY` (`raw`: through the
+/// tracepoint's arguments; `btf`: those of them as BTF tracepoints).
+fn header_list(rec: &Path, key: &str) -> Vec<String> {
     let header: Value = std::fs::read_to_string(rec)
         .ok()
         .and_then(|t| t.lines().next().and_then(|l| serde_json::from_str(l).ok()))
         .expect("recording header");
-    header["probes"]["raw"]
+    header["probes"][key]
         .as_array()
         .map(|a| {
             a.iter()

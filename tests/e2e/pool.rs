@@ -119,13 +119,15 @@ fn sample_servers(pg: u16, bouncer: u16, stop: Arc<AtomicBool>) -> thread::JoinH
 /// pgbench through a PgBouncer pool of `pool_size` under `chokepoint run`; the JSON result and
 /// the servers' view sampled meanwhile.
 fn pgbench_through_pool(name: &str, pool_size: u32) -> (Value, ServerView) {
-    pgbench_through_pool_via(name, pool_size, Via::Raw)
+    pgbench_through_pool_via(name, pool_size, Via::Btf)
 }
 
 /// Which programs read connection use.
 #[derive(Clone, Copy, PartialEq)]
 enum Via {
-    /// The socket tracepoints as raw tracepoints (the default where BTF is present).
+    /// The socket tracepoints as BTF tracepoints (the default where the kernel takes them).
+    Btf,
+    /// The socket tracepoints as raw tracepoints (`CHOKEPOINT_RAW_TRACEPOINTS`).
     Raw,
     /// The socket tracepoints' trace records (kernels without raw tracepoints or BTF).
     Classic,
@@ -178,6 +180,7 @@ fn pgbench_through_pool_via(name: &str, pool_size: u32, via: Via) -> (Value, Ser
     for (env, wanted) in [
         (SOCKET_SYSCALLS, via == Via::Syscalls),
         (CLASSIC_ENV, via == Via::Classic),
+        (RAW_ENV, via == Via::Raw),
     ] {
         if wanted {
             cmd.env(env, "1");
@@ -277,6 +280,11 @@ fn a_pool_of_two_for_24_clients_is_pool_saturated() {
     // unrelated processes used half a core or more (the test host is shared).
     for attempt in 1..=3 {
         let (v, view) = pgbench_through_pool("small", 2);
+        let btf = v["probes"]["btf"].as_array().expect("probes.btf");
+        assert!(
+            btf.iter().any(|t| t == "sock/sock_send_length"),
+            "the socket programs are BTF tracepoints where the kernel takes them: {btf:?}"
+        );
         check_small_pool(&v, &view);
         let foreign = foreign_cores(&v);
         if v["verdict"]["kind"] == "pool-saturated" {
@@ -328,6 +336,21 @@ fn the_classic_socket_programs_see_the_same_pool() {
 
 const SOCKET_SYSCALLS: &str = "CHOKEPOINT_SOCKET_SYSCALLS";
 const CLASSIC_ENV: &str = "CHOKEPOINT_CLASSIC_TRACEPOINTS";
+const RAW_ENV: &str = "CHOKEPOINT_RAW_TRACEPOINTS";
+
+/// The raw-tracepoint programs of the socket tracepoints (the fallback for kernels that refuse
+/// the BTF ones: helper reads instead of plain loads) see the same pool.
+#[test]
+fn the_raw_socket_programs_see_the_same_pool() {
+    let (v, view) = pgbench_through_pool_via("small-raw", 2, Via::Raw);
+    let listed = |key: &str| {
+        v["probes"][key]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|t| t == "sock/sock_send_length"))
+    };
+    assert!(listed("raw") && !listed("btf"), "{}", v["probes"]);
+    check_small_pool(&v, &view);
+}
 
 fn check_small_pool(v: &Value, view: &ServerView) {
     let pool = bouncer_pool(v);

@@ -34,6 +34,7 @@ pub fn header() -> Header {
             failed: Vec::new(),
             portable_reads: Vec::new(),
             raw: Vec::new(),
+            btf: Vec::new(),
         },
         bpf_stats: "test".into(),
         drop_reasons: Vec::new(),

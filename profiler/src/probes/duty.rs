@@ -28,7 +28,7 @@
 use aya::{
     Ebpf,
     maps::{Array, HashMap, PerCpuArray, PerCpuValues},
-    programs::{RawTracePoint, TracePoint},
+    programs::{BtfTracePoint, RawTracePoint, TracePoint},
 };
 
 use super::{
@@ -359,6 +359,9 @@ fn detach(probes: &mut Probes, ids: &[String]) -> Result<(), String> {
             continue;
         };
         let done = match handle {
+            LinkHandle::Btf(l) => program::<BtfTracePoint>(&mut probes.ebpf, name)?
+                .detach(l)
+                .map_err(|e| error_chain(&e)),
             LinkHandle::Raw(l) => program::<RawTracePoint>(&mut probes.ebpf, name)?
                 .detach(l)
                 .map_err(|e| error_chain(&e)),
@@ -395,7 +398,12 @@ fn attach_links(probes: &mut Probes, ids: &[String]) -> Result<(), String> {
             continue;
         }
         let (group, tp) = id.split_once('/').unwrap_or(("", id));
-        let handle = if name.ends_with("_raw") {
+        let handle = if name.ends_with("_btf") {
+            program::<BtfTracePoint>(&mut probes.ebpf, name)?
+                .attach()
+                .map(LinkHandle::Btf)
+                .map_err(|e| error_chain(&e))
+        } else if name.ends_with("_raw") {
             program::<RawTracePoint>(&mut probes.ebpf, name)?
                 .attach(tp)
                 .map(LinkHandle::Raw)

@@ -4,9 +4,10 @@
 use std::path::Path;
 
 use aya::{
-    Ebpf, EbpfLoader,
+    Btf, Ebpf, EbpfLoader,
     programs::{
-        Program, ProgramError, RawTracePoint, TracePoint, raw_trace_point::RawTracePointLinkId,
+        BtfTracePoint, Program, ProgramError, RawTracePoint, TracePoint,
+        raw_trace_point::RawTracePointLinkId, tp_btf::BtfTracePointLinkId,
         trace_point::TracePointLinkId,
     },
 };
@@ -37,6 +38,10 @@ pub enum LoadError {
 
 /// Set to attach only classic tracepoint programs (for overhead comparisons).
 pub const CLASSIC_ENV: &str = "CHOKEPOINT_CLASSIC_TRACEPOINTS";
+
+/// Set to attach the raw-tracepoint programs where BTF ones would attach: the fallback for
+/// kernels that refuse `tp_btf`, kept testable (and comparable) on kernels that take it.
+pub const RAW_ENV: &str = "CHOKEPOINT_RAW_TRACEPOINTS";
 
 /// Set to attach a program that does nothing at every hook instead of the real ones: the
 /// floor a benchmark compares against (`cargo xtask bench --empty`). Nothing is measured.
@@ -80,6 +85,7 @@ pub struct Attached {
 
 #[derive(Debug)]
 pub enum LinkHandle {
+    Btf(BtfTracePointLinkId),
     Raw(RawTracePointLinkId),
     Classic(TracePointLinkId),
 }
@@ -161,6 +167,19 @@ impl Probes {
             });
         }
         let syscall_turns = socket_syscalls::forced() && kernel.has_fd_walk();
+        // The kernel's BTF, parsed once for every `tp_btf` program (each is loaded against
+        // its tracepoint's type); without it the raw programs attach.
+        let btf = if use_raw && std::env::var_os(RAW_ENV).is_none() {
+            Btf::from_sys_fs()
+                .map_err(|e| {
+                    status.portable_reads.push(format!(
+                        "BTF tracepoints unavailable ({e}); raw ones attached"
+                    ));
+                })
+                .ok()
+        } else {
+            None
+        };
         for (tp, format) in &layouts {
             if syscall_turns && tp.group == "sock" && tp.family == Family::ConnectionUse {
                 status.failed.push(ProbeFailure {
@@ -174,14 +193,28 @@ impl Probes {
                 continue;
             }
             if tp.raw && use_raw && raw_ready(tp, &kernel) {
-                match attach_raw(&mut ebpf, tp) {
+                let by_btf = btf.as_ref().map(|btf| attach_btf(&mut ebpf, tp, btf));
+                if let Some(Err(e)) = &by_btf {
+                    status.portable_reads.push(format!(
+                        "{}: BTF program refused ({e}); raw one attached",
+                        tp.id()
+                    ));
+                }
+                let (suffix, attached) = match by_btf {
+                    Some(Ok(link)) => ("_btf", Ok(link)),
+                    _ => ("_raw", attach_raw(&mut ebpf, tp)),
+                };
+                match attached {
                     Ok(link) => {
                         status.attached.push(tp.id());
                         status.raw.push(tp.id());
+                        if suffix == "_btf" {
+                            status.btf.push(tp.id());
+                        }
                         links.insert(
                             tp.id(),
                             Attached {
-                                program: format!("{}_raw", tp.program),
+                                program: format!("{}{suffix}", tp.program),
                                 link: Some(link),
                             },
                         );
@@ -390,6 +423,17 @@ fn attach(ebpf: &mut Ebpf, tp: &Tracepoint, name: &str) -> Result<LinkHandle, St
     program
         .attach(tp.group, tp.name)
         .map(LinkHandle::Classic)
+        .map_err(|e| format!("attach failed: {}", error_chain(&e)))
+}
+
+/// The `tp_btf` program of `tp`, loaded against the tracepoint's type in the kernel's BTF.
+fn attach_btf(ebpf: &mut Ebpf, tp: &Tracepoint, btf: &Btf) -> Result<LinkHandle, String> {
+    let name = format!("{}_btf", tp.program);
+    let program: &mut BtfTracePoint = program(ebpf, &name)?;
+    program.load(tp.name, btf).map_err(|e| refused(&name, &e))?;
+    program
+        .attach()
+        .map(LinkHandle::Btf)
         .map_err(|e| format!("attach failed: {}", error_chain(&e)))
 }
 

@@ -512,11 +512,12 @@ fn program_stats(ebpf: &Ebpf) -> HashMap<String, (u64, u64)> {
         }
     }
     for tp in TRACEPOINTS {
-        // Whichever variant was loaded: the fast one, `_compat` or `_raw`.
+        // Whichever variant was loaded: the fast one, `_compat`, `_raw` or `_btf`.
         for name in [
             tp.program.to_string(),
             format!("{}_compat", tp.program),
             format!("{}_raw", tp.program),
+            format!("{}_btf", tp.program),
         ] {
             if let Some(info) = ebpf.program(&name).and_then(|p| p.info().ok()) {
                 let stats = (info.run_time().as_nanos() as u64, info.run_count());

@@ -25,8 +25,9 @@ pub struct Tracepoint {
     pub program: &'static str,
     pub family: Family,
     pub fields: &'static [FieldSpec],
-    /// Has a raw-tracepoint program (`<program>_raw`) that reads the tracepoint's own
-    /// arguments through BTF offsets instead of the trace record: no record to build.
+    /// Has programs that read the tracepoint's own arguments instead of the trace record (no
+    /// record to build): `<program>_btf` (`tp_btf`, plain loads through typed pointers), and
+    /// `<program>_raw` (raw tracepoint, helper reads at BTF offsets) where the first is refused.
     pub raw: bool,
 }
 

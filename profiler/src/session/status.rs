@@ -9,7 +9,8 @@ use crate::{
     recording::{Interval, ProbeStatus, Role},
 };
 
-/// "attached 23 programs (19 raw tracepoints), 0 unavailable; recording to X; Ctrl-C stops".
+/// "attached 23 programs (19 raw tracepoints, 19 of them BTF), 0 unavailable; recording to X;
+/// Ctrl-C stops".
 pub fn first_line(probes: &ProbeStatus, out: &Path, command: bool) -> String {
     let unavailable = probes
         .failed
@@ -17,11 +18,15 @@ pub fn first_line(probes: &ProbeStatus, out: &Path, command: bool) -> String {
         .filter(|f| f.reason != LEFT_OUT)
         .count();
     let left_out = probes.failed.len() - unavailable;
-    let raw = probes.raw.len();
+    let (raw, btf) = (probes.raw.len(), probes.btf.len());
     let mut s = format!(
-        "chokepoint: attached {} programs ({raw} raw tracepoints), {unavailable} unavailable",
+        "chokepoint: attached {} programs ({raw} raw tracepoints",
         probes.attached.len()
     );
+    if btf > 0 {
+        s.push_str(&format!(", {btf} of them BTF"));
+    }
+    s.push_str(&format!("), {unavailable} unavailable"));
     if left_out > 0 {
         s.push_str(&format!(", {left_out} left out by choice"));
     }
@@ -154,6 +159,12 @@ mod tests {
             "{line}"
         );
         assert!(line.ends_with("Ctrl-C stops the command and still analyses"));
+        probes.btf = probes.raw.clone();
+        let line = first_line(&probes, Path::new("x.rec"), true);
+        assert!(
+            line.contains("(1 raw tracepoints, 1 of them BTF), 1 unavailable"),
+            "{line}"
+        );
     }
 
     #[test]

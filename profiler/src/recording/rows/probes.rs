@@ -39,6 +39,12 @@ pub struct ProbeStatus {
     /// read at BTF offsets: no trace record is built, the cheapest way in).
     #[serde(default)]
     pub raw: Vec<String>,
+    /// Those of `raw` attached as BTF tracepoints (`tp_btf`): the same arguments as typed
+    /// pointers, so the program's reads of kernel memory are plain loads, not helper calls.
+    /// The others in `raw` run as raw tracepoints (`raw_tp`): the kernel refused the BTF one,
+    /// or `CHOKEPOINT_RAW_TRACEPOINTS` asked for them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub btf: Vec<String>,
 }
 
 /// One window of run-time statistics: when, and per program what the kernel measured over it.
