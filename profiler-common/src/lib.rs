@@ -100,10 +100,11 @@ pub mod run {
     pub const SOCK_SYSCALL_EXIT: u32 = 21;
     pub const EMPTY_RAW: u32 = 22;
     pub const EMPTY_TP: u32 = 23;
+    pub const HRTIMER_EXPIRE_ENTRY: u32 = 24;
 
     /// The program of each slot, by the name user space reports it under (the tracepoint's
     /// program without `_compat` / `_raw`).
-    pub const NAMES: [&str; 24] = [
+    pub const NAMES: [&str; 25] = [
         "inet_sock_set_state",
         "tcp_retransmit_skb",
         "tcp_retransmit_synack",
@@ -128,6 +129,7 @@ pub mod run {
         "sock_syscall_exit",
         "empty_raw",
         "empty_tp",
+        "hrtimer_expire_entry",
     ];
 }
 
@@ -190,6 +192,8 @@ pub struct TracepointOffsets {
     pub recv_length_protocol: u32,
     pub recv_length_ret: u32,
     pub recv_length_flags: u32,
+    pub expire_hrtimer: u32,
+    pub expire_function: u32,
 }
 
 /// The record layouts the kernel programs are compiled against (Linux 6.x, checked on 6.18).
@@ -231,6 +235,8 @@ pub const BUILT_OFFSETS: TracepointOffsets = TracepointOffsets {
     recv_length_protocol: 18,
     recv_length_ret: 20,
     recv_length_flags: 24,
+    expire_hrtimer: 8,
+    expire_function: 24,
 };
 
 /// Connection-setup counts for one (process, port, direction).
@@ -331,6 +337,10 @@ pub struct KernelOffsets {
     /// `sk_buff.dev` and `net_device.name`: the device of a dropped packet.
     pub skb_dev: u32,
     pub netdev_name: u32,
+    /// `hrtimer.function` and `hrtimer_sleeper.task`: whether an expiring timer is a
+    /// sleeper's, and the task it wakes (a wait that ended by its own timeout).
+    pub hrtimer_function: u32,
+    pub hrtimer_sleeper_task: u32,
 }
 
 impl KernelOffsets {
@@ -386,8 +396,12 @@ pub mod off_reason {
     pub const OTHER: u32 = 7;
     /// Not in a system call (page fault, kernel thread) or not readable on this architecture.
     pub const UNKNOWN: u32 = 8;
+    /// Any wait above but `SLEEP` that its own timeout ended (the timer of an `epoll_wait`,
+    /// `poll`, `futex` or `select` with a timeout expired and woke it): time passing, not
+    /// another party, ended it. Told from the others at the wake-up, by the expiring timer.
+    pub const TIMEOUT: u32 = 9;
     pub const NAMES: [&str; super::OFF_REASONS] = [
-        "lock", "events", "read", "write", "accept", "sleep", "disk", "other", "unknown",
+        "lock", "events", "read", "write", "accept", "sleep", "disk", "other", "unknown", "timeout",
     ];
 
     /// x86_64 system call numbers to reasons.
@@ -407,7 +421,7 @@ pub mod off_reason {
     }
 }
 
-pub const OFF_REASONS: usize = 9;
+pub const OFF_REASONS: usize = 10;
 
 /// Who woke whom: the waking task and the woken one, each as process (thread group) and thread.
 #[repr(C)]
@@ -733,7 +747,12 @@ mod tests {
             "sock_syscall_exit"
         );
         assert_eq!(run::NAMES[run::EMPTY_TP as usize], "empty_tp");
-        assert_eq!(run::EMPTY_TP as usize, run::NAMES.len() - 1);
+        assert_eq!(
+            run::NAMES[run::HRTIMER_EXPIRE_ENTRY as usize],
+            "hrtimer_expire_entry"
+        );
+        assert_eq!(run::HRTIMER_EXPIRE_ENTRY as usize, run::NAMES.len() - 1);
+        assert!(run::NAMES.len() <= RUN_SLOTS as usize);
     }
 
     #[test]
@@ -748,8 +767,8 @@ mod tests {
         assert_eq!(size_of::<WakeKey>(), 16);
         assert_eq!(size_of::<WakeCounts>(), 16);
         assert_eq!(size_of::<ProcEvent>(), 16 + 8 + 16);
-        assert_eq!(size_of::<TracepointOffsets>(), 33 * 4);
-        assert_eq!(size_of::<KernelOffsets>(), 15 * 4);
+        assert_eq!(size_of::<TracepointOffsets>(), 35 * 4);
+        assert_eq!(size_of::<KernelOffsets>(), 17 * 4);
         assert_eq!(size_of::<DropDevKey>(), 20);
         assert_eq!(size_of::<NetDevKey>(), 20);
         assert_eq!(size_of::<NetDevCounts>(), 16);

@@ -1,5 +1,6 @@
 //! chokepoint's kernel programs: classic tracepoints (the base layer every kernel we support
-//! has), and raw-tracepoint variants of the hottest where BTF gives the offsets they need. They
+//! has), and for the hottest variants that take the tracepoint's own arguments: BTF
+//! tracepoints (plain loads through typed pointers), raw tracepoints where those are refused. They
 //! aggregate into maps in the kernel and send only rare process events through a ring buffer.
 //! User space reads the maps once per interval.
 #![no_std]
@@ -13,6 +14,7 @@ mod sched;
 mod sock_io;
 mod sock_syscalls;
 mod softirq;
+mod timer;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -46,6 +46,8 @@ static OFFSETS: TracepointOffsets = TracepointOffsets {
     recv_length_protocol: 0,
     recv_length_ret: 0,
     recv_length_flags: 0,
+    expire_hrtimer: 0,
+    expire_function: 0,
 };
 
 /// Written by user space before load: kernel struct offsets from this kernel's BTF.
@@ -66,6 +68,8 @@ static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
     sock_protocol: 0,
     skb_dev: 0,
     netdev_name: 0,
+    hrtimer_function: 0,
+    hrtimer_sleeper_task: 0,
 };
 
 /// One kernel struct offset (`KernelOffsets`) found at start-up.

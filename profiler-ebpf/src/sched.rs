@@ -16,6 +16,7 @@ use crate::maps::{
     BPF_NOEXIST, Helper, Memory, RUNNING, THREAD_TEMPLATE, THREADS, TpArgs, WAKES, count,
     duty_epoch, fast_and_compat, field, kernel_offset, raw, send,
 };
+use crate::timer::woken_by_timer;
 
 /// `prev_state` bits that mean "blocked"; none set means the thread was preempted while
 /// runnable (`R` or `R+` in the tracepoint's own format string).
@@ -352,11 +353,22 @@ fn wakeup(pid: i32) -> u32 {
                 OFF_SLEEP
             };
             stats.offcpu_ns[state] += off;
-            let reason = stats.off_reason as usize;
+            // Ended by its own timeout: time passing woke it, so no task did (the one the
+            // timer interrupt landed on is not its waker).
+            let timed_out = woken_by_timer(pid as u32, now);
+            let reason = if timed_out && stats.off_reason != off_reason::SLEEP {
+                off_reason::TIMEOUT
+            } else {
+                stats.off_reason
+            } as usize;
             if reason < OFF_REASONS {
                 stats.offcpu_reason_ns[reason] += off;
             }
-            let current = bpf_get_current_pid_tgid();
+            let current = if timed_out {
+                0
+            } else {
+                bpf_get_current_pid_tgid()
+            };
             let key = WakeKey {
                 waker_tgid: (current >> 32) as u32,
                 wakee_tgid: stats.tgid,

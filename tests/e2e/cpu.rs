@@ -206,3 +206,62 @@ fn a_generator_pinned_to_one_core_is_load_generator_bound() {
         .and_then(|e| e["value"].as_f64());
     assert_eq!(cap, Some(1.0), "one core by affinity");
 }
+
+/// Three threads of one process wait three ways for 3 s: `epoll_wait` ended by its own 5-ms
+/// timeout, `select` ended by a pipe write from a sibling, and `nanosleep`.
+const THREE_WAITS: &str = r#"
+import os, select, threading, time
+end = time.time() + 3
+r, w = os.pipe()
+def timed_out():
+    ep = select.epoll()
+    while time.time() < end:
+        ep.poll(0.005)
+def waker():
+    while time.time() < end:
+        time.sleep(0.005)
+        os.write(w, b"x")
+def woken():
+    while time.time() < end:
+        if select.select([r], [], [], 1.0)[0]:
+            os.read(r, 1)
+threads = [threading.Thread(target=f) for f in (timed_out, waker, woken)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+"#;
+
+#[test]
+fn an_event_wait_its_own_timeout_ends_is_told_from_one_an_event_ends() {
+    let (rec, out) = (tmp("waits.rec"), tmp("waits.json"));
+    let o = run_chokepoint(&[
+        "run",
+        "--probes",
+        "all",
+        "--out",
+        rec.to_str().expect("utf-8"),
+        "--json",
+        out.to_str().expect("utf-8"),
+        "--",
+        "python3",
+        "-c",
+        THREE_WAITS,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("JSON")).expect("JSON");
+    let p = v["processes"]
+        .as_array()
+        .expect("processes")
+        .iter()
+        .find(|p| p["comm"] == "python3")
+        .expect("listed");
+    let reasons = &p["offcpu_seconds"]["by_reason"];
+    let secs = |r: &str| reasons[r].as_f64().unwrap_or(0.0);
+    // Each thread waits nearly all of its 3 s.
+    assert!(secs("timeout") > 2.0, "epoll_wait timed out: {reasons}");
+    assert!(secs("events") > 2.0, "select woken by the pipe: {reasons}");
+    assert!(secs("sleep") > 2.0, "nanosleep stays a sleep: {reasons}");
+    assert!(secs("timeout") < 3.5 && secs("events") < 3.5, "{reasons}");
+}

@@ -130,6 +130,13 @@ impl ServiceFigures {
     pub fn blocked_in(&self, reason: &str) -> f64 {
         self.blocked_by_reason.get(reason).copied().unwrap_or(0.0)
     }
+
+    /// Threads waiting for time to pass: asleep on purpose (`sleep`), or in a wait that its
+    /// own timeout ended (`timeout`: an event loop's or a timed lock's timer expired and woke
+    /// it). Neither is a hand-over or a queue: no other party ended the wait.
+    pub fn blocked_timed(&self) -> f64 {
+        self.blocked_in("sleep") + self.blocked_in("timeout")
+    }
 }
 
 #[derive(Default)]

@@ -112,6 +112,28 @@ fn requests_held_where_nothing_measured_waits_keep_not_saturated_unsure() {
 }
 
 #[test]
+fn event_waits_their_own_timeouts_end_are_timed_waits() {
+    // PostgreSQL's pg_sleep: a backend per request waits in epoll_wait with a timeout. Waits
+    // that some other party ends (an event) account for nothing; the same waits ended by their
+    // own timers (the wake-up came from an expiring sleeper timer) are time passing.
+    let held = |reason: &str| {
+        steady(6, |i| {
+            let mut iv = server_interval(i, &[0.04, 0.01], 16.0, 0.1);
+            let p = &mut iv.processes[0];
+            p.offcpu_sleep_ns = 17_000_000_000;
+            p.offcpu_reason_ns.insert(reason.into(), 17_000_000_000);
+            iv
+        })
+    };
+    let a = analyze(&held("events"), &[]);
+    assert_unsure(&a, "wait on nothing the rules can name");
+    let a = analyze(&held("timeout"), &[]);
+    assert_eq!(a.verdict.kind, VerdictKind::NotSaturated);
+    assert!(a.verdict.missing.is_empty(), "{:?}", a.verdict.missing);
+    assert!(a.verdict.confidence > 0.8, "{}", a.verdict.confidence);
+}
+
+#[test]
 fn a_busy_host_is_not_a_user_space_lock() {
     let a = analyze(&runtime_server(&[0.6, 0.3, 0.15], 16.0, 0.95), &[]);
     assert_eq!(

@@ -55,6 +55,8 @@ pub const CYCLED: &[&str] = &[
     "sock/sock_recv_length",
     "sched/sched_switch",
     "sched/sched_waking",
+    // Only `sched_waking` reads what it marks: off with it.
+    "timer/hrtimer_expire_entry",
 ];
 
 /// Whether a cycled tracepoint id is one of the scheduler hooks.
@@ -477,7 +479,7 @@ mod tests {
         );
         let text = DutyCycle::describe(Tier::Default, Some(&c));
         assert!(
-            text.contains("irq/softirq_entry, irq/softirq_exit, sock/sock_send_length, sock/sock_recv_length, sched/sched_switch, sched/sched_waking attached 1 interval in every 5")
+            text.contains("irq/softirq_entry, irq/softirq_exit, sock/sock_send_length, sock/sock_recv_length, sched/sched_switch, sched/sched_waking, timer/hrtimer_expire_entry attached 1 interval in every 5")
         );
         assert!(DutyCycle::describe(Tier::All, None).starts_with("all:"));
         assert!(text.contains(

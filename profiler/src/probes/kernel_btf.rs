@@ -50,6 +50,9 @@ pub fn kernel_offsets(path: &Path) -> Result<KernelOffsets, BtfError> {
         // Names the device of a dropped packet (raw kfree_skb).
         skb_dev: optional(&btf, "sk_buff", &["dev"]),
         netdev_name: optional(&btf, "net_device", &["name"]),
+        // Tells a wait its own timeout ended (the timer program).
+        hrtimer_function: optional(&btf, "hrtimer", &["function"]),
+        hrtimer_sleeper_task: optional(&btf, "hrtimer_sleeper", &["task"]),
     })
 }
 

@@ -137,10 +137,20 @@ impl Probes {
                 ));
                 KernelOffsets::default()
             });
+        // Without it the timer program tells nothing apart: waits keep the reason they
+        // blocked in, whatever ended them.
+        let hrtimer_wakeup = kernel_symbol("hrtimer_wakeup").unwrap_or_else(|why| {
+            status.portable_reads.push(format!(
+                "timer/hrtimer_expire_entry: waits ended by their own timeout are not told apart \
+                 ({why})"
+            ));
+            0
+        });
         let mut loader = EbpfLoader::new();
         loader
             .override_global("OFFSETS", &offsets, true)
-            .override_global("KERNEL_OFFSETS", &kernel, true);
+            .override_global("KERNEL_OFFSETS", &kernel, true)
+            .override_global("HRTIMER_WAKEUP", &hrtimer_wakeup, true);
         if let Some(bytes) = ring_bytes() {
             loader.map_max_entries("EVENTS", bytes);
         }
@@ -313,11 +323,36 @@ impl Probes {
     }
 }
 
+/// The address of kernel function `name` from /proc/kallsyms (zeroes when `kptr_restrict`
+/// hides them).
+fn kernel_symbol(name: &str) -> Result<u64, String> {
+    const KALLSYMS: &str = "/proc/kallsyms";
+    use std::io::BufRead as _;
+    let file = std::fs::File::open(KALLSYMS).map_err(|e| format!("{KALLSYMS}: {e}"))?;
+    // Core kernel text comes first: the read stops well before the modules.
+    let addr = std::io::BufReader::new(file)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            let mut f = l.split_ascii_whitespace();
+            let (addr, _kind, sym) = (f.next()?, f.next()?, f.next()?);
+            (sym == name && f.next().is_none()).then(|| u64::from_str_radix(addr, 16).ok())?
+        })
+        .ok_or_else(|| format!("{name} is not in {KALLSYMS}"))?;
+    if addr == 0 {
+        return Err(format!("{KALLSYMS} hides addresses (kernel.kptr_restrict)"));
+    }
+    Ok(addr)
+}
+
 /// Whether the kernel's BTF gave the offsets the raw program of `tp` reads.
 fn raw_ready(tp: &Tracepoint, kernel: &KernelOffsets) -> bool {
     match tp.name {
         "kfree_skb" => kernel.has_skb_dev(),
         "inet_sock_set_state" => kernel.sock_protocol != 0,
+        "hrtimer_expire_entry" => {
+            kernel.hrtimer_function != 0 && kernel.hrtimer_sleeper_task != 0 && kernel.has_task()
+        }
         "sock_send_length" | "sock_recv_length" => {
             kernel.sock_protocol != 0 && kernel.sock_family != 0
         }

@@ -114,6 +114,15 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
         fields: &[f("pid", 4)],
         raw: true,
     },
+    // Marks the wake-ups a sleeper's own timeout makes (`off_reason::TIMEOUT`).
+    Tracepoint {
+        group: "timer",
+        name: "hrtimer_expire_entry",
+        program: "hrtimer_expire_entry",
+        family: Family::Cpu,
+        fields: &[f("hrtimer", 8), f("function", 8)],
+        raw: true,
+    },
     Tracepoint {
         group: "sched",
         name: "sched_wakeup_new",
@@ -300,6 +309,10 @@ const SLOTS: &[(&str, &str, Slot)] = &[
     ("sched_wakeup_new", "pid", |o| &mut o.wakeup_pid),
     ("sched_process_fork", "child_pid", |o| &mut o.fork_child_pid),
     ("sched_process_exit", "pid", |o| &mut o.exit_pid),
+    ("hrtimer_expire_entry", "hrtimer", |o| &mut o.expire_hrtimer),
+    ("hrtimer_expire_entry", "function", |o| {
+        &mut o.expire_function
+    }),
     ("softirq_entry", "vec", |o| &mut o.softirq_vec),
     ("softirq_exit", "vec", |o| &mut o.softirq_vec),
     ("net_dev_xmit", "len", |o| &mut o.net_xmit_len),

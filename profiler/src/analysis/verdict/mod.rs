@@ -496,7 +496,7 @@ fn process_ev(p: &ProcessSummary) -> Evidence {
 /// its off-CPU time is ended by its own threads, nothing outside gives it work to wait for,
 /// so every such wait is a hand-over.
 fn serialised_by_own_threads(s: &crate::analysis::services::ServiceFigures) -> bool {
-    let rival = s.blocked_in("sleep").max(s.blocked_uninterruptible);
+    let rival = s.blocked_timed().max(s.blocked_uninterruptible);
     if s.sibling_wakes_per_s < LOCK_HANDOVERS_MIN_PER_S || handed_out(s) {
         return false;
     }
@@ -517,7 +517,7 @@ fn serialised_by_own_threads(s: &crate::analysis::services::ServiceFigures) -> b
 fn waiting_in_user_space(s: &crate::analysis::services::ServiceFigures) -> f64 {
     (s.waiting()
         - s.blocked_on_siblings_with_work()
-        - s.blocked_in("sleep")
+        - s.blocked_timed()
         - s.blocked_uninterruptible
         - s.runnable)
         .max(0.0)
@@ -538,7 +538,7 @@ fn serialised_in_user_space(
 ) -> bool {
     let waiting = s.waiting();
     let room = room_cores(s, cpus);
-    let rivals = s.blocked_in("sleep") + s.blocked_uninterruptible + s.runnable;
+    let rivals = s.blocked_timed() + s.blocked_uninterruptible + s.runnable;
     s.inflight > 0.0
         && waiting >= LOCK_WAITING_MIN
         && waiting - rivals >= LOCK_EXPLAINS * waiting

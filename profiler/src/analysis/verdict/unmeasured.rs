@@ -94,7 +94,7 @@ fn unaccounted_service(w: &WindowFigures) -> Option<Unmeasured> {
             s.inflight, s.name
         ),
         missing: format!(
-            "what holds {parked:.1} requests inside {}: timers waited out in an event loop, streams on a multiplexed upstream connection and a queue in user space look alike to the kernel (the service's own statistics, e.g. PostgreSQL's pg_stat_activity wait events, or the upstream's count of requests in flight tell them apart)",
+            "what holds {parked:.1} requests inside {}: streams on a multiplexed upstream connection and a queue or timer in user space look alike to the kernel (the service's own statistics, e.g. PostgreSQL's pg_stat_activity wait events, or the upstream's count of requests in flight tell them apart)",
             s.name
         ),
         evidence: ev(

@@ -45,7 +45,7 @@ pub(in crate::analysis::verdict) fn lock_contention(w: &WindowFigures) -> Candid
     let name = &s.name;
     let waiting = s.waiting();
     let held = s.blocked_on_siblings_with_work();
-    let timed = s.blocked_in("sleep");
+    let timed = s.blocked_timed();
     let disk = s.blocked_uninterruptible;
     let rival = timed.max(disk);
     let measured_inflight = s.inflight > 0.0;
