@@ -235,7 +235,7 @@ for t in threads:
 #[test]
 fn an_event_wait_its_own_timeout_ends_is_told_from_one_an_event_ends() {
     let (rec, out) = (tmp("waits.rec"), tmp("waits.json"));
-    let o = run_chokepoint(&[
+    let o = run_chokepoint([
         "run",
         "--probes",
         "all",

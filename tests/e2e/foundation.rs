@@ -237,46 +237,34 @@ fn a_churning_clients_requests_are_all_counted_by_its_pool_and_the_server() {
 
 #[test]
 fn cpu_seconds_of_a_two_thread_burner_match_its_rusage() {
-    // The burner's rusage is read just before it exits, so ours may only be a little larger.
     // Three runs: a slice lost now and then (as once happened when the kernel did not report a
     // switch) fails one of them.
     for attempt in 0..3 {
-        let (ours, rusage, attached) = burner_cpu_seconds(attempt, Programs::Btf);
-        assert_eq!(
-            attached,
-            Programs::Btf,
-            "the scheduler programs are BTF tracepoints where the kernel takes them"
-        );
-        assert!(
-            (ours - rusage).abs() <= rusage * 0.01,
-            "run {attempt}: ours {ours:.3}s vs rusage {rusage:.3}s"
-        );
+        burner_cpu_seconds_match_rusage(attempt, Programs::Btf);
     }
 }
 
 #[test]
 fn the_classic_tracepoint_programs_give_the_same_cpu_seconds() {
     // The fallback for kernels without raw tracepoints or BTF task offsets.
-    let (ours, rusage, attached) = burner_cpu_seconds(3, Programs::Classic);
-    assert_eq!(
-        attached,
-        Programs::Classic,
-        "{CLASSIC_ENV} forces the classic programs"
-    );
-    assert!(
-        (ours - rusage).abs() <= rusage * 0.01,
-        "ours {ours:.3}s vs rusage {rusage:.3}s"
-    );
+    burner_cpu_seconds_match_rusage(3, Programs::Classic);
 }
 
 #[test]
 fn the_raw_tracepoint_programs_give_the_same_cpu_seconds() {
     // The fallback for kernels that refuse the BTF programs: helper reads at BTF offsets.
-    let (ours, rusage, attached) = burner_cpu_seconds(4, Programs::Raw);
-    assert_eq!(attached, Programs::Raw, "{RAW_ENV} forces the raw programs");
+    burner_cpu_seconds_match_rusage(4, Programs::Raw);
+}
+
+/// The burner's CPU seconds through `programs` (which the recording must say attached)
+/// within 1 % of its rusage. The rusage is read just before it exits, so ours may only be a
+/// little larger.
+fn burner_cpu_seconds_match_rusage(attempt: u32, programs: Programs) {
+    let (ours, rusage, attached) = burner_cpu_seconds(attempt, programs);
+    assert_eq!(attached, programs, "which programs the recording says ran");
     assert!(
         (ours - rusage).abs() <= rusage * 0.01,
-        "ours {ours:.3}s vs rusage {rusage:.3}s"
+        "run {attempt} ({programs:?}): ours {ours:.3}s vs rusage {rusage:.3}s"
     );
 }
 
