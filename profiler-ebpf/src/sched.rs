@@ -43,8 +43,13 @@ fn switch_tp<const FAST: bool>(ctx: &TracePointContext) -> u32 {
     let next: i32 = field!(ctx, FAST, switch_next_pid);
     let state: i64 = field!(ctx, FAST, switch_prev_state);
     let current = bpf_get_current_pid_tgid();
-    // SAFETY: a helper without arguments.
-    let task = unsafe { bpf_get_current_task() };
+    // Only read where its run-time total can be (`exec_runtime` skips a task of 0).
+    let task = if kernel_offset!(task_sum_exec_runtime) != 0 {
+        // SAFETY: a helper without arguments.
+        unsafe { bpf_get_current_task() }
+    } else {
+        0
+    };
     switch::<FAST, Helper>(current, task, prev, next, state, || {
         // Once per thread, so a helper read is fine (a 16-byte direct copy from the context
         // would be a memcpy the verifier refuses).

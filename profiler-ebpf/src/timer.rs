@@ -19,9 +19,10 @@ use crate::maps::{Memory as _, TpArgs, fast_and_compat, field, kernel_offset, ke
 #[unsafe(no_mangle)]
 static HRTIMER_WAKEUP: u64 = 0;
 
-/// Per CPU: `[tid, when]` of the task an expiring sleeper timer is waking now.
+/// Per CPU: `[tid, when]` of the task an expiring sleeper timer is waking now (one slot: one
+/// lookup in `sched_waking`).
 #[map]
-static TIMER_WAKEE: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
+static TIMER_WAKEE: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
 
 /// A wake-up this long after the expiry on the same CPU is not the one it caused (the callback
 /// wakes at once: microseconds; an expiry whose task was already awake leaves a stale mark).
@@ -82,29 +83,25 @@ fn expired(timer: u64) -> u32 {
         return 0;
     }
     let tid: i32 = kernel_read(task, pid_off);
-    if let (Some(t), Some(at)) = (TIMER_WAKEE.get_ptr_mut(0), TIMER_WAKEE.get_ptr_mut(1)) {
-        // SAFETY: per-CPU slots; an hrtimer callback runs with interrupts off on this CPU.
-        unsafe {
-            *t = tid as u64;
-            *at = bpf_ktime_get_ns();
-        }
+    if let Some(mark) = TIMER_WAKEE.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot; an hrtimer callback runs with interrupts off on this CPU.
+        unsafe { *mark = [tid as u64, bpf_ktime_get_ns()] };
     }
     0
 }
 
-/// Whether the wake-up of `tid` at `now` is the one an expiring sleeper timer on this CPU is
-/// making (the mark is consumed).
+/// Whether the wake-up of `tid` (never 0) at `now` is the one an expiring sleeper timer on
+/// this CPU is making (the mark is consumed).
 #[inline(always)]
 pub fn woken_by_timer(tid: u32, now: u64) -> bool {
-    let (Some(t), Some(at)) = (TIMER_WAKEE.get_ptr_mut(0), TIMER_WAKEE.get_ptr_mut(1)) else {
+    let Some(mark) = TIMER_WAKEE.get_ptr_mut(0) else {
         return false;
     };
-    // SAFETY: per-CPU slots.
-    unsafe {
-        if *t != u64::from(tid) || *t == 0 {
-            return false;
-        }
-        *t = 0;
-        now.saturating_sub(*at) < SAME_EXPIRY_NS
+    // SAFETY: per-CPU slot.
+    let mark = unsafe { &mut *mark };
+    if mark[0] != u64::from(tid) {
+        return false;
     }
+    mark[0] = 0;
+    now.saturating_sub(mark[1]) < SAME_EXPIRY_NS
 }

@@ -59,9 +59,10 @@ pub const CYCLED: &[&str] = &[
     "timer/hrtimer_expire_entry",
 ];
 
-/// Whether a cycled tracepoint id is one of the scheduler hooks.
+/// Whether a cycled tracepoint id is one of the scheduler hooks, or the timer hook whose marks
+/// only `sched_waking` reads (kept attached with them where they cannot be cycled).
 pub fn is_sched(id: &str) -> bool {
-    id.starts_with(crate::recording::SCHED_PROBES)
+    id.starts_with(crate::recording::SCHED_PROBES) || id == "timer/hrtimer_expire_entry"
 }
 
 /// Whether a cycled tracepoint id is one of the connection-use (request turn) hooks.
@@ -487,6 +488,7 @@ mod tests {
         ));
         assert!(c.detached().is_empty());
         assert!(c.cycles_sched());
+        assert!(is_sched("timer/hrtimer_expire_entry") && !is_sched("sock/sock_send_length"));
         let paused = DutyCycle {
             attached: false,
             ..c

@@ -43,6 +43,9 @@ pub const CLASSIC_ENV: &str = "CHOKEPOINT_CLASSIC_TRACEPOINTS";
 /// kernels that refuse `tp_btf`, kept testable (and comparable) on kernels that take it.
 pub const RAW_ENV: &str = "CHOKEPOINT_RAW_TRACEPOINTS";
 
+/// The program that tells a wait its own timeout ended (`timer:hrtimer_expire_entry`).
+const TIMER_PROGRAM: &str = "hrtimer_expire_entry";
+
 /// Set to attach a program that does nothing at every hook instead of the real ones: the
 /// floor a benchmark compares against (`cargo xtask bench --empty`). Nothing is measured.
 pub const EMPTY_ENV: &str = "CHOKEPOINT_EMPTY_PROGRAMS";
@@ -137,15 +140,19 @@ impl Probes {
                 ));
                 KernelOffsets::default()
             });
-        // Without it the timer program tells nothing apart: waits keep the reason they
-        // blocked in, whatever ended them.
-        let hrtimer_wakeup = kernel_symbol("hrtimer_wakeup").unwrap_or_else(|why| {
-            status.portable_reads.push(format!(
-                "timer/hrtimer_expire_entry: waits ended by their own timeout are not told apart \
-                 ({why})"
-            ));
-            0
-        });
+        // The timer program needs the address of `hrtimer_wakeup` and the sleeper's task; without
+        // them it would run for nothing, so it is not attached, and waits keep the reason they
+        // blocked in whatever ended them.
+        let hrtimer_wakeup = kernel_symbol("hrtimer_wakeup");
+        let timer_unready = match &hrtimer_wakeup {
+            Err(why) => Some(why.clone()),
+            Ok(_) if kernel.hrtimer_sleeper_task == 0 || kernel.task_pid == 0 => Some(
+                "the kernel's BTF gives no offset of hrtimer_sleeper.task or task_struct.pid"
+                    .to_string(),
+            ),
+            Ok(_) => None,
+        };
+        let hrtimer_wakeup = hrtimer_wakeup.unwrap_or(0);
         let mut loader = EbpfLoader::new();
         loader
             .override_global("OFFSETS", &offsets, true)
@@ -191,6 +198,14 @@ impl Probes {
             None
         };
         for (tp, format) in &layouts {
+            if let (TIMER_PROGRAM, Some(why)) = (tp.program, &timer_unready) {
+                status.failed.push(ProbeFailure {
+                    id: tp.id(),
+                    family: tp.family,
+                    reason: format!("waits ended by their own timeout are not told apart ({why})"),
+                });
+                continue;
+            }
             if syscall_turns && tp.group == "sock" && tp.family == Family::ConnectionUse {
                 status.failed.push(ProbeFailure {
                     id: tp.id(),
